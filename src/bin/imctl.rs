@@ -1,0 +1,349 @@
+//! `imctl`: the command-line client, on the SDK. Readable output by default, `--json` for
+//! scripts. Mints its own ticket when given `--secret`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use imserver::auth::ticket;
+use imserver::client::{Client, ItemOutcome, Profile, ProfileChange};
+use imserver::config::DEV_SECRET;
+use imserver::protocol::wire;
+
+#[derive(Parser)]
+#[command(version, about = "Command-line client for imserver")]
+struct Cli {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:7700", global = true)]
+    addr: String,
+    /// App id.
+    #[arg(long, default_value_t = 1400000000, global = true)]
+    app: u32,
+    /// Who to log in as (an app administrator for admin operations).
+    #[arg(long, default_value = "admin", global = true)]
+    user: String,
+    /// A ticket to log in with; minted from --secret when absent.
+    #[arg(long, global = true)]
+    ticket: Option<String>,
+    /// The app secret, to mint a ticket (defaults to the built-in development app's).
+    #[arg(long, default_value = DEV_SECRET, global = true)]
+    secret: String,
+    /// Client type: ios, android, web, windows, mac, linux, ipad, miniprogram, backend.
+    #[arg(long, default_value = "backend", global = true)]
+    client_type: String,
+    /// Device id.
+    #[arg(long, default_value = "imctl", global = true)]
+    device: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Mint a login ticket (TLSSigAPIv2 format) and print it.
+    Sign {
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86400)]
+        ttl: u64,
+    },
+    /// Log in and report the session.
+    Login,
+    /// Round-trip a heartbeat.
+    Ping,
+    /// [admin] Create users: each ID, or ID:NICKNAME.
+    ImportUsers {
+        users: Vec<String>,
+        /// Extra JSON stored with each user.
+        #[arg(long)]
+        extra: Option<String>,
+    },
+    /// [admin] Soft-delete users.
+    DeleteUsers { users: Vec<String> },
+    /// Read profiles, optionally only some fields (nickname,avatar,gender,birthday,location,
+    /// signature,friend_add_policy,silent,forbidden,extra,times).
+    GetUsers {
+        users: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+    },
+    /// Read one profile.
+    GetUser { user: String },
+    /// Change a profile (mine, or --target's as an administrator).
+    Modify {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        nickname: Option<String>,
+        #[arg(long)]
+        avatar: Option<String>,
+        #[arg(long)]
+        gender: Option<u8>,
+        #[arg(long)]
+        birthday: Option<String>,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        signature: Option<String>,
+        /// 0 anyone, 1 needs approval, 2 nobody.
+        #[arg(long)]
+        friend_policy: Option<u8>,
+        #[arg(long)]
+        extra: Option<String>,
+        #[arg(long)]
+        silent: Option<bool>,
+        #[arg(long)]
+        forbidden: Option<bool>,
+    },
+    /// Which users are online, on which devices.
+    Status { users: Vec<String> },
+    /// Sync a stream: friends, friend-requests, blacklist, conversations, groups, messages.
+    Sync {
+        stream: String,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// As an administrator, whose stream.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Stay logged in and print every push; optionally follow users' online status.
+    Watch {
+        #[arg(long, value_delimiter = ',')]
+        follow: Vec<String>,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long)]
+        secs: Option<u64>,
+    },
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn client_type(s: &str) -> anyhow::Result<wire::ClientType> {
+    wire::ClientType::ENUM_VALUES
+        .iter()
+        .copied()
+        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(s)))
+        .ok_or_else(|| anyhow!("unknown client type {s}"))
+}
+
+fn field(s: &str) -> anyhow::Result<wire::UserField> {
+    let norm: String = s.chars().filter(|c| *c != '_').collect();
+    wire::UserField::ENUM_VALUES
+        .iter()
+        .copied()
+        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(&norm)))
+        .ok_or_else(|| anyhow!("unknown field {s}"))
+}
+
+fn stream(s: &str) -> anyhow::Result<wire::SyncStream> {
+    Ok(match s {
+        "friends" => wire::SyncStream::Friends,
+        "friend-requests" => wire::SyncStream::FriendRequests,
+        "blacklist" => wire::SyncStream::Blacklist,
+        "conversations" => wire::SyncStream::Conversations,
+        "groups" => wire::SyncStream::JoinedGroups,
+        "messages" => wire::SyncStream::Messages,
+        other => bail!("unknown stream {other}"),
+    })
+}
+
+fn print_outcomes(json: bool, items: &[ItemOutcome]) {
+    if json {
+        let v: Vec<_> = items
+            .iter()
+            .map(|(id, c)| serde_json::json!({"id": id, "code": c.0, "error": c.variant_name()}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for (id, c) in items {
+            if *c == wire::ErrorCode::None {
+                println!("{id}: ok");
+            } else {
+                println!("{id}: {} ({})", c.variant_name().unwrap_or("?"), c.0);
+            }
+        }
+    }
+}
+
+fn print_profile(p: &Profile) {
+    println!("{}", p.user_id);
+    let rows = [
+        ("nickname", p.nickname.clone()),
+        ("avatar", p.avatar.clone()),
+        ("gender", p.gender.to_string()),
+        ("birthday", p.birthday.clone()),
+        ("location", p.location.clone()),
+        ("signature", p.signature.clone()),
+        ("friend_add_policy", p.friend_add_policy.to_string()),
+        ("silent", p.silent.to_string()),
+        ("forbidden", p.forbidden.to_string()),
+        ("extra", p.extra.clone()),
+        ("deleted", p.deleted.to_string()),
+    ];
+    for (k, v) in rows {
+        if !v.is_empty() {
+            println!("  {k:<18} {v}");
+        }
+    }
+}
+
+fn describe_push(f: &imserver::client::Frame) -> String {
+    let sf = f.get();
+    if let Some(k) = sf.push_as_kick_push() {
+        return format!("kick: {}", k.reason().variant_name().unwrap_or("?"));
+    }
+    if let Some(s) = sf.push_as_status_changed_push() {
+        if let Some(st) = s.status() {
+            let s = imserver::client::Status::from_wire(&st);
+            let devs: Vec<String> = s.devices.iter().map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id)).collect();
+            return format!("status: {} {} [{}]", s.user_id, if s.online { "online" } else { "offline" }, devs.join(", "));
+        }
+    }
+    if let Some(u) = sf.push_as_user_info_changed_push() {
+        if let Some(p) = u.user() {
+            return format!("profile changed: {} nickname={:?}", p.user_id().unwrap_or_default(), p.nickname().unwrap_or_default());
+        }
+    }
+    if let Some(e) = f.error() {
+        return format!("error: {e}");
+    }
+    format!("push: {}", sf.push_type().variant_name().unwrap_or("?"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let ticket = match &cli.ticket {
+        Some(t) => t.clone(),
+        None => ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), 86400),
+    };
+    if let Cmd::Sign { ttl } = &cli.cmd {
+        println!("{}", ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), *ttl));
+        return Ok(());
+    }
+    let mut c = Client::connect(&cli.addr).await.with_context(|| format!("connecting to {}", cli.addr))?;
+    let info = c.login(cli.app, &cli.user, &ticket, client_type(&cli.client_type)?, &cli.device).await.context("login")?;
+    let json = cli.json;
+    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<&str>>();
+    match cli.cmd {
+        Cmd::Sign { .. } => unreachable!("handled above"),
+        Cmd::Login => {
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("logged in: session {} on {}{}", info.session_id, info.server_addr, if info.is_admin { " (admin)" } else { "" });
+            }
+        }
+        Cmd::Ping => {
+            let t = c.ping().await?;
+            if json {
+                println!("{}", serde_json::json!({"server_time_ms": t}));
+            } else {
+                println!("pong: server time {t} ms");
+            }
+        }
+        Cmd::ImportUsers { users, extra } => {
+            let profiles: Vec<Profile> = users
+                .iter()
+                .map(|u| {
+                    let (id, nick) = u.split_once(':').unwrap_or((u, ""));
+                    Profile { nickname: nick.to_owned(), extra: extra.clone().unwrap_or_default(), ..Profile::new(id) }
+                })
+                .collect();
+            print_outcomes(json, &c.import_users(&profiles).await?);
+        }
+        Cmd::DeleteUsers { users } => print_outcomes(json, &c.delete_users(&strs(&users)).await?),
+        Cmd::GetUsers { users, fields } => {
+            let fields = fields.iter().map(|f| field(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let (found, missing) = c.get_user_info(&strs(&users), &fields).await?;
+            if json {
+                println!("{}", serde_json::json!({"users": found, "missing": missing}));
+            } else {
+                found.iter().for_each(print_profile);
+                for m in missing {
+                    println!("{m}: not found");
+                }
+            }
+        }
+        Cmd::GetUser { user } => {
+            let p = c.get_single_user_info(&user).await?;
+            if json {
+                println!("{}", serde_json::to_string(&p)?);
+            } else {
+                print_profile(&p);
+            }
+        }
+        Cmd::Modify { target, nickname, avatar, gender, birthday, location, signature, friend_policy, extra, silent, forbidden } => {
+            let change = ProfileChange {
+                user_id: target,
+                nickname,
+                avatar,
+                gender,
+                birthday,
+                location,
+                signature,
+                friend_add_policy: friend_policy,
+                extra,
+                silent,
+                forbidden,
+            };
+            let p = c.modify_user_info(&change).await?;
+            if json {
+                println!("{}", serde_json::to_string(&p)?);
+            } else {
+                print_profile(&p);
+            }
+        }
+        Cmd::Status { users } => {
+            let st = c.query_online_status(&strs(&users)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&st)?);
+            } else {
+                for s in st {
+                    let devs: Vec<String> =
+                        s.devices.iter().map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id)).collect();
+                    println!("{}: {} {}", s.user_id, if s.online { "online" } else { "offline" }, devs.join(" "));
+                }
+            }
+        }
+        Cmd::Sync { stream: s, after, limit, target } => {
+            let a = c.sync(stream(&s)?, after, limit, target.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&a)?);
+            } else {
+                for i in &a.items {
+                    println!("{:>8} {}{}", i.seq, i.id, if i.deleted { " (deleted)" } else { "" });
+                }
+                println!("head {} more {}", a.head_seq, a.more);
+            }
+        }
+        Cmd::Watch { follow, secs } => {
+            if !follow.is_empty() {
+                print_outcomes(json, &c.subscribe_status(&strs(&follow), 0).await?);
+            }
+            let until = secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            let beat = Duration::from_secs(info.heartbeat_secs.max(1) as u64);
+            loop {
+                if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                    break;
+                }
+                match c.next_push(beat).await {
+                    Some(f) => println!("{}", describe_push(&f)),
+                    None => {
+                        if c.ping().await.is_err() {
+                            println!("connection closed");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `imserver`: parses flags, sets up logging, binds, runs until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use imserver::config::{Config, Durability};
+
+#[derive(Parser)]
+#[command(version, about = "The imserver instant-messaging server")]
+struct Args {
+    /// TOML config file; flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:7700).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (default ./data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// sync (fdatasync before every ack, the default) or wal (survives a process crash only).
+    #[arg(long)]
+    durability: Option<Durability>,
+    /// Number of shards (default: number of cores).
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    let mut cfg = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = args.data {
+        cfg.data_dir = d;
+    }
+    if let Some(d) = args.durability {
+        cfg.durability = d;
+    }
+    if let Some(s) = args.shards {
+        cfg.shards = s;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+        println!("imserver listening on {} (data in {}, durability {:?})", listener.local_addr()?, cfg.data_dir.display(), cfg.durability);
+        imserver::run(listener, cfg, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,233 @@
+//! Typed calls, one per operation the server serves.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Client, ClientError, Frame, ItemOutcome, LoginInfo, Profile, ProfileChange, Status, SyncAnswer, SyncEntry};
+use crate::protocol::{wire, PROTOCOL_VERSION};
+
+fn outcomes(f: &Frame) -> Result<Vec<ItemOutcome>, ClientError> {
+    let r = f.get().response_as_batch_resp().ok_or(ClientError::Unexpected("BatchResp"))?;
+    Ok(r.results()
+        .map(|v| v.iter().map(|i| (i.id().unwrap_or_default().to_owned(), i.code())).collect())
+        .unwrap_or_default())
+}
+
+fn profiles(f: &Frame) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
+    let r = f.get().response_as_user_info_resp().ok_or(ClientError::Unexpected("UserInfoResp"))?;
+    let users = r.users().map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect()).unwrap_or_default();
+    let missing = r.missing().map(|v| v.iter().map(str::to_owned).collect()).unwrap_or_default();
+    Ok((users, missing))
+}
+
+impl Client {
+    pub async fn login(
+        &self,
+        app_id: u32,
+        user_id: &str,
+        ticket: &str,
+        client_type: wire::ClientType,
+        device_id: &str,
+    ) -> Result<LoginInfo, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let user_id = fbb.create_string(user_id);
+                let ticket = fbb.create_string(ticket);
+                let device_id = fbb.create_string(device_id);
+                let r = wire::LoginReq::create(
+                    fbb,
+                    &wire::LoginReqArgs {
+                        app_id,
+                        user_id: Some(user_id),
+                        ticket: Some(ticket),
+                        client_type,
+                        device_id: Some(device_id),
+                        protocol_version: PROTOCOL_VERSION,
+                    },
+                );
+                (wire::Request::LoginReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_login_resp().ok_or(ClientError::Unexpected("LoginResp"))?;
+        Ok(LoginInfo {
+            session_id: r.session_id(),
+            server_addr: r.server_addr().unwrap_or_default().to_owned(),
+            server_time_ms: r.server_time_ms(),
+            heartbeat_secs: r.heartbeat_secs(),
+            idle_timeout_secs: r.idle_timeout_secs(),
+            is_admin: r.is_admin(),
+        })
+    }
+
+    /// A heartbeat; returns the server's clock (ms).
+    pub async fn ping(&self) -> Result<u64, ClientError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let f = self
+            .call(|fbb| (wire::Request::PingReq, wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: now }).as_union_value()))
+            .await?;
+        let p = f.get().response_as_pong_resp().ok_or(ClientError::Unexpected("PongResp"))?;
+        Ok(p.server_time_ms())
+    }
+
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call(|fbb| (wire::Request::LogoutReq, wire::LogoutReq::create(fbb, &wire::LogoutReqArgs {}).as_union_value()))
+            .await
+            .map(|_| ())
+    }
+
+    /// [admin] Creates users; one outcome per user.
+    pub async fn import_users(&self, users: &[Profile]) -> Result<Vec<ItemOutcome>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = users
+                    .iter()
+                    .map(|u| {
+                        let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &str| Some(fbb.create_string(v));
+                        let args = wire::UserProfileArgs {
+                            user_id: s(fbb, &u.user_id),
+                            nickname: s(fbb, &u.nickname),
+                            avatar: s(fbb, &u.avatar),
+                            gender: wire::Gender(u.gender),
+                            birthday: s(fbb, &u.birthday),
+                            location: s(fbb, &u.location),
+                            signature: s(fbb, &u.signature),
+                            friend_add_policy: wire::FriendAddPolicy(u.friend_add_policy),
+                            silent: u.silent,
+                            forbidden: u.forbidden,
+                            extra: s(fbb, &u.extra),
+                            ..Default::default()
+                        };
+                        wire::UserProfile::create(fbb, &args)
+                    })
+                    .collect();
+                let users = fbb.create_vector(&v);
+                let r = wire::ImportUserReq::create(fbb, &wire::ImportUserReqArgs { users: Some(users) });
+                (wire::Request::ImportUserReq, r.as_union_value())
+            })
+            .await?;
+        outcomes(&f)
+    }
+
+    /// [admin] Soft-deletes users.
+    pub async fn delete_users(&self, ids: &[&str]) -> Result<Vec<ItemOutcome>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::DeleteUserReq::create(fbb, &wire::DeleteUserReqArgs { user_ids: Some(v) });
+                (wire::Request::DeleteUserReq, r.as_union_value())
+            })
+            .await?;
+        outcomes(&f)
+    }
+
+    /// Profiles of `ids` (only `fields`, all when empty); and the ids not found.
+    pub async fn get_user_info(&self, ids: &[&str], fields: &[wire::UserField]) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
+                let v = fbb.create_vector(&v);
+                let fl = fbb.create_vector(fields);
+                let r = wire::GetUserInfoReq::create(fbb, &wire::GetUserInfoReqArgs { user_ids: Some(v), fields: Some(fl) });
+                (wire::Request::GetUserInfoReq, r.as_union_value())
+            })
+            .await?;
+        profiles(&f)
+    }
+
+    pub async fn get_single_user_info(&self, id: &str) -> Result<Profile, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let u = fbb.create_string(id);
+                let r = wire::GetSingleUserInfoReq::create(fbb, &wire::GetSingleUserInfoReqArgs { user_id: Some(u) });
+                (wire::Request::GetSingleUserInfoReq, r.as_union_value())
+            })
+            .await?;
+        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
+    }
+
+    pub async fn modify_user_info(&self, c: &ProfileChange) -> Result<Profile, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &Option<String>| v.as_deref().map(|v| fbb.create_string(v));
+                let args = wire::ModifyUserInfoReqArgs {
+                    user_id: s(fbb, &c.user_id),
+                    nickname: s(fbb, &c.nickname),
+                    avatar: s(fbb, &c.avatar),
+                    gender: wire::Gender(c.gender.unwrap_or(0)),
+                    set_gender: c.gender.is_some(),
+                    birthday: s(fbb, &c.birthday),
+                    location: s(fbb, &c.location),
+                    signature: s(fbb, &c.signature),
+                    friend_add_policy: wire::FriendAddPolicy(c.friend_add_policy.unwrap_or(0)),
+                    set_friend_add_policy: c.friend_add_policy.is_some(),
+                    extra: s(fbb, &c.extra),
+                    silent: c.silent.unwrap_or(false),
+                    set_silent: c.silent.is_some(),
+                    forbidden: c.forbidden.unwrap_or(false),
+                    set_forbidden: c.forbidden.is_some(),
+                };
+                let r = wire::ModifyUserInfoReq::create(fbb, &args);
+                (wire::Request::ModifyUserInfoReq, r.as_union_value())
+            })
+            .await?;
+        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
+    }
+
+    pub async fn query_online_status(&self, ids: &[&str]) -> Result<Vec<Status>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::QueryOnlineStatusReq::create(fbb, &wire::QueryOnlineStatusReqArgs { user_ids: Some(v) });
+                (wire::Request::QueryOnlineStatusReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_online_status_resp().ok_or(ClientError::Unexpected("OnlineStatusResp"))?;
+        Ok(r.statuses().map(|v| v.iter().map(|s| Status::from_wire(&s)).collect()).unwrap_or_default())
+    }
+
+    /// Follows the online status of `ids` for `secs` seconds (0 = the server's maximum).
+    pub async fn subscribe_status(&self, ids: &[&str], secs: u32) -> Result<Vec<ItemOutcome>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::SubscribeStatusReq::create(fbb, &wire::SubscribeStatusReqArgs { user_ids: Some(v), duration_secs: secs });
+                (wire::Request::SubscribeStatusReq, r.as_union_value())
+            })
+            .await?;
+        outcomes(&f)
+    }
+
+    pub async fn unsubscribe_status(&self, ids: &[&str]) -> Result<Vec<ItemOutcome>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::UnsubscribeStatusReq::create(fbb, &wire::UnsubscribeStatusReqArgs { user_ids: Some(v) });
+                (wire::Request::UnsubscribeStatusReq, r.as_union_value())
+            })
+            .await?;
+        outcomes(&f)
+    }
+
+    /// Changes of one of my streams after `after_seq` (an administrator may name a user).
+    pub async fn sync(&self, stream: wire::SyncStream, after_seq: u64, limit: u32, user: Option<&str>) -> Result<SyncAnswer, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let u = user.map(|u| fbb.create_string(u));
+                let r = wire::SyncReq::create(fbb, &wire::SyncReqArgs { user_id: u, stream, after_seq, limit });
+                (wire::Request::SyncReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_sync_resp().ok_or(ClientError::Unexpected("SyncResp"))?;
+        Ok(SyncAnswer {
+            items: r
+                .items()
+                .map(|v| v.iter().map(|i| SyncEntry { seq: i.seq(), id: i.id().unwrap_or_default().to_owned(), deleted: i.deleted() }).collect())
+                .unwrap_or_default(),
+            head_seq: r.head_seq(),
+            more: r.more(),
+        })
+    }
+}

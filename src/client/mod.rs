@@ -1,0 +1,218 @@
+//! The async Rust client SDK: connect, log in, typed calls, and a stream of pushes.
+//! Used by the integration tests, `imctl` and `imload`; a model for SDKs in other languages.
+//!
+//! Requests are pipelined: each gets a fresh id and the answer is matched by id, so many calls
+//! may be in flight on one connection. Pushes (frames with id 0) arrive on `next_push`.
+
+mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+use crate::protocol::{self, wire};
+pub use types::*;
+
+/// The largest frame the client accepts from a server.
+const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
+/// Pushes buffered for the application; when full, the client stops reading the socket.
+const PUSH_BUFFER: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("io: {0}")]
+    Io(String),
+    #[error("the connection is closed")]
+    Closed,
+    #[error("server error {code:?} ({}): {message}", code.0)]
+    Server { code: wire::ErrorCode, message: String },
+    #[error("unexpected answer: {0}")]
+    Unexpected(&'static str),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ClientError {
+    /// The server's error code, if this is a server error.
+    pub fn code(&self) -> Option<wire::ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A verified server frame, owned.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    body: Bytes,
+}
+
+impl Frame {
+    fn new(body: Bytes) -> Option<Frame> {
+        protocol::decode_server(&body).ok()?;
+        Some(Frame { body })
+    }
+
+    /// The frame's tables. (Verified when received; verified again here, cheaply, so no
+    /// unchecked access is ever needed.)
+    pub fn get(&self) -> wire::ServerFrame<'_> {
+        protocol::decode_server(&self.body).expect("verified when received")
+    }
+
+    /// The error this frame carries, if it is an error response.
+    pub fn error(&self) -> Option<ClientError> {
+        self.get().response_as_error().map(|e| ClientError::Server { code: e.code(), message: e.message().unwrap_or_default().to_owned() })
+    }
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Frame>>>>;
+
+pub struct Client {
+    out: mpsc::Sender<Bytes>,
+    waiters: Waiters,
+    pushes: mpsc::Receiver<Frame>,
+    next_id: AtomicU64,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects (no login yet).
+    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Io(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (rd, mut wr) = stream.into_split();
+        let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
+        let (push_tx, pushes) = mpsc::channel(PUSH_BUFFER);
+        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(async move {
+            while let Some(mut b) = out_rx.recv().await {
+                // Coalesce what is already queued into one write.
+                let mut more = Vec::new();
+                while let Ok(n) = out_rx.try_recv() {
+                    more.push(n);
+                    if more.len() >= 64 {
+                        break;
+                    }
+                }
+                if !more.is_empty() {
+                    let mut all = Vec::with_capacity(b.len() + more.iter().map(|m| m.len()).sum::<usize>());
+                    all.extend_from_slice(&b);
+                    for m in more {
+                        all.extend_from_slice(&m);
+                    }
+                    b = Bytes::from(all);
+                }
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let w = waiters.clone();
+        tokio::spawn(async move {
+            let mut reader = FramedRead::new(
+                rd,
+                LengthDelimitedCodec::builder().big_endian().length_field_length(4).max_frame_length(MAX_SERVER_FRAME).new_codec(),
+            );
+            while let Some(Ok(buf)) = reader.next().await {
+                let Some(frame) = Frame::new(buf.freeze()) else { break };
+                let id = frame.get().id();
+                let waiter = if id == 0 { None } else { w.lock().remove(&id) };
+                match waiter {
+                    Some(tx) => {
+                        let _ = tx.send(frame);
+                    }
+                    None => {
+                        if push_tx.send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Closing: every waiting call learns it (its sender is dropped).
+            w.lock().clear();
+        });
+        Ok(Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) })
+    }
+
+    /// How long a call waits for its answer (default 30 s).
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.timeout = t;
+    }
+
+    /// Sends raw bytes as they are (tests of hostile input).
+    pub async fn send_raw(&self, bytes: Bytes) -> Result<(), ClientError> {
+        self.out.send(bytes).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Sends one request built by `f` and waits for its answer frame.
+    pub async fn call(
+        &self,
+        f: impl FnOnce(&mut FlatBufferBuilder<'static>) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+    ) -> Result<Frame, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(id, tx);
+        let frame = protocol::client_frame(id, f);
+        if self.out.send(frame).await.is_err() {
+            self.waiters.lock().remove(&id);
+            return Err(ClientError::Closed);
+        }
+        let frame = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(_)) => return Err(ClientError::Closed),
+            Err(_) => {
+                self.waiters.lock().remove(&id);
+                return Err(ClientError::Timeout);
+            }
+        };
+        match frame.error() {
+            Some(e) => Err(e),
+            None => Ok(frame),
+        }
+    }
+
+    /// The next push (or unsolicited frame such as a connection-level error), waiting at most
+    /// `within`. `None` on timeout or when the connection is closed.
+    pub async fn next_push(&mut self, within: Duration) -> Option<Frame> {
+        tokio::time::timeout(within, self.pushes.recv()).await.ok().flatten()
+    }
+
+    /// Waits for the next push that `pick` accepts, skipping others.
+    pub async fn wait_push<T>(&mut self, within: Duration, mut pick: impl FnMut(&Frame) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self.next_push(left).await?;
+            if let Some(t) = pick(&f) {
+                return Some(t);
+            }
+        }
+    }
+
+    /// Whether the server has closed this connection (waits at most `within`).
+    pub async fn closed(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.pushes.recv()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+mod calls;

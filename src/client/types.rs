@@ -1,0 +1,134 @@
+//! Owned values the SDK hands to applications.
+
+use crate::protocol::wire;
+
+/// A user profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Profile {
+    pub user_id: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub gender: u8,
+    pub birthday: String,
+    pub location: String,
+    pub signature: String,
+    pub friend_add_policy: u8,
+    pub silent: bool,
+    pub forbidden: bool,
+    pub extra: String,
+    pub create_time_ms: u64,
+    pub update_time_ms: u64,
+    pub deleted: bool,
+}
+
+impl Profile {
+    pub fn new(user_id: &str) -> Profile {
+        Profile { user_id: user_id.to_owned(), ..Default::default() }
+    }
+
+    pub fn from_wire(p: &wire::UserProfile<'_>) -> Profile {
+        let s = |v: Option<&str>| v.unwrap_or_default().to_owned();
+        Profile {
+            user_id: s(p.user_id()),
+            nickname: s(p.nickname()),
+            avatar: s(p.avatar()),
+            gender: p.gender().0,
+            birthday: s(p.birthday()),
+            location: s(p.location()),
+            signature: s(p.signature()),
+            friend_add_policy: p.friend_add_policy().0,
+            silent: p.silent(),
+            forbidden: p.forbidden(),
+            extra: s(p.extra()),
+            create_time_ms: p.create_time_ms(),
+            update_time_ms: p.update_time_ms(),
+            deleted: p.deleted(),
+        }
+    }
+}
+
+/// A modifyUserInfo request: `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// Empty = me; another user needs an administrator.
+    pub user_id: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub gender: Option<u8>,
+    pub birthday: Option<String>,
+    pub location: Option<String>,
+    pub signature: Option<String>,
+    pub friend_add_policy: Option<u8>,
+    pub extra: Option<String>,
+    pub silent: Option<bool>,
+    pub forbidden: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    #[serde(serialize_with = "client_type_name")]
+    pub client_type: wire::ClientType,
+    pub device_id: String,
+    pub login_time_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub user_id: String,
+    pub online: bool,
+    pub devices: Vec<Device>,
+}
+
+impl Status {
+    pub fn from_wire(s: &wire::UserStatus<'_>) -> Status {
+        Status {
+            user_id: s.user_id().unwrap_or_default().to_owned(),
+            online: s.online(),
+            devices: s
+                .devices()
+                .map(|v| {
+                    v.iter()
+                        .map(|d| Device {
+                            client_type: d.client_type(),
+                            device_id: d.device_id().unwrap_or_default().to_owned(),
+                            login_time_ms: d.login_time_ms(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What a login answered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoginInfo {
+    pub session_id: u64,
+    pub server_addr: String,
+    pub server_time_ms: u64,
+    pub heartbeat_secs: u32,
+    pub idle_timeout_secs: u32,
+    pub is_admin: bool,
+}
+
+/// One entry of a sync answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncEntry {
+    pub seq: u64,
+    pub id: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncAnswer {
+    pub items: Vec<SyncEntry>,
+    pub head_seq: u64,
+    pub more: bool,
+}
+
+/// The outcome of one item of a batch call: `ErrorCode::None` is success.
+pub type ItemOutcome = (String, wire::ErrorCode);
+
+fn client_type_name<S: serde::Serializer>(t: &wire::ClientType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.variant_name().unwrap_or("Unknown"))
+}

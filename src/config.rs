@@ -1,0 +1,261 @@
+//! Every limit and knob of the server in one struct, with defaults.
+//!
+//! Loaded from a TOML file (`--config`), then overridden by command-line flags. Nothing else
+//! in the crate hard-codes a limit: a bound that is not here is a bug.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::ids::{AppId, UserId};
+
+/// How durable a write is when its ack leaves the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The WAL is fdatasync'ed before any ack: survives power loss.
+    #[default]
+    Sync,
+    /// Written to the WAL (the OS page cache), not synced: survives a process crash only.
+    Wal,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "wal" => Ok(Durability::Wal),
+            other => Err(format!("durability must be sync or wal, not {other:?}")),
+        }
+    }
+}
+
+/// The four multi-device policies of the mission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiDevicePolicy {
+    /// Any number of devices (up to `limits.max_devices_per_user`).
+    #[default]
+    Any,
+    /// One device per platform class: mobile, desktop, web.
+    OnePerClass,
+    /// One mobile device and one non-mobile device (desktop or web).
+    OneMobileOneDesktop,
+    /// Exactly one device.
+    Single,
+}
+
+/// One tenant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub id: AppId,
+    /// The HMAC key tickets are signed with (TLSSigAPIv2's "secret key").
+    pub secret: String,
+    /// User ids that log in as app administrators (app backends).
+    #[serde(default)]
+    pub admins: Vec<UserId>,
+    #[serde(default)]
+    pub multi_device: MultiDevicePolicy,
+}
+
+/// Bounds. Every queue, buffer and batch in the server takes its size from here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Largest frame accepted after login, in bytes (length prefix excluded).
+    pub max_frame: usize,
+    /// Largest frame accepted before login.
+    pub max_login_frame: usize,
+    /// Requests a connection may have in flight before the server stops reading from it.
+    pub max_inflight_per_conn: usize,
+    /// Frames queued towards one connection; past this it is a slow consumer and is closed.
+    pub outbound_queue: usize,
+    /// Items in one batch request (import, get, query...).
+    pub max_batch: usize,
+    /// Items in one page of a paged or sync read.
+    pub max_page: usize,
+    pub max_devices_per_user: usize,
+    /// Commands queued towards one shard.
+    pub shard_queue: usize,
+    /// Commits queued towards the group-commit writer.
+    pub commit_queue: usize,
+    /// Most commits merged into one RocksDB write.
+    pub max_commit_group: usize,
+    /// Cross-shard commands a shard holds back when the target shard's queue is full.
+    pub deferred_per_shard: usize,
+    /// Status subscriptions one user may hold.
+    pub max_subscriptions_per_user: usize,
+    pub max_subscription_secs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 16_000,
+            max_frame: 64 * 1024,
+            max_login_frame: 4 * 1024,
+            max_inflight_per_conn: 128,
+            outbound_queue: 1024,
+            max_batch: 500,
+            max_page: 500,
+            max_devices_per_user: 10,
+            shard_queue: 8192,
+            commit_queue: 8192,
+            max_commit_group: 1024,
+            deferred_per_shard: 65_536,
+            max_subscriptions_per_user: 1000,
+            max_subscription_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Timeouts, in seconds in the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// The first frame must be a login within this.
+    pub login_secs: u64,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_secs: u64,
+    /// What the server tells clients to aim for between frames.
+    pub heartbeat_secs: u64,
+    /// Allowed clock skew for tickets issued "in the future".
+    pub ticket_skew_secs: u64,
+    /// Graceful shutdown gives connections this long to drain.
+    pub shutdown_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { login_secs: 10, idle_secs: 90, heartbeat_secs: 30, ticket_skew_secs: 300, shutdown_secs: 5 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The address told to clients in the login answer; the listen address when empty.
+    pub advertise: Option<String>,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// Number of shards; 0 = the number of cores.
+    pub shards: usize,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub apps: Vec<AppConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            advertise: None,
+            data_dir: PathBuf::from("./data"),
+            durability: Durability::Sync,
+            shards: 0,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            apps: vec![AppConfig {
+                id: AppId(1400000000),
+                secret: DEV_SECRET.to_string(),
+                admins: vec![UserId::new("admin").expect("static id is valid")],
+                multi_device: MultiDevicePolicy::Any,
+            }],
+        }
+    }
+}
+
+/// The secret of the built-in development app, used when no config file names apps.
+/// Documented in the README so that a first run works; a deployment sets its own.
+pub const DEV_SECRET: &str = "dev-secret-change-me";
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.apps {
+            if !seen.insert(app.id) {
+                return Err(format!("app {} is listed twice", app.id.0));
+            }
+            if app.secret.is_empty() {
+                return Err(format!("app {} has an empty secret", app.id.0));
+            }
+        }
+        if self.limits.max_login_frame > self.limits.max_frame {
+            return Err("limits.max_login_frame is larger than limits.max_frame".into());
+        }
+        if self.limits.max_frame > 16 * 1024 * 1024 {
+            return Err("limits.max_frame above 16 MiB".into());
+        }
+        Ok(())
+    }
+
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        }
+    }
+
+    pub fn app(&self, id: AppId) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.id == id)
+    }
+
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.login_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.idle_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let cfg = Config::from_toml(
+            r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/tmp/x"
+            durability = "wal"
+            shards = 3
+            [limits]
+            max_frame = 1000
+            max_login_frame = 500
+            [[apps]]
+            id = 7
+            secret = "k"
+            admins = ["boss"]
+            multi_device = "one_per_class"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.durability, Durability::Wal);
+        assert_eq!(cfg.shard_count(), 3);
+        assert_eq!(cfg.limits.max_frame, 1000);
+        assert_eq!(cfg.limits.outbound_queue, Limits::default().outbound_queue);
+        assert_eq!(cfg.apps[0].multi_device, MultiDevicePolicy::OnePerClass);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_duplicate_apps() {
+        assert!(Config::from_toml("nonsense = 1").is_err());
+        let dup = "[[apps]]\nid = 1\nsecret = \"a\"\n[[apps]]\nid = 1\nsecret = \"b\"\n";
+        assert!(Config::from_toml(dup).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! The rules of the product, one file per area, one function per operation.
+//!
+//! Functions here are synchronous and deterministic: time comes in as `now_ms`, effects go out
+//! as return values. No sockets, no threads, no RocksDB types: a shard calls these, then
+//! persists (through `store::Batch`) and pushes what they decided.
+
+pub mod error;
+pub mod ids;
+pub mod presence;
+pub mod sync;
+pub mod user;
+pub mod wire;
+
+pub use error::DomainError;

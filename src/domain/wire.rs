@@ -1,0 +1,148 @@
+//! Domain values to and from wire tables: parse once at the edge, encode on the way out.
+
+use flatbuffers::{FlatBufferBuilder, WIPOffset};
+
+use crate::domain::ids::UserId;
+use crate::domain::user::{FieldMask, UserChange, UserRecord};
+use crate::domain::DomainError;
+use crate::protocol::wire::{self, UserField};
+
+type Fbb<'a> = FlatBufferBuilder<'a>;
+
+pub fn user_id(s: Option<&str>, what: &'static str) -> Result<UserId, DomainError> {
+    let s = s.ok_or(DomainError::MissingField(what))?;
+    UserId::new(s).ok_or(DomainError::InvalidArgument(what))
+}
+
+/// An optional user id: absent or empty means "not given".
+pub fn opt_user_id(s: Option<&str>, what: &'static str) -> Result<Option<UserId>, DomainError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => UserId::new(s).map(Some).ok_or(DomainError::InvalidArgument(what)),
+    }
+}
+
+/// A list of user ids, bounded by `max`.
+pub fn user_ids(v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>, max: usize) -> Result<Vec<UserId>, DomainError> {
+    let v = v.ok_or(DomainError::MissingField("user_ids"))?;
+    if v.len() > max {
+        return Err(DomainError::BatchTooLarge);
+    }
+    if v.is_empty() {
+        return Err(DomainError::MissingField("user_ids"));
+    }
+    v.iter().map(|s| UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids"))).collect()
+}
+
+/// A profile offered for import (`create/update` times and `deleted` are the server's).
+pub fn parse_profile(p: &wire::UserProfile<'_>) -> Result<UserRecord, DomainError> {
+    let mut u = UserRecord::new(user_id(p.user_id(), "user_id")?);
+    u.nickname = p.nickname().unwrap_or_default().to_owned();
+    u.avatar = p.avatar().unwrap_or_default().to_owned();
+    u.gender = p.gender();
+    u.birthday = p.birthday().unwrap_or_default().to_owned();
+    u.location = p.location().unwrap_or_default().to_owned();
+    u.signature = p.signature().unwrap_or_default().to_owned();
+    u.friend_add_policy = p.friend_add_policy();
+    u.silent = p.silent();
+    u.forbidden = p.forbidden();
+    u.extra = p.extra().unwrap_or_default().to_owned();
+    Ok(u)
+}
+
+pub fn parse_change(r: &wire::ModifyUserInfoReq<'_>) -> UserChange {
+    UserChange {
+        nickname: r.nickname().map(str::to_owned),
+        avatar: r.avatar().map(str::to_owned),
+        gender: r.set_gender().then(|| r.gender()),
+        birthday: r.birthday().map(str::to_owned),
+        location: r.location().map(str::to_owned),
+        signature: r.signature().map(str::to_owned),
+        friend_add_policy: r.set_friend_add_policy().then(|| r.friend_add_policy()),
+        extra: r.extra().map(str::to_owned),
+        silent: r.set_silent().then(|| r.silent()),
+        forbidden: r.set_forbidden().then(|| r.forbidden()),
+    }
+}
+
+/// Encodes a profile with only the selected fields (the id always).
+pub fn profile<'a>(fbb: &mut Fbb<'a>, u: &UserRecord, mask: FieldMask) -> WIPOffset<wire::UserProfile<'a>> {
+    let s = |fbb: &mut Fbb<'a>, f: UserField, v: &str| mask.has(f).then(|| fbb.create_string(v));
+    let user_id = Some(fbb.create_string(u.id.as_str()));
+    let nickname = s(fbb, UserField::Nickname, &u.nickname);
+    let avatar = s(fbb, UserField::Avatar, &u.avatar);
+    let birthday = s(fbb, UserField::Birthday, &u.birthday);
+    let location = s(fbb, UserField::Location, &u.location);
+    let signature = s(fbb, UserField::Signature, &u.signature);
+    let extra = s(fbb, UserField::Extra, &u.extra);
+    let times = mask.has(UserField::Times);
+    wire::UserProfile::create(
+        fbb,
+        &wire::UserProfileArgs {
+            user_id,
+            nickname,
+            avatar,
+            gender: if mask.has(UserField::Gender) { u.gender } else { wire::Gender::Unknown },
+            birthday,
+            location,
+            signature,
+            friend_add_policy: if mask.has(UserField::FriendAddPolicy) { u.friend_add_policy } else { wire::FriendAddPolicy::Anyone },
+            silent: mask.has(UserField::Silent) && u.silent,
+            forbidden: mask.has(UserField::Forbidden) && u.forbidden,
+            extra,
+            create_time_ms: if times { u.create_ms } else { 0 },
+            update_time_ms: if times { u.update_ms } else { 0 },
+            deleted: u.deleted,
+        },
+    )
+}
+
+/// One online device, for status answers and pushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub client_type: wire::ClientType,
+    pub device_id: String,
+    pub login_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStatus {
+    pub user: UserId,
+    pub devices: Vec<DeviceStatus>,
+}
+
+pub fn user_status<'a>(fbb: &mut Fbb<'a>, s: &UserStatus) -> WIPOffset<wire::UserStatus<'a>> {
+    let devs: Vec<_> = s
+        .devices
+        .iter()
+        .map(|d| {
+            let id = fbb.create_string(&d.device_id);
+            wire::DeviceStatus::create(fbb, &wire::DeviceStatusArgs { client_type: d.client_type, device_id: Some(id), login_time_ms: d.login_ms })
+        })
+        .collect();
+    let devices = fbb.create_vector(&devs);
+    let user_id = fbb.create_string(s.user.as_str());
+    wire::UserStatus::create(
+        fbb,
+        &wire::UserStatusArgs { user_id: Some(user_id), online: !s.devices.is_empty(), devices: Some(devices) },
+    )
+}
+
+/// A per-item result of a batch operation.
+pub fn item_results<'a>(
+    fbb: &mut Fbb<'a>,
+    items: &[(String, Result<(), DomainError>)],
+) -> WIPOffset<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<wire::ItemResult<'a>>>> {
+    let v: Vec<_> = items
+        .iter()
+        .map(|(id, r)| {
+            let id = fbb.create_string(id);
+            let code = match r {
+                Ok(()) => wire::ErrorCode::None,
+                Err(e) => e.code(),
+            };
+            wire::ItemResult::create(fbb, &wire::ItemResultArgs { id: Some(id), code })
+        })
+        .collect();
+    fbb.create_vector(&v)
+}

@@ -1,0 +1,91 @@
+//! imserver: an instant-messaging server. One TCP port, length-prefixed FlatBuffers frames,
+//! a sharded reactor over embedded RocksDB.
+//!
+//! Map of the crate (dependencies point down: net -> shard -> domain -> store; all -> protocol):
+//! - `config`      every limit and knob, with defaults; TOML file + flags.
+//! - `protocol`    bytes <-> frames: the flatc-generated schema (`protocol/im.fbs`), framing,
+//!                 verification and frame builders.
+//! - `auth`        login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
+//! - `net`         sockets only: `listener` (accept, connection limit, shutdown), `session`
+//!                 (login handshake, heartbeats, idle timeout, writer), `dispatch` (the one
+//!                 exhaustive match over requests; scatter/gather over shards).
+//! - `shard`       the reactor: shard threads owning state partitions, bounded inboxes, the
+//!                 `Router`, and per-connection `Outbox`es.
+//! - `domain`      the product rules, one file per area, synchronous and I/O-free.
+//! - `store`       the only code that touches RocksDB: key layouts, value codec, group commit.
+//! - `client`      the async Rust SDK used by tests, `imctl` and `imload`.
+//!
+//! `run` is the whole server: give it a bound listener, a config and a shutdown future.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod net;
+pub mod protocol;
+pub mod shard;
+pub mod store;
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::shard::Shards;
+use crate::store::{Store, StoreError};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then stops accepting, closes
+/// every connection with a reason, lets the shards finish what they have queued, and syncs
+/// the WAL. Returns once everything acknowledged is durable.
+pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    cfg.validate().map_err(ServerError::Config)?;
+    let cfg = Arc::new(cfg);
+    let local = listener.local_addr()?;
+    let (store, writer, router, shards) = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+            let store = Store::open(&cfg.data_dir)?;
+            let (committer, writer) = store.start_writer(cfg.durability, cfg.limits.commit_queue, cfg.limits.max_commit_group);
+            let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer)?;
+            Ok((store, writer, router, shards))
+        })
+        .await
+        .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
+    };
+    tracing::info!(addr = %local, shards = router.len(), durability = ?cfg.durability, "listening");
+    let ctx = Arc::new(net::Ctx {
+        cfg: cfg.clone(),
+        router,
+        next_conn: AtomicU64::new(1),
+        advertise: cfg.advertise.clone().unwrap_or_else(|| local.to_string()),
+    });
+    net::listener::serve(listener, ctx.clone(), shutdown).await;
+    drop(ctx);
+    tokio::task::spawn_blocking(move || {
+        shards.stop();
+        writer.join();
+        drop(store);
+    })
+    .await
+    .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Accepts connections up to the configured limit (beyond it: an error frame, then close),
+//! and on shutdown stops accepting, tells every session to close, and waits for them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{session, Ctx};
+use crate::protocol::{self, wire::ErrorCode};
+
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
+    let permits = Arc::new(Semaphore::new(ctx.cfg.limits.max_connections));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut sessions = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        sessions.spawn(session::run(stream, ctx.clone(), permit, closing_rx.clone()));
+                    }
+                    Err(_) => {
+                        tokio::spawn(refuse(stream));
+                    }
+                },
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let grace = Duration::from_secs(ctx.cfg.timeouts.shutdown_secs);
+    if tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(left = sessions.len(), "sessions did not close in time; aborting them");
+        sessions.shutdown().await;
+    }
+}
+
+/// Answers a connection over the limit with an error frame and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let frame = protocol::error(0, ErrorCode::TooManyConnections, "too many connections");
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(&frame).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,21 @@
+//! Sockets only: the listener (accept, connection limit, shutdown) and one session per
+//! connection (framing, login, heartbeats, dispatch of requests to shards).
+
+pub mod dispatch;
+pub mod listener;
+pub mod session;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::shard::Router;
+
+/// What every session shares.
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    pub router: Router,
+    pub next_conn: AtomicU64,
+    /// The address told to clients in the login answer.
+    pub advertise: String,
+}

@@ -1,0 +1,252 @@
+//! One connection: framing, the login handshake, heartbeats and idle timeout, and the request
+//! loop. Requests are parsed here (`dispatch`) and run on shards; their answers, and every
+//! push, reach the socket through this connection's bounded `Outbox`.
+//!
+//! The reader stops reading while `max_inflight_per_conn` requests are unanswered, so a client
+//! cannot queue unbounded work. The writer batches queued frames into few syscalls.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+use super::dispatch::{self, Session};
+use super::Ctx;
+use crate::auth::ticket::{self, TicketError};
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
+use crate::shard::cmd::DeviceLogin;
+use crate::shard::outbox::{Next, Outbox, OutboxRx};
+use crate::shard::ShardCmd;
+
+/// Bytes gathered from the queue before one write.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// A write that makes no progress for this long ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
+    let (rd, wr) = stream.into_split();
+    let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
+    let mut writer = tokio::spawn(write_loop(wr, orx));
+    let mut reader = FramedRead::new(
+        rd,
+        LengthDelimitedCodec::builder()
+            .big_endian()
+            .length_field_length(4)
+            .max_frame_length(ctx.cfg.limits.max_login_frame)
+            .new_codec(),
+    );
+
+    // Login: the first frame, within the timeout.
+    let first = tokio::select! {
+        r = tokio::time::timeout(ctx.cfg.login_timeout(), reader.next()) => r,
+        _ = closing.changed() => {
+            outbox.close(KickReason::ServerShutdown);
+            let _ = writer.await;
+            return;
+        }
+    };
+    let sess = match first {
+        Err(_) => {
+            outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
+            None
+        }
+        Ok(None) => None,
+        Ok(Some(Err(e))) => {
+            frame_error(&outbox, &e);
+            None
+        }
+        Ok(Some(Ok(buf))) => login(&ctx, conn, &outbox, &buf).await,
+    };
+    let Some(sess) = sess else {
+        outbox.close(KickReason::None);
+        let _ = writer.await;
+        return;
+    };
+    reader.decoder_mut().set_max_frame_length(ctx.cfg.limits.max_frame);
+
+    let idle = ctx.cfg.idle_timeout();
+    let max_inflight = ctx.cfg.limits.max_inflight_per_conn.max(1);
+    let mut pending = FuturesUnordered::new();
+    let mut last_frame = Instant::now();
+    let mut writer_done = false;
+    let reason = loop {
+        let deadline = tokio::time::Instant::from_std(last_frame + idle);
+        tokio::select! {
+            biased;
+            _ = closing.changed() => break KickReason::ServerShutdown,
+            _ = &mut writer => { writer_done = true; break KickReason::None }
+            Some(resp) = pending.next(), if !pending.is_empty() => { outbox.send(resp); }
+            frame = reader.next(), if pending.len() < max_inflight => match frame {
+                None => break KickReason::None,
+                Some(Err(e)) => { frame_error(&outbox, &e); break KickReason::None }
+                Some(Ok(buf)) => {
+                    last_frame = Instant::now();
+                    match dispatch::request(&ctx, &sess, &outbox, &buf) {
+                        dispatch::Outcome::Done => {}
+                        dispatch::Outcome::Pending(fut) => pending.push(fut),
+                        dispatch::Outcome::Logout(ok) => { outbox.send(ok); break KickReason::Logout }
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => break KickReason::IdleTimeout,
+        }
+    };
+    // Answers already computed still go out before the close.
+    while let Some(Some(resp)) = futures_util::FutureExt::now_or_never(pending.next()) {
+        outbox.send(resp);
+    }
+    if let Some(user) = &sess.user {
+        let _ = ctx
+            .router
+            .send(ctx.router.user_shard(sess.app, user), ShardCmd::Disconnect { app: sess.app, user: user.clone(), conn })
+            .await;
+    }
+    outbox.close(reason);
+    if !writer_done {
+        let _ = writer.await;
+    }
+}
+
+/// A framing error: an oversized length prefix gets an answer; I/O errors just end.
+fn frame_error(outbox: &Outbox, e: &std::io::Error) {
+    let too_big = e
+        .get_ref()
+        .map(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
+        .unwrap_or(false);
+    if too_big {
+        outbox.send(protocol::error(0, ErrorCode::FrameTooLarge, "frame too large"));
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+
+/// Runs the login handshake; on failure the error is queued and `None` returned.
+async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<Session> {
+    let fail = |id: u64, code: ErrorCode, msg: &str| {
+        outbox.send(protocol::error(id, code, msg));
+        None
+    };
+    let Ok(frame) = protocol::decode_client(buf) else {
+        return fail(0, ErrorCode::MalformedFrame, "malformed frame");
+    };
+    let id = frame.id();
+    let Some(req) = frame.request_as_login_req() else {
+        return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
+    };
+    let app_id = AppId(req.app_id());
+    let Some(app) = ctx.cfg.app(app_id) else {
+        return fail(id, ErrorCode::UnknownApp, "unknown app");
+    };
+    let Some(user) = req.user_id().and_then(UserId::new) else {
+        return fail(id, ErrorCode::InvalidArgument, "user_id");
+    };
+    let Some(t) = req.ticket() else {
+        return fail(id, ErrorCode::MissingField, "ticket");
+    };
+    let device_id = req.device_id().unwrap_or_default();
+    if device_id.len() > 128 {
+        return fail(id, ErrorCode::InvalidArgument, "device_id");
+    }
+    let client_type = req.client_type();
+    if client_type.variant_name().is_none() {
+        return fail(id, ErrorCode::InvalidArgument, "client_type");
+    }
+    let checked = ticket::verify(t, app_id.0 as u64, user.as_str(), app.secret.as_bytes(), now_secs(), ctx.cfg.timeouts.ticket_skew_secs);
+    if let Err(e) = checked {
+        let code = match e {
+            TicketError::Malformed(_) | TicketError::BadSignature => ErrorCode::BadTicket,
+            TicketError::WrongIdentity => ErrorCode::TicketUserMismatch,
+            TicketError::Expired => ErrorCode::TicketExpired,
+            TicketError::NotYetValid => ErrorCode::TicketNotYetValid,
+        };
+        return fail(id, code, &e.to_string());
+    }
+    let admin = app.admins.contains(&user);
+    if !admin {
+        let (tx, rx) = oneshot::channel();
+        let cmd = ShardCmd::Login {
+            app: app_id,
+            user: user.clone(),
+            device: DeviceLogin { client_type, device_id: device_id.to_owned(), outbox: outbox.clone() },
+            reply: tx,
+        };
+        if ctx.router.send(ctx.router.user_shard(app_id, &user), cmd).await.is_err() {
+            return fail(id, ErrorCode::ShuttingDown, "shutting down");
+        }
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return fail(id, e.code(), &e.message()),
+            Err(_) => return fail(id, ErrorCode::ShuttingDown, "shutting down"),
+        }
+    }
+    let resp = protocol::response(id, |fbb| {
+        let addr = fbb.create_string(&ctx.advertise);
+        let r = wire::LoginResp::create(
+            fbb,
+            &wire::LoginRespArgs {
+                session_id: conn.0,
+                server_addr: Some(addr),
+                server_time_ms: crate::now_ms(),
+                heartbeat_secs: ctx.cfg.timeouts.heartbeat_secs as u32,
+                idle_timeout_secs: ctx.cfg.timeouts.idle_secs as u32,
+                is_admin: admin,
+            },
+        );
+        (wire::Response::LoginResp, r.as_union_value())
+    });
+    outbox.send(resp);
+    tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
+    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn })
+}
+
+/// Writes queued frames, several per syscall, until the connection is closed.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx) {
+    let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+    while let Some(next) = rx.next().await {
+        match next {
+            Next::Frame(f) => {
+                buf.extend_from_slice(&f);
+                while buf.len() < WRITE_CHUNK {
+                    match rx.try_next() {
+                        Some(f) => buf.extend_from_slice(&f),
+                        None => break,
+                    }
+                }
+                match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&buf)).await {
+                    Ok(Ok(())) => buf.clear(),
+                    _ => return,
+                }
+            }
+            Next::Close(reason) => {
+                if reason != KickReason::SlowConsumer {
+                    while let Some(f) = rx.try_next() {
+                        buf.extend_from_slice(&f);
+                    }
+                }
+                if reason != KickReason::None {
+                    let name = reason.variant_name().unwrap_or("closed");
+                    buf.extend_from_slice(&protocol::kick(reason, name));
+                }
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+                    let _ = wr.write_all(&buf).await;
+                    let _ = wr.shutdown().await;
+                })
+                .await;
+                return;
+            }
+        }
+    }
+}

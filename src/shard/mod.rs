@@ -1,0 +1,136 @@
+//! The sharded reactor.
+//!
+//! `n` shard threads each own a partition of the state (users by `hash(app, user)`; groups and
+//! conversations join later by their own keys) and run the commands routed to them one at a
+//! time, so no lock guards the state. Each shard has a bounded inbox drained in batches; the
+//! `Router` sends to the shard that owns an entity. A shard never waits on another shard:
+//! cross-shard sends are `try_send` with a bounded deferred queue (see `state`).
+
+pub mod cmd;
+pub mod outbox;
+mod state;
+mod users;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::domain::ids::{AppId, UserId};
+use crate::store::{Committer, Store, StoreError};
+pub use cmd::ShardCmd;
+
+/// Routes commands to the shard owning an entity. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    shards: Arc<[mpsc::Sender<ShardCmd>]>,
+}
+
+/// Why a command could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteError {
+    /// The shard's queue is full (only from `try_send`).
+    Full,
+    /// The shard has stopped (shutdown).
+    Closed,
+}
+
+/// A stable hash: the same entity maps to the same shard in every process with the same
+/// shard count. (`DefaultHasher::new()` uses fixed keys.)
+pub fn shard_of(app: AppId, user: &UserId, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    app.0.hash(&mut h);
+    user.as_str().hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+impl Router {
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    pub fn user_shard(&self, app: AppId, user: &UserId) -> usize {
+        shard_of(app, user, self.shards.len())
+    }
+
+    /// Queues a command, waiting while the shard's inbox is full (backpressure to the caller).
+    pub async fn send(&self, shard: usize, cmd: ShardCmd) -> Result<(), RouteError> {
+        self.shards[shard].send(cmd).await.map_err(|_| RouteError::Closed)
+    }
+
+    /// Queues a command without waiting; gives it back when the inbox is full.
+    pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), (RouteError, ShardCmd)> {
+        self.shards[shard].try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) => (RouteError::Full, c),
+            mpsc::error::TrySendError::Closed(c) => (RouteError::Closed, c),
+        })
+    }
+}
+
+/// The running shard threads.
+pub struct Shards {
+    threads: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shards {
+    /// Loads every shard's state from the store and starts the threads.
+    pub fn start(cfg: Arc<Config>, store: Store, committer: Committer) -> Result<(Router, Shards), StoreError> {
+        let n = cfg.shard_count();
+        let mut txs = Vec::with_capacity(n);
+        let mut rxs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(cfg.limits.shard_queue.max(1));
+            txs.push(tx);
+            rxs.push(rx);
+        }
+        let router = Router { shards: txs.into() };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut states = state::load(&cfg, &store, &router, committer)?;
+        let mut threads = Vec::with_capacity(n);
+        for (i, rx) in rxs.into_iter().enumerate().rev() {
+            let st = states.pop().expect("one state per shard");
+            let stop_rx = stop_rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || state::run(st, rx, stop_rx))
+                .map_err(|e| StoreError::Rocks(format!("spawning shard thread: {e}")))?;
+            threads.push(handle);
+        }
+        threads.reverse();
+        Ok((router, Shards { threads, stop }))
+    }
+
+    /// Stops every shard after it has run the commands already queued, and waits for them.
+    /// Their `Committer`s drop with them, so the writer can then drain and exit.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.threads {
+            if t.join().is_err() {
+                tracing::error!("a shard thread panicked");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_of_is_stable_and_spreads() {
+        let u = |s: &str| UserId::new(s).unwrap();
+        assert_eq!(shard_of(AppId(1), &u("alice"), 4), shard_of(AppId(1), &u("alice"), 4));
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            counts[shard_of(AppId(1), &u(&format!("user{i}")), 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+}

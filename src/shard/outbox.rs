@@ -1,0 +1,142 @@
+//! A connection as a shard sees it: a bounded queue of encoded frames plus a way to close it
+//! with a reason. Created by `net::session`, held by shards for every logged-in device.
+//!
+//! Nothing is dropped silently: when the queue is full the connection is closed as a slow
+//! consumer (it will resync by seq after reconnecting), and the close reason is sent to it.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::domain::ids::ConnId;
+use crate::protocol::wire::KickReason;
+
+struct Inner {
+    conn: ConnId,
+    tx: mpsc::Sender<Bytes>,
+    /// 0 while open; otherwise the `KickReason` the connection is closing with.
+    closing: AtomicU8,
+    wake: Notify,
+}
+
+/// The internal marker of a close without a kick frame.
+const QUIET: u8 = u8::MAX;
+
+/// The sending side. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox(Arc<Inner>);
+
+/// The receiving side, owned by the connection's writer task.
+pub struct OutboxRx {
+    rx: mpsc::Receiver<Bytes>,
+    inner: Arc<Inner>,
+}
+
+/// What the writer should do next.
+pub enum Next {
+    Frame(Bytes),
+    Close(KickReason),
+}
+
+impl Outbox {
+    pub fn new(conn: ConnId, capacity: usize) -> (Outbox, OutboxRx) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let inner = Arc::new(Inner { conn, tx, closing: AtomicU8::new(0), wake: Notify::new() });
+        (Outbox(inner.clone()), OutboxRx { rx, inner })
+    }
+
+    pub fn conn(&self) -> ConnId {
+        self.0.conn
+    }
+
+    /// Queues a frame. A full queue closes the connection as a slow consumer; returns whether
+    /// the frame was queued.
+    pub fn send(&self, frame: Bytes) -> bool {
+        if self.0.closing.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        match self.0.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(KickReason::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the connection to close; its writer sends queued frames (unless the reason is
+    /// `SlowConsumer`), then a `KickPush` with `reason`. The first reason wins.
+    /// `KickReason::None` closes without a kick frame (the peer already hung up).
+    pub fn close(&self, reason: KickReason) {
+        let r = if reason.0 == 0 { QUIET } else { reason.0 };
+        if self.0.closing.compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.0.wake.notify_one();
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::Acquire) != 0
+    }
+}
+
+impl OutboxRx {
+    /// The next frame to write, or the reason to close. `None` when every sender is gone.
+    pub async fn next(&mut self) -> Option<Next> {
+        loop {
+            let closing = self.inner.closing.load(Ordering::Acquire);
+            if closing != 0 {
+                return Some(Next::Close(if closing == QUIET { KickReason::None } else { KickReason(closing) }));
+            }
+            tokio::select! {
+                biased;
+                _ = self.inner.wake.notified() => continue,
+                f = self.rx.recv() => return f.map(Next::Frame),
+            }
+        }
+    }
+
+    /// A frame already queued, without waiting.
+    pub fn try_next(&mut self) -> Option<Bytes> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The sending side of this same queue (for the session's own responses).
+    pub fn outbox(&self) -> Outbox {
+        Outbox(self.inner.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_queue_closes_as_slow_consumer() {
+        let (tx, mut rx) = Outbox::new(ConnId(1), 2);
+        assert!(tx.send(Bytes::from_static(b"a")));
+        assert!(tx.send(Bytes::from_static(b"b")));
+        assert!(!tx.send(Bytes::from_static(b"c")));
+        assert!(tx.is_closing());
+        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+        // A later reason does not replace the first.
+        tx.close(KickReason::UserDeleted);
+        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+    }
+
+    #[tokio::test]
+    async fn frames_flow_in_order() {
+        let (tx, mut rx) = Outbox::new(ConnId(1), 8);
+        for i in 0..5u8 {
+            assert!(tx.send(Bytes::from(vec![i])));
+        }
+        for i in 0..5u8 {
+            match rx.next().await {
+                Some(Next::Frame(f)) => assert_eq!(&f[..], &[i]),
+                _ => panic!("expected a frame"),
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! One shard: its in-memory state, its loop, and the helpers every handler uses to make a
+//! change durable before anyone hears of it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::domain::ids::{AppId, UserId};
+use crate::domain::sync::{Heads, Stream};
+use crate::domain::user::UserRecord;
+use crate::domain::DomainError;
+use crate::protocol::wire::ClientType;
+use crate::shard::cmd::ShardCmd;
+use crate::shard::outbox::Outbox;
+use crate::shard::{RouteError, Router};
+use crate::store::{Batch, Committer, Store, StoreError};
+
+/// Commands taken from the inbox per wake-up.
+const DRAIN: usize = 256;
+
+pub(super) struct Device {
+    pub outbox: Outbox,
+    pub client_type: ClientType,
+    pub device_id: String,
+    pub login_ms: u64,
+}
+
+/// Everything a shard holds about one user.
+pub(super) struct UserEntry {
+    pub rec: UserRecord,
+    pub devices: Vec<Device>,
+    /// Who follows this user's online status, and until when (ms).
+    pub subscribers: HashMap<UserId, u64>,
+    pub heads: Heads,
+}
+
+impl UserEntry {
+    pub fn new(rec: UserRecord) -> UserEntry {
+        UserEntry { rec, devices: Vec::new(), subscribers: HashMap::new(), heads: Heads::default() }
+    }
+}
+
+pub(super) struct Shard {
+    pub id: usize,
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub committer: Committer,
+    pub router: Router,
+    /// Commits submitted and not yet durable. While non-zero, replies that read state wait
+    /// behind them (see `after_pending`).
+    pub inflight: Arc<AtomicUsize>,
+    pub users: HashMap<(AppId, UserId), UserEntry>,
+    /// Cross-shard commands held back because the target inbox was full.
+    pub deferred: VecDeque<(usize, ShardCmd)>,
+}
+
+pub(super) use crate::now_ms;
+
+/// Builds every shard's state from the store: users, stream heads, subscriptions. Streams and
+/// messages are not scanned.
+pub(super) fn load(cfg: &Arc<Config>, store: &Store, router: &Router, committer: Committer) -> Result<Vec<Shard>, StoreError> {
+    let n = router.len();
+    let mut shards: Vec<Shard> = (0..n)
+        .map(|id| Shard {
+            id,
+            cfg: cfg.clone(),
+            store: store.clone(),
+            committer: committer.clone(),
+            router: router.clone(),
+            inflight: Arc::new(AtomicUsize::new(0)),
+            users: HashMap::new(),
+            deferred: VecDeque::new(),
+        })
+        .collect();
+    let mut bad = None;
+    store.for_each_user(|app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
+        Ok(rec) => {
+            let s = router.user_shard(app, &user);
+            shards[s].users.insert((app, user), UserEntry::new(rec));
+        }
+        Err(_) => bad = Some(user),
+    })?;
+    if let Some(u) = bad {
+        return Err(StoreError::Corrupt(format!("user record {u}")));
+    }
+    store.for_each_head(|app, user, stream, seq| {
+        if let (Some(e), Some(s)) = (shards[router.user_shard(app, &user)].users.get_mut(&(app, user)), Stream::from_u8(stream)) {
+            e.heads.set(s, crate::domain::ids::Seq(seq));
+        }
+    })?;
+    let now = now_ms();
+    store.for_each_subscription(|app, target, sub, until| {
+        if until > now {
+            if let Some(e) = shards[router.user_shard(app, &target)].users.get_mut(&(app, target)) {
+                e.subscribers.insert(sub, until);
+            }
+        }
+    })?;
+    Ok(shards)
+}
+
+/// The shard thread: a single-threaded runtime draining the inbox in batches.
+pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, shard = shard.id, "cannot build the shard runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut buf = Vec::with_capacity(DRAIN);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut buf, DRAIN) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for cmd in buf.drain(..) {
+                        shard.handle(cmd).await;
+                    }
+                }
+                _ = tick.tick() => shard.on_tick().await,
+                _ = stop.changed() => {
+                    // Run what is already queued, then stop taking more.
+                    rx.close();
+                    while let Some(cmd) = rx.recv().await {
+                        shard.handle(cmd).await;
+                    }
+                    break;
+                }
+            }
+        }
+        tracing::debug!(shard = shard.id, "shard stopped");
+    });
+}
+
+impl Shard {
+    /// The one exhaustive dispatch of shard commands.
+    async fn handle(&mut self, cmd: ShardCmd) {
+        match cmd {
+            ShardCmd::Login { app, user, device, reply } => self.login(app, user, device, reply).await,
+            ShardCmd::Disconnect { app, user, conn } => self.disconnect(app, user, conn),
+            ShardCmd::ImportUsers { app, users, reply } => self.import_users(app, users, reply).await,
+            ShardCmd::DeleteUsers { app, users, reply } => self.delete_users(app, users, reply).await,
+            ShardCmd::GetUsers { app, users, admin, reply } => self.get_users(app, users, admin, reply).await,
+            ShardCmd::ModifyUser { app, user, change, by_admin, origin, reply } => {
+                self.modify_user(app, user, change, by_admin, origin, reply).await
+            }
+            ShardCmd::QueryStatus { app, users, reply } => self.query_status(app, users, reply).await,
+            ShardCmd::Subscribe { app, subscriber, targets, until_ms, reply } => {
+                self.subscribe(app, subscriber, targets, until_ms, reply).await
+            }
+            ShardCmd::Unsubscribe { app, subscriber, targets, reply } => {
+                self.unsubscribe(app, subscriber, targets, reply).await
+            }
+            ShardCmd::Push { app, user, frame } => self.push_local(app, &user, &frame),
+            ShardCmd::Sync { app, user, stream, after, limit, reply } => self.sync(app, user, stream, after, limit, reply).await,
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.retry_deferred();
+        self.expire_subscriptions().await;
+    }
+
+    /// Submits `batch`; `then` runs on the writer thread once it is durable (or failed).
+    pub async fn commit(&self, batch: Batch, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
+        let inflight = self.inflight.clone();
+        inflight.fetch_add(1, Ordering::AcqRel);
+        self.committer
+            .commit(
+                batch,
+                Box::new(move |r| {
+                    inflight.fetch_sub(1, Ordering::AcqRel);
+                    then(r.map_err(|_| DomainError::StorageUnavailable))
+                }),
+            )
+            .await;
+    }
+
+    /// Runs `then` once every commit this shard already submitted is durable: right away when
+    /// none is in flight. Answers that read state use it, so nobody reads a change that could
+    /// still be lost.
+    pub async fn after_pending(&self, then: impl FnOnce() + Send + 'static) {
+        if self.inflight.load(Ordering::Acquire) == 0 {
+            then();
+        } else {
+            self.commit(Batch::default(), move |_| then()).await;
+        }
+    }
+
+    /// Hands `frame` to every online device of `user`, wherever its shard is.
+    pub fn push_to_user(&mut self, app: AppId, user: &UserId, frame: Bytes) {
+        let s = self.router.user_shard(app, user);
+        if s == self.id {
+            self.push_local(app, user, &frame);
+        } else {
+            self.send_to_shard(s, ShardCmd::Push { app, user: user.clone(), frame });
+        }
+    }
+
+    pub fn push_local(&self, app: AppId, user: &UserId, frame: &Bytes) {
+        if let Some(e) = self.users.get(&(app, user.clone())) {
+            for d in &e.devices {
+                d.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    /// Sends to another shard without waiting; a full inbox defers the command.
+    pub fn send_to_shard(&mut self, shard: usize, cmd: ShardCmd) {
+        if !self.deferred.is_empty() {
+            // Keep order behind what is already deferred.
+            self.defer(shard, cmd);
+            return;
+        }
+        match self.router.try_send(shard, cmd) {
+            Ok(()) => {}
+            Err((RouteError::Full, cmd)) => self.defer(shard, cmd),
+            Err((RouteError::Closed, _)) => {}
+        }
+    }
+
+    fn defer(&mut self, shard: usize, cmd: ShardCmd) {
+        if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
+            // Only pushes travel this way today; a device that misses one resyncs by seq.
+            tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
+            return;
+        }
+        self.deferred.push_back((shard, cmd));
+    }
+
+    fn retry_deferred(&mut self) {
+        while let Some((shard, cmd)) = self.deferred.pop_front() {
+            match self.router.try_send(shard, cmd) {
+                Ok(()) => {}
+                Err((RouteError::Full, cmd)) => {
+                    self.deferred.push_front((shard, cmd));
+                    return;
+                }
+                Err((RouteError::Closed, _)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Shard handlers for sessions and users: login/disconnect with the multi-device policy,
+//! import, delete, read, modify, online status and its subscriptions, and the generic sync read.
+
+use bytes::Bytes;
+
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::presence::{devices_to_kick, DeviceView};
+use crate::domain::sync::{Change, Stream, SyncPage};
+use crate::domain::user::{self, FieldMask, UserChange, UserRecord};
+use crate::domain::wire::{self as dw, DeviceStatus, UserStatus};
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::{DeviceLogin, ItemOutcomes, Reply};
+use crate::shard::outbox::Outbox;
+use crate::shard::state::{now_ms, Device, Shard, UserEntry};
+use crate::store::Batch;
+
+fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
+    UserStatus {
+        user: user.clone(),
+        devices: e
+            .map(|e| {
+                e.devices
+                    .iter()
+                    .map(|d| DeviceStatus { client_type: d.client_type, device_id: d.device_id.clone(), login_ms: d.login_ms })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn status_push(s: &UserStatus) -> Bytes {
+    protocol::push(|fbb| {
+        let status = dw::user_status(fbb, s);
+        let p = wire::StatusChangedPush::create(fbb, &wire::StatusChangedPushArgs { status: Some(status) });
+        (wire::Push::StatusChangedPush, p.as_union_value())
+    })
+}
+
+impl Shard {
+    pub(super) async fn login(&mut self, app: AppId, user: UserId, dev: DeviceLogin, reply: Reply<Result<(), DomainError>>) {
+        let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
+        let max = self.cfg.limits.max_devices_per_user;
+        let key = (app, user.clone());
+        let Some(entry) = self.users.get_mut(&key) else {
+            let _ = reply.send(Err(DomainError::UserNotFound));
+            return;
+        };
+        if let Err(e) = user::check_login(Some(&entry.rec)) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let now = now_ms();
+        let new = DeviceView { client_type: dev.client_type, device_id: &dev.device_id, login_ms: now };
+        let views: Vec<DeviceView<'_>> = entry
+            .devices
+            .iter()
+            .map(|d| DeviceView { client_type: d.client_type, device_id: &d.device_id, login_ms: d.login_ms })
+            .collect();
+        let kick = devices_to_kick(policy, max, &views, new);
+        for i in kick.into_iter().rev() {
+            let old = entry.devices.remove(i);
+            old.outbox.close(wire::KickReason::OtherDeviceLogin);
+        }
+        entry.devices.push(Device { outbox: dev.outbox, client_type: dev.client_type, device_id: dev.device_id, login_ms: now });
+        self.status_changed(app, &user);
+        self.after_pending(move || {
+            let _ = reply.send(Ok(()));
+        })
+        .await;
+    }
+
+    pub(super) fn disconnect(&mut self, app: AppId, user: UserId, conn: ConnId) {
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let before = entry.devices.len();
+        entry.devices.retain(|d| d.outbox.conn() != conn);
+        if entry.devices.len() != before {
+            self.status_changed(app, &user);
+        }
+    }
+
+    /// Tells every live subscriber of `user` its current status.
+    fn status_changed(&mut self, app: AppId, user: &UserId) {
+        let now = now_ms();
+        let Some(entry) = self.users.get(&(app, user.clone())) else { return };
+        let subs: Vec<UserId> = entry.subscribers.iter().filter(|(_, &until)| until > now).map(|(s, _)| s.clone()).collect();
+        if subs.is_empty() {
+            return;
+        }
+        let frame = status_push(&status_of(user, Some(entry)));
+        for s in subs {
+            self.push_to_user(app, &s, frame.clone());
+        }
+    }
+
+    pub(super) async fn import_users(&mut self, app: AppId, users: Vec<UserRecord>, reply: Reply<ItemOutcomes>) {
+        let now = now_ms();
+        let mut batch = Batch::default();
+        let mut out = Vec::with_capacity(users.len());
+        for offered in users {
+            let id = offered.id.clone();
+            let key = (app, id.clone());
+            match user::import(self.users.get(&key).map(|e| &e.rec), offered, now) {
+                Ok(rec) => {
+                    batch.put_user(app, &id, rec.encode());
+                    self.users.insert(key, UserEntry::new(rec));
+                    out.push((id, Ok(())));
+                }
+                Err(e) => out.push((id, Err(e))),
+            }
+        }
+        self.commit(batch, move |r| {
+            let out = match r {
+                Ok(()) => out,
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+            };
+            let _ = reply.send(out);
+        })
+        .await;
+    }
+
+    pub(super) async fn delete_users(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<ItemOutcomes>) {
+        let now = now_ms();
+        let mut batch = Batch::default();
+        let mut out = Vec::with_capacity(users.len());
+        let mut kicked = Vec::new();
+        for id in users {
+            let key = (app, id.clone());
+            match user::delete(self.users.get(&key).map(|e| &e.rec), now) {
+                Ok(rec) => {
+                    batch.put_user(app, &id, rec.encode());
+                    if let Some(e) = self.users.get_mut(&key) {
+                        e.rec = rec;
+                        kicked.extend(std::mem::take(&mut e.devices).into_iter().map(|d| d.outbox));
+                    }
+                    self.status_changed(app, &id);
+                    out.push((id, Ok(())));
+                }
+                Err(e) => out.push((id, Err(e))),
+            }
+        }
+        self.commit(batch, move |r| {
+            let ok = r.is_ok();
+            let out = match r {
+                Ok(()) => out,
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+            };
+            let _ = reply.send(out);
+            if ok {
+                for o in kicked {
+                    o.close(wire::KickReason::UserDeleted);
+                }
+            }
+        })
+        .await;
+    }
+
+    pub(super) async fn get_users(
+        &mut self,
+        app: AppId,
+        users: Vec<UserId>,
+        admin: bool,
+        reply: Reply<Vec<(UserId, Result<UserRecord, DomainError>)>>,
+    ) {
+        let out: Vec<_> = users
+            .into_iter()
+            .map(|id| {
+                let rec = self.users.get(&(app, id.clone())).map(|e| &e.rec);
+                let r = match rec {
+                    Some(r) if admin => Ok(r.clone()),
+                    other => user::live(other).cloned(),
+                };
+                (id, r)
+            })
+            .collect();
+        self.after_pending(move || {
+            let _ = reply.send(out);
+        })
+        .await;
+    }
+
+    pub(super) async fn modify_user(
+        &mut self,
+        app: AppId,
+        id: UserId,
+        change: UserChange,
+        by_admin: bool,
+        origin: Option<ConnId>,
+        reply: Reply<Result<UserRecord, DomainError>>,
+    ) {
+        let key = (app, id.clone());
+        let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let mut batch = Batch::default();
+        batch.put_user(app, &id, rec.encode());
+        let Some(entry) = self.users.get_mut(&key) else { return };
+        entry.rec = rec.clone();
+        // Own devices hear of the change (all but the one that made it); a forbidden account
+        // loses its sessions. Friends are told too once friendships exist (issue 4).
+        let targets: Vec<Outbox> = entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let forbid = change.forbidden == Some(true);
+        let kicked = if forbid { std::mem::take(&mut entry.devices).into_iter().map(|d| d.outbox).collect() } else { Vec::new() };
+        if forbid {
+            self.status_changed(app, &id);
+        }
+        let push = protocol::push(|fbb| {
+            let p = dw::profile(fbb, &rec, FieldMask::ALL);
+            let p = wire::UserInfoChangedPush::create(fbb, &wire::UserInfoChangedPushArgs { user: Some(p) });
+            (wire::Push::UserInfoChangedPush, p.as_union_value())
+        });
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    t.send(push.clone());
+                }
+                for o in kicked {
+                    o.close(wire::KickReason::UserForbidden);
+                }
+                let _ = reply.send(Ok(rec));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
+    }
+
+    pub(super) async fn query_status(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<Vec<UserStatus>>) {
+        let out: Vec<UserStatus> = users.iter().map(|u| status_of(u, self.users.get(&(app, u.clone())))).collect();
+        let _ = reply.send(out);
+    }
+
+    pub(super) async fn subscribe(&mut self, app: AppId, subscriber: UserId, targets: Vec<UserId>, until_ms: u64, reply: Reply<ItemOutcomes>) {
+        let mut batch = Batch::default();
+        let mut out = Vec::with_capacity(targets.len());
+        let mut first_status = Vec::new();
+        let max_subs = self.cfg.limits.max_subscriptions_per_user;
+        for t in targets {
+            let entry = self.users.get_mut(&(app, t.clone()));
+            let r = match entry {
+                None => Err(DomainError::UserNotFound),
+                Some(e) if e.rec.deleted => Err(DomainError::UserDeleted),
+                Some(e) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => Err(DomainError::BatchTooLarge),
+                Some(e) => {
+                    e.subscribers.insert(subscriber.clone(), until_ms);
+                    batch.put_subscription(app, &t, &subscriber, until_ms);
+                    first_status.push(status_of(&t, Some(e)));
+                    Ok(())
+                }
+            };
+            out.push((t, r));
+        }
+        self.commit(batch, move |r| {
+            let out = match r {
+                Ok(()) => out,
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+            };
+            let _ = reply.send(out);
+        })
+        .await;
+        // The subscriber learns the current status at once, then every change.
+        for s in first_status {
+            self.push_to_user(app, &subscriber, status_push(&s));
+        }
+    }
+
+    pub(super) async fn unsubscribe(&mut self, app: AppId, subscriber: UserId, targets: Vec<UserId>, reply: Reply<ItemOutcomes>) {
+        let mut batch = Batch::default();
+        let mut out = Vec::with_capacity(targets.len());
+        for t in targets {
+            if let Some(e) = self.users.get_mut(&(app, t.clone())) {
+                if e.subscribers.remove(&subscriber).is_some() {
+                    batch.delete_subscription(app, &t, &subscriber);
+                }
+            }
+            out.push((t, Ok(())));
+        }
+        self.commit(batch, move |r| {
+            let out = match r {
+                Ok(()) => out,
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+            };
+            let _ = reply.send(out);
+        })
+        .await;
+    }
+
+    pub(super) async fn expire_subscriptions(&mut self) {
+        let now = now_ms();
+        let mut batch = Batch::default();
+        for ((app, target), e) in self.users.iter_mut() {
+            e.subscribers.retain(|s, &mut until| {
+                let keep = until > now;
+                if !keep {
+                    batch.delete_subscription(*app, target, s);
+                }
+                keep
+            });
+        }
+        if !batch.is_empty() {
+            self.commit(batch, |_| {}).await;
+        }
+    }
+
+    pub(super) async fn sync(&mut self, app: AppId, user: UserId, stream: Stream, after: u64, limit: usize, reply: Reply<Result<SyncPage, DomainError>>) {
+        if let Err(e) = user::live(self.users.get(&(app, user.clone())).map(|e| &e.rec)) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        // Reads what is durable. The head reported is the newest seq returned (or `after`):
+        // a change still in flight has a higher seq and comes in the next read, so a device
+        // that moves its cursor to `head` misses nothing.
+        let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
+            Ok((entries, more)) => {
+                let head = entries.last().map_or(after, |e| e.seq);
+                let changes = entries
+                    .into_iter()
+                    .map(|e| Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload: e.payload })
+                    .collect();
+                Ok(SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sync read failed");
+                Err(DomainError::StorageUnavailable)
+            }
+        };
+        let _ = reply.send(r);
+    }
+}

@@ -1,0 +1,319 @@
+//! The store: the ONLY module that imports `rocksdb`.
+//!
+//! It owns the column families (`keys`), the checked value encoding helpers (`codec`) and the
+//! group-commit writer (`writer`). Everything above it sees typed keys and opaque values:
+//! a `Batch` of puts and deletes that becomes durable atomically, and a few reads.
+//!
+//! Reads run on the caller's thread (a shard thread, never an async worker). Writes go only
+//! through the writer thread.
+
+pub mod codec;
+pub mod keys;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+
+use crate::config::Durability;
+use crate::domain::ids::{AppId, UserId};
+pub use writer::{Commit, Committer, Done, WriterThread};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(String),
+    #[error("the store failed earlier; writes are refused until restart")]
+    Failed,
+    #[error("the store is closed")]
+    Closed,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("missing column family {0}")]
+    MissingCf(&'static str),
+}
+
+impl From<codec::Corrupt> for StoreError {
+    fn from(_: codec::Corrupt) -> Self {
+        StoreError::Corrupt("value does not decode".into())
+    }
+}
+
+pub(crate) enum Op {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    Delete(&'static str, Vec<u8>),
+}
+
+/// Mutations that become durable together, in one WAL write.
+#[derive(Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+/// One entry of a per-user change stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub seq: u64,
+    pub item: Vec<u8>,
+    /// `None` is a tombstone: the item was deleted.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn put_user(&mut self, app: AppId, user: &UserId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_USERS, keys::user(app, user), record));
+    }
+
+    /// Puts `item` at `seq` of a user's stream (a tombstone when `payload` is `None`),
+    /// removing its previous entry at `replaced` so a stream holds each item once, and
+    /// moves the stream's head to `seq`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_stream_item(
+        &mut self,
+        app: AppId,
+        user: &UserId,
+        stream: u8,
+        seq: u64,
+        item: &[u8],
+        payload: Option<&[u8]>,
+        replaced: Option<u64>,
+    ) {
+        if let Some(old) = replaced {
+            self.ops.push(Op::Delete(keys::CF_STREAM, keys::stream_entry(app, user, stream, old)));
+        }
+        let mut w = codec::Writer::with_capacity(item.len() + payload.map_or(0, |p| p.len()) + 16);
+        w.bytes(item).bool(payload.is_none()).bytes(payload.unwrap_or_default());
+        self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, seq), w.finish()));
+        self.ops.push(Op::Put(keys::CF_STREAM_IDX, keys::stream_index(app, user, stream, item), seq.to_be_bytes().to_vec()));
+        self.ops.push(Op::Put(keys::CF_HEADS, keys::head(app, user, stream), seq.to_be_bytes().to_vec()));
+    }
+
+    pub fn put_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId, expiry_ms: u64) {
+        self.ops.push(Op::Put(keys::CF_SUBS, keys::sub(app, target, subscriber), expiry_ms.to_be_bytes().to_vec()));
+    }
+
+    pub fn delete_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId) {
+        self.ops.push(Op::Delete(keys::CF_SUBS, keys::sub(app, target, subscriber)));
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
+    db.cf_handle(name).ok_or(StoreError::MissingCf(name))
+}
+
+fn rocks(e: rocksdb::Error) -> StoreError {
+    StoreError::Rocks(e.to_string())
+}
+
+fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(v.try_into().map_err(|_| StoreError::Corrupt("u64 value".into()))?))
+}
+
+/// The opened database. Cheap to clone; reads are safe from any thread.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Rocks(format!("creating {}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        opts.set_keep_log_file_num(4);
+        let cache = Cache::new_lru_cache(128 << 20);
+        let cfs = keys::ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            let mut bb = BlockBasedOptions::default();
+            bb.set_block_cache(&cache);
+            bb.set_bloom_filter(10.0, false);
+            o.set_block_based_table_factory(&bb);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_write_buffer_size(64 << 20);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(rocks)?;
+        let store = Store { db: Arc::new(db) };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let meta = cf(&self.db, keys::CF_META)?;
+        match self.db.get_cf(meta, keys::META_FORMAT).map_err(rocks)? {
+            None => self
+                .db
+                .put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes())
+                .map_err(rocks),
+            Some(v) if v[..] == keys::FORMAT_VERSION.to_be_bytes() => Ok(()),
+            Some(v) => Err(StoreError::Corrupt(format!("unknown on-disk format {v:?}"))),
+        }
+    }
+
+    /// Starts the group-commit writer for this store.
+    pub fn start_writer(&self, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
+        writer::spawn(self.db.clone(), durability, queue, max_group)
+    }
+
+    /// Calls `f` for every stored user record (start-up load).
+    pub fn for_each_user(&self, mut f: impl FnMut(AppId, UserId, &[u8])) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_USERS)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(rocks)?;
+            let (app, user) = keys::decode_user(&k).ok_or_else(|| StoreError::Corrupt("user key".into()))?;
+            f(app, user, &v);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every stream head (start-up load): no stream is scanned.
+    pub fn for_each_head(&self, mut f: impl FnMut(AppId, UserId, u8, u64)) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_HEADS)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(rocks)?;
+            let (app, user, stream) = keys::decode_head(&k).ok_or_else(|| StoreError::Corrupt("head key".into()))?;
+            f(app, user, stream, be_u64(&v)?);
+        }
+        Ok(())
+    }
+
+    /// Calls `f(app, target, subscriber, expiry_ms)` for every status subscription.
+    pub fn for_each_subscription(&self, mut f: impl FnMut(AppId, UserId, UserId, u64)) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_SUBS)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(rocks)?;
+            let (app, target, sub) = keys::decode_sub(&k).ok_or_else(|| StoreError::Corrupt("sub key".into()))?;
+            f(app, target, sub, be_u64(&v)?);
+        }
+        Ok(())
+    }
+
+    /// Entries of a user's stream with seq > `after`, at most `limit`, oldest first; and
+    /// whether more remain.
+    pub fn read_stream(
+        &self,
+        app: AppId,
+        user: &UserId,
+        stream: u8,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<StreamEntry>, bool), StoreError> {
+        let prefix = keys::stream_prefix(app, user, stream);
+        let start = keys::stream_entry(app, user, stream, after.saturating_add(1));
+        let it = self
+            .db
+            .iterator_cf(cf(&self.db, keys::CF_STREAM)?, IteratorMode::From(&start, Direction::Forward));
+        let mut out = Vec::with_capacity(limit.min(256));
+        for kv in it {
+            let (k, v) = kv.map_err(rocks)?;
+            if !k.starts_with(&prefix) || after == u64::MAX {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let seq = keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("stream key".into()))?;
+            let mut r = codec::Reader::new(&v);
+            let item = r.bytes()?.to_vec();
+            let deleted = r.bool()?;
+            let payload = r.bytes()?;
+            out.push(StreamEntry { seq, item, payload: (!deleted).then(|| payload.to_vec()) });
+        }
+        Ok((out, false))
+    }
+
+    /// Where `item` currently sits in a user's stream, if anywhere.
+    pub fn stream_item_seq(&self, app: AppId, user: &UserId, stream: u8, item: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self
+            .db
+            .get_cf(cf(&self.db, keys::CF_STREAM_IDX)?, keys::stream_index(app, user, stream, item))
+            .map_err(rocks)?
+        {
+            Some(v) => Ok(Some(be_u64(&v)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc as std_mpsc;
+
+    fn u(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    fn commit_and_wait(c: &Committer, batch: Batch) -> Result<(), StoreError> {
+        let (tx, rx) = std_mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(c.commit(batch, Box::new(move |r| tx.send(r).unwrap())));
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn stream_keeps_each_item_once_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (c, w) = store.start_writer(Durability::Wal, 16, 16);
+        let (app, me) = (AppId(1), u("me"));
+        let mut b = Batch::default();
+        b.put_stream_item(app, &me, 0, 1, b"bob", Some(b"v1"), None);
+        b.put_stream_item(app, &me, 0, 2, b"carol", Some(b"c1"), None);
+        commit_and_wait(&c, b).unwrap();
+        let mut b = Batch::default();
+        b.put_stream_item(app, &me, 0, 3, b"bob", None, Some(1)); // bob deleted: tombstone
+        commit_and_wait(&c, b).unwrap();
+
+        let (all, more) = store.read_stream(app, &me, 0, 0, 10).unwrap();
+        assert!(!more);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].seq, &all[0].item[..], all[0].payload.as_deref()), (2, &b"carol"[..], Some(&b"c1"[..])));
+        assert_eq!((all[1].seq, &all[1].item[..], all[1].payload.as_deref()), (3, &b"bob"[..], None));
+        let (page, more) = store.read_stream(app, &me, 0, 0, 1).unwrap();
+        assert_eq!((page.len(), more), (1, true));
+        let (rest, more) = store.read_stream(app, &me, 0, 2, 1).unwrap();
+        assert_eq!((rest[0].seq, more), (3, false));
+        assert!(store.read_stream(app, &me, 1, 0, 10).unwrap().0.is_empty());
+        assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
+        assert_eq!(store.stream_item_seq(app, &me, 0, b"bob").unwrap(), Some(3));
+        drop(c);
+        w.join();
+        let mut heads = vec![];
+        store.for_each_head(|a, usr, s, seq| heads.push((a, usr, s, seq))).unwrap();
+        assert_eq!(heads, vec![(app, me, 0, 3)]);
+    }
+
+    #[test]
+    fn barrier_commit_runs_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (c, w) = store.start_writer(Durability::Sync, 16, 16);
+        let (tx, rx) = std_mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for i in 0..50u32 {
+            let tx = tx.clone();
+            let mut b = Batch::default();
+            if i % 2 == 0 {
+                b.put_user(AppId(1), &u(&format!("u{i}")), vec![1]);
+            }
+            rt.block_on(c.commit(b, Box::new(move |r| tx.send((i, r.is_ok())).unwrap())));
+        }
+        drop(c);
+        w.join();
+        let got: Vec<(u32, bool)> = rx.try_iter().collect();
+        assert_eq!(got, (0..50).map(|i| (i, true)).collect::<Vec<_>>());
+        let mut n = 0;
+        store.for_each_user(|_, _, _| n += 1).unwrap();
+        assert_eq!(n, 25);
+    }
+}

@@ -1,0 +1,129 @@
+//! The group-commit writer: one thread that owns every RocksDB write.
+//!
+//! Shards hand it `Commit`s through a bounded queue. It drains up to `max_group` of them,
+//! merges them into one `WriteBatch`, writes that once (fdatasync'ed in `sync` mode), and
+//! then runs each commit's `done` callback in submission order. So many mutations share one
+//! WAL write, and an ack sent from `done` is only ever sent after its data is durable.
+//!
+//! A commit with no operations is a barrier: its `done` runs after every commit queued before
+//! it, which lets a shard answer a read only after the writes that read may have seen.
+//!
+//! When a write fails the store is marked failed: that group and every later commit get
+//! `StoreError::Failed`, because the shards' memory is now ahead of the disk. A restart
+//! rebuilds memory from what is durable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use tokio::sync::mpsc;
+
+use super::{Batch, Op, StoreError};
+use crate::config::Durability;
+
+/// What to run once a commit is durable (or has failed). Runs on the writer thread: it must
+/// not block; it typically hands frames to connection queues with `try_send`.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+pub struct Commit {
+    pub batch: Batch,
+    pub done: Done,
+}
+
+/// The sending side, cloned into every shard.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Commit>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Committer {
+    /// Queues a commit, waiting while the writer's queue is full (backpressure).
+    pub async fn commit(&self, batch: Batch, done: Done) {
+        if self.failed.load(Ordering::Acquire) {
+            done(Err(StoreError::Failed));
+            return;
+        }
+        if let Err(mpsc::error::SendError(c)) = self.tx.send(Commit { batch, done }).await {
+            (c.done)(Err(StoreError::Closed));
+        }
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+pub struct WriterThread {
+    handle: JoinHandle<()>,
+}
+
+impl WriterThread {
+    /// Waits for the writer to drain its queue (all `Committer`s must be dropped first) and
+    /// sync the WAL.
+    pub fn join(self) {
+        if self.handle.join().is_err() {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+pub fn spawn(db: Arc<DB>, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
+    let (tx, rx) = mpsc::channel(queue.max(1));
+    let failed = Arc::new(AtomicBool::new(false));
+    let f2 = failed.clone();
+    let handle = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(db, durability, rx, max_group.max(1), f2))
+        .expect("spawning the writer thread at startup");
+    (Committer { tx, failed }, WriterThread { handle })
+}
+
+fn run(db: Arc<DB>, durability: Durability, mut rx: mpsc::Receiver<Commit>, max_group: usize, failed: Arc<AtomicBool>) {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(durability == Durability::Sync);
+    let mut group: Vec<Commit> = Vec::with_capacity(max_group);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < max_group {
+            match rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
+            }
+        }
+        let result = if failed.load(Ordering::Acquire) {
+            Err(StoreError::Failed)
+        } else {
+            write_group(&db, &opts, &group)
+        };
+        if let Err(e) = &result {
+            if !failed.swap(true, Ordering::AcqRel) {
+                tracing::error!(error = %e, "store write failed; refusing writes until restart");
+            }
+        }
+        for c in group.drain(..) {
+            (c.done)(result.clone().map_err(|_| StoreError::Failed));
+        }
+    }
+    // Queue closed: everything queued is written. Make it durable whatever the mode.
+    if let Err(e) = db.flush_wal(true) {
+        tracing::error!(error = %e, "final WAL sync failed");
+    }
+}
+
+fn write_group(db: &DB, opts: &WriteOptions, group: &[Commit]) -> Result<(), StoreError> {
+    let mut wb = WriteBatch::default();
+    for c in group {
+        for op in &c.batch.ops {
+            match op {
+                Op::Put(cf, k, v) => wb.put_cf(super::cf(db, cf)?, k, v),
+                Op::Delete(cf, k) => wb.delete_cf(super::cf(db, cf)?, k),
+            }
+        }
+    }
+    if wb.is_empty() {
+        return Ok(());
+    }
+    db.write_opt(&wb, opts).map_err(|e| StoreError::Rocks(e.to_string()))
+}

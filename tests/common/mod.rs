@@ -1,0 +1,144 @@
+//! Test harness: the real server on an ephemeral port with a fresh RocksDB directory, and
+//! SDK clients talking to it over TCP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imserver::auth::ticket;
+use imserver::client::{Client, Profile};
+use imserver::config::{AppConfig, Config, Durability, MultiDevicePolicy};
+use imserver::domain::ids::{AppId, UserId};
+use imserver::protocol::wire;
+use tokio::sync::oneshot;
+
+pub const APP: u32 = 1400000001;
+pub const SECRET: &str = "test-secret";
+pub const OTHER_APP: u32 = 1400000002;
+pub const OTHER_SECRET: &str = "other-secret";
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+pub fn ticket_for(app: u32, user: &str, secret: &str) -> String {
+    ticket::sign(app as u64, user, secret.as_bytes(), now_secs(), 3600)
+}
+
+pub fn config(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        durability: Durability::Sync,
+        shards: 2,
+        apps: vec![
+            AppConfig {
+                id: AppId(APP),
+                secret: SECRET.into(),
+                admins: vec![UserId::new("admin").unwrap()],
+                multi_device: MultiDevicePolicy::Any,
+            },
+            AppConfig {
+                id: AppId(OTHER_APP),
+                secret: OTHER_SECRET.into(),
+                admins: vec![UserId::new("admin").unwrap()],
+                multi_device: MultiDevicePolicy::Single,
+            },
+        ],
+        ..Config::default()
+    }
+}
+
+pub struct TestServer {
+    pub addr: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), imserver::ServerError>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, tweak).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on an existing data directory (a restart).
+    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut cfg = config(dir);
+        tweak(&mut cfg);
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(imserver::run(listener, cfg, async move {
+            let _ = rx.await;
+        }));
+        TestServer { addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), task: Some(task) }
+    }
+
+    /// Graceful stop; returns the data directory's owner so the data outlives the server.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+        self._tmp.take()
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(&self.addr).await.unwrap()
+    }
+
+    pub async fn admin(&self) -> Client {
+        let c = self.connect().await;
+        let info = c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "backend").await.unwrap();
+        assert!(info.is_admin);
+        c
+    }
+
+    pub async fn login(&self, user: &str, ct: wire::ClientType, device: &str) -> Client {
+        let c = self.connect().await;
+        c.login(APP, user, &ticket_for(APP, user, SECRET), ct, device).await.unwrap();
+        c
+    }
+
+    pub async fn user(&self, user: &str) -> Client {
+        self.login(user, wire::ClientType::Ios, &format!("{user}-phone")).await
+    }
+
+    /// Imports users (as admin) and asserts they were created.
+    pub async fn import(&self, ids: &[&str]) {
+        let a = self.admin().await;
+        let users: Vec<Profile> = ids.iter().map(|id| Profile { nickname: format!("nick-{id}"), ..Profile::new(id) }).collect();
+        let r = a.import_users(&users).await.unwrap();
+        assert!(r.iter().all(|(_, c)| *c == wire::ErrorCode::None), "{r:?}");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The kick reason of a push frame, if it is a kick.
+pub fn kick_reason(f: &imserver::client::Frame) -> Option<wire::KickReason> {
+    f.get().push_as_kick_push().map(|k| k.reason())
+}
+
+/// The error code of an unsolicited error frame (id 0).
+pub fn error_code(f: &imserver::client::Frame) -> Option<wire::ErrorCode> {
+    f.get().response_as_error().map(|e| e.code())
+}

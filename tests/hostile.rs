@@ -1,0 +1,165 @@
+//! Bad input after login: every malformed, oversized, truncated or unknown frame gets a typed
+//! error (or, for an oversized length, an error then a close) and never disturbs the server or
+//! other connections.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use imserver::protocol::{self, wire, wire::ErrorCode};
+use tokio::io::AsyncWriteExt;
+
+fn framed(body: &[u8]) -> Bytes {
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v.into()
+}
+
+/// The next unsolicited frame's error code and request id.
+async fn next_error(c: &mut imserver::client::Client) -> (ErrorCode, u64) {
+    let f = c.next_push(WAIT).await.expect("an answer");
+    (error_code(&f).expect("an error frame"), f.get().id())
+}
+
+#[tokio::test]
+async fn malformed_and_empty_frames_get_errors_and_the_connection_lives() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let mut c = s.user("alice").await;
+    c.send_raw(framed(&[0xff; 40])).await.unwrap();
+    assert_eq!(next_error(&mut c).await.0, ErrorCode::MalformedFrame);
+    c.send_raw(framed(&[])).await.unwrap();
+    assert_eq!(next_error(&mut c).await.0, ErrorCode::MalformedFrame);
+    c.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_operation_and_missing_request_are_typed_errors() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let mut c = s.user("alice").await;
+    let unknown = protocol::client_frame(777, |fbb| {
+        let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 1 });
+        (wire::Request(200), p.as_union_value())
+    });
+    c.send_raw(unknown).await.unwrap();
+    assert_eq!(next_error(&mut c).await, (ErrorCode::UnknownOperation, 777));
+    // A frame with no request at all.
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let cf = wire::ClientFrame::create(&mut fbb, &wire::ClientFrameArgs { id: 778, ..Default::default() });
+    fbb.finish_minimal(cf);
+    c.send_raw(framed(fbb.finished_data())).await.unwrap();
+    assert_eq!(next_error(&mut c).await, (ErrorCode::MissingField, 778));
+    // A request table whose required fields are absent.
+    let empty_import = protocol::client_frame(779, |fbb| {
+        let r = wire::GetUserInfoReq::create(fbb, &wire::GetUserInfoReqArgs::default());
+        (wire::Request::GetUserInfoReq, r.as_union_value())
+    });
+    c.send_raw(empty_import).await.unwrap();
+    assert_eq!(next_error(&mut c).await, (ErrorCode::MissingField, 779));
+    // A union tag that does not match its table: refused by the verifier or by the handler.
+    let mislabeled = protocol::client_frame(780, |fbb| {
+        let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: u64::MAX });
+        (wire::Request::ImportUserReq, p.as_union_value())
+    });
+    c.send_raw(mislabeled).await.unwrap();
+    let (code, _) = next_error(&mut c).await;
+    assert!(matches!(code, ErrorCode::MalformedFrame | ErrorCode::PermissionDenied | ErrorCode::MissingField), "{code:?}");
+    // A second login on the session.
+    let login = protocol::client_frame(781, |fbb| {
+        let r = wire::LoginReq::create(fbb, &wire::LoginReqArgs::default());
+        (wire::Request::LoginReq, r.as_union_value())
+    });
+    c.send_raw(login).await.unwrap();
+    assert_eq!(next_error(&mut c).await, (ErrorCode::AlreadyLoggedIn, 781));
+    c.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn operations_of_later_issues_say_not_implemented() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let c = s.user("alice").await;
+    let e = c
+        .call(|fbb| {
+            let r = wire::GetConversationsReq::create(fbb, &wire::GetConversationsReqArgs::default());
+            (wire::Request::GetConversationsReq, r.as_union_value())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotImplemented));
+}
+
+#[tokio::test]
+async fn oversized_frame_is_refused_and_closed_without_harming_others() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut c = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let mut raw = (1u32 << 20).to_be_bytes().to_vec();
+    raw.extend(vec![0u8; 1000]);
+    c.send_raw(raw.into()).await.unwrap();
+    assert_eq!(next_error(&mut c).await.0, ErrorCode::FrameTooLarge);
+    assert!(c.closed(WAIT).await);
+    bob.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn truncated_frames_and_byte_at_a_time_writers() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let bob = s.user("bob").await;
+    // A frame cut off by the peer closing.
+    {
+        let mut raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+        raw.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap();
+    }
+    // A valid login frame, one byte at a time.
+    let mut raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let login = protocol::client_frame(1, |fbb| {
+        let u = fbb.create_string("alice");
+        let t = fbb.create_string(&ticket_for(APP, "alice", SECRET));
+        let d = fbb.create_string("slow");
+        let r = wire::LoginReq::create(
+            fbb,
+            &wire::LoginReqArgs { app_id: APP, user_id: Some(u), ticket: Some(t), client_type: wire::ClientType::Web, device_id: Some(d), protocol_version: 1 },
+        );
+        (wire::Request::LoginReq, r.as_union_value())
+    });
+    for b in login.iter() {
+        raw.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let mut online = false;
+    for _ in 0..100 {
+        let st = bob.query_online_status(&["alice"]).await.unwrap();
+        if st[0].online {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(online, "the slowly written login went through");
+    bob.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_pipelined_requests_are_all_answered() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let c = std::sync::Arc::new(s.user("alice").await);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..250 {
+                c.get_single_user_info("alice").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

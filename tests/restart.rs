@@ -1,0 +1,113 @@
+//! Restarts keep every acknowledged change: an in-process graceful restart, and a real
+//! `kill -9` of the server process during a burst of writes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use imserver::client::{Client, Profile, ProfileChange};
+use imserver::protocol::wire::{self, ErrorCode};
+
+#[tokio::test]
+async fn graceful_restart_keeps_users_changes_and_subscriptions() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol"]).await;
+    let a = s.admin().await;
+    a.modify_user_info(&ProfileChange { user_id: Some("alice".into()), nickname: Some("Renamed".into()), silent: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    a.delete_users(&["carol"]).await.unwrap();
+    let bob = s.user("bob").await;
+    bob.subscribe_status(&["alice"], 600).await.unwrap();
+    drop((a, bob));
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+
+    let s = TestServer::start_in(&dir, |_| {}).await;
+    let a = s.admin().await;
+    let alice = a.get_single_user_info("alice").await.unwrap();
+    assert_eq!((alice.nickname.as_str(), alice.silent), ("Renamed", true));
+    assert!(a.get_single_user_info("carol").await.unwrap().deleted);
+    // The subscription survived: bob hears alice come online.
+    let mut bob = s.user("bob").await;
+    let _alice = s.user("alice").await;
+    let seen = bob
+        .wait_push(WAIT, |f| f.get().push_as_status_changed_push().and_then(|p| p.status()).filter(|st| st.online()).map(|_| ()))
+        .await;
+    assert!(seen.is_some());
+    drop(keep);
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real `imserver` binary and returns it with the address it printed.
+fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
+        .args(["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data", dir.to_str().unwrap(), "--durability", "sync"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("imserver starts");
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
+    (Proc(child), addr)
+}
+
+#[tokio::test]
+async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("imserver.toml");
+    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n")).unwrap();
+    let (mut proc_, addr) = spawn_server(&data, &cfg);
+
+    // Four writers import users one at a time and record every acknowledged one.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let addr = addr.clone();
+        writers.push(tokio::spawn(async move {
+            let c = Client::connect(&addr).await.unwrap();
+            c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, &format!("w{w}")).await.unwrap();
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let id = format!("w{w}-u{i}");
+                match c.import_users(&[Profile { nickname: format!("n{i}"), ..Profile::new(&id) }]).await {
+                    Ok(r) if r[0].1 == ErrorCode::None => acked.push(id),
+                    Ok(r) => panic!("unexpected outcome {r:?}"),
+                    Err(_) => break, // the server died under us
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    proc_.0.kill().unwrap(); // SIGKILL
+    proc_.0.wait().unwrap();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    assert!(acked.len() > 10, "the burst was too short to mean anything: {}", acked.len());
+
+    let (_proc2, addr) = spawn_server(&data, &cfg);
+    let c = Client::connect(&addr).await.unwrap();
+    c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "check").await.unwrap();
+    for chunk in acked.chunks(400) {
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let (found, missing) = c.get_user_info(&ids, &[]).await.unwrap();
+        assert!(missing.is_empty(), "acknowledged but lost after kill -9: {missing:?}");
+        assert_eq!(found.len(), chunk.len());
+    }
+}
