@@ -10,7 +10,14 @@ fn import_frame(n: usize) -> bytes::Bytes {
             .map(|i| {
                 let id = fbb.create_string(&format!("user-{i}"));
                 let nick = fbb.create_string("a nickname of some length");
-                wire::UserProfile::create(fbb, &wire::UserProfileArgs { user_id: Some(id), nickname: Some(nick), ..Default::default() })
+                wire::UserProfile::create(
+                    fbb,
+                    &wire::UserProfileArgs {
+                        user_id: Some(id),
+                        nickname: Some(nick),
+                        ..Default::default()
+                    },
+                )
             })
             .collect();
         let users = fbb.create_vector(&v);
@@ -30,7 +37,15 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("encode_error_response", |b| b.iter(|| protocol::error(black_box(7), wire::ErrorCode::UserNotFound, "user not found")));
+    g.bench_function("encode_error_response", |b| {
+        b.iter(|| {
+            protocol::error(
+                black_box(7),
+                wire::ErrorCode::UserNotFound,
+                "user not found",
+            )
+        })
+    });
     let ping = protocol::client_frame(7, |fbb| {
         let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 1 });
         (wire::Request::PingReq, p.as_union_value())
@@ -45,7 +60,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_import_100_users", |b| {
         b.iter(|| {
             let f = protocol::decode_client(black_box(&big[4..])).unwrap();
-            black_box(f.request_as_import_user_req().unwrap().users().unwrap().len())
+            black_box(
+                f.request_as_import_user_req()
+                    .unwrap()
+                    .users()
+                    .unwrap()
+                    .len(),
+            )
         })
     });
     g.finish();

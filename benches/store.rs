@@ -13,7 +13,9 @@ use tokio::sync::Semaphore;
 /// Commits `n` one-mutation batches with at most `window` in flight; returns the elapsed time.
 fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) -> Duration {
     let (committer, writer) = store.start_writer(durability, 8192, 1024);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let start = Instant::now();
     rt.block_on(async {
         let permits = Arc::new(Semaphore::new(window));
@@ -22,10 +24,15 @@ fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) 
             let mut b = Batch::default();
             let id = UserId::new(&format!("u{}", base + i)).unwrap();
             b.put_user(AppId(1), &id, vec![0u8; 100]);
-            committer.commit(b, Box::new(move |r| {
-                r.expect("commit");
-                drop(p);
-            })).await;
+            committer
+                .commit(
+                    b,
+                    Box::new(move |r| {
+                        r.expect("commit");
+                        drop(p);
+                    }),
+                )
+                .await;
         }
         let _ = permits.acquire_many(window as u32).await.unwrap();
     });

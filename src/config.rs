@@ -132,7 +132,13 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { login_secs: 10, idle_secs: 90, heartbeat_secs: 30, ticket_skew_secs: 300, shutdown_secs: 5 }
+        Timeouts {
+            login_secs: 10,
+            idle_secs: 90,
+            heartbeat_secs: 30,
+            ticket_skew_secs: 300,
+            shutdown_secs: 5,
+        }
     }
 }
 
@@ -205,7 +211,9 @@ impl Config {
         if self.shards > 0 {
             self.shards
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         }
     }
 

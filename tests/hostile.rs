@@ -48,7 +48,13 @@ async fn unknown_operation_and_missing_request_are_typed_errors() {
     assert_eq!(next_error(&mut c).await, (ErrorCode::UnknownOperation, 777));
     // A frame with no request at all.
     let mut fbb = flatbuffers::FlatBufferBuilder::new();
-    let cf = wire::ClientFrame::create(&mut fbb, &wire::ClientFrameArgs { id: 778, ..Default::default() });
+    let cf = wire::ClientFrame::create(
+        &mut fbb,
+        &wire::ClientFrameArgs {
+            id: 778,
+            ..Default::default()
+        },
+    );
     fbb.finish_minimal(cf);
     c.send_raw(framed(fbb.finished_data())).await.unwrap();
     assert_eq!(next_error(&mut c).await, (ErrorCode::MissingField, 778));
@@ -61,12 +67,23 @@ async fn unknown_operation_and_missing_request_are_typed_errors() {
     assert_eq!(next_error(&mut c).await, (ErrorCode::MissingField, 779));
     // A union tag that does not match its table: refused by the verifier or by the handler.
     let mislabeled = protocol::client_frame(780, |fbb| {
-        let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: u64::MAX });
+        let p = wire::PingReq::create(
+            fbb,
+            &wire::PingReqArgs {
+                client_time_ms: u64::MAX,
+            },
+        );
         (wire::Request::ImportUserReq, p.as_union_value())
     });
     c.send_raw(mislabeled).await.unwrap();
     let (code, _) = next_error(&mut c).await;
-    assert!(matches!(code, ErrorCode::MalformedFrame | ErrorCode::PermissionDenied | ErrorCode::MissingField), "{code:?}");
+    assert!(
+        matches!(
+            code,
+            ErrorCode::MalformedFrame | ErrorCode::PermissionDenied | ErrorCode::MissingField
+        ),
+        "{code:?}"
+    );
     // A second login on the session.
     let login = protocol::client_frame(781, |fbb| {
         let r = wire::LoginReq::create(fbb, &wire::LoginReqArgs::default());
@@ -84,7 +101,8 @@ async fn operations_of_later_issues_say_not_implemented() {
     let c = s.user("alice").await;
     let e = c
         .call(|fbb| {
-            let r = wire::GetConversationsReq::create(fbb, &wire::GetConversationsReqArgs::default());
+            let r =
+                wire::GetConversationsReq::create(fbb, &wire::GetConversationsReqArgs::default());
             (wire::Request::GetConversationsReq, r.as_union_value())
         })
         .await
@@ -124,7 +142,14 @@ async fn truncated_frames_and_byte_at_a_time_writers() {
         let d = fbb.create_string("slow");
         let r = wire::LoginReq::create(
             fbb,
-            &wire::LoginReqArgs { app_id: APP, user_id: Some(u), ticket: Some(t), client_type: wire::ClientType::Web, device_id: Some(d), protocol_version: 1 },
+            &wire::LoginReqArgs {
+                app_id: APP,
+                user_id: Some(u),
+                ticket: Some(t),
+                client_type: wire::ClientType::Web,
+                device_id: Some(d),
+                protocol_version: 1,
+            },
         );
         (wire::Request::LoginReq, r.as_union_value())
     });

@@ -16,9 +16,14 @@ async fn graceful_restart_keeps_users_changes_and_subscriptions() {
     let s = TestServer::start().await;
     s.import(&["alice", "bob", "carol"]).await;
     let a = s.admin().await;
-    a.modify_user_info(&ProfileChange { user_id: Some("alice".into()), nickname: Some("Renamed".into()), silent: Some(true), ..Default::default() })
-        .await
-        .unwrap();
+    a.modify_user_info(&ProfileChange {
+        user_id: Some("alice".into()),
+        nickname: Some("Renamed".into()),
+        silent: Some(true),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     a.delete_users(&["carol"]).await.unwrap();
     let bob = s.user("bob").await;
     bob.subscribe_status(&["alice"], 600).await.unwrap();
@@ -35,7 +40,13 @@ async fn graceful_restart_keeps_users_changes_and_subscriptions() {
     let mut bob = s.user("bob").await;
     let _alice = s.user("alice").await;
     let seen = bob
-        .wait_push(WAIT, |f| f.get().push_as_status_changed_push().and_then(|p| p.status()).filter(|st| st.online()).map(|_| ()))
+        .wait_push(WAIT, |f| {
+            f.get()
+                .event_as_status_changed_push()
+                .and_then(|p| p.status())
+                .filter(|st| st.online())
+                .map(|_| ())
+        })
         .await;
     assert!(seen.is_some());
     drop(keep);
@@ -53,7 +64,16 @@ impl Drop for Proc {
 /// Starts the real `imserver` binary and returns it with the address it printed.
 fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data", dir.to_str().unwrap(), "--durability", "sync"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            dir.to_str().unwrap(),
+            "--durability",
+            "sync",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +81,11 @@ fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) 
     let out = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .expect("imserver listening on ADDR")
+        .to_string();
     (Proc(child), addr)
 }
 
@@ -70,7 +94,11 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"),
+    )
+    .unwrap();
     let (mut proc_, addr) = spawn_server(&data, &cfg);
 
     // Four writers import users one at a time and record every acknowledged one.
@@ -79,11 +107,25 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
         let addr = addr.clone();
         writers.push(tokio::spawn(async move {
             let c = Client::connect(&addr).await.unwrap();
-            c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, &format!("w{w}")).await.unwrap();
+            c.login(
+                APP,
+                "admin",
+                &ticket_for(APP, "admin", SECRET),
+                wire::ClientType::Backend,
+                &format!("w{w}"),
+            )
+            .await
+            .unwrap();
             let mut acked = Vec::new();
             for i in 0.. {
                 let id = format!("w{w}-u{i}");
-                match c.import_users(&[Profile { nickname: format!("n{i}"), ..Profile::new(&id) }]).await {
+                match c
+                    .import_users(&[Profile {
+                        nickname: format!("n{i}"),
+                        ..Profile::new(&id)
+                    }])
+                    .await
+                {
                     Ok(r) if r[0].1 == ErrorCode::None => acked.push(id),
                     Ok(r) => panic!("unexpected outcome {r:?}"),
                     Err(_) => break, // the server died under us
@@ -99,15 +141,30 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(acked.len() > 10, "the burst was too short to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 10,
+        "the burst was too short to mean anything: {}",
+        acked.len()
+    );
 
     let (_proc2, addr) = spawn_server(&data, &cfg);
     let c = Client::connect(&addr).await.unwrap();
-    c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "check").await.unwrap();
+    c.login(
+        APP,
+        "admin",
+        &ticket_for(APP, "admin", SECRET),
+        wire::ClientType::Backend,
+        "check",
+    )
+    .await
+    .unwrap();
     for chunk in acked.chunks(400) {
         let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let (found, missing) = c.get_user_info(&ids, &[]).await.unwrap();
-        assert!(missing.is_empty(), "acknowledged but lost after kill -9: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "acknowledged but lost after kill -9: {missing:?}"
+        );
         assert_eq!(found.len(), chunk.len());
     }
 }

@@ -121,7 +121,10 @@ enum Cmd {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn client_type(s: &str) -> anyhow::Result<wire::ClientType> {
@@ -137,7 +140,10 @@ fn field(s: &str) -> anyhow::Result<wire::UserField> {
     wire::UserField::ENUM_VALUES
         .iter()
         .copied()
-        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(&norm)))
+        .find(|t| {
+            t.variant_name()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&norm))
+        })
         .ok_or_else(|| anyhow!("unknown field {s}"))
 }
 
@@ -195,25 +201,44 @@ fn print_profile(p: &Profile) {
 
 fn describe_push(f: &imserver::client::Frame) -> String {
     let sf = f.get();
-    if let Some(k) = sf.push_as_kick_push() {
+    if let Some(k) = sf.event_as_kick_push() {
         return format!("kick: {}", k.reason().variant_name().unwrap_or("?"));
     }
-    if let Some(s) = sf.push_as_status_changed_push() {
+    if let Some(s) = sf.event_as_status_changed_push() {
         if let Some(st) = s.status() {
             let s = imserver::client::Status::from_wire(&st);
-            let devs: Vec<String> = s.devices.iter().map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id)).collect();
-            return format!("status: {} {} [{}]", s.user_id, if s.online { "online" } else { "offline" }, devs.join(", "));
+            let devs: Vec<String> = s
+                .devices
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d.client_type.variant_name().unwrap_or("?"),
+                        d.device_id
+                    )
+                })
+                .collect();
+            return format!(
+                "status: {} {} [{}]",
+                s.user_id,
+                if s.online { "online" } else { "offline" },
+                devs.join(", ")
+            );
         }
     }
-    if let Some(u) = sf.push_as_user_info_changed_push() {
+    if let Some(u) = sf.event_as_user_info_changed_push() {
         if let Some(p) = u.user() {
-            return format!("profile changed: {} nickname={:?}", p.user_id().unwrap_or_default(), p.nickname().unwrap_or_default());
+            return format!(
+                "profile changed: {} nickname={:?}",
+                p.user_id().unwrap_or_default(),
+                p.nickname().unwrap_or_default()
+            );
         }
     }
     if let Some(e) = f.error() {
         return format!("error: {e}");
     }
-    format!("push: {}", sf.push_type().variant_name().unwrap_or("?"))
+    format!("push: {}", sf.event_type().variant_name().unwrap_or("?"))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -221,23 +246,56 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ticket = match &cli.ticket {
         Some(t) => t.clone(),
-        None => ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), 86400),
+        None => ticket::sign(
+            cli.app as u64,
+            &cli.user,
+            cli.secret.as_bytes(),
+            now_secs(),
+            86400,
+        ),
     };
     if let Cmd::Sign { ttl } = &cli.cmd {
-        println!("{}", ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), *ttl));
+        println!(
+            "{}",
+            ticket::sign(
+                cli.app as u64,
+                &cli.user,
+                cli.secret.as_bytes(),
+                now_secs(),
+                *ttl
+            )
+        );
         return Ok(());
     }
-    let mut c = Client::connect(&cli.addr).await.with_context(|| format!("connecting to {}", cli.addr))?;
-    let info = c.login(cli.app, &cli.user, &ticket, client_type(&cli.client_type)?, &cli.device).await.context("login")?;
+    let mut c = Client::connect(&cli.addr)
+        .await
+        .with_context(|| format!("connecting to {}", cli.addr))?;
+    let info = c
+        .login(
+            cli.app,
+            &cli.user,
+            &ticket,
+            client_type(&cli.client_type)?,
+            &cli.device,
+        )
+        .await
+        .context("login")?;
     let json = cli.json;
-    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<&str>>();
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     match cli.cmd {
         Cmd::Sign { .. } => unreachable!("handled above"),
         Cmd::Login => {
             if json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {
-                println!("logged in: session {} on {}{}", info.session_id, info.server_addr, if info.is_admin { " (admin)" } else { "" });
+                println!(
+                    "logged in: session {} on {}{}",
+                    info.session_id,
+                    info.server_addr,
+                    if info.is_admin { " (admin)" } else { "" }
+                );
             }
         }
         Cmd::Ping => {
@@ -253,17 +311,27 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|u| {
                     let (id, nick) = u.split_once(':').unwrap_or((u, ""));
-                    Profile { nickname: nick.to_owned(), extra: extra.clone().unwrap_or_default(), ..Profile::new(id) }
+                    Profile {
+                        nickname: nick.to_owned(),
+                        extra: extra.clone().unwrap_or_default(),
+                        ..Profile::new(id)
+                    }
                 })
                 .collect();
             print_outcomes(json, &c.import_users(&profiles).await?);
         }
         Cmd::DeleteUsers { users } => print_outcomes(json, &c.delete_users(&strs(&users)).await?),
         Cmd::GetUsers { users, fields } => {
-            let fields = fields.iter().map(|f| field(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let fields = fields
+                .iter()
+                .map(|f| field(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let (found, missing) = c.get_user_info(&strs(&users), &fields).await?;
             if json {
-                println!("{}", serde_json::json!({"users": found, "missing": missing}));
+                println!(
+                    "{}",
+                    serde_json::json!({"users": found, "missing": missing})
+                );
             } else {
                 found.iter().for_each(print_profile);
                 for m in missing {
@@ -279,7 +347,19 @@ async fn main() -> anyhow::Result<()> {
                 print_profile(&p);
             }
         }
-        Cmd::Modify { target, nickname, avatar, gender, birthday, location, signature, friend_policy, extra, silent, forbidden } => {
+        Cmd::Modify {
+            target,
+            nickname,
+            avatar,
+            gender,
+            birthday,
+            location,
+            signature,
+            friend_policy,
+            extra,
+            silent,
+            forbidden,
+        } => {
             let change = ProfileChange {
                 user_id: target,
                 nickname,
@@ -306,19 +386,43 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&st)?);
             } else {
                 for s in st {
-                    let devs: Vec<String> =
-                        s.devices.iter().map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id)).collect();
-                    println!("{}: {} {}", s.user_id, if s.online { "online" } else { "offline" }, devs.join(" "));
+                    let devs: Vec<String> = s
+                        .devices
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "{}/{}",
+                                d.client_type.variant_name().unwrap_or("?"),
+                                d.device_id
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{}: {} {}",
+                        s.user_id,
+                        if s.online { "online" } else { "offline" },
+                        devs.join(" ")
+                    );
                 }
             }
         }
-        Cmd::Sync { stream: s, after, limit, target } => {
+        Cmd::Sync {
+            stream: s,
+            after,
+            limit,
+            target,
+        } => {
             let a = c.sync(stream(&s)?, after, limit, target.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string(&a)?);
             } else {
                 for i in &a.items {
-                    println!("{:>8} {}{}", i.seq, i.id, if i.deleted { " (deleted)" } else { "" });
+                    println!(
+                        "{:>8} {}{}",
+                        i.seq,
+                        i.id,
+                        if i.deleted { " (deleted)" } else { "" }
+                    );
                 }
                 println!("head {} more {}", a.head_seq, a.more);
             }

@@ -2,20 +2,39 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Client, ClientError, Frame, ItemOutcome, LoginInfo, Profile, ProfileChange, Status, SyncAnswer, SyncEntry};
+use super::{
+    Client, ClientError, Frame, ItemOutcome, LoginInfo, Profile, ProfileChange, Status, SyncAnswer,
+    SyncEntry,
+};
 use crate::protocol::{wire, PROTOCOL_VERSION};
 
 fn outcomes(f: &Frame) -> Result<Vec<ItemOutcome>, ClientError> {
-    let r = f.get().response_as_batch_resp().ok_or(ClientError::Unexpected("BatchResp"))?;
+    let r = f
+        .get()
+        .response_as_batch_resp()
+        .ok_or(ClientError::Unexpected("BatchResp"))?;
     Ok(r.results()
-        .map(|v| v.iter().map(|i| (i.id().unwrap_or_default().to_owned(), i.code())).collect())
+        .map(|v| {
+            v.iter()
+                .map(|i| (i.id().unwrap_or_default().to_owned(), i.code()))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 fn profiles(f: &Frame) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
-    let r = f.get().response_as_user_info_resp().ok_or(ClientError::Unexpected("UserInfoResp"))?;
-    let users = r.users().map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect()).unwrap_or_default();
-    let missing = r.missing().map(|v| v.iter().map(str::to_owned).collect()).unwrap_or_default();
+    let r = f
+        .get()
+        .response_as_user_info_resp()
+        .ok_or(ClientError::Unexpected("UserInfoResp"))?;
+    let users = r
+        .users()
+        .map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect())
+        .unwrap_or_default();
+    let missing = r
+        .missing()
+        .map(|v| v.iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     Ok((users, missing))
 }
 
@@ -47,7 +66,10 @@ impl Client {
                 (wire::Request::LoginReq, r.as_union_value())
             })
             .await?;
-        let r = f.get().response_as_login_resp().ok_or(ClientError::Unexpected("LoginResp"))?;
+        let r = f
+            .get()
+            .response_as_login_resp()
+            .ok_or(ClientError::Unexpected("LoginResp"))?;
         Ok(LoginInfo {
             session_id: r.session_id(),
             server_addr: r.server_addr().unwrap_or_default().to_owned(),
@@ -60,18 +82,40 @@ impl Client {
 
     /// A heartbeat; returns the server's clock (ms).
     pub async fn ping(&self) -> Result<u64, ClientError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let f = self
-            .call(|fbb| (wire::Request::PingReq, wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: now }).as_union_value()))
+            .call(|fbb| {
+                (
+                    wire::Request::PingReq,
+                    wire::PingReq::create(
+                        fbb,
+                        &wire::PingReqArgs {
+                            client_time_ms: now,
+                        },
+                    )
+                    .as_union_value(),
+                )
+            })
             .await?;
-        let p = f.get().response_as_pong_resp().ok_or(ClientError::Unexpected("PongResp"))?;
+        let p = f
+            .get()
+            .response_as_pong_resp()
+            .ok_or(ClientError::Unexpected("PongResp"))?;
         Ok(p.server_time_ms())
     }
 
     pub async fn logout(&self) -> Result<(), ClientError> {
-        self.call(|fbb| (wire::Request::LogoutReq, wire::LogoutReq::create(fbb, &wire::LogoutReqArgs {}).as_union_value()))
-            .await
-            .map(|_| ())
+        self.call(|fbb| {
+            (
+                wire::Request::LogoutReq,
+                wire::LogoutReq::create(fbb, &wire::LogoutReqArgs {}).as_union_value(),
+            )
+        })
+        .await
+        .map(|_| ())
     }
 
     /// [admin] Creates users; one outcome per user.
@@ -81,7 +125,9 @@ impl Client {
                 let v: Vec<_> = users
                     .iter()
                     .map(|u| {
-                        let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &str| Some(fbb.create_string(v));
+                        let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &str| {
+                            Some(fbb.create_string(v))
+                        };
                         let args = wire::UserProfileArgs {
                             user_id: s(fbb, &u.user_id),
                             nickname: s(fbb, &u.nickname),
@@ -100,7 +146,10 @@ impl Client {
                     })
                     .collect();
                 let users = fbb.create_vector(&v);
-                let r = wire::ImportUserReq::create(fbb, &wire::ImportUserReqArgs { users: Some(users) });
+                let r = wire::ImportUserReq::create(
+                    fbb,
+                    &wire::ImportUserReqArgs { users: Some(users) },
+                );
                 (wire::Request::ImportUserReq, r.as_union_value())
             })
             .await?;
@@ -113,7 +162,10 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::DeleteUserReq::create(fbb, &wire::DeleteUserReqArgs { user_ids: Some(v) });
+                let r = wire::DeleteUserReq::create(
+                    fbb,
+                    &wire::DeleteUserReqArgs { user_ids: Some(v) },
+                );
                 (wire::Request::DeleteUserReq, r.as_union_value())
             })
             .await?;
@@ -121,13 +173,23 @@ impl Client {
     }
 
     /// Profiles of `ids` (only `fields`, all when empty); and the ids not found.
-    pub async fn get_user_info(&self, ids: &[&str], fields: &[wire::UserField]) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
+    pub async fn get_user_info(
+        &self,
+        ids: &[&str],
+        fields: &[wire::UserField],
+    ) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
         let f = self
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
                 let fl = fbb.create_vector(fields);
-                let r = wire::GetUserInfoReq::create(fbb, &wire::GetUserInfoReqArgs { user_ids: Some(v), fields: Some(fl) });
+                let r = wire::GetUserInfoReq::create(
+                    fbb,
+                    &wire::GetUserInfoReqArgs {
+                        user_ids: Some(v),
+                        fields: Some(fl),
+                    },
+                );
                 (wire::Request::GetUserInfoReq, r.as_union_value())
             })
             .await?;
@@ -138,17 +200,26 @@ impl Client {
         let f = self
             .call(|fbb| {
                 let u = fbb.create_string(id);
-                let r = wire::GetSingleUserInfoReq::create(fbb, &wire::GetSingleUserInfoReqArgs { user_id: Some(u) });
+                let r = wire::GetSingleUserInfoReq::create(
+                    fbb,
+                    &wire::GetSingleUserInfoReqArgs { user_id: Some(u) },
+                );
                 (wire::Request::GetSingleUserInfoReq, r.as_union_value())
             })
             .await?;
-        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
+        profiles(&f)?
+            .0
+            .into_iter()
+            .next()
+            .ok_or(ClientError::Unexpected("empty UserInfoResp"))
     }
 
     pub async fn modify_user_info(&self, c: &ProfileChange) -> Result<Profile, ClientError> {
         let f = self
             .call(|fbb| {
-                let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &Option<String>| v.as_deref().map(|v| fbb.create_string(v));
+                let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &Option<String>| {
+                    v.as_deref().map(|v| fbb.create_string(v))
+                };
                 let args = wire::ModifyUserInfoReqArgs {
                     user_id: s(fbb, &c.user_id),
                     nickname: s(fbb, &c.nickname),
@@ -170,7 +241,11 @@ impl Client {
                 (wire::Request::ModifyUserInfoReq, r.as_union_value())
             })
             .await?;
-        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
+        profiles(&f)?
+            .0
+            .into_iter()
+            .next()
+            .ok_or(ClientError::Unexpected("empty UserInfoResp"))
     }
 
     pub async fn query_online_status(&self, ids: &[&str]) -> Result<Vec<Status>, ClientError> {
@@ -178,21 +253,39 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::QueryOnlineStatusReq::create(fbb, &wire::QueryOnlineStatusReqArgs { user_ids: Some(v) });
+                let r = wire::QueryOnlineStatusReq::create(
+                    fbb,
+                    &wire::QueryOnlineStatusReqArgs { user_ids: Some(v) },
+                );
                 (wire::Request::QueryOnlineStatusReq, r.as_union_value())
             })
             .await?;
-        let r = f.get().response_as_online_status_resp().ok_or(ClientError::Unexpected("OnlineStatusResp"))?;
-        Ok(r.statuses().map(|v| v.iter().map(|s| Status::from_wire(&s)).collect()).unwrap_or_default())
+        let r = f
+            .get()
+            .response_as_online_status_resp()
+            .ok_or(ClientError::Unexpected("OnlineStatusResp"))?;
+        Ok(r.statuses()
+            .map(|v| v.iter().map(|s| Status::from_wire(&s)).collect())
+            .unwrap_or_default())
     }
 
     /// Follows the online status of `ids` for `secs` seconds (0 = the server's maximum).
-    pub async fn subscribe_status(&self, ids: &[&str], secs: u32) -> Result<Vec<ItemOutcome>, ClientError> {
+    pub async fn subscribe_status(
+        &self,
+        ids: &[&str],
+        secs: u32,
+    ) -> Result<Vec<ItemOutcome>, ClientError> {
         let f = self
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::SubscribeStatusReq::create(fbb, &wire::SubscribeStatusReqArgs { user_ids: Some(v), duration_secs: secs });
+                let r = wire::SubscribeStatusReq::create(
+                    fbb,
+                    &wire::SubscribeStatusReqArgs {
+                        user_ids: Some(v),
+                        duration_secs: secs,
+                    },
+                );
                 (wire::Request::SubscribeStatusReq, r.as_union_value())
             })
             .await?;
@@ -204,7 +297,10 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::UnsubscribeStatusReq::create(fbb, &wire::UnsubscribeStatusReqArgs { user_ids: Some(v) });
+                let r = wire::UnsubscribeStatusReq::create(
+                    fbb,
+                    &wire::UnsubscribeStatusReqArgs { user_ids: Some(v) },
+                );
                 (wire::Request::UnsubscribeStatusReq, r.as_union_value())
             })
             .await?;
@@ -212,19 +308,44 @@ impl Client {
     }
 
     /// Changes of one of my streams after `after_seq` (an administrator may name a user).
-    pub async fn sync(&self, stream: wire::SyncStream, after_seq: u64, limit: u32, user: Option<&str>) -> Result<SyncAnswer, ClientError> {
+    pub async fn sync(
+        &self,
+        stream: wire::SyncStream,
+        after_seq: u64,
+        limit: u32,
+        user: Option<&str>,
+    ) -> Result<SyncAnswer, ClientError> {
         let f = self
             .call(|fbb| {
                 let u = user.map(|u| fbb.create_string(u));
-                let r = wire::SyncReq::create(fbb, &wire::SyncReqArgs { user_id: u, stream, after_seq, limit });
+                let r = wire::SyncReq::create(
+                    fbb,
+                    &wire::SyncReqArgs {
+                        user_id: u,
+                        stream,
+                        after_seq,
+                        limit,
+                    },
+                );
                 (wire::Request::SyncReq, r.as_union_value())
             })
             .await?;
-        let r = f.get().response_as_sync_resp().ok_or(ClientError::Unexpected("SyncResp"))?;
+        let r = f
+            .get()
+            .response_as_sync_resp()
+            .ok_or(ClientError::Unexpected("SyncResp"))?;
         Ok(SyncAnswer {
             items: r
                 .items()
-                .map(|v| v.iter().map(|i| SyncEntry { seq: i.seq(), id: i.id().unwrap_or_default().to_owned(), deleted: i.deleted() }).collect())
+                .map(|v| {
+                    v.iter()
+                        .map(|i| SyncEntry {
+                            seq: i.seq(),
+                            id: i.id().unwrap_or_default().to_owned(),
+                            deleted: i.deleted(),
+                        })
+                        .collect()
+                })
                 .unwrap_or_default(),
             head_seq: r.head_seq(),
             more: r.more(),

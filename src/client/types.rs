@@ -23,7 +23,10 @@ pub struct Profile {
 
 impl Profile {
     pub fn new(user_id: &str) -> Profile {
-        Profile { user_id: user_id.to_owned(), ..Default::default() }
+        Profile {
+            user_id: user_id.to_owned(),
+            ..Default::default()
+        }
     }
 
     pub fn from_wire(p: &wire::UserProfile<'_>) -> Profile {

@@ -18,12 +18,17 @@ pub fn user_id(s: Option<&str>, what: &'static str) -> Result<UserId, DomainErro
 pub fn opt_user_id(s: Option<&str>, what: &'static str) -> Result<Option<UserId>, DomainError> {
     match s {
         None | Some("") => Ok(None),
-        Some(s) => UserId::new(s).map(Some).ok_or(DomainError::InvalidArgument(what)),
+        Some(s) => UserId::new(s)
+            .map(Some)
+            .ok_or(DomainError::InvalidArgument(what)),
     }
 }
 
 /// A list of user ids, bounded by `max`.
-pub fn user_ids(v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>, max: usize) -> Result<Vec<UserId>, DomainError> {
+pub fn user_ids(
+    v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>,
+    max: usize,
+) -> Result<Vec<UserId>, DomainError> {
     let v = v.ok_or(DomainError::MissingField("user_ids"))?;
     if v.len() > max {
         return Err(DomainError::BatchTooLarge);
@@ -31,7 +36,9 @@ pub fn user_ids(v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&
     if v.is_empty() {
         return Err(DomainError::MissingField("user_ids"));
     }
-    v.iter().map(|s| UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids"))).collect()
+    v.iter()
+        .map(|s| UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids")))
+        .collect()
 }
 
 /// A profile offered for import (`create/update` times and `deleted` are the server's).
@@ -66,7 +73,11 @@ pub fn parse_change(r: &wire::ModifyUserInfoReq<'_>) -> UserChange {
 }
 
 /// Encodes a profile with only the selected fields (the id always).
-pub fn profile<'a>(fbb: &mut Fbb<'a>, u: &UserRecord, mask: FieldMask) -> WIPOffset<wire::UserProfile<'a>> {
+pub fn profile<'a>(
+    fbb: &mut Fbb<'a>,
+    u: &UserRecord,
+    mask: FieldMask,
+) -> WIPOffset<wire::UserProfile<'a>> {
     let s = |fbb: &mut Fbb<'a>, f: UserField, v: &str| mask.has(f).then(|| fbb.create_string(v));
     let user_id = Some(fbb.create_string(u.id.as_str()));
     let nickname = s(fbb, UserField::Nickname, &u.nickname);
@@ -82,11 +93,19 @@ pub fn profile<'a>(fbb: &mut Fbb<'a>, u: &UserRecord, mask: FieldMask) -> WIPOff
             user_id,
             nickname,
             avatar,
-            gender: if mask.has(UserField::Gender) { u.gender } else { wire::Gender::Unknown },
+            gender: if mask.has(UserField::Gender) {
+                u.gender
+            } else {
+                wire::Gender::Unknown
+            },
             birthday,
             location,
             signature,
-            friend_add_policy: if mask.has(UserField::FriendAddPolicy) { u.friend_add_policy } else { wire::FriendAddPolicy::Anyone },
+            friend_add_policy: if mask.has(UserField::FriendAddPolicy) {
+                u.friend_add_policy
+            } else {
+                wire::FriendAddPolicy::Anyone
+            },
             silent: mask.has(UserField::Silent) && u.silent,
             forbidden: mask.has(UserField::Forbidden) && u.forbidden,
             extra,
@@ -117,14 +136,25 @@ pub fn user_status<'a>(fbb: &mut Fbb<'a>, s: &UserStatus) -> WIPOffset<wire::Use
         .iter()
         .map(|d| {
             let id = fbb.create_string(&d.device_id);
-            wire::DeviceStatus::create(fbb, &wire::DeviceStatusArgs { client_type: d.client_type, device_id: Some(id), login_time_ms: d.login_ms })
+            wire::DeviceStatus::create(
+                fbb,
+                &wire::DeviceStatusArgs {
+                    client_type: d.client_type,
+                    device_id: Some(id),
+                    login_time_ms: d.login_ms,
+                },
+            )
         })
         .collect();
     let devices = fbb.create_vector(&devs);
     let user_id = fbb.create_string(s.user.as_str());
     wire::UserStatus::create(
         fbb,
-        &wire::UserStatusArgs { user_id: Some(user_id), online: !s.devices.is_empty(), devices: Some(devices) },
+        &wire::UserStatusArgs {
+            user_id: Some(user_id),
+            online: !s.devices.is_empty(),
+            devices: Some(devices),
+        },
     )
 }
 

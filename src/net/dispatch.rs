@@ -51,7 +51,11 @@ pub fn request(ctx: &Ctx, s: &Session, outbox: &Outbox, buf: &[u8]) -> Outcome {
     let frame = match protocol::decode_client(buf) {
         Ok(f) => f,
         Err(_) => {
-            outbox.send(protocol::error(0, wire::ErrorCode::MalformedFrame, "malformed frame"));
+            outbox.send(protocol::error(
+                0,
+                wire::ErrorCode::MalformedFrame,
+                "malformed frame",
+            ));
             return Outcome::Done;
         }
     };
@@ -107,44 +111,85 @@ fn not_yet() -> Result<Outcome, Immediate> {
     Err(Immediate::Error(DomainError::NotImplemented))
 }
 
-fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
+fn route(
+    ctx: &Ctx,
+    s: &Session,
+    id: u64,
+    frame: &wire::ClientFrame<'_>,
+) -> Result<Outcome, Immediate> {
     let lim = &ctx.cfg.limits;
     let app = s.app;
     let router = ctx.router.clone();
     match frame.request_type() {
         Request::NONE => Err(Immediate::Error(DomainError::MissingField("request"))),
-        Request::LoginReq => Err(Immediate::Frame(protocol::error(id, wire::ErrorCode::AlreadyLoggedIn, "already logged in"))),
+        Request::LoginReq => Err(Immediate::Frame(protocol::error(
+            id,
+            wire::ErrorCode::AlreadyLoggedIn,
+            "already logged in",
+        ))),
         Request::LogoutReq => Ok(Outcome::Logout(protocol::ok(id))),
         Request::PingReq => {
-            let r = frame.request_as_ping_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_ping_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let t = r.client_time_ms();
             Err(Immediate::Frame(protocol::response(id, |fbb| {
-                let p = wire::PongResp::create(fbb, &wire::PongRespArgs { client_time_ms: t, server_time_ms: crate::now_ms() });
+                let p = wire::PongResp::create(
+                    fbb,
+                    &wire::PongRespArgs {
+                        client_time_ms: t,
+                        server_time_ms: crate::now_ms(),
+                    },
+                );
                 (wire::Response::PongResp, p.as_union_value())
             })))
         }
         Request::ImportUserReq => {
             admin_only(s)?;
-            let r = frame.request_as_import_user_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_import_user_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let users = r.users().ok_or(DomainError::MissingField("users"))?;
             if users.len() > lim.max_batch {
                 return Err(DomainError::BatchTooLarge.into());
             }
             // Profiles that do not parse fail alone; the rest go to their shards.
             let mut parsed = Vec::with_capacity(users.len());
+            let mut seen = std::collections::HashSet::with_capacity(users.len());
             for p in users.iter() {
                 let label = p.user_id().unwrap_or_default().to_owned();
-                parsed.push((label, dw::parse_profile(&p)));
+                let r = dw::parse_profile(&p).and_then(|u| {
+                    if seen.insert(u.id.clone()) {
+                        Ok(u)
+                    } else {
+                        Err(DomainError::InvalidArgument(
+                            "user_id appears twice in the batch",
+                        ))
+                    }
+                });
+                parsed.push((label, r));
             }
             pending(async move {
-                let good: Vec<(UserId, UserRecord)> =
-                    parsed.iter().filter_map(|(_, r)| r.as_ref().ok().map(|u| (u.id.clone(), u.clone()))).collect();
-                let mut done = scatter(&router, app, good, |users, reply| ShardCmd::ImportUsers { app, users, reply }).await;
+                let good: Vec<(UserId, UserRecord)> = parsed
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok().map(|u| (u.id.clone(), u.clone())))
+                    .collect();
+                let mut done = scatter(&router, app, good, |users, reply| ShardCmd::ImportUsers {
+                    app,
+                    users,
+                    reply,
+                })
+                .await;
                 let items: Vec<(String, Result<(), DomainError>)> = parsed
                     .into_iter()
                     .map(|(label, r)| match r {
                         Err(e) => (label, Err(e)),
-                        Ok(u) => (label, done.remove(&u.id).unwrap_or(Err(DomainError::Overloaded))),
+                        Ok(u) => (
+                            label,
+                            done.remove(&u.id)
+                                .map(|(_, r)| r)
+                                .unwrap_or(Err(DomainError::Overloaded)),
+                        ),
                     })
                     .collect();
                 batch_resp(id, &items)
@@ -152,15 +197,26 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
         }
         Request::DeleteUserReq => {
             admin_only(s)?;
-            let r = frame.request_as_delete_user_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_delete_user_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let ids = dw::user_ids(r.user_ids(), lim.max_batch)?;
             pending(async move {
-                let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
-                let mut done = scatter(&router, app, keyed, |users, reply| ShardCmd::DeleteUsers { app, users, reply }).await;
+                let keyed: Vec<(UserId, UserId)> =
+                    ids.iter().map(|u| (u.clone(), u.clone())).collect();
+                let mut done = scatter(&router, app, keyed, |users, reply| ShardCmd::DeleteUsers {
+                    app,
+                    users,
+                    reply,
+                })
+                .await;
                 let items: Vec<_> = ids
                     .into_iter()
                     .map(|u| {
-                        let r = done.remove(&u).unwrap_or(Err(DomainError::Overloaded));
+                        let r = done
+                            .remove(&u)
+                            .map(|(_, r)| r)
+                            .unwrap_or(Err(DomainError::Overloaded));
                         (u.to_string(), r)
                     })
                     .collect();
@@ -168,26 +224,49 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
             })
         }
         Request::GetUserInfoReq => {
-            let r = frame.request_as_get_user_info_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_get_user_info_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let ids = dw::user_ids(r.user_ids(), lim.max_batch)?;
-            let fields: Vec<wire::UserField> = r.fields().map(|v| v.iter().collect()).unwrap_or_default();
+            let fields: Vec<wire::UserField> =
+                r.fields().map(|v| v.iter().collect()).unwrap_or_default();
             let mask = FieldMask::from_fields(&fields)?;
             let admin = s.admin;
             pending(get_users(router, app, id, ids, mask, admin, false))
         }
         Request::GetSingleUserInfoReq => {
-            let r = frame.request_as_get_single_user_info_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_get_single_user_info_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let u = dw::user_id(r.user_id(), "user_id")?;
-            pending(get_users(router, app, id, vec![u], FieldMask::ALL, s.admin, true))
+            pending(get_users(
+                router,
+                app,
+                id,
+                vec![u],
+                FieldMask::ALL,
+                s.admin,
+                true,
+            ))
         }
         Request::ModifyUserInfoReq => {
-            let r = frame.request_as_modify_user_info_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_modify_user_info_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let user = subject(s, r.user_id())?;
             let change = dw::parse_change(&r);
             let (by_admin, origin) = (s.admin, Some(s.conn));
             pending(async move {
                 let shard = router.user_shard(app, &user);
-                let res = ask(&router, shard, |reply| ShardCmd::ModifyUser { app, user, change, by_admin, origin, reply }).await;
+                let res = ask(&router, shard, |reply| ShardCmd::ModifyUser {
+                    app,
+                    user,
+                    change,
+                    by_admin,
+                    origin,
+                    reply,
+                })
+                .await;
                 match res.and_then(|r| r) {
                     Ok(rec) => user_info_resp(id, &[rec], &[], FieldMask::ALL),
                     Err(e) => err_frame(id, &e),
@@ -195,28 +274,44 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
             })
         }
         Request::QueryOnlineStatusReq => {
-            let r = frame.request_as_query_online_status_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_query_online_status_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let ids = dw::user_ids(r.user_ids(), lim.max_batch)?;
             pending(async move {
-                let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
-                let got = scatter(&router, app, keyed, |users, reply| ShardCmd::QueryStatus { app, users, reply }).await;
+                let keyed: Vec<(UserId, UserId)> =
+                    ids.iter().map(|u| (u.clone(), u.clone())).collect();
+                let got = scatter(&router, app, keyed, |users, reply| ShardCmd::QueryStatus {
+                    app,
+                    users,
+                    reply,
+                })
+                .await;
                 let statuses: Vec<dw::UserStatus> = ids
                     .into_iter()
                     .map(|u| match got.get(&u) {
                         Some(st) => st.clone(),
-                        None => dw::UserStatus { user: u, devices: vec![] },
+                        None => dw::UserStatus {
+                            user: u,
+                            devices: vec![],
+                        },
                     })
                     .collect();
                 protocol::response(id, |fbb| {
                     let v: Vec<_> = statuses.iter().map(|st| dw::user_status(fbb, st)).collect();
                     let v = fbb.create_vector(&v);
-                    let r = wire::OnlineStatusResp::create(fbb, &wire::OnlineStatusRespArgs { statuses: Some(v) });
+                    let r = wire::OnlineStatusResp::create(
+                        fbb,
+                        &wire::OnlineStatusRespArgs { statuses: Some(v) },
+                    );
                     (wire::Response::OnlineStatusResp, r.as_union_value())
                 })
             })
         }
         Request::SubscribeStatusReq => {
-            let r = frame.request_as_subscribe_status_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_subscribe_status_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let me = s.user.clone().ok_or(DomainError::PermissionDenied)?;
             let ids = dw::user_ids(r.user_ids(), lim.max_batch)?;
             let max = lim.max_subscription_secs;
@@ -227,52 +322,85 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
             };
             let until_ms = crate::now_ms() + secs as u64 * 1000;
             pending(async move {
-                let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+                let keyed: Vec<(UserId, UserId)> =
+                    ids.iter().map(|u| (u.clone(), u.clone())).collect();
                 let sub = me.clone();
-                let mut done = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Subscribe {
-                    app,
-                    subscriber: sub.clone(),
-                    targets,
-                    until_ms,
-                    reply,
+                let mut done = scatter(&router, app, keyed, move |targets, reply| {
+                    ShardCmd::Subscribe {
+                        app,
+                        subscriber: sub.clone(),
+                        targets,
+                        until_ms,
+                        reply,
+                    }
                 })
                 .await;
-                let items: Vec<_> = ids.into_iter().map(|u| {
-                    let r = done.remove(&u).unwrap_or(Err(DomainError::Overloaded));
-                    (u.to_string(), r)
-                }).collect();
+                let items: Vec<_> = ids
+                    .into_iter()
+                    .map(|u| {
+                        let r = done
+                            .remove(&u)
+                            .map(|(_, r)| r)
+                            .unwrap_or(Err(DomainError::Overloaded));
+                        (u.to_string(), r)
+                    })
+                    .collect();
                 batch_resp(id, &items)
             })
         }
         Request::UnsubscribeStatusReq => {
-            let r = frame.request_as_unsubscribe_status_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_unsubscribe_status_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let me = s.user.clone().ok_or(DomainError::PermissionDenied)?;
             let ids = dw::user_ids(r.user_ids(), lim.max_batch)?;
             pending(async move {
-                let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+                let keyed: Vec<(UserId, UserId)> =
+                    ids.iter().map(|u| (u.clone(), u.clone())).collect();
                 let sub = me.clone();
-                let mut done = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Unsubscribe {
-                    app,
-                    subscriber: sub.clone(),
-                    targets,
-                    reply,
+                let mut done = scatter(&router, app, keyed, move |targets, reply| {
+                    ShardCmd::Unsubscribe {
+                        app,
+                        subscriber: sub.clone(),
+                        targets,
+                        reply,
+                    }
                 })
                 .await;
-                let items: Vec<_> = ids.into_iter().map(|u| {
-                    let r = done.remove(&u).unwrap_or(Err(DomainError::Overloaded));
-                    (u.to_string(), r)
-                }).collect();
+                let items: Vec<_> = ids
+                    .into_iter()
+                    .map(|u| {
+                        let r = done
+                            .remove(&u)
+                            .map(|(_, r)| r)
+                            .unwrap_or(Err(DomainError::Overloaded));
+                        (u.to_string(), r)
+                    })
+                    .collect();
                 batch_resp(id, &items)
             })
         }
         Request::SyncReq => {
-            let r = frame.request_as_sync_req().ok_or(DomainError::MissingField("request"))?;
+            let r = frame
+                .request_as_sync_req()
+                .ok_or(DomainError::MissingField("request"))?;
             let user = subject(s, r.user_id())?;
-            let stream = Stream::from_wire(r.stream()).ok_or(DomainError::InvalidArgument("stream"))?;
+            let stream =
+                Stream::from_wire(r.stream()).ok_or(DomainError::InvalidArgument("stream"))?;
             let (after, limit) = (r.after_seq(), page_size(r.limit(), lim.max_page));
             pending(async move {
                 let shard = router.user_shard(app, &user);
-                match ask(&router, shard, |reply| ShardCmd::Sync { app, user, stream, after, limit, reply }).await.and_then(|r| r) {
+                match ask(&router, shard, |reply| ShardCmd::Sync {
+                    app,
+                    user,
+                    stream,
+                    after,
+                    limit,
+                    reply,
+                })
+                .await
+                .and_then(|r| r)
+                {
                     Ok(page) => sync_resp(id, &page),
                     Err(e) => err_frame(id, &e),
                 }
@@ -320,7 +448,9 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
         | Request::GetJoinRequestsReq
         | Request::ImportGroupReq
         | Request::ImportGroupMembersReq => not_yet(),
-        Request::GetConversationsReq | Request::UpdateConversationReq | Request::DeleteConversationReq => not_yet(),
+        Request::GetConversationsReq
+        | Request::UpdateConversationReq
+        | Request::DeleteConversationReq => not_yet(),
         Request::SendMessageReq
         | Request::ReceiveAckReq
         | Request::ReadReq
@@ -328,14 +458,25 @@ fn route(ctx: &Ctx, s: &Session, id: u64, frame: &wire::ClientFrame<'_>) -> Resu
         | Request::GetMessagesReq
         | Request::GetHistoryReq => not_yet(),
         // A union member newer than this server (the generated enum is open).
-        _ => Err(Immediate::Frame(protocol::error(id, wire::ErrorCode::UnknownOperation, "unknown operation"))),
+        _ => Err(Immediate::Frame(protocol::error(
+            id,
+            wire::ErrorCode::UnknownOperation,
+            "unknown operation",
+        ))),
     }
 }
 
 /// Asks one shard and waits for its answer.
-async fn ask<T>(router: &Router, shard: usize, make: impl FnOnce(Reply<T>) -> ShardCmd) -> Result<T, DomainError> {
+async fn ask<T>(
+    router: &Router,
+    shard: usize,
+    make: impl FnOnce(Reply<T>) -> ShardCmd,
+) -> Result<T, DomainError> {
     let (tx, rx) = oneshot::channel();
-    router.send(shard, make(tx)).await.map_err(|_| DomainError::ShuttingDown)?;
+    router
+        .send(shard, make(tx))
+        .await
+        .map_err(|_| DomainError::ShuttingDown)?;
     rx.await.map_err(|_| DomainError::ShuttingDown)
 }
 
@@ -352,7 +493,10 @@ where
 {
     let mut by_shard: HashMap<usize, Vec<T>> = HashMap::new();
     for (u, t) in items {
-        by_shard.entry(router.user_shard(app, &u)).or_default().push(t);
+        by_shard
+            .entry(router.user_shard(app, &u))
+            .or_default()
+            .push(t);
     }
     let mut waits = Vec::with_capacity(by_shard.len());
     for (shard, part) in by_shard {
@@ -392,26 +536,59 @@ impl Keyed for dw::UserStatus {
 fn batch_resp(id: u64, items: &[(String, Result<(), DomainError>)]) -> Bytes {
     protocol::response(id, |fbb| {
         let results = dw::item_results(fbb, items);
-        let r = wire::BatchResp::create(fbb, &wire::BatchRespArgs { results: Some(results) });
+        let r = wire::BatchResp::create(
+            fbb,
+            &wire::BatchRespArgs {
+                results: Some(results),
+            },
+        );
         (wire::Response::BatchResp, r.as_union_value())
     })
 }
 
-fn user_info_resp(id: u64, users: &[UserRecord], missing: &[(UserId, DomainError)], mask: FieldMask) -> Bytes {
+fn user_info_resp(
+    id: u64,
+    users: &[UserRecord],
+    missing: &[(UserId, DomainError)],
+    mask: FieldMask,
+) -> Bytes {
     protocol::response(id, |fbb| {
         let us: Vec<_> = users.iter().map(|u| dw::profile(fbb, u, mask)).collect();
         let us = fbb.create_vector(&us);
-        let ms: Vec<_> = missing.iter().map(|(u, _)| fbb.create_string(u.as_str())).collect();
+        let ms: Vec<_> = missing
+            .iter()
+            .map(|(u, _)| fbb.create_string(u.as_str()))
+            .collect();
         let ms = fbb.create_vector(&ms);
-        let r = wire::UserInfoResp::create(fbb, &wire::UserInfoRespArgs { users: Some(us), missing: Some(ms) });
+        let r = wire::UserInfoResp::create(
+            fbb,
+            &wire::UserInfoRespArgs {
+                users: Some(us),
+                missing: Some(ms),
+            },
+        );
         (wire::Response::UserInfoResp, r.as_union_value())
     })
 }
 
-async fn get_users(router: Router, app: AppId, id: u64, ids: Vec<UserId>, mask: FieldMask, admin: bool, single: bool) -> Bytes {
+async fn get_users(
+    router: Router,
+    app: AppId,
+    id: u64,
+    ids: Vec<UserId>,
+    mask: FieldMask,
+    admin: bool,
+    single: bool,
+) -> Bytes {
     let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
     let mut got: HashMap<UserId, (UserId, Result<UserRecord, DomainError>)> =
-        scatter(&router, app, keyed, |users, reply| ShardCmd::GetUsers { app, users, admin, reply }).await;
+        scatter(&router, app, keyed, |users, reply| ShardCmd::GetUsers {
+            app,
+            users,
+            admin,
+            reply,
+        })
+        .await;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for u in ids {
@@ -436,13 +613,26 @@ fn sync_resp(id: u64, page: &SyncPage) -> Bytes {
             .iter()
             .map(|c| {
                 let item = fbb.create_string(&String::from_utf8_lossy(&c.item));
-                wire::SyncItem::create(fbb, &wire::SyncItemArgs { seq: c.seq.0, id: Some(item), deleted: c.payload.is_none(), ..Default::default() })
+                wire::SyncItem::create(
+                    fbb,
+                    &wire::SyncItemArgs {
+                        seq: c.seq.0,
+                        id: Some(item),
+                        deleted: c.payload.is_none(),
+                        ..Default::default()
+                    },
+                )
             })
             .collect();
         let items = fbb.create_vector(&items);
         let r = wire::SyncResp::create(
             fbb,
-            &wire::SyncRespArgs { stream: page.stream.to_wire(), items: Some(items), head_seq: page.head.0, more: page.more },
+            &wire::SyncRespArgs {
+                stream: page.stream.to_wire(),
+                items: Some(items),
+                head_seq: page.head.0,
+                more: page.more,
+            },
         );
         (wire::Response::SyncResp, r.as_union_value())
     })

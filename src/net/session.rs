@@ -31,7 +31,12 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// A write that makes no progress for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
+pub async fn run(
+    stream: TcpStream,
+    ctx: Arc<Ctx>,
+    _permit: OwnedSemaphorePermit,
+    mut closing: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
@@ -57,7 +62,11 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     };
     let sess = match first {
         Err(_) => {
-            outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
+            outbox.send(protocol::error(
+                0,
+                ErrorCode::LoginTimeout,
+                "no login within the timeout",
+            ));
             None
         }
         Ok(None) => None,
@@ -72,7 +81,9 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
         let _ = writer.await;
         return;
     };
-    reader.decoder_mut().set_max_frame_length(ctx.cfg.limits.max_frame);
+    reader
+        .decoder_mut()
+        .set_max_frame_length(ctx.cfg.limits.max_frame);
 
     let idle = ctx.cfg.idle_timeout();
     let max_inflight = ctx.cfg.limits.max_inflight_per_conn.max(1);
@@ -108,7 +119,14 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     if let Some(user) = &sess.user {
         let _ = ctx
             .router
-            .send(ctx.router.user_shard(sess.app, user), ShardCmd::Disconnect { app: sess.app, user: user.clone(), conn })
+            .send(
+                ctx.router.user_shard(sess.app, user),
+                ShardCmd::Disconnect {
+                    app: sess.app,
+                    user: user.clone(),
+                    conn,
+                },
+            )
             .await;
     }
     outbox.close(reason);
@@ -124,14 +142,20 @@ fn frame_error(outbox: &Outbox, e: &std::io::Error) {
         .map(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
         .unwrap_or(false);
     if too_big {
-        outbox.send(protocol::error(0, ErrorCode::FrameTooLarge, "frame too large"));
+        outbox.send(protocol::error(
+            0,
+            ErrorCode::FrameTooLarge,
+            "frame too large",
+        ));
     }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
-
 
 /// Runs the login handshake; on failure the error is queued and `None` returned.
 async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<Session> {
@@ -144,7 +168,11 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     };
     let id = frame.id();
     let Some(req) = frame.request_as_login_req() else {
-        return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
+        return fail(
+            id,
+            ErrorCode::NotLoggedIn,
+            "the first frame must be a login",
+        );
     };
     let app_id = AppId(req.app_id());
     let Some(app) = ctx.cfg.app(app_id) else {
@@ -164,7 +192,14 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     if client_type.variant_name().is_none() {
         return fail(id, ErrorCode::InvalidArgument, "client_type");
     }
-    let checked = ticket::verify(t, app_id.0 as u64, user.as_str(), app.secret.as_bytes(), now_secs(), ctx.cfg.timeouts.ticket_skew_secs);
+    let checked = ticket::verify(
+        t,
+        app_id.0 as u64,
+        user.as_str(),
+        app.secret.as_bytes(),
+        now_secs(),
+        ctx.cfg.timeouts.ticket_skew_secs,
+    );
     if let Err(e) = checked {
         let code = match e {
             TicketError::Malformed(_) | TicketError::BadSignature => ErrorCode::BadTicket,
@@ -180,10 +215,19 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
         let cmd = ShardCmd::Login {
             app: app_id,
             user: user.clone(),
-            device: DeviceLogin { client_type, device_id: device_id.to_owned(), outbox: outbox.clone() },
+            device: DeviceLogin {
+                client_type,
+                device_id: device_id.to_owned(),
+                outbox: outbox.clone(),
+            },
             reply: tx,
         };
-        if ctx.router.send(ctx.router.user_shard(app_id, &user), cmd).await.is_err() {
+        if ctx
+            .router
+            .send(ctx.router.user_shard(app_id, &user), cmd)
+            .await
+            .is_err()
+        {
             return fail(id, ErrorCode::ShuttingDown, "shutting down");
         }
         match rx.await {
@@ -209,7 +253,13 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     });
     outbox.send(resp);
     tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
-    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn })
+    Some(Session {
+        app: app_id,
+        me: user.clone(),
+        user: (!admin).then_some(user),
+        admin,
+        conn,
+    })
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.

@@ -24,13 +24,35 @@ pub struct DeviceLogin {
 
 pub enum ShardCmd {
     /// Registers a device of an existing user, applying the app's multi-device policy.
-    Login { app: AppId, user: UserId, device: DeviceLogin, reply: Reply<Result<(), DomainError>> },
+    Login {
+        app: AppId,
+        user: UserId,
+        device: DeviceLogin,
+        reply: Reply<Result<(), DomainError>>,
+    },
     /// A connection ended (or logged out).
-    Disconnect { app: AppId, user: UserId, conn: ConnId },
-    ImportUsers { app: AppId, users: Vec<UserRecord>, reply: Reply<ItemOutcomes> },
-    DeleteUsers { app: AppId, users: Vec<UserId>, reply: Reply<ItemOutcomes> },
+    Disconnect {
+        app: AppId,
+        user: UserId,
+        conn: ConnId,
+    },
+    ImportUsers {
+        app: AppId,
+        users: Vec<UserRecord>,
+        reply: Reply<ItemOutcomes>,
+    },
+    DeleteUsers {
+        app: AppId,
+        users: Vec<UserId>,
+        reply: Reply<ItemOutcomes>,
+    },
     /// `admin` readers also see deleted users.
-    GetUsers { app: AppId, users: Vec<UserId>, admin: bool, reply: Reply<Vec<(UserId, Result<UserRecord, DomainError>)>> },
+    GetUsers {
+        app: AppId,
+        users: Vec<UserId>,
+        admin: bool,
+        reply: Reply<Vec<(UserId, Result<UserRecord, DomainError>)>>,
+    },
     ModifyUser {
         app: AppId,
         user: UserId,
@@ -40,11 +62,37 @@ pub enum ShardCmd {
         origin: Option<ConnId>,
         reply: Reply<Result<UserRecord, DomainError>>,
     },
-    QueryStatus { app: AppId, users: Vec<UserId>, reply: Reply<Vec<UserStatus>> },
+    QueryStatus {
+        app: AppId,
+        users: Vec<UserId>,
+        reply: Reply<Vec<UserStatus>>,
+    },
     /// `subscriber` follows `targets` (all on this shard) until `until_ms`.
-    Subscribe { app: AppId, subscriber: UserId, targets: Vec<UserId>, until_ms: u64, reply: Reply<ItemOutcomes> },
-    Unsubscribe { app: AppId, subscriber: UserId, targets: Vec<UserId>, reply: Reply<ItemOutcomes> },
+    Subscribe {
+        app: AppId,
+        subscriber: UserId,
+        targets: Vec<UserId>,
+        until_ms: u64,
+        reply: Reply<ItemOutcomes>,
+    },
+    Unsubscribe {
+        app: AppId,
+        subscriber: UserId,
+        targets: Vec<UserId>,
+        reply: Reply<ItemOutcomes>,
+    },
     /// Hands an encoded push to every online device of `user`.
-    Push { app: AppId, user: UserId, frame: Bytes },
-    Sync { app: AppId, user: UserId, stream: Stream, after: u64, limit: usize, reply: Reply<Result<SyncPage, DomainError>> },
+    Push {
+        app: AppId,
+        user: UserId,
+        frame: Bytes,
+    },
+    Sync {
+        app: AppId,
+        user: UserId,
+        stream: Stream,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<SyncPage, DomainError>>,
+    },
 }

@@ -61,7 +61,10 @@ impl Router {
 
     /// Queues a command, waiting while the shard's inbox is full (backpressure to the caller).
     pub async fn send(&self, shard: usize, cmd: ShardCmd) -> Result<(), RouteError> {
-        self.shards[shard].send(cmd).await.map_err(|_| RouteError::Closed)
+        self.shards[shard]
+            .send(cmd)
+            .await
+            .map_err(|_| RouteError::Closed)
     }
 
     /// Queues a command without waiting; gives it back when the inbox is full.
@@ -81,7 +84,11 @@ pub struct Shards {
 
 impl Shards {
     /// Loads every shard's state from the store and starts the threads.
-    pub fn start(cfg: Arc<Config>, store: Store, committer: Committer) -> Result<(Router, Shards), StoreError> {
+    pub fn start(
+        cfg: Arc<Config>,
+        store: Store,
+        committer: Committer,
+    ) -> Result<(Router, Shards), StoreError> {
         let n = cfg.shard_count();
         let mut txs = Vec::with_capacity(n);
         let mut rxs = Vec::with_capacity(n);
@@ -126,7 +133,10 @@ mod tests {
     #[test]
     fn shard_of_is_stable_and_spreads() {
         let u = |s: &str| UserId::new(s).unwrap();
-        assert_eq!(shard_of(AppId(1), &u("alice"), 4), shard_of(AppId(1), &u("alice"), 4));
+        assert_eq!(
+            shard_of(AppId(1), &u("alice"), 4),
+            shard_of(AppId(1), &u("alice"), 4)
+        );
         let mut counts = [0usize; 4];
         for i in 0..4000 {
             counts[shard_of(AppId(1), &u(&format!("user{i}")), 4)] += 1;

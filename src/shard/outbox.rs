@@ -43,7 +43,12 @@ pub enum Next {
 impl Outbox {
     pub fn new(conn: ConnId, capacity: usize) -> (Outbox, OutboxRx) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let inner = Arc::new(Inner { conn, tx, closing: AtomicU8::new(0), wake: Notify::new() });
+        let inner = Arc::new(Inner {
+            conn,
+            tx,
+            closing: AtomicU8::new(0),
+            wake: Notify::new(),
+        });
         (Outbox(inner.clone()), OutboxRx { rx, inner })
     }
 
@@ -72,7 +77,12 @@ impl Outbox {
     /// `KickReason::None` closes without a kick frame (the peer already hung up).
     pub fn close(&self, reason: KickReason) {
         let r = if reason.0 == 0 { QUIET } else { reason.0 };
-        if self.0.closing.compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .0
+            .closing
+            .compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             self.0.wake.notify_one();
         }
     }
@@ -88,7 +98,11 @@ impl OutboxRx {
         loop {
             let closing = self.inner.closing.load(Ordering::Acquire);
             if closing != 0 {
-                return Some(Next::Close(if closing == QUIET { KickReason::None } else { KickReason(closing) }));
+                return Some(Next::Close(if closing == QUIET {
+                    KickReason::None
+                } else {
+                    KickReason(closing)
+                }));
             }
             tokio::select! {
                 biased;
@@ -120,10 +134,16 @@ mod tests {
         assert!(tx.send(Bytes::from_static(b"b")));
         assert!(!tx.send(Bytes::from_static(b"c")));
         assert!(tx.is_closing());
-        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+        assert!(matches!(
+            rx.next().await,
+            Some(Next::Close(KickReason::SlowConsumer))
+        ));
         // A later reason does not replace the first.
         tx.close(KickReason::UserDeleted);
-        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+        assert!(matches!(
+            rx.next().await,
+            Some(Next::Close(KickReason::SlowConsumer))
+        ));
     }
 
     #[tokio::test]

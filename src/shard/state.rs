@@ -41,7 +41,12 @@ pub(super) struct UserEntry {
 
 impl UserEntry {
     pub fn new(rec: UserRecord) -> UserEntry {
-        UserEntry { rec, devices: Vec::new(), subscribers: HashMap::new(), heads: Heads::default() }
+        UserEntry {
+            rec,
+            devices: Vec::new(),
+            subscribers: HashMap::new(),
+            heads: Heads::default(),
+        }
     }
 }
 
@@ -63,7 +68,12 @@ pub(super) use crate::now_ms;
 
 /// Builds every shard's state from the store: users, stream heads, subscriptions. Streams and
 /// messages are not scanned.
-pub(super) fn load(cfg: &Arc<Config>, store: &Store, router: &Router, committer: Committer) -> Result<Vec<Shard>, StoreError> {
+pub(super) fn load(
+    cfg: &Arc<Config>,
+    store: &Store,
+    router: &Router,
+    committer: Committer,
+) -> Result<Vec<Shard>, StoreError> {
     let n = router.len();
     let mut shards: Vec<Shard> = (0..n)
         .map(|id| Shard {
@@ -78,25 +88,35 @@ pub(super) fn load(cfg: &Arc<Config>, store: &Store, router: &Router, committer:
         })
         .collect();
     let mut bad = None;
-    store.for_each_user(|app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
-        Ok(rec) => {
-            let s = router.user_shard(app, &user);
-            shards[s].users.insert((app, user), UserEntry::new(rec));
-        }
-        Err(_) => bad = Some(user),
-    })?;
+    store.for_each_user(
+        |app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
+            Ok(rec) => {
+                let s = router.user_shard(app, &user);
+                shards[s].users.insert((app, user), UserEntry::new(rec));
+            }
+            Err(_) => bad = Some(user),
+        },
+    )?;
     if let Some(u) = bad {
         return Err(StoreError::Corrupt(format!("user record {u}")));
     }
     store.for_each_head(|app, user, stream, seq| {
-        if let (Some(e), Some(s)) = (shards[router.user_shard(app, &user)].users.get_mut(&(app, user)), Stream::from_u8(stream)) {
+        if let (Some(e), Some(s)) = (
+            shards[router.user_shard(app, &user)]
+                .users
+                .get_mut(&(app, user)),
+            Stream::from_u8(stream),
+        ) {
             e.heads.set(s, crate::domain::ids::Seq(seq));
         }
     })?;
     let now = now_ms();
     store.for_each_subscription(|app, target, sub, until| {
         if until > now {
-            if let Some(e) = shards[router.user_shard(app, &target)].users.get_mut(&(app, target)) {
+            if let Some(e) = shards[router.user_shard(app, &target)]
+                .users
+                .get_mut(&(app, target))
+            {
                 e.subscribers.insert(sub, until);
             }
         }
@@ -105,8 +125,15 @@ pub(super) fn load(cfg: &Arc<Config>, store: &Store, router: &Router, committer:
 }
 
 /// The shard thread: a single-threaded runtime draining the inbox in batches.
-pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: watch::Receiver<bool>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+pub(super) fn run(
+    mut shard: Shard,
+    mut rx: mpsc::Receiver<ShardCmd>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, shard = shard.id, "cannot build the shard runtime");
@@ -146,23 +173,64 @@ impl Shard {
     /// The one exhaustive dispatch of shard commands.
     async fn handle(&mut self, cmd: ShardCmd) {
         match cmd {
-            ShardCmd::Login { app, user, device, reply } => self.login(app, user, device, reply).await,
+            ShardCmd::Login {
+                app,
+                user,
+                device,
+                reply,
+            } => self.login(app, user, device, reply).await,
             ShardCmd::Disconnect { app, user, conn } => self.disconnect(app, user, conn),
-            ShardCmd::ImportUsers { app, users, reply } => self.import_users(app, users, reply).await,
-            ShardCmd::DeleteUsers { app, users, reply } => self.delete_users(app, users, reply).await,
-            ShardCmd::GetUsers { app, users, admin, reply } => self.get_users(app, users, admin, reply).await,
-            ShardCmd::ModifyUser { app, user, change, by_admin, origin, reply } => {
-                self.modify_user(app, user, change, by_admin, origin, reply).await
+            ShardCmd::ImportUsers { app, users, reply } => {
+                self.import_users(app, users, reply).await
             }
-            ShardCmd::QueryStatus { app, users, reply } => self.query_status(app, users, reply).await,
-            ShardCmd::Subscribe { app, subscriber, targets, until_ms, reply } => {
-                self.subscribe(app, subscriber, targets, until_ms, reply).await
+            ShardCmd::DeleteUsers { app, users, reply } => {
+                self.delete_users(app, users, reply).await
             }
-            ShardCmd::Unsubscribe { app, subscriber, targets, reply } => {
-                self.unsubscribe(app, subscriber, targets, reply).await
+            ShardCmd::GetUsers {
+                app,
+                users,
+                admin,
+                reply,
+            } => self.get_users(app, users, admin, reply).await,
+            ShardCmd::ModifyUser {
+                app,
+                user,
+                change,
+                by_admin,
+                origin,
+                reply,
+            } => {
+                self.modify_user(app, user, change, by_admin, origin, reply)
+                    .await
             }
+            ShardCmd::QueryStatus { app, users, reply } => {
+                self.query_status(app, users, reply).await
+            }
+            ShardCmd::Subscribe {
+                app,
+                subscriber,
+                targets,
+                until_ms,
+                reply,
+            } => {
+                self.subscribe(app, subscriber, targets, until_ms, reply)
+                    .await
+            }
+            ShardCmd::Unsubscribe {
+                app,
+                subscriber,
+                targets,
+                reply,
+            } => self.unsubscribe(app, subscriber, targets, reply).await,
             ShardCmd::Push { app, user, frame } => self.push_local(app, &user, &frame),
-            ShardCmd::Sync { app, user, stream, after, limit, reply } => self.sync(app, user, stream, after, limit, reply).await,
+            ShardCmd::Sync {
+                app,
+                user,
+                stream,
+                after,
+                limit,
+                reply,
+            } => self.sync(app, user, stream, after, limit, reply).await,
         }
     }
 
@@ -172,7 +240,11 @@ impl Shard {
     }
 
     /// Submits `batch`; `then` runs on the writer thread once it is durable (or failed).
-    pub async fn commit(&self, batch: Batch, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
+    pub async fn commit(
+        &self,
+        batch: Batch,
+        then: impl FnOnce(Result<(), DomainError>) + Send + 'static,
+    ) {
         let inflight = self.inflight.clone();
         inflight.fetch_add(1, Ordering::AcqRel);
         self.committer
@@ -203,7 +275,14 @@ impl Shard {
         if s == self.id {
             self.push_local(app, user, &frame);
         } else {
-            self.send_to_shard(s, ShardCmd::Push { app, user: user.clone(), frame });
+            self.send_to_shard(
+                s,
+                ShardCmd::Push {
+                    app,
+                    user: user.clone(),
+                    frame,
+                },
+            );
         }
     }
 
@@ -232,7 +311,11 @@ impl Shard {
     fn defer(&mut self, shard: usize, cmd: ShardCmd) {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
             // Only pushes travel this way today; a device that misses one resyncs by seq.
-            tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
+            tracing::warn!(
+                shard = self.id,
+                to = shard,
+                "deferred queue full; dropping a cross-shard push"
+            );
             return;
         }
         self.deferred.push_back((shard, cmd));

@@ -22,7 +22,11 @@ fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
             .map(|e| {
                 e.devices
                     .iter()
-                    .map(|d| DeviceStatus { client_type: d.client_type, device_id: d.device_id.clone(), login_ms: d.login_ms })
+                    .map(|d| DeviceStatus {
+                        client_type: d.client_type,
+                        device_id: d.device_id.clone(),
+                        login_ms: d.login_ms,
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -32,14 +36,29 @@ fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
 fn status_push(s: &UserStatus) -> Bytes {
     protocol::push(|fbb| {
         let status = dw::user_status(fbb, s);
-        let p = wire::StatusChangedPush::create(fbb, &wire::StatusChangedPushArgs { status: Some(status) });
+        let p = wire::StatusChangedPush::create(
+            fbb,
+            &wire::StatusChangedPushArgs {
+                status: Some(status),
+            },
+        );
         (wire::Push::StatusChangedPush, p.as_union_value())
     })
 }
 
 impl Shard {
-    pub(super) async fn login(&mut self, app: AppId, user: UserId, dev: DeviceLogin, reply: Reply<Result<(), DomainError>>) {
-        let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
+    pub(super) async fn login(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        dev: DeviceLogin,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        let policy = self
+            .cfg
+            .app(app)
+            .map(|a| a.multi_device)
+            .unwrap_or_default();
         let max = self.cfg.limits.max_devices_per_user;
         let key = (app, user.clone());
         let Some(entry) = self.users.get_mut(&key) else {
@@ -51,18 +70,31 @@ impl Shard {
             return;
         }
         let now = now_ms();
-        let new = DeviceView { client_type: dev.client_type, device_id: &dev.device_id, login_ms: now };
+        let new = DeviceView {
+            client_type: dev.client_type,
+            device_id: &dev.device_id,
+            login_ms: now,
+        };
         let views: Vec<DeviceView<'_>> = entry
             .devices
             .iter()
-            .map(|d| DeviceView { client_type: d.client_type, device_id: &d.device_id, login_ms: d.login_ms })
+            .map(|d| DeviceView {
+                client_type: d.client_type,
+                device_id: &d.device_id,
+                login_ms: d.login_ms,
+            })
             .collect();
         let kick = devices_to_kick(policy, max, &views, new);
         for i in kick.into_iter().rev() {
             let old = entry.devices.remove(i);
             old.outbox.close(wire::KickReason::OtherDeviceLogin);
         }
-        entry.devices.push(Device { outbox: dev.outbox, client_type: dev.client_type, device_id: dev.device_id, login_ms: now });
+        entry.devices.push(Device {
+            outbox: dev.outbox,
+            client_type: dev.client_type,
+            device_id: dev.device_id,
+            login_ms: now,
+        });
         self.status_changed(app, &user);
         self.after_pending(move || {
             let _ = reply.send(Ok(()));
@@ -71,7 +103,9 @@ impl Shard {
     }
 
     pub(super) fn disconnect(&mut self, app: AppId, user: UserId, conn: ConnId) {
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
+            return;
+        };
         let before = entry.devices.len();
         entry.devices.retain(|d| d.outbox.conn() != conn);
         if entry.devices.len() != before {
@@ -82,8 +116,15 @@ impl Shard {
     /// Tells every live subscriber of `user` its current status.
     fn status_changed(&mut self, app: AppId, user: &UserId) {
         let now = now_ms();
-        let Some(entry) = self.users.get(&(app, user.clone())) else { return };
-        let subs: Vec<UserId> = entry.subscribers.iter().filter(|(_, &until)| until > now).map(|(s, _)| s.clone()).collect();
+        let Some(entry) = self.users.get(&(app, user.clone())) else {
+            return;
+        };
+        let subs: Vec<UserId> = entry
+            .subscribers
+            .iter()
+            .filter(|(_, &until)| until > now)
+            .map(|(s, _)| s.clone())
+            .collect();
         if subs.is_empty() {
             return;
         }
@@ -93,7 +134,12 @@ impl Shard {
         }
     }
 
-    pub(super) async fn import_users(&mut self, app: AppId, users: Vec<UserRecord>, reply: Reply<ItemOutcomes>) {
+    pub(super) async fn import_users(
+        &mut self,
+        app: AppId,
+        users: Vec<UserRecord>,
+        reply: Reply<ItemOutcomes>,
+    ) {
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
@@ -112,14 +158,22 @@ impl Shard {
         self.commit(batch, move |r| {
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+                Err(e) => out
+                    .into_iter()
+                    .map(|(id, _)| (id, Err(e.clone())))
+                    .collect(),
             };
             let _ = reply.send(out);
         })
         .await;
     }
 
-    pub(super) async fn delete_users(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<ItemOutcomes>) {
+    pub(super) async fn delete_users(
+        &mut self,
+        app: AppId,
+        users: Vec<UserId>,
+        reply: Reply<ItemOutcomes>,
+    ) {
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
@@ -143,7 +197,10 @@ impl Shard {
             let ok = r.is_ok();
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+                Err(e) => out
+                    .into_iter()
+                    .map(|(id, _)| (id, Err(e.clone())))
+                    .collect(),
             };
             let _ = reply.send(out);
             if ok {
@@ -189,7 +246,12 @@ impl Shard {
         reply: Reply<Result<UserRecord, DomainError>>,
     ) {
         let key = (app, id.clone());
-        let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
+        let rec = match user::modify(
+            self.users.get(&key).map(|e| &e.rec),
+            &change,
+            by_admin,
+            now_ms(),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -198,19 +260,36 @@ impl Shard {
         };
         let mut batch = Batch::default();
         batch.put_user(app, &id, rec.encode());
-        let Some(entry) = self.users.get_mut(&key) else { return };
+        let Some(entry) = self.users.get_mut(&key) else {
+            return;
+        };
         entry.rec = rec.clone();
         // Own devices hear of the change (all but the one that made it); a forbidden account
         // loses its sessions. Friends are told too once friendships exist (issue 4).
-        let targets: Vec<Outbox> = entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let targets: Vec<Outbox> = entry
+            .devices
+            .iter()
+            .filter(|d| Some(d.outbox.conn()) != origin)
+            .map(|d| d.outbox.clone())
+            .collect();
         let forbid = change.forbidden == Some(true);
-        let kicked = if forbid { std::mem::take(&mut entry.devices).into_iter().map(|d| d.outbox).collect() } else { Vec::new() };
+        let kicked = if forbid {
+            std::mem::take(&mut entry.devices)
+                .into_iter()
+                .map(|d| d.outbox)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if forbid {
             self.status_changed(app, &id);
         }
         let push = protocol::push(|fbb| {
             let p = dw::profile(fbb, &rec, FieldMask::ALL);
-            let p = wire::UserInfoChangedPush::create(fbb, &wire::UserInfoChangedPushArgs { user: Some(p) });
+            let p = wire::UserInfoChangedPush::create(
+                fbb,
+                &wire::UserInfoChangedPushArgs { user: Some(p) },
+            );
             (wire::Push::UserInfoChangedPush, p.as_union_value())
         });
         self.commit(batch, move |r| match r {
@@ -230,12 +309,27 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn query_status(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<Vec<UserStatus>>) {
-        let out: Vec<UserStatus> = users.iter().map(|u| status_of(u, self.users.get(&(app, u.clone())))).collect();
+    pub(super) async fn query_status(
+        &mut self,
+        app: AppId,
+        users: Vec<UserId>,
+        reply: Reply<Vec<UserStatus>>,
+    ) {
+        let out: Vec<UserStatus> = users
+            .iter()
+            .map(|u| status_of(u, self.users.get(&(app, u.clone()))))
+            .collect();
         let _ = reply.send(out);
     }
 
-    pub(super) async fn subscribe(&mut self, app: AppId, subscriber: UserId, targets: Vec<UserId>, until_ms: u64, reply: Reply<ItemOutcomes>) {
+    pub(super) async fn subscribe(
+        &mut self,
+        app: AppId,
+        subscriber: UserId,
+        targets: Vec<UserId>,
+        until_ms: u64,
+        reply: Reply<ItemOutcomes>,
+    ) {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         let mut first_status = Vec::new();
@@ -245,7 +339,12 @@ impl Shard {
             let r = match entry {
                 None => Err(DomainError::UserNotFound),
                 Some(e) if e.rec.deleted => Err(DomainError::UserDeleted),
-                Some(e) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => Err(DomainError::BatchTooLarge),
+                Some(e)
+                    if e.subscribers.len() >= max_subs
+                        && !e.subscribers.contains_key(&subscriber) =>
+                {
+                    Err(DomainError::BatchTooLarge)
+                }
                 Some(e) => {
                     e.subscribers.insert(subscriber.clone(), until_ms);
                     batch.put_subscription(app, &t, &subscriber, until_ms);
@@ -258,7 +357,10 @@ impl Shard {
         self.commit(batch, move |r| {
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+                Err(e) => out
+                    .into_iter()
+                    .map(|(id, _)| (id, Err(e.clone())))
+                    .collect(),
             };
             let _ = reply.send(out);
         })
@@ -269,7 +371,13 @@ impl Shard {
         }
     }
 
-    pub(super) async fn unsubscribe(&mut self, app: AppId, subscriber: UserId, targets: Vec<UserId>, reply: Reply<ItemOutcomes>) {
+    pub(super) async fn unsubscribe(
+        &mut self,
+        app: AppId,
+        subscriber: UserId,
+        targets: Vec<UserId>,
+        reply: Reply<ItemOutcomes>,
+    ) {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
@@ -283,7 +391,10 @@ impl Shard {
         self.commit(batch, move |r| {
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
+                Err(e) => out
+                    .into_iter()
+                    .map(|(id, _)| (id, Err(e.clone())))
+                    .collect(),
             };
             let _ = reply.send(out);
         })
@@ -307,7 +418,15 @@ impl Shard {
         }
     }
 
-    pub(super) async fn sync(&mut self, app: AppId, user: UserId, stream: Stream, after: u64, limit: usize, reply: Reply<Result<SyncPage, DomainError>>) {
+    pub(super) async fn sync(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        stream: Stream,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<SyncPage, DomainError>>,
+    ) {
         if let Err(e) = user::live(self.users.get(&(app, user.clone())).map(|e| &e.rec)) {
             let _ = reply.send(Err(e));
             return;
@@ -315,14 +434,26 @@ impl Shard {
         // Reads what is durable. The head reported is the newest seq returned (or `after`):
         // a change still in flight has a higher seq and comes in the next read, so a device
         // that moves its cursor to `head` misses nothing.
-        let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
+        let r = match self
+            .store
+            .read_stream(app, &user, stream as u8, after, limit)
+        {
             Ok((entries, more)) => {
                 let head = entries.last().map_or(after, |e| e.seq);
                 let changes = entries
                     .into_iter()
-                    .map(|e| Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload: e.payload })
+                    .map(|e| Change {
+                        seq: crate::domain::ids::Seq(e.seq),
+                        item: e.item,
+                        payload: e.payload,
+                    })
                     .collect();
-                Ok(SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
+                Ok(SyncPage {
+                    stream,
+                    changes,
+                    head: crate::domain::ids::Seq(head),
+                    more,
+                })
             }
             Err(e) => {
                 tracing::error!(error = %e, "sync read failed");

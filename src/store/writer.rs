@@ -69,7 +69,12 @@ impl WriterThread {
     }
 }
 
-pub fn spawn(db: Arc<DB>, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
+pub fn spawn(
+    db: Arc<DB>,
+    durability: Durability,
+    queue: usize,
+    max_group: usize,
+) -> (Committer, WriterThread) {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let failed = Arc::new(AtomicBool::new(false));
     let f2 = failed.clone();
@@ -80,7 +85,13 @@ pub fn spawn(db: Arc<DB>, durability: Durability, queue: usize, max_group: usize
     (Committer { tx, failed }, WriterThread { handle })
 }
 
-fn run(db: Arc<DB>, durability: Durability, mut rx: mpsc::Receiver<Commit>, max_group: usize, failed: Arc<AtomicBool>) {
+fn run(
+    db: Arc<DB>,
+    durability: Durability,
+    mut rx: mpsc::Receiver<Commit>,
+    max_group: usize,
+    failed: Arc<AtomicBool>,
+) {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Sync);
     let mut group: Vec<Commit> = Vec::with_capacity(max_group);
@@ -125,5 +136,6 @@ fn write_group(db: &DB, opts: &WriteOptions, group: &[Commit]) -> Result<(), Sto
     if wb.is_empty() {
         return Ok(());
     }
-    db.write_opt(&wb, opts).map_err(|e| StoreError::Rocks(e.to_string()))
+    db.write_opt(wb, opts)
+        .map_err(|e| StoreError::Rocks(e.to_string()))
 }

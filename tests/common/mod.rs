@@ -19,7 +19,10 @@ pub const OTHER_SECRET: &str = "other-secret";
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub fn ticket_for(app: u32, user: &str, secret: &str) -> String {
@@ -81,7 +84,13 @@ impl TestServer {
         let task = tokio::spawn(imserver::run(listener, cfg, async move {
             let _ = rx.await;
         }));
-        TestServer { addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), task: Some(task) }
+        TestServer {
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Graceful stop; returns the data directory's owner so the data outlives the server.
@@ -101,25 +110,43 @@ impl TestServer {
 
     pub async fn admin(&self) -> Client {
         let c = self.connect().await;
-        let info = c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "backend").await.unwrap();
+        let info = c
+            .login(
+                APP,
+                "admin",
+                &ticket_for(APP, "admin", SECRET),
+                wire::ClientType::Backend,
+                "backend",
+            )
+            .await
+            .unwrap();
         assert!(info.is_admin);
         c
     }
 
     pub async fn login(&self, user: &str, ct: wire::ClientType, device: &str) -> Client {
         let c = self.connect().await;
-        c.login(APP, user, &ticket_for(APP, user, SECRET), ct, device).await.unwrap();
+        c.login(APP, user, &ticket_for(APP, user, SECRET), ct, device)
+            .await
+            .unwrap();
         c
     }
 
     pub async fn user(&self, user: &str) -> Client {
-        self.login(user, wire::ClientType::Ios, &format!("{user}-phone")).await
+        self.login(user, wire::ClientType::Ios, &format!("{user}-phone"))
+            .await
     }
 
     /// Imports users (as admin) and asserts they were created.
     pub async fn import(&self, ids: &[&str]) {
         let a = self.admin().await;
-        let users: Vec<Profile> = ids.iter().map(|id| Profile { nickname: format!("nick-{id}"), ..Profile::new(id) }).collect();
+        let users: Vec<Profile> = ids
+            .iter()
+            .map(|id| Profile {
+                nickname: format!("nick-{id}"),
+                ..Profile::new(id)
+            })
+            .collect();
         let r = a.import_users(&users).await.unwrap();
         assert!(r.iter().all(|(_, c)| *c == wire::ErrorCode::None), "{r:?}");
     }
@@ -135,7 +162,7 @@ impl Drop for TestServer {
 
 /// The kick reason of a push frame, if it is a kick.
 pub fn kick_reason(f: &imserver::client::Frame) -> Option<wire::KickReason> {
-    f.get().push_as_kick_push().map(|k| k.reason())
+    f.get().event_as_kick_push().map(|k| k.reason())
 }
 
 /// The error code of an unsolicited error frame (id 0).

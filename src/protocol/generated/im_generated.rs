@@ -18554,8 +18554,8 @@ impl<'a> ServerFrame<'a> {
   pub const VT_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_RESPONSE_TYPE: ::flatbuffers::VOffsetT = 6;
   pub const VT_RESPONSE: ::flatbuffers::VOffsetT = 8;
-  pub const VT_PUSH_TYPE: ::flatbuffers::VOffsetT = 10;
-  pub const VT_PUSH_: ::flatbuffers::VOffsetT = 12;
+  pub const VT_EVENT_TYPE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_EVENT: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -18568,9 +18568,9 @@ impl<'a> ServerFrame<'a> {
   ) -> ::flatbuffers::WIPOffset<ServerFrame<'bldr>> {
     let mut builder = ServerFrameBuilder::new(_fbb);
     builder.add_id(args.id);
-    if let Some(x) = args.push_ { builder.add_push_(x); }
+    if let Some(x) = args.event { builder.add_event(x); }
     if let Some(x) = args.response { builder.add_response(x); }
-    builder.add_push_type(args.push_type);
+    builder.add_event_type(args.event_type);
     builder.add_response_type(args.response_type);
     builder.finish()
   }
@@ -18598,18 +18598,18 @@ impl<'a> ServerFrame<'a> {
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(ServerFrame::VT_RESPONSE, None)}
   }
   #[inline]
-  pub fn push_type(&self) -> Push {
+  pub fn event_type(&self) -> Push {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<Push>(ServerFrame::VT_PUSH_TYPE, Some(Push::NONE)).unwrap()}
+    unsafe { self._tab.get::<Push>(ServerFrame::VT_EVENT_TYPE, Some(Push::NONE)).unwrap()}
   }
   #[inline]
-  pub fn push_(&self) -> Option<::flatbuffers::Table<'a>> {
+  pub fn event(&self) -> Option<::flatbuffers::Table<'a>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(ServerFrame::VT_PUSH_, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(ServerFrame::VT_EVENT, None)}
   }
   #[inline]
   #[allow(non_snake_case)]
@@ -18973,9 +18973,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_kick_push(&self) -> Option<KickPush<'a>> {
-    if self.push_type() == Push::KickPush {
-      self.push_().map(|t| {
+  pub fn event_as_kick_push(&self) -> Option<KickPush<'a>> {
+    if self.event_type() == Push::KickPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -18988,9 +18988,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_user_info_changed_push(&self) -> Option<UserInfoChangedPush<'a>> {
-    if self.push_type() == Push::UserInfoChangedPush {
-      self.push_().map(|t| {
+  pub fn event_as_user_info_changed_push(&self) -> Option<UserInfoChangedPush<'a>> {
+    if self.event_type() == Push::UserInfoChangedPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19003,9 +19003,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_status_changed_push(&self) -> Option<StatusChangedPush<'a>> {
-    if self.push_type() == Push::StatusChangedPush {
-      self.push_().map(|t| {
+  pub fn event_as_status_changed_push(&self) -> Option<StatusChangedPush<'a>> {
+    if self.event_type() == Push::StatusChangedPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19018,9 +19018,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_sync_changed_push(&self) -> Option<SyncChangedPush<'a>> {
-    if self.push_type() == Push::SyncChangedPush {
-      self.push_().map(|t| {
+  pub fn event_as_sync_changed_push(&self) -> Option<SyncChangedPush<'a>> {
+    if self.event_type() == Push::SyncChangedPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19033,9 +19033,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_message_push(&self) -> Option<MessagePush<'a>> {
-    if self.push_type() == Push::MessagePush {
-      self.push_().map(|t| {
+  pub fn event_as_message_push(&self) -> Option<MessagePush<'a>> {
+    if self.event_type() == Push::MessagePush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19048,9 +19048,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_receipt_push(&self) -> Option<ReceiptPush<'a>> {
-    if self.push_type() == Push::ReceiptPush {
-      self.push_().map(|t| {
+  pub fn event_as_receipt_push(&self) -> Option<ReceiptPush<'a>> {
+    if self.event_type() == Push::ReceiptPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19063,9 +19063,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_read_receipt_push(&self) -> Option<ReadReceiptPush<'a>> {
-    if self.push_type() == Push::ReadReceiptPush {
-      self.push_().map(|t| {
+  pub fn event_as_read_receipt_push(&self) -> Option<ReadReceiptPush<'a>> {
+    if self.event_type() == Push::ReadReceiptPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19078,9 +19078,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_recall_push(&self) -> Option<RecallPush<'a>> {
-    if self.push_type() == Push::RecallPush {
-      self.push_().map(|t| {
+  pub fn event_as_recall_push(&self) -> Option<RecallPush<'a>> {
+    if self.event_type() == Push::RecallPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19093,9 +19093,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_group_event_push(&self) -> Option<GroupEventPush<'a>> {
-    if self.push_type() == Push::GroupEventPush {
-      self.push_().map(|t| {
+  pub fn event_as_group_event_push(&self) -> Option<GroupEventPush<'a>> {
+    if self.event_type() == Push::GroupEventPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19108,9 +19108,9 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn push__as_conversation_deleted_push(&self) -> Option<ConversationDeletedPush<'a>> {
-    if self.push_type() == Push::ConversationDeletedPush {
-      self.push_().map(|t| {
+  pub fn event_as_conversation_deleted_push(&self) -> Option<ConversationDeletedPush<'a>> {
+    if self.event_type() == Push::ConversationDeletedPush {
+      self.event().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
@@ -19159,7 +19159,7 @@ impl ::flatbuffers::Verifiable for ServerFrame<'_> {
           _ => Ok(()),
         }
      })?
-     .visit_union::<Push, _>("push_type", Self::VT_PUSH_TYPE, "push_", Self::VT_PUSH_, false, |key, v, pos| {
+     .visit_union::<Push, _>("event_type", Self::VT_EVENT_TYPE, "event", Self::VT_EVENT, false, |key, v, pos| {
         match key {
           Push::KickPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<KickPush>>("Push::KickPush", pos),
           Push::UserInfoChangedPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<UserInfoChangedPush>>("Push::UserInfoChangedPush", pos),
@@ -19182,8 +19182,8 @@ pub struct ServerFrameArgs {
     pub id: u64,
     pub response_type: Response,
     pub response: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
-    pub push_type: Push,
-    pub push_: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
+    pub event_type: Push,
+    pub event: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
 }
 impl<'a> Default for ServerFrameArgs {
   #[inline]
@@ -19192,8 +19192,8 @@ impl<'a> Default for ServerFrameArgs {
       id: 0,
       response_type: Response::NONE,
       response: None,
-      push_type: Push::NONE,
-      push_: None,
+      event_type: Push::NONE,
+      event: None,
     }
   }
 }
@@ -19216,12 +19216,12 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ServerFrameBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ServerFrame::VT_RESPONSE, response);
   }
   #[inline]
-  pub fn add_push_type(&mut self, push_type: Push) {
-    self.fbb_.push_slot::<Push>(ServerFrame::VT_PUSH_TYPE, push_type, Push::NONE);
+  pub fn add_event_type(&mut self, event_type: Push) {
+    self.fbb_.push_slot::<Push>(ServerFrame::VT_EVENT_TYPE, event_type, Push::NONE);
   }
   #[inline]
-  pub fn add_push_(&mut self, push_: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ServerFrame::VT_PUSH_, push_);
+  pub fn add_event(&mut self, event: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ServerFrame::VT_EVENT, event);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ServerFrameBuilder<'a, 'b, A> {
@@ -19417,81 +19417,81 @@ impl ::core::fmt::Debug for ServerFrame<'_> {
           ds.field("response", &x)
         },
       };
-      ds.field("push_type", &self.push_type());
-      match self.push_type() {
+      ds.field("event_type", &self.event_type());
+      match self.event_type() {
         Push::KickPush => {
-          if let Some(x) = self.push__as_kick_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_kick_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::UserInfoChangedPush => {
-          if let Some(x) = self.push__as_user_info_changed_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_user_info_changed_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::StatusChangedPush => {
-          if let Some(x) = self.push__as_status_changed_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_status_changed_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::SyncChangedPush => {
-          if let Some(x) = self.push__as_sync_changed_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_sync_changed_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::MessagePush => {
-          if let Some(x) = self.push__as_message_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_message_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::ReceiptPush => {
-          if let Some(x) = self.push__as_receipt_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_receipt_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::ReadReceiptPush => {
-          if let Some(x) = self.push__as_read_receipt_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_read_receipt_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::RecallPush => {
-          if let Some(x) = self.push__as_recall_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_recall_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::GroupEventPush => {
-          if let Some(x) = self.push__as_group_event_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_group_event_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         Push::ConversationDeletedPush => {
-          if let Some(x) = self.push__as_conversation_deleted_push() {
-            ds.field("push_", &x)
+          if let Some(x) = self.event_as_conversation_deleted_push() {
+            ds.field("event", &x)
           } else {
-            ds.field("push_", &"InvalidFlatbuffer: Union discriminant does not match value.")
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
         _ => {
           let x: Option<()> = None;
-          ds.field("push_", &x)
+          ds.field("event", &x)
         },
       };
       ds.finish()
