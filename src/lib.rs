@@ -2,18 +2,18 @@
 //! a sharded reactor over embedded RocksDB.
 //!
 //! Map of the crate (dependencies point down: net -> shard -> domain -> store; all -> protocol):
-//! - `config`      every limit and knob, with defaults; TOML file + flags.
-//! - `protocol`    bytes <-> frames: the flatc-generated schema (`protocol/im.fbs`), framing,
-//!                 verification and frame builders.
-//! - `auth`        login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
-//! - `net`         sockets only: `listener` (accept, connection limit, shutdown), `session`
-//!                 (login handshake, heartbeats, idle timeout, writer), `dispatch` (the one
-//!                 exhaustive match over requests; scatter/gather over shards).
-//! - `shard`       the reactor: shard threads owning state partitions, bounded inboxes, the
-//!                 `Router`, and per-connection `Outbox`es.
-//! - `domain`      the product rules, one file per area, synchronous and I/O-free.
-//! - `store`       the only code that touches RocksDB: key layouts, value codec, group commit.
-//! - `client`      the async Rust SDK used by tests, `imctl` and `imload`.
+//! - `config`: every limit and knob, with defaults; TOML file + flags.
+//! - `protocol`: bytes <-> frames: the flatc-generated schema (`protocol/im.fbs`), framing,
+//!   verification and frame builders.
+//! - `auth`: login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
+//! - `net`: sockets only: `listener` (accept, connection limit, shutdown), `session` (login
+//!   handshake, heartbeats, idle timeout, writer), `dispatch` (the one exhaustive match over
+//!   requests; scatter/gather over shards).
+//! - `shard`: the reactor: shard threads owning state partitions, bounded inboxes, the
+//!   `Router`, and per-connection `Outbox`es.
+//! - `domain`: the product rules, one file per area, synchronous and I/O-free.
+//! - `store`: the only code that touches RocksDB: key layouts, value codec, group commit.
+//! - `client`: the async Rust SDK used by tests, `imctl` and (later) `imload`.
 //!
 //! `run` is the whole server: give it a bound listener, a config and a shutdown future.
 

@@ -11,9 +11,7 @@ use imserver::config::MultiDevicePolicy;
 use imserver::protocol::wire::{ClientType, KickReason};
 
 async fn kicked(c: &mut Client) -> bool {
-    let r = c
-        .wait_push(Duration::from_millis(800), |f| kick_reason(f))
-        .await;
+    let r = c.wait_push(Duration::from_millis(800), kick_reason).await;
     match r {
         Some(KickReason::OtherDeviceLogin) => {
             assert!(c.closed(WAIT).await);

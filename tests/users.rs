@@ -231,7 +231,7 @@ async fn delete_kicks_devices_and_refuses_login() {
             ("ghost".into(), ErrorCode::UserNotFound)
         ]
     );
-    let f = dev.wait_push(WAIT, |f| kick_reason(f)).await;
+    let f = dev.wait_push(WAIT, kick_reason).await;
     assert_eq!(f, Some(wire::KickReason::UserDeleted));
     assert!(dev.closed(WAIT).await);
     let c = s.connect().await;
@@ -279,7 +279,7 @@ async fn forbidding_a_user_kicks_and_blocks_login() {
         .unwrap();
     assert!(p.forbidden);
     assert_eq!(
-        dev.wait_push(WAIT, |f| kick_reason(f)).await,
+        dev.wait_push(WAIT, kick_reason).await,
         Some(wire::KickReason::UserForbidden)
     );
     let c = s.connect().await;

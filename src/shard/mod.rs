@@ -37,6 +37,12 @@ pub enum RouteError {
     Closed,
 }
 
+/// A command `try_send` could not queue, given back (boxed: this is the rare path).
+pub struct Rejected {
+    pub reason: RouteError,
+    pub cmd: Box<ShardCmd>,
+}
+
 /// A stable hash: the same entity maps to the same shard in every process with the same
 /// shard count. (`DefaultHasher::new()` uses fixed keys.)
 pub fn shard_of(app: AppId, user: &UserId, n: usize) -> usize {
@@ -68,10 +74,16 @@ impl Router {
     }
 
     /// Queues a command without waiting; gives it back when the inbox is full.
-    pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), (RouteError, ShardCmd)> {
+    pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
         self.shards[shard].try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) => (RouteError::Full, c),
-            mpsc::error::TrySendError::Closed(c) => (RouteError::Closed, c),
+            mpsc::error::TrySendError::Full(c) => Rejected {
+                reason: RouteError::Full,
+                cmd: Box::new(c),
+            },
+            mpsc::error::TrySendError::Closed(c) => Rejected {
+                reason: RouteError::Closed,
+                cmd: Box::new(c),
+            },
         })
     }
 }

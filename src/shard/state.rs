@@ -17,7 +17,7 @@ use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
 use crate::shard::cmd::ShardCmd;
 use crate::shard::outbox::Outbox;
-use crate::shard::{RouteError, Router};
+use crate::shard::{Rejected, RouteError, Router};
 use crate::store::{Batch, Committer, Store, StoreError};
 
 /// Commands taken from the inbox per wake-up.
@@ -301,10 +301,12 @@ impl Shard {
             self.defer(shard, cmd);
             return;
         }
-        match self.router.try_send(shard, cmd) {
-            Ok(()) => {}
-            Err((RouteError::Full, cmd)) => self.defer(shard, cmd),
-            Err((RouteError::Closed, _)) => {}
+        if let Err(Rejected {
+            reason: RouteError::Full,
+            cmd,
+        }) = self.router.try_send(shard, cmd)
+        {
+            self.defer(shard, *cmd);
         }
     }
 
@@ -323,13 +325,13 @@ impl Shard {
 
     fn retry_deferred(&mut self) {
         while let Some((shard, cmd)) = self.deferred.pop_front() {
-            match self.router.try_send(shard, cmd) {
-                Ok(()) => {}
-                Err((RouteError::Full, cmd)) => {
-                    self.deferred.push_front((shard, cmd));
-                    return;
-                }
-                Err((RouteError::Closed, _)) => {}
+            if let Err(Rejected {
+                reason: RouteError::Full,
+                cmd,
+            }) = self.router.try_send(shard, cmd)
+            {
+                self.deferred.push_front((shard, *cmd));
+                return;
             }
         }
     }
