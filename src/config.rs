@@ -88,7 +88,7 @@ pub struct Limits {
     pub max_commit_group: usize,
     /// Cross-shard commands a shard holds back when the target shard's queue is full.
     pub deferred_per_shard: usize,
-    /// Status subscriptions one user may hold.
+    /// Subscribers one user's online status may have.
     pub max_subscriptions_per_user: usize,
     pub max_subscription_secs: u32,
 }
@@ -128,6 +128,8 @@ pub struct Timeouts {
     pub ticket_skew_secs: u64,
     /// Graceful shutdown gives connections this long to drain.
     pub shutdown_secs: u64,
+    /// A socket write that makes no progress for this long ends the connection.
+    pub write_secs: u64,
 }
 
 impl Default for Timeouts {
@@ -138,6 +140,7 @@ impl Default for Timeouts {
             heartbeat_secs: 30,
             ticket_skew_secs: 300,
             shutdown_secs: 5,
+            write_secs: 15,
         }
     }
 }

@@ -168,3 +168,64 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
         assert_eq!(found.len(), chunk.len());
     }
 }
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_a_reason_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("imserver.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"),
+    )
+    .unwrap();
+    let (mut p, addr) = spawn_server(&data, &cfg);
+    let mut c = Client::connect(&addr).await.unwrap();
+    c.login(
+        APP,
+        "admin",
+        &ticket_for(APP, "admin", SECRET),
+        wire::ClientType::Backend,
+        "b",
+    )
+    .await
+    .unwrap();
+    c.import_users(&[Profile::new("zed")]).await.unwrap();
+    let pid = p.0.id() as i32;
+    assert_eq!(send_signal(pid, 15), 0);
+    let reason = c.wait_push(WAIT, kick_reason).await;
+    assert_eq!(reason, Some(wire::KickReason::ServerShutdown));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not exit in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    // And the data is there after a restart.
+    let (_p2, addr) = spawn_server(&data, &cfg);
+    let c = Client::connect(&addr).await.unwrap();
+    c.login(
+        APP,
+        "zed",
+        &ticket_for(APP, "zed", SECRET),
+        wire::ClientType::Web,
+        "w",
+    )
+    .await
+    .unwrap();
+}
+
+/// Sends a signal with the `kill` command (no libc dependency in tests).
+fn send_signal(pid: i32, sig: i32) -> i32 {
+    let st = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
+    st.code().unwrap_or(-1)
+}

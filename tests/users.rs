@@ -405,3 +405,29 @@ async fn sync_reads_are_checked() {
         Some(ErrorCode::UserNotFound)
     );
 }
+
+#[tokio::test]
+async fn status_subscriptions_expire() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut bob = s.user("bob").await;
+    bob.subscribe_status(&["alice"], 1).await.unwrap();
+    let online = |f: &imserver::client::Frame| {
+        f.get()
+            .event_as_status_changed_push()
+            .and_then(|p| p.status())
+            .map(|st| st.online())
+    };
+    assert_eq!(
+        bob.wait_push(WAIT, online).await,
+        Some(false),
+        "the current status comes first"
+    );
+    // Expiry runs on the shard's one-second tick.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _alice = s.user("alice").await;
+    assert_eq!(
+        bob.wait_push(Duration::from_millis(500), online).await,
+        None
+    );
+}

@@ -28,8 +28,6 @@ use crate::shard::ShardCmd;
 
 /// Bytes gathered from the queue before one write.
 const WRITE_CHUNK: usize = 64 * 1024;
-/// A write that makes no progress for this long ends the connection.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn run(
     stream: TcpStream,
@@ -41,7 +39,11 @@ pub async fn run(
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
     let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
-    let mut writer = tokio::spawn(write_loop(wr, orx));
+    let mut writer = tokio::spawn(write_loop(
+        wr,
+        orx,
+        Duration::from_secs(ctx.cfg.timeouts.write_secs),
+    ));
     let mut reader = FramedRead::new(
         rd,
         LengthDelimitedCodec::builder()
@@ -263,7 +265,7 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Duration) {
     let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
     while let Some(next) = rx.next().await {
         match next {
@@ -275,7 +277,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx) {
                         None => break,
                     }
                 }
-                match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&buf)).await {
+                match tokio::time::timeout(write_timeout, wr.write_all(&buf)).await {
                     Ok(Ok(())) => buf.clear(),
                     _ => return,
                 }
@@ -290,7 +292,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx) {
                     let name = reason.variant_name().unwrap_or("closed");
                     buf.extend_from_slice(&protocol::kick(reason, name));
                 }
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+                let _ = tokio::time::timeout(write_timeout, async {
                     let _ = wr.write_all(&buf).await;
                     let _ = wr.shutdown().await;
                 })

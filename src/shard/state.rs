@@ -1,7 +1,7 @@
 //! One shard: its in-memory state, its loop, and the helpers every handler uses to make a
 //! change durable before anyone hears of it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +62,9 @@ pub(super) struct Shard {
     pub users: HashMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
+    /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
+    /// stale (the subscription was renewed or removed); expiry checks the user's map.
+    pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
 }
 
 pub(super) use crate::now_ms;
@@ -85,6 +88,7 @@ pub(super) fn load(
             inflight: Arc::new(AtomicUsize::new(0)),
             users: HashMap::new(),
             deferred: VecDeque::new(),
+            expiries: BTreeMap::new(),
         })
         .collect();
     let mut bad = None;
@@ -112,14 +116,18 @@ pub(super) fn load(
     })?;
     let now = now_ms();
     store.for_each_subscription(|app, target, sub, until| {
+        let shard = &mut shards[router.user_shard(app, &target)];
         if until > now {
-            if let Some(e) = shards[router.user_shard(app, &target)]
-                .users
-                .get_mut(&(app, target))
-            {
-                e.subscribers.insert(sub, until);
+            if let Some(e) = shard.users.get_mut(&(app, target.clone())) {
+                e.subscribers.insert(sub.clone(), until);
             }
         }
+        // Expired ones too: the first tick deletes them from the store.
+        shard
+            .expiries
+            .entry(until)
+            .or_default()
+            .push((app, target, sub));
     })?;
     Ok(shards)
 }

@@ -347,6 +347,11 @@ impl Shard {
                 }
                 Some(e) => {
                     e.subscribers.insert(subscriber.clone(), until_ms);
+                    self.expiries.entry(until_ms).or_default().push((
+                        app,
+                        t.clone(),
+                        subscriber.clone(),
+                    ));
                     batch.put_subscription(app, &t, &subscriber, until_ms);
                     first_status.push(status_of(&t, Some(e)));
                     Ok(())
@@ -401,17 +406,25 @@ impl Shard {
         .await;
     }
 
+    /// Drops subscriptions whose time is up (found through the expiry index, not by scanning
+    /// users) and deletes them from the store.
     pub(super) async fn expire_subscriptions(&mut self) {
         let now = now_ms();
+        let later = self.expiries.split_off(&(now + 1));
+        let due = std::mem::replace(&mut self.expiries, later);
         let mut batch = Batch::default();
-        for ((app, target), e) in self.users.iter_mut() {
-            e.subscribers.retain(|s, &mut until| {
-                let keep = until > now;
-                if !keep {
-                    batch.delete_subscription(*app, target, s);
+        for (app, target, sub) in due.into_values().flatten() {
+            let renewed = self
+                .users
+                .get(&(app, target.clone()))
+                .and_then(|e| e.subscribers.get(&sub))
+                .is_some_and(|&until| until > now);
+            if !renewed {
+                if let Some(e) = self.users.get_mut(&(app, target.clone())) {
+                    e.subscribers.remove(&sub);
                 }
-                keep
-            });
+                batch.delete_subscription(app, &target, &sub);
+            }
         }
         if !batch.is_empty() {
             self.commit(batch, |_| {}).await;
