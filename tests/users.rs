@@ -431,3 +431,81 @@ async fn status_subscriptions_expire() {
         None
     );
 }
+
+#[tokio::test]
+async fn renewing_a_subscription_moves_its_expiry() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut bob = s.user("bob").await;
+    let online = |f: &imserver::client::Frame| {
+        f.get()
+            .event_as_status_changed_push()
+            .and_then(|p| p.status())
+            .map(|st| st.online())
+    };
+    bob.subscribe_status(&["alice"], 1).await.unwrap();
+    bob.subscribe_status(&["alice"], 60).await.unwrap();
+    assert_eq!(bob.wait_push(WAIT, online).await, Some(false));
+    assert_eq!(bob.wait_push(WAIT, online).await, Some(false));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _alice = s.user("alice").await;
+    assert_eq!(
+        bob.wait_push(WAIT, online).await,
+        Some(true),
+        "the renewed subscription is still alive"
+    );
+}
+
+#[tokio::test]
+async fn per_user_subscriber_limit_and_duplicate_ids() {
+    let s = TestServer::start_with(|c| c.limits.max_subscriptions_per_user = 1).await;
+    s.import(&["alice", "bob", "carol"]).await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    assert_eq!(
+        bob.subscribe_status(&["alice"], 60).await.unwrap()[0].1,
+        ErrorCode::None
+    );
+    assert_eq!(
+        bob.subscribe_status(&["alice"], 60).await.unwrap()[0].1,
+        ErrorCode::None,
+        "renewal is not a new subscriber"
+    );
+    assert_eq!(
+        carol.subscribe_status(&["alice"], 60).await.unwrap()[0].1,
+        ErrorCode::LimitExceeded
+    );
+    let a = s.admin().await;
+    assert_eq!(
+        a.delete_users(&["carol", "carol"])
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::InvalidArgument)
+    );
+    assert_eq!(
+        a.get_user_info(&["bob", "bob"], &[])
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::InvalidArgument)
+    );
+    assert!(
+        !a.get_single_user_info("carol").await.unwrap().deleted,
+        "a refused batch changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_before_logout_closes() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let c = s.user("alice").await;
+    let change = ProfileChange {
+        nickname: Some("last words".into()),
+        ..Default::default()
+    };
+    let (m, l) = tokio::join!(c.modify_user_info(&change), c.logout());
+    assert_eq!(m.unwrap().nickname, "last words");
+    l.unwrap();
+}

@@ -12,6 +12,8 @@ pub enum DomainError {
     PermissionDenied,
     #[error("batch too large")]
     BatchTooLarge,
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
     #[error("user not found")]
     UserNotFound,
     #[error("user deleted")]
@@ -37,6 +39,7 @@ impl DomainError {
             DomainError::MissingField(_) => ErrorCode::MissingField,
             DomainError::PermissionDenied => ErrorCode::PermissionDenied,
             DomainError::BatchTooLarge => ErrorCode::BatchTooLarge,
+            DomainError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             DomainError::UserNotFound => ErrorCode::UserNotFound,
             DomainError::UserDeleted => ErrorCode::UserDeleted,
             DomainError::UserAlreadyExists => ErrorCode::UserAlreadyExists,

@@ -36,8 +36,17 @@ pub fn user_ids(
     if v.is_empty() {
         return Err(DomainError::MissingField("user_ids"));
     }
+    let mut seen = std::collections::HashSet::with_capacity(v.len());
     v.iter()
-        .map(|s| UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids")))
+        .map(|s| {
+            let u = UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids"))?;
+            if !seen.insert(u.clone()) {
+                return Err(DomainError::InvalidArgument(
+                    "user_ids: an id appears twice",
+                ));
+            }
+            Ok(u)
+        })
         .collect()
 }
 

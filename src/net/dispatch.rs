@@ -188,7 +188,7 @@ fn route(
                             label,
                             done.remove(&u.id)
                                 .map(|(_, r)| r)
-                                .unwrap_or(Err(DomainError::Overloaded)),
+                                .unwrap_or(Err(DomainError::ShuttingDown)),
                         ),
                     })
                     .collect();
@@ -216,7 +216,7 @@ fn route(
                         let r = done
                             .remove(&u)
                             .map(|(_, r)| r)
-                            .unwrap_or(Err(DomainError::Overloaded));
+                            .unwrap_or(Err(DomainError::ShuttingDown));
                         (u.to_string(), r)
                     })
                     .collect();
@@ -341,7 +341,7 @@ fn route(
                         let r = done
                             .remove(&u)
                             .map(|(_, r)| r)
-                            .unwrap_or(Err(DomainError::Overloaded));
+                            .unwrap_or(Err(DomainError::ShuttingDown));
                         (u.to_string(), r)
                     })
                     .collect();
@@ -373,7 +373,7 @@ fn route(
                         let r = done
                             .remove(&u)
                             .map(|(_, r)| r)
-                            .unwrap_or(Err(DomainError::Overloaded));
+                            .unwrap_or(Err(DomainError::ShuttingDown));
                         (u.to_string(), r)
                     })
                     .collect();
@@ -595,7 +595,7 @@ async fn get_users(
         match got.remove(&u) {
             Some((_, Ok(rec))) => found.push(rec),
             Some((_, Err(e))) => missing.push((u, e)),
-            None => missing.push((u, DomainError::Overloaded)),
+            None => missing.push((u, DomainError::ShuttingDown)),
         }
     }
     if single {

@@ -92,31 +92,41 @@ pub async fn run(
     let mut pending = FuturesUnordered::new();
     let mut last_frame = Instant::now();
     let mut writer_done = false;
-    let reason = loop {
+    // The reason to close, and a last frame to send after every pending answer (Logout's Ok).
+    let (reason, last) = loop {
         let deadline = tokio::time::Instant::from_std(last_frame + idle);
         tokio::select! {
             biased;
-            _ = closing.changed() => break KickReason::ServerShutdown,
-            _ = &mut writer => { writer_done = true; break KickReason::None }
+            _ = closing.changed() => break (KickReason::ServerShutdown, None),
+            _ = &mut writer => { writer_done = true; break (KickReason::None, None) }
             Some(resp) = pending.next(), if !pending.is_empty() => { outbox.send(resp); }
             frame = reader.next(), if pending.len() < max_inflight => match frame {
-                None => break KickReason::None,
-                Some(Err(e)) => { frame_error(&outbox, &e); break KickReason::None }
+                None => break (KickReason::None, None),
+                Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
                 Some(Ok(buf)) => {
                     last_frame = Instant::now();
                     match dispatch::request(&ctx, &sess, &outbox, &buf) {
                         dispatch::Outcome::Done => {}
                         dispatch::Outcome::Pending(fut) => pending.push(fut),
-                        dispatch::Outcome::Logout(ok) => { outbox.send(ok); break KickReason::Logout }
+                        dispatch::Outcome::Logout(ok) => break (KickReason::Logout, Some(ok)),
                     }
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => break KickReason::IdleTimeout,
+            _ = tokio::time::sleep_until(deadline) => break (KickReason::IdleTimeout, None),
         }
     };
-    // Answers already computed still go out before the close.
-    while let Some(Some(resp)) = futures_util::FutureExt::now_or_never(pending.next()) {
-        outbox.send(resp);
+    // Requests already taken are answered before the close: their changes happen either way,
+    // so the client must hear of them. Bounded by the write timeout.
+    if !writer_done {
+        let drain = async {
+            while let Some(resp) = pending.next().await {
+                outbox.send(resp);
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(ctx.cfg.timeouts.write_secs), drain).await;
+        if let Some(f) = last {
+            outbox.send(f);
+        }
     }
     if let Some(user) = &sess.user {
         let _ = ctx

@@ -88,6 +88,28 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Hands an encoded push to every online device of `user`, from any thread, without
+    /// waiting (used from commit completions on the writer thread). A full inbox drops the
+    /// push with a warning: only pushes that a client can recover from (by re-reading or
+    /// resyncing) travel this way.
+    pub fn push(&self, app: AppId, user: &UserId, frame: bytes::Bytes) {
+        let shard = self.user_shard(app, user);
+        if let Err(r) = self.try_send(
+            shard,
+            ShardCmd::Push {
+                app,
+                user: user.clone(),
+                frame,
+            },
+        ) {
+            if r.reason == RouteError::Full {
+                tracing::warn!(shard, "shard inbox full; dropping a push");
+            }
+        }
+    }
+}
+
 /// The running shard threads.
 pub struct Shards {
     threads: Vec<JoinHandle<()>>,

@@ -15,7 +15,6 @@ use crate::protocol::wire::KickReason;
 
 struct Inner {
     conn: ConnId,
-    tx: mpsc::Sender<Bytes>,
     /// 0 while open; otherwise the `KickReason` the connection is closing with.
     closing: AtomicU8,
     wake: Notify,
@@ -26,7 +25,11 @@ const QUIET: u8 = u8::MAX;
 
 /// The sending side. Cheap to clone.
 #[derive(Clone)]
-pub struct Outbox(Arc<Inner>);
+pub struct Outbox {
+    inner: Arc<Inner>,
+    // Held only by `Outbox`es, so the writer sees the queue end once every holder is gone.
+    tx: mpsc::Sender<Bytes>,
+}
 
 /// The receiving side, owned by the connection's writer task.
 pub struct OutboxRx {
@@ -45,24 +48,29 @@ impl Outbox {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let inner = Arc::new(Inner {
             conn,
-            tx,
             closing: AtomicU8::new(0),
             wake: Notify::new(),
         });
-        (Outbox(inner.clone()), OutboxRx { rx, inner })
+        (
+            Outbox {
+                inner: inner.clone(),
+                tx,
+            },
+            OutboxRx { rx, inner },
+        )
     }
 
     pub fn conn(&self) -> ConnId {
-        self.0.conn
+        self.inner.conn
     }
 
     /// Queues a frame. A full queue closes the connection as a slow consumer; returns whether
     /// the frame was queued.
     pub fn send(&self, frame: Bytes) -> bool {
-        if self.0.closing.load(Ordering::Acquire) != 0 {
+        if self.inner.closing.load(Ordering::Acquire) != 0 {
             return false;
         }
-        match self.0.tx.try_send(frame) {
+        match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.close(KickReason::SlowConsumer);
@@ -78,17 +86,17 @@ impl Outbox {
     pub fn close(&self, reason: KickReason) {
         let r = if reason.0 == 0 { QUIET } else { reason.0 };
         if self
-            .0
+            .inner
             .closing
             .compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.0.wake.notify_one();
+            self.inner.wake.notify_one();
         }
     }
 
     pub fn is_closing(&self) -> bool {
-        self.0.closing.load(Ordering::Acquire) != 0
+        self.inner.closing.load(Ordering::Acquire) != 0
     }
 }
 
@@ -115,11 +123,6 @@ impl OutboxRx {
     /// A frame already queued, without waiting.
     pub fn try_next(&mut self) -> Option<Bytes> {
         self.rx.try_recv().ok()
-    }
-
-    /// The sending side of this same queue (for the session's own responses).
-    pub fn outbox(&self) -> Outbox {
-        Outbox(self.inner.clone())
     }
 }
 

@@ -161,6 +161,9 @@ pub(super) fn run(
                     for cmd in buf.drain(..) {
                         shard.handle(cmd).await;
                     }
+                    if !shard.deferred.is_empty() {
+                        shard.retry_deferred();
+                    }
                 }
                 _ = tick.tick() => shard.on_tick().await,
                 _ = stop.changed() => {
@@ -268,12 +271,15 @@ impl Shard {
 
     /// Runs `then` once every commit this shard already submitted is durable: right away when
     /// none is in flight. Answers that read state use it, so nobody reads a change that could
-    /// still be lost.
-    pub async fn after_pending(&self, then: impl FnOnce() + Send + 'static) {
-        if self.inflight.load(Ordering::Acquire) == 0 {
-            then();
+    /// still be lost. After a store failure memory is ahead of the disk, so it gets
+    /// `StorageUnavailable` instead.
+    pub async fn after_pending(&self, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
+        if self.committer.has_failed() {
+            then(Err(DomainError::StorageUnavailable));
+        } else if self.inflight.load(Ordering::Acquire) == 0 {
+            then(Ok(()));
         } else {
-            self.commit(Batch::default(), move |_| then()).await;
+            self.commit(Batch::default(), then).await;
         }
     }
 
@@ -320,7 +326,8 @@ impl Shard {
 
     fn defer(&mut self, shard: usize, cmd: ShardCmd) {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
-            // Only pushes travel this way today; a device that misses one resyncs by seq.
+            // Only pushes travel this way today (status and profile changes); the client can
+            // re-read them (queryOnlineStatus, getUserInfo). Logged, never silent.
             tracing::warn!(
                 shard = self.id,
                 to = shard,
@@ -331,7 +338,7 @@ impl Shard {
         self.deferred.push_back((shard, cmd));
     }
 
-    fn retry_deferred(&mut self) {
+    pub fn retry_deferred(&mut self) {
         while let Some((shard, cmd)) = self.deferred.pop_front() {
             if let Err(Rejected {
                 reason: RouteError::Full,

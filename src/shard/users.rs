@@ -96,8 +96,8 @@ impl Shard {
             login_ms: now,
         });
         self.status_changed(app, &user);
-        self.after_pending(move || {
-            let _ = reply.send(Ok(()));
+        self.after_pending(move |r| {
+            let _ = reply.send(r);
         })
         .await;
     }
@@ -113,11 +113,19 @@ impl Shard {
         }
     }
 
-    /// Tells every live subscriber of `user` its current status.
+    /// Tells every live subscriber of `user` its current status, now. For presence changes,
+    /// which are not stored.
     fn status_changed(&mut self, app: AppId, user: &UserId) {
+        for (s, frame) in self.status_pushes(app, user) {
+            self.push_to_user(app, &s, frame);
+        }
+    }
+
+    /// The status pushes owed to `user`'s live subscribers.
+    fn status_pushes(&self, app: AppId, user: &UserId) -> Vec<(UserId, Bytes)> {
         let now = now_ms();
         let Some(entry) = self.users.get(&(app, user.clone())) else {
-            return;
+            return Vec::new();
         };
         let subs: Vec<UserId> = entry
             .subscribers
@@ -126,12 +134,10 @@ impl Shard {
             .map(|(s, _)| s.clone())
             .collect();
         if subs.is_empty() {
-            return;
+            return Vec::new();
         }
         let frame = status_push(&status_of(user, Some(entry)));
-        for s in subs {
-            self.push_to_user(app, &s, frame.clone());
-        }
+        subs.into_iter().map(|s| (s, frame.clone())).collect()
     }
 
     pub(super) async fn import_users(
@@ -178,6 +184,7 @@ impl Shard {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
         let mut kicked = Vec::new();
+        let mut pushes = Vec::new();
         for id in users {
             let key = (app, id.clone());
             match user::delete(self.users.get(&key).map(|e| &e.rec), now) {
@@ -187,12 +194,13 @@ impl Shard {
                         e.rec = rec;
                         kicked.extend(std::mem::take(&mut e.devices).into_iter().map(|d| d.outbox));
                     }
-                    self.status_changed(app, &id);
+                    pushes.extend(self.status_pushes(app, &id));
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
             }
         }
+        let router = self.router.clone();
         self.commit(batch, move |r| {
             let ok = r.is_ok();
             let out = match r {
@@ -203,9 +211,19 @@ impl Shard {
                     .collect(),
             };
             let _ = reply.send(out);
+            // The devices were removed from memory either way; on a store failure they are
+            // closed without a reason rather than left open and deaf.
+            let reason = if ok {
+                wire::KickReason::UserDeleted
+            } else {
+                wire::KickReason::None
+            };
+            for o in kicked {
+                o.close(reason);
+            }
             if ok {
-                for o in kicked {
-                    o.close(wire::KickReason::UserDeleted);
+                for (user, frame) in pushes {
+                    router.push(app, &user, frame);
                 }
             }
         })
@@ -230,7 +248,14 @@ impl Shard {
                 (id, r)
             })
             .collect();
-        self.after_pending(move || {
+        self.after_pending(move |r| {
+            let out = match r {
+                Ok(()) => out,
+                Err(e) => out
+                    .into_iter()
+                    .map(|(id, _)| (id, Err(e.clone())))
+                    .collect(),
+            };
             let _ = reply.send(out);
         })
         .await;
@@ -281,9 +306,12 @@ impl Shard {
         } else {
             Vec::new()
         };
-        if forbid {
-            self.status_changed(app, &id);
-        }
+        let pushes = if forbid {
+            self.status_pushes(app, &id)
+        } else {
+            Vec::new()
+        };
+        let router = self.router.clone();
         let push = protocol::push(|fbb| {
             let p = dw::profile(fbb, &rec, FieldMask::ALL);
             let p = wire::UserInfoChangedPush::create(
@@ -300,9 +328,15 @@ impl Shard {
                 for o in kicked {
                     o.close(wire::KickReason::UserForbidden);
                 }
+                for (user, frame) in pushes {
+                    router.push(app, &user, frame);
+                }
                 let _ = reply.send(Ok(rec));
             }
             Err(e) => {
+                for o in kicked {
+                    o.close(wire::KickReason::None);
+                }
                 let _ = reply.send(Err(e));
             }
         })
@@ -343,37 +377,49 @@ impl Shard {
                     if e.subscribers.len() >= max_subs
                         && !e.subscribers.contains_key(&subscriber) =>
                 {
-                    Err(DomainError::BatchTooLarge)
+                    Err(DomainError::LimitExceeded("subscribers of this user"))
                 }
                 Some(e) => {
-                    e.subscribers.insert(subscriber.clone(), until_ms);
-                    self.expiries.entry(until_ms).or_default().push((
-                        app,
-                        t.clone(),
-                        subscriber.clone(),
-                    ));
-                    batch.put_subscription(app, &t, &subscriber, until_ms);
+                    let old = e.subscribers.insert(subscriber.clone(), until_ms);
                     first_status.push(status_of(&t, Some(e)));
+                    batch.put_subscription(app, &t, &subscriber, until_ms);
+                    // A renewal replaces its expiry entry, so renewals cannot grow the index.
+                    let item = (app, t.clone(), subscriber.clone());
+                    if let Some(old) = old.filter(|&o| o != until_ms) {
+                        if let Some(v) = self.expiries.get_mut(&old) {
+                            v.retain(|x| *x != item);
+                            if v.is_empty() {
+                                self.expiries.remove(&old);
+                            }
+                        }
+                    }
+                    if old != Some(until_ms) {
+                        self.expiries.entry(until_ms).or_default().push(item);
+                    }
                     Ok(())
                 }
             };
             out.push((t, r));
         }
-        self.commit(batch, move |r| {
-            let out = match r {
-                Ok(()) => out,
-                Err(e) => out
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.clone())))
-                    .collect(),
-            };
-            let _ = reply.send(out);
+        // The subscriber learns the current status once the subscription is durable, then
+        // every change.
+        let router = self.router.clone();
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                let _ = reply.send(out);
+                for st in first_status {
+                    router.push(app, &subscriber, status_push(&st));
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(
+                    out.into_iter()
+                        .map(|(id, _)| (id, Err(e.clone())))
+                        .collect(),
+                );
+            }
         })
         .await;
-        // The subscriber learns the current status at once, then every change.
-        for s in first_status {
-            self.push_to_user(app, &subscriber, status_push(&s));
-        }
     }
 
     pub(super) async fn unsubscribe(

@@ -53,12 +53,14 @@ pub fn config(dir: &Path) -> Config {
     }
 }
 
+/// A server running on its own runtime and thread, so that dropping it can wait until it
+/// has fully stopped and closed RocksDB (no server outlives its test).
 pub struct TestServer {
     pub addr: String,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), imserver::ServerError>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), imserver::ServerError>>>,
 }
 
 impl TestServer {
@@ -78,18 +80,30 @@ impl TestServer {
     pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let mut cfg = config(dir);
         tweak(&mut cfg);
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
+        let listener = std::net::TcpListener::bind(cfg.listen).unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(imserver::run(listener, cfg, async move {
-            let _ = rx.await;
-        }));
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                imserver::run(listener, cfg, async move {
+                    let _ = rx.await;
+                })
+                .await
+            })
+        });
         TestServer {
             addr,
             dir: dir.to_path_buf(),
             _tmp: None,
             stop: Some(tx),
-            task: Some(task),
+            thread: Some(thread),
         }
     }
 
@@ -98,8 +112,12 @@ impl TestServer {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
+        if let Some(t) = self.thread.take() {
+            tokio::task::spawn_blocking(move || t.join())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
         }
         self._tmp.take()
     }
@@ -156,6 +174,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            // Blocks the test's thread; the server runs on its own runtime, so it can finish.
+            let _ = t.join();
         }
     }
 }

@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 9004;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 60] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 61] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::FrameTooLarge,
@@ -37,6 +37,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 60] = [
   ErrorCode::RateLimited,
   ErrorCode::IdleTimeout,
   ErrorCode::DuplicateRequestId,
+  ErrorCode::LimitExceeded,
   ErrorCode::UserNotFound,
   ErrorCode::UserDeleted,
   ErrorCode::UserAlreadyExists,
@@ -104,6 +105,7 @@ impl ErrorCode {
   pub const RateLimited: Self = Self(1016);
   pub const IdleTimeout: Self = Self(1017);
   pub const DuplicateRequestId: Self = Self(1018);
+  pub const LimitExceeded: Self = Self(1019);
   pub const UserNotFound: Self = Self(2000);
   pub const UserDeleted: Self = Self(2001);
   pub const UserAlreadyExists: Self = Self(2002);
@@ -168,6 +170,7 @@ impl ErrorCode {
     Self::RateLimited,
     Self::IdleTimeout,
     Self::DuplicateRequestId,
+    Self::LimitExceeded,
     Self::UserNotFound,
     Self::UserDeleted,
     Self::UserAlreadyExists,
@@ -232,6 +235,7 @@ impl ErrorCode {
       Self::RateLimited => Some("RateLimited"),
       Self::IdleTimeout => Some("IdleTimeout"),
       Self::DuplicateRequestId => Some("DuplicateRequestId"),
+      Self::LimitExceeded => Some("LimitExceeded"),
       Self::UserNotFound => Some("UserNotFound"),
       Self::UserDeleted => Some("UserDeleted"),
       Self::UserAlreadyExists => Some("UserAlreadyExists"),
