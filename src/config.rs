@@ -60,6 +60,13 @@ pub struct AppConfig {
     pub admins: Vec<UserId>,
     #[serde(default)]
     pub multi_device: MultiDevicePolicy,
+    /// How long after sending a sender may recall (withdraw) a message.
+    #[serde(default = "default_recall_window")]
+    pub recall_window_secs: u64,
+}
+
+fn default_recall_window() -> u64 {
+    120
 }
 
 /// Bounds. Every queue, buffer and batch in the server takes its size from here.
@@ -91,6 +98,11 @@ pub struct Limits {
     /// Subscribers one user's online status may have.
     pub max_subscriptions_per_user: usize,
     pub max_subscription_secs: u32,
+    /// Largest message body, in bytes.
+    pub max_message_body: usize,
+    /// Client message ids remembered in memory per shard for fast idempotent retries (older
+    /// ones are found in RocksDB).
+    pub recent_client_ids: usize,
 }
 
 impl Default for Limits {
@@ -110,6 +122,8 @@ impl Default for Limits {
             deferred_per_shard: 65_536,
             max_subscriptions_per_user: 1000,
             max_subscription_secs: 7 * 24 * 3600,
+            max_message_body: 16 * 1024,
+            recent_client_ids: 100_000,
         }
     }
 }
@@ -175,6 +189,7 @@ impl Default for Config {
                 secret: DEV_SECRET.to_string(),
                 admins: vec![UserId::new("admin").expect("static id is valid")],
                 multi_device: MultiDevicePolicy::Any,
+                recall_window_secs: default_recall_window(),
             }],
         }
     }
@@ -203,6 +218,9 @@ impl Config {
         }
         if self.limits.max_login_frame > self.limits.max_frame {
             return Err("limits.max_login_frame is larger than limits.max_frame".into());
+        }
+        if self.limits.max_message_body + 1024 > self.limits.max_frame {
+            return Err("limits.max_message_body must leave 1 KiB of room below limits.max_frame".into());
         }
         if self.limits.max_frame > 16 * 1024 * 1024 {
             return Err("limits.max_frame above 16 MiB".into());

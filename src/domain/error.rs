@@ -22,6 +22,22 @@ pub enum DomainError {
     UserAlreadyExists,
     #[error("user forbidden")]
     UserForbidden,
+    #[error("user silenced")]
+    UserSilenced,
+    #[error("message not found")]
+    MessageNotFound,
+    #[error("client message id already used for a different message")]
+    ClientIdConflict,
+    #[error("the recall window has passed")]
+    RecallWindowPassed,
+    #[error("only the sender or an administrator may recall")]
+    RecallDenied,
+    #[error("message too large")]
+    MessageTooLarge,
+    #[error("message already recalled")]
+    AlreadyRecalled,
+    #[error("conversation not found")]
+    ConversationNotFound,
     #[error("server overloaded")]
     Overloaded,
     #[error("storage unavailable")]
@@ -44,6 +60,14 @@ impl DomainError {
             DomainError::UserDeleted => ErrorCode::UserDeleted,
             DomainError::UserAlreadyExists => ErrorCode::UserAlreadyExists,
             DomainError::UserForbidden => ErrorCode::UserForbidden,
+            DomainError::UserSilenced => ErrorCode::UserSilenced,
+            DomainError::MessageNotFound => ErrorCode::MessageNotFound,
+            DomainError::ClientIdConflict => ErrorCode::ClientIdConflict,
+            DomainError::RecallWindowPassed => ErrorCode::RecallWindowPassed,
+            DomainError::RecallDenied => ErrorCode::RecallDenied,
+            DomainError::MessageTooLarge => ErrorCode::MessageTooLarge,
+            DomainError::AlreadyRecalled => ErrorCode::AlreadyRecalled,
+            DomainError::ConversationNotFound => ErrorCode::ConversationNotFound,
             DomainError::Overloaded => ErrorCode::Overloaded,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,

@@ -4,8 +4,10 @@
 //! as return values. No sockets, no threads, no RocksDB types: a shard calls these, then
 //! persists (through `store::Batch`) and pushes what they decided.
 
+pub mod conversation;
 pub mod error;
 pub mod ids;
+pub mod message;
 pub mod presence;
 pub mod sync;
 pub mod user;

@@ -353,3 +353,61 @@ mod tests {
         assert!(FieldMask::from_fields(&[UserField(200)]).is_err());
     }
 }
+
+/// What every shard knows about every user, so that the shard owning a conversation can check
+/// a send without asking the users' shards. Replicated by the owner after each durable change;
+/// `version` orders concurrent updates (shards keep the highest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserFacts {
+    pub deleted: bool,
+    pub forbidden: bool,
+    pub silent: bool,
+    pub version: u64,
+}
+
+impl UserFacts {
+    pub fn of(rec: &UserRecord, version: u64) -> UserFacts {
+        UserFacts { deleted: rec.deleted, forbidden: rec.forbidden, silent: rec.silent, version }
+    }
+
+    pub fn same_flags(&self, other: &UserFacts) -> bool {
+        (self.deleted, self.forbidden, self.silent) == (other.deleted, other.forbidden, other.silent)
+    }
+}
+
+/// May this user send a message?
+pub fn check_sender(f: Option<&UserFacts>) -> Result<(), DomainError> {
+    match f {
+        None => Err(DomainError::UserNotFound),
+        Some(f) if f.deleted => Err(DomainError::UserDeleted),
+        Some(f) if f.forbidden => Err(DomainError::UserForbidden),
+        Some(f) if f.silent => Err(DomainError::UserSilenced),
+        Some(_) => Ok(()),
+    }
+}
+
+/// May this user receive a message?
+pub fn check_receiver(f: Option<&UserFacts>) -> Result<(), DomainError> {
+    match f {
+        None => Err(DomainError::UserNotFound),
+        Some(f) if f.deleted => Err(DomainError::UserDeleted),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use super::*;
+
+    #[test]
+    fn send_checks() {
+        let ok = UserFacts::default();
+        assert_eq!(check_sender(Some(&ok)), Ok(()));
+        assert_eq!(check_sender(None), Err(DomainError::UserNotFound));
+        assert_eq!(check_sender(Some(&UserFacts { silent: true, ..ok })), Err(DomainError::UserSilenced));
+        assert_eq!(check_sender(Some(&UserFacts { forbidden: true, ..ok })), Err(DomainError::UserForbidden));
+        assert_eq!(check_sender(Some(&UserFacts { deleted: true, ..ok })), Err(DomainError::UserDeleted));
+        assert_eq!(check_receiver(Some(&UserFacts { silent: true, forbidden: true, ..ok })), Ok(()));
+        assert_eq!(check_receiver(Some(&UserFacts { deleted: true, ..ok })), Err(DomainError::UserDeleted));
+    }
+}

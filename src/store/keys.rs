@@ -20,13 +20,33 @@ pub const CF_HEADS: &str = "heads";
 /// [app u32][len u8][target][subscriber] -> expiry ms u64
 pub const CF_SUBS: &str = "subs";
 
-pub const ALL_CFS: [&str; 6] = [
+/// [app u32][len u8][lo][len u8][hi][seq u64] -> message record (P2P conversation lo<hi)
+pub const CF_MSGS: &str = "msgs";
+/// [app u32][server id u64] -> [len u8][lo][len u8][hi][seq u64] (where a message lives)
+pub const CF_MSG_IDS: &str = "msg_ids";
+/// [app u32][len u8][lo][len u8][hi] -> last seq u64 (the conversation's seq head)
+pub const CF_CONVS: &str = "convs";
+/// [app u32][len u8][user][kind u8][peer] -> the user's conversation entry
+pub const CF_USER_CONVS: &str = "user_convs";
+/// [app u32][len u8][sender][client id] -> idempotency record
+pub const CF_IDEM: &str = "idem";
+/// [app u32][len u8][user][server id u64] -> pair + seq: a delivery the user's shard has not
+/// recorded yet (replayed at start-up)
+pub const CF_FANOUT: &str = "fanout";
+
+pub const ALL_CFS: [&str; 12] = [
     CF_META,
     CF_USERS,
     CF_STREAM,
     CF_STREAM_IDX,
     CF_HEADS,
     CF_SUBS,
+    CF_MSGS,
+    CF_MSG_IDS,
+    CF_CONVS,
+    CF_USER_CONVS,
+    CF_IDEM,
+    CF_FANOUT,
 ];
 
 /// The on-disk format version, stored under this key in CF_META.
@@ -106,6 +126,84 @@ pub fn decode_sub(key: &[u8]) -> Option<(AppId, UserId, UserId)> {
     Some((app, target, subscriber))
 }
 
+/// `[len][lo][len][hi]`: a P2P conversation's pair.
+pub fn pair_bytes(lo: &UserId, hi: &UserId) -> Vec<u8> {
+    let (l, h) = (lo.as_str().as_bytes(), hi.as_str().as_bytes());
+    let mut k = Vec::with_capacity(2 + l.len() + h.len() + 8);
+    k.push(l.len() as u8);
+    k.extend_from_slice(l);
+    k.push(h.len() as u8);
+    k.extend_from_slice(h);
+    k
+}
+
+/// Splits `[len][lo][len][hi]` off the front of `b`.
+pub fn decode_pair(b: &[u8]) -> Option<(UserId, UserId, &[u8])> {
+    let ll = *b.first()? as usize;
+    let lo = UserId::new(std::str::from_utf8(b.get(1..1 + ll)?).ok()?)?;
+    let rest = b.get(1 + ll..)?;
+    let hl = *rest.first()? as usize;
+    let hi = UserId::new(std::str::from_utf8(rest.get(1..1 + hl)?).ok()?)?;
+    Some((lo, hi, rest.get(1 + hl..)?))
+}
+
+pub fn conv(app: AppId, lo: &UserId, hi: &UserId) -> Vec<u8> {
+    let mut k = app.0.to_be_bytes().to_vec();
+    k.extend_from_slice(&pair_bytes(lo, hi));
+    k
+}
+
+pub fn msg(app: AppId, lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
+    let mut k = conv(app, lo, hi);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn msg_id(app: AppId, server_id: u64) -> Vec<u8> {
+    let mut k = app.0.to_be_bytes().to_vec();
+    k.extend_from_slice(&server_id.to_be_bytes());
+    k
+}
+
+/// The value of a CF_MSG_IDS or CF_FANOUT entry: where a message lives.
+pub fn msg_location(lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
+    let mut v = pair_bytes(lo, hi);
+    v.extend_from_slice(&seq.to_be_bytes());
+    v
+}
+
+pub fn decode_msg_location(v: &[u8]) -> Option<(UserId, UserId, u64)> {
+    let (lo, hi, rest) = decode_pair(v)?;
+    Some((lo, hi, u64::from_be_bytes(rest.try_into().ok()?)))
+}
+
+pub fn user_conv(app: AppId, user: &UserId, item: &[u8]) -> Vec<u8> {
+    let mut k = app_user(item.len(), app, user);
+    k.extend_from_slice(item);
+    k
+}
+
+pub fn user_conv_prefix(app: AppId, user: &UserId) -> Vec<u8> {
+    app_user(0, app, user)
+}
+
+pub fn idem(app: AppId, sender: &UserId, client_id: &str) -> Vec<u8> {
+    let mut k = app_user(client_id.len(), app, sender);
+    k.extend_from_slice(client_id.as_bytes());
+    k
+}
+
+pub fn fanout(app: AppId, user: &UserId, server_id: u64) -> Vec<u8> {
+    let mut k = app_user(8, app, user);
+    k.extend_from_slice(&server_id.to_be_bytes());
+    k
+}
+
+pub fn decode_fanout(key: &[u8]) -> Option<(AppId, UserId, u64)> {
+    let (app, user, rest) = decode_app_user(key)?;
+    Some((app, user, u64::from_be_bytes(rest.try_into().ok()?)))
+}
+
 fn decode_app_user(key: &[u8]) -> Option<(AppId, UserId, &[u8])> {
     let app = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
     let len = *key.get(4)? as usize;
@@ -147,6 +245,19 @@ mod tests {
             stream_entry(AppId(1), &u("a"), 0, u64::MAX) < stream_entry(AppId(1), &u("a"), 1, 0)
         );
         assert!(user(AppId(1), &u("zz")) < user(AppId(256), &u("a")));
+    }
+
+    #[test]
+    fn messages_sort_by_seq_within_their_conversation() {
+        let (a, b, ab) = (u("a"), u("b"), u("ab"));
+        assert!(msg(AppId(1), &a, &b, 255) < msg(AppId(1), &a, &b, 256));
+        // ("a","b") and ("ab", ...) never interleave thanks to the length prefixes.
+        let p = conv(AppId(1), &a, &b);
+        assert!(!msg(AppId(1), &ab, &b, 1).starts_with(&p));
+        assert_eq!(decode_msg_location(&msg_location(&a, &b, 42)), Some((a.clone(), b.clone(), 42)));
+        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7)), Some((AppId(3), a, 7)));
+        assert_eq!(decode_msg_location(&[5, b'x']), None);
+        assert!(msg_id(AppId(1), 1) < msg_id(AppId(1), 256));
     }
 
     #[test]

@@ -118,6 +118,38 @@ impl Batch {
         ));
     }
 
+    /// A new or changed message, with its id index.
+    pub fn put_message(&mut self, app: AppId, lo: &UserId, hi: &UserId, seq: u64, server_id: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, lo, hi, seq), record));
+        self.ops.push(Op::Put(keys::CF_MSG_IDS, keys::msg_id(app, server_id), keys::msg_location(lo, hi, seq)));
+    }
+
+    /// Replaces a stored message in place (a recall's tombstone).
+    pub fn replace_message(&mut self, app: AppId, lo: &UserId, hi: &UserId, seq: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, lo, hi, seq), record));
+    }
+
+    pub fn put_conv_head(&mut self, app: AppId, lo: &UserId, hi: &UserId, last_seq: u64) {
+        self.ops.push(Op::Put(keys::CF_CONVS, keys::conv(app, lo, hi), last_seq.to_be_bytes().to_vec()));
+    }
+
+    pub fn put_user_conv(&mut self, app: AppId, user: &UserId, item: &[u8], record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_USER_CONVS, keys::user_conv(app, user, item), record));
+    }
+
+    pub fn put_idem(&mut self, app: AppId, sender: &UserId, client_id: &str, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_IDEM, keys::idem(app, sender, client_id), record));
+    }
+
+    /// Records that `user`'s shard still has to record message `server_id` in its streams.
+    pub fn put_fanout(&mut self, app: AppId, user: &UserId, server_id: u64, lo: &UserId, hi: &UserId, seq: u64) {
+        self.ops.push(Op::Put(keys::CF_FANOUT, keys::fanout(app, user, server_id), keys::msg_location(lo, hi, seq)));
+    }
+
+    pub fn delete_fanout(&mut self, app: AppId, user: &UserId, server_id: u64) {
+        self.ops.push(Op::Delete(keys::CF_FANOUT, keys::fanout(app, user, server_id)));
+    }
+
     pub fn put_subscription(
         &mut self,
         app: AppId,
@@ -296,6 +328,92 @@ impl Store {
             });
         }
         Ok((out, false))
+    }
+
+    /// A P2P conversation's last seq (0 when it has no message).
+    pub fn conv_head(&self, app: AppId, lo: &UserId, hi: &UserId) -> Result<u64, StoreError> {
+        match self.db.get_cf(cf(&self.db, keys::CF_CONVS)?, keys::conv(app, lo, hi)).map_err(rocks)? {
+            Some(v) => be_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    pub fn message(&self, app: AppId, lo: &UserId, hi: &UserId, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(cf(&self.db, keys::CF_MSGS)?, keys::msg(app, lo, hi, seq)).map_err(rocks)
+    }
+
+    /// Where message `server_id` lives: (lo, hi, seq).
+    pub fn message_location(&self, app: AppId, server_id: u64) -> Result<Option<(UserId, UserId, u64)>, StoreError> {
+        match self.db.get_cf(cf(&self.db, keys::CF_MSG_IDS)?, keys::msg_id(app, server_id)).map_err(rocks)? {
+            Some(v) => keys::decode_msg_location(&v).map(Some).ok_or_else(|| StoreError::Corrupt("message location".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// Messages of a conversation with `from <= seq <= to`, ascending or descending, at most
+    /// `limit`; and whether more remain in that direction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn messages(
+        &self,
+        app: AppId,
+        lo: &UserId,
+        hi: &UserId,
+        from: u64,
+        to: u64,
+        descending: bool,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let prefix = keys::conv(app, lo, hi);
+        let (start, dir) = if descending {
+            (keys::msg(app, lo, hi, to), Direction::Reverse)
+        } else {
+            (keys::msg(app, lo, hi, from), Direction::Forward)
+        };
+        let mut out = Vec::with_capacity(limit.min(256));
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_MSGS)?, IteratorMode::From(&start, dir)) {
+            let (k, v) = kv.map_err(rocks)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let seq = keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))?;
+            if seq < from || seq > to {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(v.to_vec());
+        }
+        Ok((out, false))
+    }
+
+    /// Every conversation entry of one user.
+    pub fn user_convs(&self, app: AppId, user: &UserId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = keys::user_conv_prefix(app, user);
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_USER_CONVS)?, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, v) = kv.map_err(rocks)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(v.to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn idem(&self, app: AppId, sender: &UserId, client_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(cf(&self.db, keys::CF_IDEM)?, keys::idem(app, sender, client_id)).map_err(rocks)
+    }
+
+    /// Calls `f(app, user, server_id, (lo, hi, seq))` for every delivery not yet recorded.
+    pub fn for_each_fanout(&self, mut f: impl FnMut(AppId, UserId, u64, (UserId, UserId, u64))) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_FANOUT)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(rocks)?;
+            let (app, user, id) = keys::decode_fanout(&k).ok_or_else(|| StoreError::Corrupt("fanout key".into()))?;
+            let loc = keys::decode_msg_location(&v).ok_or_else(|| StoreError::Corrupt("fanout value".into()))?;
+            f(app, user, id, loc);
+        }
+        Ok(())
     }
 
     /// Where `item` currently sits in a user's stream, if anywhere.

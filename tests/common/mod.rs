@@ -41,12 +41,14 @@ pub fn config(dir: &Path) -> Config {
                 secret: SECRET.into(),
                 admins: vec![UserId::new("admin").unwrap()],
                 multi_device: MultiDevicePolicy::Any,
+                recall_window_secs: 120,
             },
             AppConfig {
                 id: AppId(OTHER_APP),
                 secret: OTHER_SECRET.into(),
                 admins: vec![UserId::new("admin").unwrap()],
                 multi_device: MultiDevicePolicy::Single,
+                recall_window_secs: 120,
             },
         ],
         ..Config::default()

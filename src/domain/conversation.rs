@@ -1,0 +1,220 @@
+//! Conversations as one user sees them: the entry in my list (peer, last message, read seq,
+//! pinned, muted) and the rules that change it.
+
+use crate::domain::ids::UserId;
+use crate::domain::message::MessageRecord;
+use crate::store::codec::{Corrupt, Reader, Writer};
+
+/// The kind of a conversation, as on the wire (`ConvType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvKind {
+    P2P = 1,
+    Group = 2,
+}
+
+/// A conversation seen from one user: the kind and the peer (user or group id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConvRef {
+    pub kind: ConvKind,
+    pub peer: UserId,
+}
+
+impl ConvRef {
+    pub fn p2p(peer: UserId) -> ConvRef {
+        ConvRef { kind: ConvKind::P2P, peer }
+    }
+
+    /// The item id of this conversation in the user's Conversations stream.
+    pub fn item_id(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 + self.peer.as_str().len());
+        v.push(self.kind as u8);
+        v.extend_from_slice(self.peer.as_str().as_bytes());
+        v
+    }
+
+    pub fn from_item_id(b: &[u8]) -> Option<ConvRef> {
+        let (&k, rest) = b.split_first()?;
+        let kind = match k {
+            1 => ConvKind::P2P,
+            2 => ConvKind::Group,
+            _ => return None,
+        };
+        Some(ConvRef { kind, peer: UserId::new(std::str::from_utf8(rest).ok()?)? })
+    }
+}
+
+/// My entry for one conversation. `unread = last_seq - read_seq`: sending advances my own
+/// read seq, so the difference counts only the peer's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvView {
+    pub conv: ConvRef,
+    pub last_seq: u64,
+    pub last: Option<MessageRecord>,
+    pub read_seq: u64,
+    pub pinned: bool,
+    pub muted: bool,
+    /// Removed from my list; a new message brings it back.
+    pub hidden: bool,
+    /// Where this entry sits in my Conversations stream.
+    pub stream_seq: u64,
+}
+
+impl ConvView {
+    pub fn new(conv: ConvRef) -> ConvView {
+        ConvView { conv, last_seq: 0, last: None, read_seq: 0, pinned: false, muted: false, hidden: false, stream_seq: 0 }
+    }
+
+    pub fn unread(&self) -> u64 {
+        self.last_seq.saturating_sub(self.read_seq)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let last = self.last.as_ref().map(|m| m.encode()).unwrap_or_default();
+        let mut w = Writer::with_capacity(48 + last.len());
+        w.u8(1)
+            .u8(self.conv.kind as u8)
+            .str(self.conv.peer.as_str())
+            .u64(self.last_seq)
+            .bytes(&last)
+            .u64(self.read_seq)
+            .bool(self.pinned)
+            .bool(self.muted)
+            .bool(self.hidden)
+            .u64(self.stream_seq);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ConvView, Corrupt> {
+        let mut r = Reader::new(bytes);
+        if r.u8()? != 1 {
+            return Err(Corrupt);
+        }
+        let kind = match r.u8()? {
+            1 => ConvKind::P2P,
+            2 => ConvKind::Group,
+            _ => return Err(Corrupt),
+        };
+        let peer = UserId::new(r.str()?).ok_or(Corrupt)?;
+        let last_seq = r.u64()?;
+        let last = r.bytes()?;
+        let last = if last.is_empty() { None } else { Some(MessageRecord::decode(last)?) };
+        Ok(ConvView {
+            conv: ConvRef { kind, peer },
+            last_seq,
+            last,
+            read_seq: r.u64()?,
+            pinned: r.bool()?,
+            muted: r.bool()?,
+            hidden: r.bool()?,
+            stream_seq: r.u64()?,
+        })
+    }
+}
+
+/// A message of this conversation reached me (as sender or receiver): the new entry.
+pub fn on_message(view: Option<&ConvView>, conv: ConvRef, msg: &MessageRecord, me: &UserId) -> ConvView {
+    let mut v = view.cloned().unwrap_or_else(|| ConvView::new(conv));
+    if msg.seq >= v.last_seq {
+        v.last_seq = msg.seq;
+        v.last = Some(msg.clone());
+    }
+    if &msg.from == me {
+        v.read_seq = v.read_seq.max(msg.seq);
+    }
+    v.hidden = false;
+    v
+}
+
+/// A recalled message: the entry shows the tombstone if it was the last message.
+pub fn on_recall(view: &ConvView, tomb: &MessageRecord) -> Option<ConvView> {
+    match &view.last {
+        Some(m) if m.server_id == tomb.server_id => {
+            let mut v = view.clone();
+            v.last = Some(tomb.clone());
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// "Read up to `seq`": never backwards, never past the last message. `None` = no change.
+pub fn read(view: &ConvView, seq: u64) -> Option<ConvView> {
+    let to = seq.min(view.last_seq);
+    if to <= view.read_seq {
+        return None;
+    }
+    let mut v = view.clone();
+    v.read_seq = to;
+    Some(v)
+}
+
+/// Pin / mute. `None` = no change.
+pub fn update(view: &ConvView, pinned: Option<bool>, muted: Option<bool>) -> Option<ConvView> {
+    let mut v = view.clone();
+    if let Some(p) = pinned {
+        v.pinned = p;
+    }
+    if let Some(m) = muted {
+        v.muted = m;
+    }
+    (v != *view).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    fn m(seq: u64, from: &str, to: &str) -> MessageRecord {
+        MessageRecord {
+            server_id: seq * 10,
+            client_id: format!("c{seq}"),
+            from: u(from),
+            to: u(to),
+            seq,
+            msg_type: 1,
+            body: vec![1, 2],
+            ts_ms: seq,
+            recalled: false,
+        }
+    }
+
+    #[test]
+    fn unread_read_and_own_messages() {
+        let me = u("bob");
+        let c = ConvRef::p2p(u("alice"));
+        let v = on_message(None, c.clone(), &m(1, "alice", "bob"), &me);
+        let v = on_message(Some(&v), c.clone(), &m(2, "alice", "bob"), &me);
+        assert_eq!((v.last_seq, v.unread()), (2, 2));
+        let v = on_message(Some(&v), c.clone(), &m(3, "bob", "alice"), &me);
+        assert_eq!(v.unread(), 0, "my own message reads the conversation");
+        let v = on_message(Some(&v), c.clone(), &m(4, "alice", "bob"), &me);
+        assert_eq!(v.unread(), 1);
+        assert!(read(&v, 3).is_none(), "never backwards");
+        let r = read(&v, 99).unwrap();
+        assert_eq!((r.read_seq, r.unread()), (4, 0), "never past the last message");
+        // An older message arriving late does not replace the last one.
+        let late = on_message(Some(&r), c, &m(2, "alice", "bob"), &me);
+        assert_eq!(late.last.as_ref().unwrap().seq, 4);
+    }
+
+    #[test]
+    fn hidden_comes_back_and_encoding_round_trips() {
+        let me = u("bob");
+        let c = ConvRef::p2p(u("alice"));
+        let mut v = on_message(None, c.clone(), &m(1, "alice", "bob"), &me);
+        v.hidden = true;
+        v.pinned = true;
+        v.stream_seq = 7;
+        assert_eq!(ConvView::decode(&v.encode()), Ok(v.clone()));
+        let back = on_message(Some(&v), c.clone(), &m(2, "alice", "bob"), &me);
+        assert!(!back.hidden && back.pinned);
+        assert!(update(&back, Some(true), None).is_none());
+        assert!(update(&back, None, Some(true)).unwrap().muted);
+        assert_eq!(ConvRef::from_item_id(&c.item_id()), Some(c));
+        assert_eq!(ConvRef::from_item_id(&[9, b'a']), None);
+    }
+}

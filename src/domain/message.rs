@@ -1,0 +1,295 @@
+//! One-to-one messages: the stored record, idempotency records, and the rules of send and
+//! recall.
+
+use std::hash::{Hash, Hasher};
+
+use crate::domain::ids::UserId;
+use crate::domain::DomainError;
+use crate::store::codec::{Corrupt, Reader, Writer};
+
+/// Longest client message id, in bytes.
+pub const MAX_CLIENT_ID: usize = 128;
+
+/// The two users of a P2P conversation, in a canonical order (lo < hi). Its owner shard is
+/// chosen by this pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pair {
+    pub lo: UserId,
+    pub hi: UserId,
+}
+
+impl Pair {
+    /// `None` for a conversation with oneself.
+    pub fn new(a: &UserId, b: &UserId) -> Option<Pair> {
+        match a.cmp(b) {
+            std::cmp::Ordering::Less => Some(Pair { lo: a.clone(), hi: b.clone() }),
+            std::cmp::Ordering::Greater => Some(Pair { lo: b.clone(), hi: a.clone() }),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    pub fn has(&self, u: &UserId) -> bool {
+        &self.lo == u || &self.hi == u
+    }
+
+    /// The other user of the pair, seen from `me` (who must be one of them).
+    pub fn peer_of(&self, me: &UserId) -> &UserId {
+        if &self.lo == me {
+            &self.hi
+        } else {
+            &self.lo
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub server_id: u64,
+    pub client_id: String,
+    pub from: UserId,
+    pub to: UserId,
+    /// Gap-free per conversation, from 1.
+    pub seq: u64,
+    pub msg_type: u32,
+    pub body: Vec<u8>,
+    pub ts_ms: u64,
+    /// A tombstone: the body is gone.
+    pub recalled: bool,
+}
+
+impl MessageRecord {
+    const VERSION: u8 = 1;
+
+    pub fn pair(&self) -> Option<Pair> {
+        Pair::new(&self.from, &self.to)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64 + self.body.len() + self.client_id.len());
+        w.u8(Self::VERSION)
+            .u64(self.server_id)
+            .str(&self.client_id)
+            .str(self.from.as_str())
+            .str(self.to.as_str())
+            .u64(self.seq)
+            .u32(self.msg_type)
+            .bytes(&self.body)
+            .u64(self.ts_ms)
+            .bool(self.recalled);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<MessageRecord, Corrupt> {
+        let mut r = Reader::new(bytes);
+        if r.u8()? != Self::VERSION {
+            return Err(Corrupt);
+        }
+        let uid = |s: &str| UserId::new(s).ok_or(Corrupt);
+        Ok(MessageRecord {
+            server_id: r.u64()?,
+            client_id: r.str()?.to_owned(),
+            from: uid(r.str()?)?,
+            to: uid(r.str()?)?,
+            seq: r.u64()?,
+            msg_type: r.u32()?,
+            body: r.bytes()?.to_vec(),
+            ts_ms: r.u64()?,
+            recalled: r.bool()?,
+        })
+    }
+}
+
+/// What a client message id was used for: enough to answer a retry with the original ack and
+/// to tell a retry from a different message that reuses the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    pub server_id: u64,
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub content_hash: u64,
+}
+
+impl IdemRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(33);
+        w.u8(1).u64(self.server_id).u64(self.seq).u64(self.ts_ms).u64(self.content_hash);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<IdemRecord, Corrupt> {
+        let mut r = Reader::new(bytes);
+        if r.u8()? != 1 {
+            return Err(Corrupt);
+        }
+        Ok(IdemRecord { server_id: r.u64()?, seq: r.u64()?, ts_ms: r.u64()?, content_hash: r.u64()? })
+    }
+}
+
+/// A stable hash of what makes two sends "the same message".
+pub fn content_hash(to: &UserId, msg_type: u32, body: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    to.as_str().hash(&mut h);
+    msg_type.hash(&mut h);
+    body.hash(&mut h);
+    h.finish()
+}
+
+/// Checks a send's own fields.
+pub fn validate_send(client_id: &str, body: &[u8], max_body: usize) -> Result<(), DomainError> {
+    if client_id.is_empty() {
+        return Err(DomainError::MissingField("client_id"));
+    }
+    if client_id.len() > MAX_CLIENT_ID {
+        return Err(DomainError::InvalidArgument("client_id"));
+    }
+    if body.len() > max_body {
+        return Err(DomainError::MessageTooLarge);
+    }
+    Ok(())
+}
+
+/// A retry of a known client id: the same content gets the original ack, other content a
+/// conflict.
+pub fn retry(known: &IdemRecord, content_hash: u64) -> Result<IdemRecord, DomainError> {
+    if known.content_hash == content_hash {
+        Ok(known.clone())
+    } else {
+        Err(DomainError::ClientIdConflict)
+    }
+}
+
+/// Recall: the sender (or an administrator) within the window; the result is the tombstone.
+pub fn recall(msg: &MessageRecord, by: &UserId, by_admin: bool, now_ms: u64, window_secs: u64) -> Result<MessageRecord, DomainError> {
+    if msg.recalled {
+        return Err(DomainError::AlreadyRecalled);
+    }
+    if !by_admin && &msg.from != by {
+        return Err(DomainError::RecallDenied);
+    }
+    if !by_admin && now_ms > msg.ts_ms.saturating_add(window_secs.saturating_mul(1000)) {
+        return Err(DomainError::RecallWindowPassed);
+    }
+    let mut t = msg.clone();
+    t.recalled = true;
+    t.body.clear();
+    Ok(t)
+}
+
+/// Server message ids: milliseconds (42 bits) · shard (6 bits) · counter (16 bits), and never
+/// below the last one issued, so they grow per shard and differ across shards.
+#[derive(Debug, Clone)]
+pub struct IdGen {
+    shard: u64,
+    last: u64,
+}
+
+impl IdGen {
+    pub fn new(shard: usize) -> IdGen {
+        IdGen { shard: (shard as u64) & 0x3f, last: 0 }
+    }
+
+    pub fn next(&mut self, now_ms: u64) -> u64 {
+        let now = now_ms & ((1 << 42) - 1);
+        let (last_ms, last_ctr) = (self.last >> 22, self.last & 0xffff);
+        // A clock that went back keeps counting from the last id; a full millisecond moves on
+        // to the next one. Either way the shard bits stay this shard's.
+        let (ms, ctr) = if self.last == 0 || now > last_ms {
+            (now, 0)
+        } else if last_ctr < 0xffff {
+            (last_ms, last_ctr + 1)
+        } else {
+            (last_ms + 1, 0)
+        };
+        self.last = (ms << 22) | (self.shard << 16) | ctr;
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    fn msg() -> MessageRecord {
+        MessageRecord {
+            server_id: 9,
+            client_id: "c1".into(),
+            from: u("alice"),
+            to: u("bob"),
+            seq: 3,
+            msg_type: 1,
+            body: b"hello".to_vec(),
+            ts_ms: 1000,
+            recalled: false,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let m = msg();
+        assert_eq!(MessageRecord::decode(&m.encode()), Ok(m.clone()));
+        assert!(MessageRecord::decode(&m.encode()[..10]).is_err());
+        let i = IdemRecord { server_id: 1, seq: 2, ts_ms: 3, content_hash: 4 };
+        assert_eq!(IdemRecord::decode(&i.encode()), Ok(i));
+    }
+
+    #[test]
+    fn pairs_are_canonical() {
+        let p = Pair::new(&u("bob"), &u("alice")).unwrap();
+        assert_eq!(p, Pair::new(&u("alice"), &u("bob")).unwrap());
+        assert_eq!(p.peer_of(&u("alice")), &u("bob"));
+        assert_eq!(p.peer_of(&u("bob")), &u("alice"));
+        assert!(Pair::new(&u("a"), &u("a")).is_none());
+    }
+
+    #[test]
+    fn retries_and_conflicts() {
+        let h = content_hash(&u("bob"), 1, b"x");
+        let known = IdemRecord { server_id: 1, seq: 1, ts_ms: 1, content_hash: h };
+        assert_eq!(retry(&known, h), Ok(known.clone()));
+        assert_eq!(retry(&known, content_hash(&u("bob"), 1, b"y")), Err(DomainError::ClientIdConflict));
+        assert_ne!(h, content_hash(&u("carol"), 1, b"x"));
+        assert_ne!(h, content_hash(&u("bob"), 2, b"x"));
+    }
+
+    #[test]
+    fn recall_rules() {
+        let m = msg();
+        let t = recall(&m, &u("alice"), false, 1000 + 120_000, 120).unwrap();
+        assert!(t.recalled && t.body.is_empty());
+        assert_eq!(recall(&m, &u("alice"), false, 1000 + 120_001, 120), Err(DomainError::RecallWindowPassed));
+        assert_eq!(recall(&m, &u("bob"), false, 1000, 120), Err(DomainError::RecallDenied));
+        assert!(recall(&m, &u("admin"), true, 10_000_000, 120).is_ok());
+        assert_eq!(recall(&t, &u("alice"), false, 1000, 120), Err(DomainError::AlreadyRecalled));
+    }
+
+    #[test]
+    fn ids_grow_and_do_not_collide_across_shards() {
+        let mut a = IdGen::new(1);
+        let mut b = IdGen::new(2);
+        let mut seen = std::collections::HashSet::new();
+        let mut last = 0;
+        for i in 0..200_000u64 {
+            let now = 5_000 + i / 1000;
+            let x = a.next(now);
+            assert!(x > last);
+            last = x;
+            assert!(seen.insert(x));
+            assert!(seen.insert(b.next(now)));
+        }
+        // The clock going back does not repeat ids, nor does a full millisecond.
+        let before = a.next(10_000);
+        assert!(a.next(1) > before);
+        let mut c = IdGen::new(3);
+        let mut prev = 0;
+        for _ in 0..70_000 {
+            let x = c.next(7);
+            assert!(x > prev);
+            assert_eq!((x >> 16) & 0x3f, 3, "shard bits stay");
+            prev = x;
+        }
+    }
+}
