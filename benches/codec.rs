@@ -12,11 +12,7 @@ fn import_frame(n: usize) -> bytes::Bytes {
                 let nick = fbb.create_string("a nickname of some length");
                 wire::UserProfile::create(
                     fbb,
-                    &wire::UserProfileArgs {
-                        user_id: Some(id),
-                        nickname: Some(nick),
-                        ..Default::default()
-                    },
+                    &wire::UserProfileArgs { user_id: Some(id), nickname: Some(nick), ..Default::default() },
                 )
             })
             .collect();
@@ -38,13 +34,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("encode_error_response", |b| {
-        b.iter(|| {
-            protocol::error(
-                black_box(7),
-                wire::ErrorCode::UserNotFound,
-                "user not found",
-            )
-        })
+        b.iter(|| protocol::error(black_box(7), wire::ErrorCode::UserNotFound, "user not found"))
     });
     let ping = protocol::client_frame(7, |fbb| {
         let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 1 });
@@ -60,13 +50,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_import_100_users", |b| {
         b.iter(|| {
             let f = protocol::decode_client(black_box(&big[4..])).unwrap();
-            black_box(
-                f.request_as_import_user_req()
-                    .unwrap()
-                    .users()
-                    .unwrap()
-                    .len(),
-            )
+            black_box(f.request_as_import_user_req().unwrap().users().unwrap().len())
         })
     });
     g.finish();

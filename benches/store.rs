@@ -13,9 +13,7 @@ use tokio::sync::Semaphore;
 /// Commits `n` one-mutation batches with at most `window` in flight; returns the elapsed time.
 fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) -> Duration {
     let (committer, writer) = store.start_writer(durability, 8192, 1024);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let start = Instant::now();
     rt.block_on(async {
         let permits = Arc::new(Semaphore::new(window));

@@ -39,10 +39,7 @@ use crate::store::{Store, StoreError};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +55,7 @@ pub enum ServerError {
 /// Runs the server on `listener` until `shutdown` completes, then stops accepting, closes
 /// every connection with a reason, lets the shards finish what they have queued, and syncs
 /// the WAL. Returns once everything acknowledged is durable.
-pub async fn run(
-    listener: TcpListener,
-    cfg: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
+pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     cfg.validate().map_err(ServerError::Config)?;
     let cfg = Arc::new(cfg);
     let local = listener.local_addr()?;
@@ -70,11 +63,8 @@ pub async fn run(
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let store = Store::open(&cfg.data_dir)?;
-            let (committer, writer) = store.start_writer(
-                cfg.durability,
-                cfg.limits.commit_queue,
-                cfg.limits.max_commit_group,
-            );
+            let (committer, writer) =
+                store.start_writer(cfg.durability, cfg.limits.commit_queue, cfg.limits.max_commit_group);
             let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer)?;
             Ok((store, writer, router, shards))
         })

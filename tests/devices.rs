@@ -38,12 +38,7 @@ async fn any_keeps_every_device_and_replaces_a_reconnecting_one() {
     // The same device id logging in again replaces its stale connection.
     let _a2 = s.login("alice", ClientType::Ios, "phone").await;
     assert!(kicked(&mut a).await);
-    let st = s
-        .admin()
-        .await
-        .query_online_status(&["alice"])
-        .await
-        .unwrap();
+    let st = s.admin().await.query_online_status(&["alice"]).await.unwrap();
     assert_eq!(st[0].devices.len(), 3);
 }
 
@@ -68,10 +63,7 @@ async fn one_per_class() {
     let mut web = s.login("alice", ClientType::Web, "web").await;
     assert!(!kicked(&mut phone).await && !kicked(&mut mac).await && !kicked(&mut web).await);
     let _android = s.login("alice", ClientType::Android, "android").await;
-    assert!(
-        kicked(&mut phone).await,
-        "a second mobile displaces the first"
-    );
+    assert!(kicked(&mut phone).await, "a second mobile displaces the first");
     assert!(!kicked(&mut mac).await && !kicked(&mut web).await);
     let _win = s.login("alice", ClientType::Windows, "win").await;
     assert!(kicked(&mut mac).await);
@@ -100,12 +92,7 @@ async fn single_device() {
     assert!(kicked(&mut phone).await);
     let _mac = s.login("alice", ClientType::Mac, "mac").await;
     assert!(kicked(&mut web).await);
-    let st = s
-        .admin()
-        .await
-        .query_online_status(&["alice"])
-        .await
-        .unwrap();
+    let st = s.admin().await.query_online_status(&["alice"]).await.unwrap();
     assert_eq!(st[0].devices.len(), 1);
     assert_eq!(st[0].devices[0].client_type, ClientType::Mac);
 }

@@ -11,11 +11,7 @@ use imserver::protocol::{self, wire, wire::ErrorCode};
 
 async fn login_err(s: &TestServer, app: u32, user: &str, t: &str) -> ErrorCode {
     let c = s.connect().await;
-    c.login(app, user, t, wire::ClientType::Ios, "d")
-        .await
-        .unwrap_err()
-        .code()
-        .expect("a server error")
+    c.login(app, user, t, wire::ClientType::Ios, "d").await.unwrap_err().code().expect("a server error")
 }
 
 #[tokio::test]
@@ -23,16 +19,7 @@ async fn login_answers_session_and_address() {
     let s = TestServer::start().await;
     s.import(&["alice"]).await;
     let c = s.connect().await;
-    let info = c
-        .login(
-            APP,
-            "alice",
-            &ticket_for(APP, "alice", SECRET),
-            wire::ClientType::Ios,
-            "p1",
-        )
-        .await
-        .unwrap();
+    let info = c.login(APP, "alice", &ticket_for(APP, "alice", SECRET), wire::ClientType::Ios, "p1").await.unwrap();
     assert_eq!(info.server_addr, s.addr);
     assert!(!info.is_admin);
     assert!(info.heartbeat_secs > 0 && info.idle_timeout_secs > info.heartbeat_secs);
@@ -44,48 +31,21 @@ async fn bad_tickets_are_refused_with_their_codes() {
     let s = TestServer::start().await;
     s.import(&["alice"]).await;
     let now = now_secs();
-    assert_eq!(
-        login_err(&s, APP, "alice", "garbage").await,
-        ErrorCode::BadTicket
-    );
+    assert_eq!(login_err(&s, APP, "alice", "garbage").await, ErrorCode::BadTicket);
     let wrong_key = ticket::sign(APP as u64, "alice", b"not-the-secret", now, 3600);
-    assert_eq!(
-        login_err(&s, APP, "alice", &wrong_key).await,
-        ErrorCode::BadTicket
-    );
+    assert_eq!(login_err(&s, APP, "alice", &wrong_key).await, ErrorCode::BadTicket);
     let expired = ticket::sign(APP as u64, "alice", SECRET.as_bytes(), now - 7200, 3600);
-    assert_eq!(
-        login_err(&s, APP, "alice", &expired).await,
-        ErrorCode::TicketExpired
-    );
+    assert_eq!(login_err(&s, APP, "alice", &expired).await, ErrorCode::TicketExpired);
     let future = ticket::sign(APP as u64, "alice", SECRET.as_bytes(), now + 3600, 3600);
-    assert_eq!(
-        login_err(&s, APP, "alice", &future).await,
-        ErrorCode::TicketNotYetValid
-    );
+    assert_eq!(login_err(&s, APP, "alice", &future).await, ErrorCode::TicketNotYetValid);
     let bobs = ticket_for(APP, "bob", SECRET);
-    assert_eq!(
-        login_err(&s, APP, "alice", &bobs).await,
-        ErrorCode::TicketUserMismatch
-    );
+    assert_eq!(login_err(&s, APP, "alice", &bobs).await, ErrorCode::TicketUserMismatch);
     // A genuine ticket of another app, presented to this app.
     let other = ticket_for(OTHER_APP, "alice", OTHER_SECRET);
-    assert_eq!(
-        login_err(&s, APP, "alice", &other).await,
-        ErrorCode::BadTicket
-    );
-    assert_eq!(
-        login_err(&s, 999, "alice", &ticket_for(999, "alice", SECRET)).await,
-        ErrorCode::UnknownApp
-    );
-    assert_eq!(
-        login_err(&s, APP, "nobody", &ticket_for(APP, "nobody", SECRET)).await,
-        ErrorCode::UserNotFound
-    );
-    assert_eq!(
-        login_err(&s, APP, "bad id", &ticket_for(APP, "bad id", SECRET)).await,
-        ErrorCode::InvalidArgument
-    );
+    assert_eq!(login_err(&s, APP, "alice", &other).await, ErrorCode::BadTicket);
+    assert_eq!(login_err(&s, 999, "alice", &ticket_for(999, "alice", SECRET)).await, ErrorCode::UnknownApp);
+    assert_eq!(login_err(&s, APP, "nobody", &ticket_for(APP, "nobody", SECRET)).await, ErrorCode::UserNotFound);
+    assert_eq!(login_err(&s, APP, "bad id", &ticket_for(APP, "bad id", SECRET)).await, ErrorCode::InvalidArgument);
 }
 
 #[tokio::test]
@@ -94,19 +54,10 @@ async fn apps_do_not_see_each_other() {
     s.import(&["alice"]).await;
     // alice exists in APP only.
     let t = ticket_for(OTHER_APP, "alice", OTHER_SECRET);
-    assert_eq!(
-        login_err(&s, OTHER_APP, "alice", &t).await,
-        ErrorCode::UserNotFound
-    );
+    assert_eq!(login_err(&s, OTHER_APP, "alice", &t).await, ErrorCode::UserNotFound);
     let other_admin = s.connect().await;
     other_admin
-        .login(
-            OTHER_APP,
-            "admin",
-            &ticket_for(OTHER_APP, "admin", OTHER_SECRET),
-            wire::ClientType::Backend,
-            "b",
-        )
+        .login(OTHER_APP, "admin", &ticket_for(OTHER_APP, "admin", OTHER_SECRET), wire::ClientType::Backend, "b")
         .await
         .unwrap();
     let (found, missing) = other_admin.get_user_info(&["alice"], &[]).await.unwrap();
@@ -128,15 +79,7 @@ async fn second_login_on_one_connection_is_refused() {
     let s = TestServer::start().await;
     s.import(&["alice"]).await;
     let c = s.user("alice").await;
-    let again = c
-        .login(
-            APP,
-            "alice",
-            &ticket_for(APP, "alice", SECRET),
-            wire::ClientType::Ios,
-            "x",
-        )
-        .await;
+    let again = c.login(APP, "alice", &ticket_for(APP, "alice", SECRET), wire::ClientType::Ios, "x").await;
     assert_eq!(again.unwrap_err().code(), Some(ErrorCode::AlreadyLoggedIn));
     c.ping().await.unwrap();
 }

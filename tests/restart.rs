@@ -41,11 +41,7 @@ async fn graceful_restart_keeps_users_changes_and_subscriptions() {
     let _alice = s.user("alice").await;
     let seen = bob
         .wait_push(WAIT, |f| {
-            f.get()
-                .event_as_status_changed_push()
-                .and_then(|p| p.status())
-                .filter(|st| st.online())
-                .map(|_| ())
+            f.get().event_as_status_changed_push().and_then(|p| p.status()).filter(|st| st.online()).map(|_| ())
         })
         .await;
     assert!(seen.is_some());
@@ -81,11 +77,7 @@ fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) 
     let out = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).unwrap();
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .expect("imserver listening on ADDR")
-        .to_string();
+    let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
     (Proc(child), addr)
 }
 
@@ -94,11 +86,8 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(
-        &cfg,
-        format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"))
+        .unwrap();
     let (mut proc_, addr) = spawn_server(&data, &cfg);
 
     // Four writers import users one at a time and record every acknowledged one.
@@ -107,25 +96,13 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
         let addr = addr.clone();
         writers.push(tokio::spawn(async move {
             let c = Client::connect(&addr).await.unwrap();
-            c.login(
-                APP,
-                "admin",
-                &ticket_for(APP, "admin", SECRET),
-                wire::ClientType::Backend,
-                &format!("w{w}"),
-            )
-            .await
-            .unwrap();
+            c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, &format!("w{w}"))
+                .await
+                .unwrap();
             let mut acked = Vec::new();
             for i in 0.. {
                 let id = format!("w{w}-u{i}");
-                match c
-                    .import_users(&[Profile {
-                        nickname: format!("n{i}"),
-                        ..Profile::new(&id)
-                    }])
-                    .await
-                {
+                match c.import_users(&[Profile { nickname: format!("n{i}"), ..Profile::new(&id) }]).await {
                     Ok(r) if r[0].1 == ErrorCode::None => acked.push(id),
                     Ok(r) => panic!("unexpected outcome {r:?}"),
                     Err(_) => break, // the server died under us
@@ -142,30 +119,15 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
         acked.extend(w.await.unwrap());
     }
     eprintln!("{} users acknowledged before kill -9", acked.len());
-    assert!(
-        acked.len() > 10,
-        "the burst was too short to mean anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() > 10, "the burst was too short to mean anything: {}", acked.len());
 
     let (_proc2, addr) = spawn_server(&data, &cfg);
     let c = Client::connect(&addr).await.unwrap();
-    c.login(
-        APP,
-        "admin",
-        &ticket_for(APP, "admin", SECRET),
-        wire::ClientType::Backend,
-        "check",
-    )
-    .await
-    .unwrap();
+    c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "check").await.unwrap();
     for chunk in acked.chunks(400) {
         let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let (found, missing) = c.get_user_info(&ids, &[]).await.unwrap();
-        assert!(
-            missing.is_empty(),
-            "acknowledged but lost after kill -9: {missing:?}"
-        );
+        assert!(missing.is_empty(), "acknowledged but lost after kill -9: {missing:?}");
         assert_eq!(found.len(), chunk.len());
     }
 }
@@ -175,22 +137,10 @@ async fn sigterm_closes_clients_with_a_reason_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(
-        &cfg,
-        format!("[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n")).unwrap();
     let (mut p, addr) = spawn_server(&data, &cfg);
     let mut c = Client::connect(&addr).await.unwrap();
-    c.login(
-        APP,
-        "admin",
-        &ticket_for(APP, "admin", SECRET),
-        wire::ClientType::Backend,
-        "b",
-    )
-    .await
-    .unwrap();
+    c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "b").await.unwrap();
     c.import_users(&[Profile::new("zed")]).await.unwrap();
     let pid = p.0.id() as i32;
     assert_eq!(send_signal(pid, 15), 0);
@@ -201,32 +151,18 @@ async fn sigterm_closes_clients_with_a_reason_and_exits_cleanly() {
         if let Some(st) = p.0.try_wait().unwrap() {
             break st;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "did not exit in time"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "did not exit in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success(), "{status:?}");
     // And the data is there after a restart.
     let (_p2, addr) = spawn_server(&data, &cfg);
     let c = Client::connect(&addr).await.unwrap();
-    c.login(
-        APP,
-        "zed",
-        &ticket_for(APP, "zed", SECRET),
-        wire::ClientType::Web,
-        "w",
-    )
-    .await
-    .unwrap();
+    c.login(APP, "zed", &ticket_for(APP, "zed", SECRET), wire::ClientType::Web, "w").await.unwrap();
 }
 
 /// Sends a signal with the `kill` command (no libc dependency in tests).
 fn send_signal(pid: i32, sig: i32) -> i32 {
-    let st = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .unwrap();
+    let st = Command::new("kill").args([format!("-{sig}"), pid.to_string()]).status().unwrap();
     st.code().unwrap_or(-1)
 }

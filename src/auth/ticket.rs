@@ -48,9 +48,7 @@ pub struct TicketClaims {
 }
 
 fn content(user_id: &str, app_id: u64, time: u64, expire: u64, userbuf: Option<&str>) -> String {
-    let mut s = format!(
-        "TLS.identifier:{user_id}\nTLS.sdkappid:{app_id}\nTLS.time:{time}\nTLS.expire:{expire}\n"
-    );
+    let mut s = format!("TLS.identifier:{user_id}\nTLS.sdkappid:{app_id}\nTLS.time:{time}\nTLS.expire:{expire}\n");
     if let Some(buf) = userbuf {
         s.push_str("TLS.userbuf:");
         s.push_str(buf);
@@ -93,17 +91,8 @@ fn url64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Mints a ticket, as an app backend would.
-pub fn sign(
-    app_id: u64,
-    user_id: &str,
-    secret: &[u8],
-    issued_at: u64,
-    lifetime_secs: u64,
-) -> String {
-    let sig = STANDARD.encode(mac(
-        secret,
-        &content(user_id, app_id, issued_at, lifetime_secs, None),
-    ));
+pub fn sign(app_id: u64, user_id: &str, secret: &[u8], issued_at: u64, lifetime_secs: u64) -> String {
+    let sig = STANDARD.encode(mac(secret, &content(user_id, app_id, issued_at, lifetime_secs, None)));
     let json = serde_json::json!({
         "TLS.ver": "2.0",
         "TLS.identifier": user_id,
@@ -139,38 +128,22 @@ pub fn verify(
     if json.len() > MAX_JSON_LEN {
         return Err(TicketError::Malformed("too large"));
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("json"))?;
+    let v: serde_json::Value = serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("json"))?;
     let field = |k: &str| v.get(k);
     if field("TLS.ver").and_then(|x| x.as_str()) != Some("2.0") {
         return Err(TicketError::Malformed("version"));
     }
-    let identifier = field("TLS.identifier")
-        .and_then(|x| x.as_str())
-        .ok_or(TicketError::Malformed("identifier"))?;
-    let sdkappid = field("TLS.sdkappid")
-        .and_then(|x| x.as_u64())
-        .ok_or(TicketError::Malformed("sdkappid"))?;
-    let time = field("TLS.time")
-        .and_then(|x| x.as_u64())
-        .ok_or(TicketError::Malformed("time"))?;
-    let expire = field("TLS.expire")
-        .and_then(|x| x.as_u64())
-        .ok_or(TicketError::Malformed("expire"))?;
-    let sig_text = field("TLS.sig")
-        .and_then(|x| x.as_str())
-        .ok_or(TicketError::Malformed("sig"))?;
+    let identifier = field("TLS.identifier").and_then(|x| x.as_str()).ok_or(TicketError::Malformed("identifier"))?;
+    let sdkappid = field("TLS.sdkappid").and_then(|x| x.as_u64()).ok_or(TicketError::Malformed("sdkappid"))?;
+    let time = field("TLS.time").and_then(|x| x.as_u64()).ok_or(TicketError::Malformed("time"))?;
+    let expire = field("TLS.expire").and_then(|x| x.as_u64()).ok_or(TicketError::Malformed("expire"))?;
+    let sig_text = field("TLS.sig").and_then(|x| x.as_str()).ok_or(TicketError::Malformed("sig"))?;
     let userbuf = match field("TLS.userbuf") {
         None => None,
         Some(x) => Some(x.as_str().ok_or(TicketError::Malformed("userbuf"))?),
     };
-    let sig = STANDARD
-        .decode(sig_text)
-        .map_err(|_| TicketError::Malformed("sig"))?;
-    let expected = mac(
-        secret,
-        &content(identifier, sdkappid, time, expire, userbuf),
-    );
+    let sig = STANDARD.decode(sig_text).map_err(|_| TicketError::Malformed("sig"))?;
+    let expected = mac(secret, &content(identifier, sdkappid, time, expire, userbuf));
     if sig.len() != expected.len() || !bool::from(sig.ct_eq(&expected)) {
         return Err(TicketError::BadSignature);
     }
@@ -184,12 +157,7 @@ pub fn verify(
     if time.saturating_add(expire) <= now {
         return Err(TicketError::Expired);
     }
-    Ok(TicketClaims {
-        app_id: sdkappid,
-        user_id: identifier.to_string(),
-        issued_at: time,
-        lifetime_secs: expire,
-    })
+    Ok(TicketClaims { app_id: sdkappid, user_id: identifier.to_string(), issued_at: time, lifetime_secs: expire })
 }
 
 #[cfg(test)]
@@ -209,52 +177,25 @@ mod tests {
     #[test]
     fn rejects_wrong_key_identity_and_times() {
         let t = sign(1, "alice", KEY, 1_000_000, 100);
-        assert_eq!(
-            verify(&t, 1, "alice", b"other", 1_000_000, 0),
-            Err(TicketError::BadSignature)
-        );
-        assert_eq!(
-            verify(&t, 2, "alice", KEY, 1_000_000, 0),
-            Err(TicketError::WrongIdentity)
-        );
-        assert_eq!(
-            verify(&t, 1, "bob", KEY, 1_000_000, 0),
-            Err(TicketError::WrongIdentity)
-        );
-        assert_eq!(
-            verify(&t, 1, "alice", KEY, 1_000_100, 0),
-            Err(TicketError::Expired)
-        );
-        assert_eq!(
-            verify(&t, 1, "alice", KEY, 999_000, 300),
-            Err(TicketError::NotYetValid)
-        );
+        assert_eq!(verify(&t, 1, "alice", b"other", 1_000_000, 0), Err(TicketError::BadSignature));
+        assert_eq!(verify(&t, 2, "alice", KEY, 1_000_000, 0), Err(TicketError::WrongIdentity));
+        assert_eq!(verify(&t, 1, "bob", KEY, 1_000_000, 0), Err(TicketError::WrongIdentity));
+        assert_eq!(verify(&t, 1, "alice", KEY, 1_000_100, 0), Err(TicketError::Expired));
+        assert_eq!(verify(&t, 1, "alice", KEY, 999_000, 300), Err(TicketError::NotYetValid));
         assert!(verify(&t, 1, "alice", KEY, 999_800, 300).is_ok());
     }
 
     #[test]
     fn rejects_garbage_and_bombs() {
-        assert!(matches!(
-            verify("", 1, "a", KEY, 0, 0),
-            Err(TicketError::Malformed(_))
-        ));
-        assert!(matches!(
-            verify("!!!", 1, "a", KEY, 0, 0),
-            Err(TicketError::Malformed(_))
-        ));
-        assert!(matches!(
-            verify(&"A".repeat(5000), 1, "a", KEY, 0, 0),
-            Err(TicketError::Malformed(_))
-        ));
+        assert!(matches!(verify("", 1, "a", KEY, 0, 0), Err(TicketError::Malformed(_))));
+        assert!(matches!(verify("!!!", 1, "a", KEY, 0, 0), Err(TicketError::Malformed(_))));
+        assert!(matches!(verify(&"A".repeat(5000), 1, "a", KEY, 0, 0), Err(TicketError::Malformed(_))));
         // 1 MB of zeros compresses to ~1 KB: must be refused after 4 KB of output.
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut enc, &vec![b' '; 1 << 20]).unwrap();
         let bomb = url64_encode(&enc.finish().unwrap());
         assert!(bomb.len() < MAX_TICKET_LEN);
-        assert_eq!(
-            verify(&bomb, 1, "a", KEY, 0, 0),
-            Err(TicketError::Malformed("too large"))
-        );
+        assert_eq!(verify(&bomb, 1, "a", KEY, 0, 0), Err(TicketError::Malformed("too large")));
     }
 
     #[test]

@@ -121,10 +121,7 @@ enum Cmd {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn client_type(s: &str) -> anyhow::Result<wire::ClientType> {
@@ -140,10 +137,7 @@ fn field(s: &str) -> anyhow::Result<wire::UserField> {
     wire::UserField::ENUM_VALUES
         .iter()
         .copied()
-        .find(|t| {
-            t.variant_name()
-                .is_some_and(|n| n.eq_ignore_ascii_case(&norm))
-        })
+        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(&norm)))
         .ok_or_else(|| anyhow!("unknown field {s}"))
 }
 
@@ -161,10 +155,8 @@ fn stream(s: &str) -> anyhow::Result<wire::SyncStream> {
 
 fn print_outcomes(json: bool, items: &[ItemOutcome]) {
     if json {
-        let v: Vec<_> = items
-            .iter()
-            .map(|(id, c)| serde_json::json!({"id": id, "code": c.0, "error": c.variant_name()}))
-            .collect();
+        let v: Vec<_> =
+            items.iter().map(|(id, c)| serde_json::json!({"id": id, "code": c.0, "error": c.variant_name()})).collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
         for (id, c) in items {
@@ -210,13 +202,7 @@ fn describe_push(f: &imserver::client::Frame) -> String {
             let devs: Vec<String> = s
                 .devices
                 .iter()
-                .map(|d| {
-                    format!(
-                        "{}/{}",
-                        d.client_type.variant_name().unwrap_or("?"),
-                        d.device_id
-                    )
-                })
+                .map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id))
                 .collect();
             return format!(
                 "status: {} {} [{}]",
@@ -246,40 +232,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ticket = match &cli.ticket {
         Some(t) => t.clone(),
-        None => ticket::sign(
-            cli.app as u64,
-            &cli.user,
-            cli.secret.as_bytes(),
-            now_secs(),
-            86400,
-        ),
+        None => ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), 86400),
     };
     if let Cmd::Sign { ttl } = &cli.cmd {
-        println!(
-            "{}",
-            ticket::sign(
-                cli.app as u64,
-                &cli.user,
-                cli.secret.as_bytes(),
-                now_secs(),
-                *ttl
-            )
-        );
+        println!("{}", ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), *ttl));
         return Ok(());
     }
-    let mut c = Client::connect(&cli.addr)
-        .await
-        .with_context(|| format!("connecting to {}", cli.addr))?;
-    let info = c
-        .login(
-            cli.app,
-            &cli.user,
-            &ticket,
-            client_type(&cli.client_type)?,
-            &cli.device,
-        )
-        .await
-        .context("login")?;
+    let mut c = Client::connect(&cli.addr).await.with_context(|| format!("connecting to {}", cli.addr))?;
+    let info =
+        c.login(cli.app, &cli.user, &ticket, client_type(&cli.client_type)?, &cli.device).await.context("login")?;
     let json = cli.json;
     fn strs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
@@ -311,27 +272,17 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|u| {
                     let (id, nick) = u.split_once(':').unwrap_or((u, ""));
-                    Profile {
-                        nickname: nick.to_owned(),
-                        extra: extra.clone().unwrap_or_default(),
-                        ..Profile::new(id)
-                    }
+                    Profile { nickname: nick.to_owned(), extra: extra.clone().unwrap_or_default(), ..Profile::new(id) }
                 })
                 .collect();
             print_outcomes(json, &c.import_users(&profiles).await?);
         }
         Cmd::DeleteUsers { users } => print_outcomes(json, &c.delete_users(&strs(&users)).await?),
         Cmd::GetUsers { users, fields } => {
-            let fields = fields
-                .iter()
-                .map(|f| field(f))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let fields = fields.iter().map(|f| field(f)).collect::<anyhow::Result<Vec<_>>>()?;
             let (found, missing) = c.get_user_info(&strs(&users), &fields).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"users": found, "missing": missing})
-                );
+                println!("{}", serde_json::json!({"users": found, "missing": missing}));
             } else {
                 found.iter().for_each(print_profile);
                 for m in missing {
@@ -389,40 +340,19 @@ async fn main() -> anyhow::Result<()> {
                     let devs: Vec<String> = s
                         .devices
                         .iter()
-                        .map(|d| {
-                            format!(
-                                "{}/{}",
-                                d.client_type.variant_name().unwrap_or("?"),
-                                d.device_id
-                            )
-                        })
+                        .map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id))
                         .collect();
-                    println!(
-                        "{}: {} {}",
-                        s.user_id,
-                        if s.online { "online" } else { "offline" },
-                        devs.join(" ")
-                    );
+                    println!("{}: {} {}", s.user_id, if s.online { "online" } else { "offline" }, devs.join(" "));
                 }
             }
         }
-        Cmd::Sync {
-            stream: s,
-            after,
-            limit,
-            target,
-        } => {
+        Cmd::Sync { stream: s, after, limit, target } => {
             let a = c.sync(stream(&s)?, after, limit, target.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string(&a)?);
             } else {
                 for i in &a.items {
-                    println!(
-                        "{:>8} {}{}",
-                        i.seq,
-                        i.id,
-                        if i.deleted { " (deleted)" } else { "" }
-                    );
+                    println!("{:>8} {}{}", i.seq, i.id, if i.deleted { " (deleted)" } else { "" });
                 }
                 println!("head {} more {}", a.head_seq, a.more);
             }

@@ -3,38 +3,22 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    Client, ClientError, Frame, ItemOutcome, LoginInfo, Profile, ProfileChange, Status, SyncAnswer,
-    SyncEntry,
+    Client, ClientError, Conversation, Frame, ItemOutcome, LoginInfo, Message, Profile, ProfileChange, SendAck, Status,
+    SyncAnswer, SyncEntry,
 };
 use crate::protocol::{wire, PROTOCOL_VERSION};
 
 fn outcomes(f: &Frame) -> Result<Vec<ItemOutcome>, ClientError> {
-    let r = f
-        .get()
-        .response_as_batch_resp()
-        .ok_or(ClientError::Unexpected("BatchResp"))?;
+    let r = f.get().response_as_batch_resp().ok_or(ClientError::Unexpected("BatchResp"))?;
     Ok(r.results()
-        .map(|v| {
-            v.iter()
-                .map(|i| (i.id().unwrap_or_default().to_owned(), i.code()))
-                .collect()
-        })
+        .map(|v| v.iter().map(|i| (i.id().unwrap_or_default().to_owned(), i.code())).collect())
         .unwrap_or_default())
 }
 
 fn profiles(f: &Frame) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
-    let r = f
-        .get()
-        .response_as_user_info_resp()
-        .ok_or(ClientError::Unexpected("UserInfoResp"))?;
-    let users = r
-        .users()
-        .map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect())
-        .unwrap_or_default();
-    let missing = r
-        .missing()
-        .map(|v| v.iter().map(str::to_owned).collect())
-        .unwrap_or_default();
+    let r = f.get().response_as_user_info_resp().ok_or(ClientError::Unexpected("UserInfoResp"))?;
+    let users = r.users().map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect()).unwrap_or_default();
+    let missing = r.missing().map(|v| v.iter().map(str::to_owned).collect()).unwrap_or_default();
     Ok((users, missing))
 }
 
@@ -66,10 +50,7 @@ impl Client {
                 (wire::Request::LoginReq, r.as_union_value())
             })
             .await?;
-        let r = f
-            .get()
-            .response_as_login_resp()
-            .ok_or(ClientError::Unexpected("LoginResp"))?;
+        let r = f.get().response_as_login_resp().ok_or(ClientError::Unexpected("LoginResp"))?;
         Ok(LoginInfo {
             session_id: r.session_id(),
             server_addr: r.server_addr().unwrap_or_default().to_owned(),
@@ -82,37 +63,22 @@ impl Client {
 
     /// A heartbeat; returns the server's clock (ms).
     pub async fn ping(&self) -> Result<u64, ClientError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let f = self
             .call(|fbb| {
                 (
                     wire::Request::PingReq,
-                    wire::PingReq::create(
-                        fbb,
-                        &wire::PingReqArgs {
-                            client_time_ms: now,
-                        },
-                    )
-                    .as_union_value(),
+                    wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: now }).as_union_value(),
                 )
             })
             .await?;
-        let p = f
-            .get()
-            .response_as_pong_resp()
-            .ok_or(ClientError::Unexpected("PongResp"))?;
+        let p = f.get().response_as_pong_resp().ok_or(ClientError::Unexpected("PongResp"))?;
         Ok(p.server_time_ms())
     }
 
     pub async fn logout(&self) -> Result<(), ClientError> {
         self.call(|fbb| {
-            (
-                wire::Request::LogoutReq,
-                wire::LogoutReq::create(fbb, &wire::LogoutReqArgs {}).as_union_value(),
-            )
+            (wire::Request::LogoutReq, wire::LogoutReq::create(fbb, &wire::LogoutReqArgs {}).as_union_value())
         })
         .await
         .map(|_| ())
@@ -125,9 +91,7 @@ impl Client {
                 let v: Vec<_> = users
                     .iter()
                     .map(|u| {
-                        let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &str| {
-                            Some(fbb.create_string(v))
-                        };
+                        let s = |fbb: &mut flatbuffers::FlatBufferBuilder<'static>, v: &str| Some(fbb.create_string(v));
                         let args = wire::UserProfileArgs {
                             user_id: s(fbb, &u.user_id),
                             nickname: s(fbb, &u.nickname),
@@ -146,10 +110,7 @@ impl Client {
                     })
                     .collect();
                 let users = fbb.create_vector(&v);
-                let r = wire::ImportUserReq::create(
-                    fbb,
-                    &wire::ImportUserReqArgs { users: Some(users) },
-                );
+                let r = wire::ImportUserReq::create(fbb, &wire::ImportUserReqArgs { users: Some(users) });
                 (wire::Request::ImportUserReq, r.as_union_value())
             })
             .await?;
@@ -162,10 +123,7 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::DeleteUserReq::create(
-                    fbb,
-                    &wire::DeleteUserReqArgs { user_ids: Some(v) },
-                );
+                let r = wire::DeleteUserReq::create(fbb, &wire::DeleteUserReqArgs { user_ids: Some(v) });
                 (wire::Request::DeleteUserReq, r.as_union_value())
             })
             .await?;
@@ -185,10 +143,7 @@ impl Client {
                 let fl = fbb.create_vector(fields);
                 let r = wire::GetUserInfoReq::create(
                     fbb,
-                    &wire::GetUserInfoReqArgs {
-                        user_ids: Some(v),
-                        fields: Some(fl),
-                    },
+                    &wire::GetUserInfoReqArgs { user_ids: Some(v), fields: Some(fl) },
                 );
                 (wire::Request::GetUserInfoReq, r.as_union_value())
             })
@@ -200,18 +155,11 @@ impl Client {
         let f = self
             .call(|fbb| {
                 let u = fbb.create_string(id);
-                let r = wire::GetSingleUserInfoReq::create(
-                    fbb,
-                    &wire::GetSingleUserInfoReqArgs { user_id: Some(u) },
-                );
+                let r = wire::GetSingleUserInfoReq::create(fbb, &wire::GetSingleUserInfoReqArgs { user_id: Some(u) });
                 (wire::Request::GetSingleUserInfoReq, r.as_union_value())
             })
             .await?;
-        profiles(&f)?
-            .0
-            .into_iter()
-            .next()
-            .ok_or(ClientError::Unexpected("empty UserInfoResp"))
+        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
     }
 
     pub async fn modify_user_info(&self, c: &ProfileChange) -> Result<Profile, ClientError> {
@@ -241,11 +189,7 @@ impl Client {
                 (wire::Request::ModifyUserInfoReq, r.as_union_value())
             })
             .await?;
-        profiles(&f)?
-            .0
-            .into_iter()
-            .next()
-            .ok_or(ClientError::Unexpected("empty UserInfoResp"))
+        profiles(&f)?.0.into_iter().next().ok_or(ClientError::Unexpected("empty UserInfoResp"))
     }
 
     pub async fn query_online_status(&self, ids: &[&str]) -> Result<Vec<Status>, ClientError> {
@@ -253,38 +197,23 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::QueryOnlineStatusReq::create(
-                    fbb,
-                    &wire::QueryOnlineStatusReqArgs { user_ids: Some(v) },
-                );
+                let r = wire::QueryOnlineStatusReq::create(fbb, &wire::QueryOnlineStatusReqArgs { user_ids: Some(v) });
                 (wire::Request::QueryOnlineStatusReq, r.as_union_value())
             })
             .await?;
-        let r = f
-            .get()
-            .response_as_online_status_resp()
-            .ok_or(ClientError::Unexpected("OnlineStatusResp"))?;
-        Ok(r.statuses()
-            .map(|v| v.iter().map(|s| Status::from_wire(&s)).collect())
-            .unwrap_or_default())
+        let r = f.get().response_as_online_status_resp().ok_or(ClientError::Unexpected("OnlineStatusResp"))?;
+        Ok(r.statuses().map(|v| v.iter().map(|s| Status::from_wire(&s)).collect()).unwrap_or_default())
     }
 
     /// Follows the online status of `ids` for `secs` seconds (0 = the server's maximum).
-    pub async fn subscribe_status(
-        &self,
-        ids: &[&str],
-        secs: u32,
-    ) -> Result<Vec<ItemOutcome>, ClientError> {
+    pub async fn subscribe_status(&self, ids: &[&str], secs: u32) -> Result<Vec<ItemOutcome>, ClientError> {
         let f = self
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
                 let r = wire::SubscribeStatusReq::create(
                     fbb,
-                    &wire::SubscribeStatusReqArgs {
-                        user_ids: Some(v),
-                        duration_secs: secs,
-                    },
+                    &wire::SubscribeStatusReqArgs { user_ids: Some(v), duration_secs: secs },
                 );
                 (wire::Request::SubscribeStatusReq, r.as_union_value())
             })
@@ -297,10 +226,7 @@ impl Client {
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
                 let v = fbb.create_vector(&v);
-                let r = wire::UnsubscribeStatusReq::create(
-                    fbb,
-                    &wire::UnsubscribeStatusReqArgs { user_ids: Some(v) },
-                );
+                let r = wire::UnsubscribeStatusReq::create(fbb, &wire::UnsubscribeStatusReqArgs { user_ids: Some(v) });
                 (wire::Request::UnsubscribeStatusReq, r.as_union_value())
             })
             .await?;
@@ -318,22 +244,11 @@ impl Client {
         let f = self
             .call(|fbb| {
                 let u = user.map(|u| fbb.create_string(u));
-                let r = wire::SyncReq::create(
-                    fbb,
-                    &wire::SyncReqArgs {
-                        user_id: u,
-                        stream,
-                        after_seq,
-                        limit,
-                    },
-                );
+                let r = wire::SyncReq::create(fbb, &wire::SyncReqArgs { user_id: u, stream, after_seq, limit });
                 (wire::Request::SyncReq, r.as_union_value())
             })
             .await?;
-        let r = f
-            .get()
-            .response_as_sync_resp()
-            .ok_or(ClientError::Unexpected("SyncResp"))?;
+        let r = f.get().response_as_sync_resp().ok_or(ClientError::Unexpected("SyncResp"))?;
         Ok(SyncAnswer {
             items: r
                 .items()
@@ -343,6 +258,8 @@ impl Client {
                             seq: i.seq(),
                             id: i.id().unwrap_or_default().to_owned(),
                             deleted: i.deleted(),
+                            message: i.message().map(|m| Message::from_wire(&m)),
+                            conversation: i.conversation().map(|c| Conversation::from_wire(&c)),
                         })
                         .collect()
                 })
@@ -350,5 +267,205 @@ impl Client {
             head_seq: r.head_seq(),
             more: r.more(),
         })
+    }
+}
+
+fn p2p<'a>(fbb: &mut flatbuffers::FlatBufferBuilder<'a>, peer: &str) -> flatbuffers::WIPOffset<wire::ConvId<'a>> {
+    let p = fbb.create_string(peer);
+    wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(p) })
+}
+
+fn messages(f: &Frame) -> Result<(Vec<Message>, bool), ClientError> {
+    let r = f.get().response_as_messages_resp().ok_or(ClientError::Unexpected("MessagesResp"))?;
+    Ok((r.messages().map(|v| v.iter().map(|m| Message::from_wire(&m)).collect()).unwrap_or_default(), r.more()))
+}
+
+/// A page of my conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    pub head_seq: u64,
+    pub more: bool,
+}
+
+impl Client {
+    /// Sends a one-to-one message to `to`. `as_user`: an administrator sending for a user.
+    pub async fn send_message(
+        &self,
+        to: &str,
+        client_id: &str,
+        msg_type: u32,
+        body: &[u8],
+        as_user: Option<&str>,
+    ) -> Result<SendAck, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let from_user = as_user.map(|u| fbb.create_string(u));
+                let client_id = fbb.create_string(client_id);
+                let conv = p2p(fbb, to);
+                let body = fbb.create_vector(body);
+                let r = wire::SendMessageReq::create(
+                    fbb,
+                    &wire::SendMessageReqArgs {
+                        from_user,
+                        client_id: Some(client_id),
+                        conv: Some(conv),
+                        msg_type,
+                        body: Some(body),
+                    },
+                );
+                (wire::Request::SendMessageReq, r.as_union_value())
+            })
+            .await?;
+        let a = f.get().response_as_send_ack().ok_or(ClientError::Unexpected("SendAck"))?;
+        Ok(SendAck {
+            client_id: a.client_id().unwrap_or_default().to_owned(),
+            server_id: a.server_id(),
+            seq: a.seq(),
+            timestamp_ms: a.timestamp_ms(),
+            duplicate: a.duplicate(),
+        })
+    }
+
+    /// Tells the sender `from` that this device received message `server_id`.
+    pub async fn receive_ack(&self, from: &str, server_id: u64, seq: u64) -> Result<(), ClientError> {
+        self.call(|fbb| {
+            let conv = p2p(fbb, from);
+            let r = wire::ReceiveAckReq::create(fbb, &wire::ReceiveAckReqArgs { conv: Some(conv), server_id, seq });
+            (wire::Request::ReceiveAckReq, r.as_union_value())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// "I have read my conversation with `peer` up to `seq`."
+    pub async fn read(&self, peer: &str, seq: u64) -> Result<(), ClientError> {
+        self.call(|fbb| {
+            let conv = p2p(fbb, peer);
+            let r = wire::ReadReq::create(fbb, &wire::ReadReqArgs { user_id: None, conv: Some(conv), seq });
+            (wire::Request::ReadReq, r.as_union_value())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Recalls a message of my conversation with `peer` (`as_user`: an administrator acting).
+    pub async fn recall(&self, peer: &str, server_id: u64, as_user: Option<&str>) -> Result<(), ClientError> {
+        self.call(|fbb| {
+            let user_id = as_user.map(|u| fbb.create_string(u));
+            let conv = p2p(fbb, peer);
+            let r = wire::RecallReq::create(fbb, &wire::RecallReqArgs { user_id, conv: Some(conv), server_id });
+            (wire::Request::RecallReq, r.as_union_value())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn get_messages(&self, server_ids: &[u64], as_user: Option<&str>) -> Result<Vec<Message>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let user_id = as_user.map(|u| fbb.create_string(u));
+                let ids = fbb.create_vector(server_ids);
+                let r = wire::GetMessagesReq::create(fbb, &wire::GetMessagesReqArgs { user_id, server_ids: Some(ids) });
+                (wire::Request::GetMessagesReq, r.as_union_value())
+            })
+            .await?;
+        Ok(messages(&f)?.0)
+    }
+
+    /// A page of my conversation with `peer`: newest first from `before_seq` (0 = newest), or
+    /// oldest first after `after_seq` when it is non-zero.
+    pub async fn history(
+        &self,
+        peer: &str,
+        before_seq: u64,
+        after_seq: u64,
+        limit: u32,
+        as_user: Option<&str>,
+    ) -> Result<(Vec<Message>, bool), ClientError> {
+        let f = self
+            .call(|fbb| {
+                let user_id = as_user.map(|u| fbb.create_string(u));
+                let conv = p2p(fbb, peer);
+                let r = wire::GetHistoryReq::create(
+                    fbb,
+                    &wire::GetHistoryReqArgs { user_id, conv: Some(conv), before_seq, after_seq, limit },
+                );
+                (wire::Request::GetHistoryReq, r.as_union_value())
+            })
+            .await?;
+        messages(&f)
+    }
+
+    pub async fn conversations(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        as_user: Option<&str>,
+    ) -> Result<ConversationPage, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let user_id = as_user.map(|u| fbb.create_string(u));
+                let r = wire::GetConversationsReq::create(
+                    fbb,
+                    &wire::GetConversationsReqArgs { user_id, after_seq, limit },
+                );
+                (wire::Request::GetConversationsReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_conversations_resp().ok_or(ClientError::Unexpected("ConversationsResp"))?;
+        Ok(ConversationPage {
+            conversations: r
+                .conversations()
+                .map(|v| v.iter().map(|c| Conversation::from_wire(&c)).collect())
+                .unwrap_or_default(),
+            head_seq: r.head_seq(),
+            more: r.more(),
+        })
+    }
+
+    /// Pins / mutes my conversation with `peer`; returns the updated entry.
+    pub async fn update_conversation(
+        &self,
+        peer: &str,
+        pinned: Option<bool>,
+        muted: Option<bool>,
+    ) -> Result<Conversation, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let conv = p2p(fbb, peer);
+                let r = wire::UpdateConversationReq::create(
+                    fbb,
+                    &wire::UpdateConversationReqArgs {
+                        user_id: None,
+                        conv: Some(conv),
+                        pinned: pinned.unwrap_or(false),
+                        set_pinned: pinned.is_some(),
+                        muted: muted.unwrap_or(false),
+                        set_muted: muted.is_some(),
+                    },
+                );
+                (wire::Request::UpdateConversationReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_conversations_resp().ok_or(ClientError::Unexpected("ConversationsResp"))?;
+        r.conversations()
+            .and_then(|v| v.iter().next().map(|c| Conversation::from_wire(&c)))
+            .ok_or(ClientError::Unexpected("empty ConversationsResp"))
+    }
+
+    /// Removes my conversation with `peer` from my list (`client_only`: only tell my other
+    /// devices).
+    pub async fn delete_conversation(&self, peer: &str, client_only: bool) -> Result<(), ClientError> {
+        self.call(|fbb| {
+            let conv = p2p(fbb, peer);
+            let r = wire::DeleteConversationReq::create(
+                fbb,
+                &wire::DeleteConversationReqArgs { user_id: None, conv: Some(conv), client_only },
+            );
+            (wire::Request::DeleteConversationReq, r.as_union_value())
+        })
+        .await
+        .map(|_| ())
     }
 }

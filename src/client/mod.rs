@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::protocol::{self, wire};
+pub use calls::ConversationPage;
 pub use types::*;
 
 /// The largest frame the client accepts from a server.
@@ -35,10 +36,7 @@ pub enum ClientError {
     #[error("the connection is closed")]
     Closed,
     #[error("server error {code:?} ({}): {message}", code.0)]
-    Server {
-        code: wire::ErrorCode,
-        message: String,
-    },
+    Server { code: wire::ErrorCode, message: String },
     #[error("unexpected answer: {0}")]
     Unexpected(&'static str),
     #[error("timed out")]
@@ -75,10 +73,9 @@ impl Frame {
 
     /// The error this frame carries, if it is an error response.
     pub fn error(&self) -> Option<ClientError> {
-        self.get().response_as_error().map(|e| ClientError::Server {
-            code: e.code(),
-            message: e.message().unwrap_or_default().to_owned(),
-        })
+        self.get()
+            .response_as_error()
+            .map(|e| ClientError::Server { code: e.code(), message: e.message().unwrap_or_default().to_owned() })
     }
 }
 
@@ -95,9 +92,7 @@ pub struct Client {
 impl Client {
     /// Connects (no login yet).
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Io(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let (rd, mut wr) = stream.into_split();
         let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
@@ -114,8 +109,7 @@ impl Client {
                     }
                 }
                 if !more.is_empty() {
-                    let mut all =
-                        Vec::with_capacity(b.len() + more.iter().map(|m| m.len()).sum::<usize>());
+                    let mut all = Vec::with_capacity(b.len() + more.iter().map(|m| m.len()).sum::<usize>());
                     all.extend_from_slice(&b);
                     for m in more {
                         all.extend_from_slice(&m);
@@ -158,13 +152,7 @@ impl Client {
             // Closing: every waiting call learns it (its sender is dropped).
             w.lock().clear();
         });
-        Ok(Client {
-            out,
-            waiters,
-            pushes,
-            next_id: AtomicU64::new(1),
-            timeout: Duration::from_secs(30),
-        })
+        Ok(Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) })
     }
 
     /// How long a call waits for its answer (default 30 s).
@@ -207,18 +195,11 @@ impl Client {
     /// The next push (or unsolicited frame such as a connection-level error), waiting at most
     /// `within`. `None` on timeout or when the connection is closed.
     pub async fn next_push(&mut self, within: Duration) -> Option<Frame> {
-        tokio::time::timeout(within, self.pushes.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(within, self.pushes.recv()).await.ok().flatten()
     }
 
     /// Waits for the next push that `pick` accepts, skipping others.
-    pub async fn wait_push<T>(
-        &mut self,
-        within: Duration,
-        mut pick: impl FnMut(&Frame) -> Option<T>,
-    ) -> Option<T> {
+    pub async fn wait_push<T>(&mut self, within: Duration, mut pick: impl FnMut(&Frame) -> Option<T>) -> Option<T> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -23,10 +23,7 @@ pub struct Profile {
 
 impl Profile {
     pub fn new(user_id: &str) -> Profile {
-        Profile {
-            user_id: user_id.to_owned(),
-            ..Default::default()
-        }
+        Profile { user_id: user_id.to_owned(), ..Default::default() }
     }
 
     pub fn from_wire(p: &wire::UserProfile<'_>) -> Profile {
@@ -114,12 +111,14 @@ pub struct LoginInfo {
     pub is_admin: bool,
 }
 
-/// One entry of a sync answer.
+/// One entry of a sync answer, with its stream's payload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SyncEntry {
     pub seq: u64,
     pub id: String,
     pub deleted: bool,
+    pub message: Option<Message>,
+    pub conversation: Option<Conversation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -134,4 +133,77 @@ pub type ItemOutcome = (String, wire::ErrorCode);
 
 fn client_type_name<S: serde::Serializer>(t: &wire::ClientType, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(t.variant_name().unwrap_or("Unknown"))
+}
+
+/// A message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Message {
+    pub server_id: u64,
+    pub client_id: String,
+    /// The other user of the conversation, seen from the receiving client.
+    pub peer: String,
+    pub seq: u64,
+    pub from: String,
+    pub to: String,
+    pub msg_type: u32,
+    pub body: Vec<u8>,
+    pub timestamp_ms: u64,
+    pub recalled: bool,
+    /// Position in my Messages stream (0 outside sync and pushes).
+    pub sync_seq: u64,
+}
+
+impl Message {
+    pub fn from_wire(m: &wire::Message<'_>) -> Message {
+        Message {
+            server_id: m.server_id(),
+            client_id: m.client_id().unwrap_or_default().to_owned(),
+            peer: m.conv().and_then(|c| c.peer()).unwrap_or_default().to_owned(),
+            seq: m.seq(),
+            from: m.from_user().unwrap_or_default().to_owned(),
+            to: m.to().unwrap_or_default().to_owned(),
+            msg_type: m.msg_type(),
+            body: m.body().map(|b| b.bytes().to_vec()).unwrap_or_default(),
+            timestamp_ms: m.timestamp_ms(),
+            recalled: m.recalled(),
+            sync_seq: m.sync_seq(),
+        }
+    }
+}
+
+/// My entry for a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Conversation {
+    pub peer: String,
+    pub last_message: Option<Message>,
+    pub unread: u64,
+    pub read_seq: u64,
+    pub pinned: bool,
+    pub muted: bool,
+    pub seq: u64,
+}
+
+impl Conversation {
+    pub fn from_wire(c: &wire::Conversation<'_>) -> Conversation {
+        Conversation {
+            peer: c.conv().and_then(|c| c.peer()).unwrap_or_default().to_owned(),
+            last_message: c.last_message().map(|m| Message::from_wire(&m)),
+            unread: c.unread(),
+            read_seq: c.read_seq(),
+            pinned: c.pinned(),
+            muted: c.muted(),
+            seq: c.seq(),
+        }
+    }
+}
+
+/// The ack of a send.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SendAck {
+    pub client_id: String,
+    pub server_id: u64,
+    pub seq: u64,
+    pub timestamp_ms: u64,
+    /// This was a retry: the original ack, nothing new stored.
+    pub duplicate: bool,
 }

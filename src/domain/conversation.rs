@@ -61,7 +61,16 @@ pub struct ConvView {
 
 impl ConvView {
     pub fn new(conv: ConvRef) -> ConvView {
-        ConvView { conv, last_seq: 0, last: None, read_seq: 0, pinned: false, muted: false, hidden: false, stream_seq: 0 }
+        ConvView {
+            conv,
+            last_seq: 0,
+            last: None,
+            read_seq: 0,
+            pinned: false,
+            muted: false,
+            hidden: false,
+            stream_seq: 0,
+        }
     }
 
     pub fn unread(&self) -> u64 {

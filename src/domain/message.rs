@@ -159,7 +159,13 @@ pub fn retry(known: &IdemRecord, content_hash: u64) -> Result<IdemRecord, Domain
 }
 
 /// Recall: the sender (or an administrator) within the window; the result is the tombstone.
-pub fn recall(msg: &MessageRecord, by: &UserId, by_admin: bool, now_ms: u64, window_secs: u64) -> Result<MessageRecord, DomainError> {
+pub fn recall(
+    msg: &MessageRecord,
+    by: &UserId,
+    by_admin: bool,
+    now_ms: u64,
+    window_secs: u64,
+) -> Result<MessageRecord, DomainError> {
     if msg.recalled {
         return Err(DomainError::AlreadyRecalled);
     }

@@ -47,8 +47,7 @@ pub fn devices_to_kick(
                 MultiDevicePolicy::Any => false,
                 MultiDevicePolicy::OnePerClass => class_of(d.client_type) == new_class,
                 MultiDevicePolicy::OneMobileOneDesktop => {
-                    (class_of(d.client_type) == PlatformClass::Mobile)
-                        == (new_class == PlatformClass::Mobile)
+                    (class_of(d.client_type) == PlatformClass::Mobile) == (new_class == PlatformClass::Mobile)
                 }
                 MultiDevicePolicy::Single => true,
             };
@@ -73,75 +72,28 @@ mod tests {
     use super::*;
 
     fn d(t: ClientType, id: &'static str, at: u64) -> DeviceView<'static> {
-        DeviceView {
-            client_type: t,
-            device_id: id,
-            login_ms: at,
-        }
+        DeviceView { client_type: t, device_id: id, login_ms: at }
     }
 
     #[test]
     fn policies() {
-        let have = [
-            d(ClientType::Ios, "p", 1),
-            d(ClientType::Windows, "w", 2),
-            d(ClientType::Web, "b", 3),
-        ];
+        let have = [d(ClientType::Ios, "p", 1), d(ClientType::Windows, "w", 2), d(ClientType::Web, "b", 3)];
         use MultiDevicePolicy::*;
-        assert_eq!(
-            devices_to_kick(Any, 10, &have, d(ClientType::Android, "a", 4)),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            devices_to_kick(OnePerClass, 10, &have, d(ClientType::Android, "a", 4)),
-            vec![0]
-        );
-        assert_eq!(
-            devices_to_kick(OnePerClass, 10, &have, d(ClientType::Mac, "m", 4)),
-            vec![1]
-        );
-        assert_eq!(
-            devices_to_kick(OnePerClass, 10, &have, d(ClientType::MiniProgram, "m", 4)),
-            vec![2]
-        );
-        assert_eq!(
-            devices_to_kick(OneMobileOneDesktop, 10, &have, d(ClientType::Mac, "m", 4)),
-            vec![1, 2]
-        );
-        assert_eq!(
-            devices_to_kick(OneMobileOneDesktop, 10, &have, d(ClientType::Ipad, "i", 4)),
-            vec![0]
-        );
-        assert_eq!(
-            devices_to_kick(Single, 10, &have, d(ClientType::Web, "x", 4)),
-            vec![0, 1, 2]
-        );
+        assert_eq!(devices_to_kick(Any, 10, &have, d(ClientType::Android, "a", 4)), Vec::<usize>::new());
+        assert_eq!(devices_to_kick(OnePerClass, 10, &have, d(ClientType::Android, "a", 4)), vec![0]);
+        assert_eq!(devices_to_kick(OnePerClass, 10, &have, d(ClientType::Mac, "m", 4)), vec![1]);
+        assert_eq!(devices_to_kick(OnePerClass, 10, &have, d(ClientType::MiniProgram, "m", 4)), vec![2]);
+        assert_eq!(devices_to_kick(OneMobileOneDesktop, 10, &have, d(ClientType::Mac, "m", 4)), vec![1, 2]);
+        assert_eq!(devices_to_kick(OneMobileOneDesktop, 10, &have, d(ClientType::Ipad, "i", 4)), vec![0]);
+        assert_eq!(devices_to_kick(Single, 10, &have, d(ClientType::Web, "x", 4)), vec![0, 1, 2]);
     }
 
     #[test]
     fn same_device_reconnect_and_cap() {
-        let have = [
-            d(ClientType::Ios, "p", 5),
-            d(ClientType::Ios, "q", 1),
-            d(ClientType::Ios, "r", 3),
-        ];
-        assert_eq!(
-            devices_to_kick(
-                MultiDevicePolicy::Any,
-                10,
-                &have,
-                d(ClientType::Ios, "q", 9)
-            ),
-            vec![1]
-        );
+        let have = [d(ClientType::Ios, "p", 5), d(ClientType::Ios, "q", 1), d(ClientType::Ios, "r", 3)];
+        assert_eq!(devices_to_kick(MultiDevicePolicy::Any, 10, &have, d(ClientType::Ios, "q", 9)), vec![1]);
         // Cap 3: a fourth device pushes out the oldest (q, at 1).
-        assert_eq!(
-            devices_to_kick(MultiDevicePolicy::Any, 3, &have, d(ClientType::Ios, "s", 9)),
-            vec![1]
-        );
-        assert_eq!(
-            devices_to_kick(MultiDevicePolicy::Any, 2, &have, d(ClientType::Ios, "s", 9)),
-            vec![1, 2]
-        );
+        assert_eq!(devices_to_kick(MultiDevicePolicy::Any, 3, &have, d(ClientType::Ios, "s", 9)), vec![1]);
+        assert_eq!(devices_to_kick(MultiDevicePolicy::Any, 2, &have, d(ClientType::Ios, "s", 9)), vec![1, 2]);
     }
 }

@@ -56,8 +56,7 @@ impl UserRecord {
     const VERSION: u8 = 1;
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w =
-            Writer::with_capacity(64 + self.nickname.len() + self.avatar.len() + self.extra.len());
+        let mut w = Writer::with_capacity(64 + self.nickname.len() + self.avatar.len() + self.extra.len());
         w.u8(Self::VERSION)
             .str(&self.nickname)
             .str(&self.avatar)
@@ -129,11 +128,7 @@ pub fn validate_profile(u: &UserRecord) -> Result<(), DomainError> {
 
 /// importUser for one user: the record to store, or why not. A deleted user's id is not
 /// reused.
-pub fn import(
-    existing: Option<&UserRecord>,
-    mut offered: UserRecord,
-    now_ms: u64,
-) -> Result<UserRecord, DomainError> {
+pub fn import(existing: Option<&UserRecord>, mut offered: UserRecord, now_ms: u64) -> Result<UserRecord, DomainError> {
     validate_profile(&offered)?;
     match existing {
         Some(u) if u.deleted => Err(DomainError::UserDeleted),
@@ -289,55 +284,28 @@ mod tests {
         let u = rec("a");
         let stored = import(None, u.clone(), 5).unwrap();
         assert_eq!((stored.create_ms, stored.update_ms), (5, 5));
-        assert_eq!(
-            import(Some(&stored), u.clone(), 6),
-            Err(DomainError::UserAlreadyExists)
-        );
+        assert_eq!(import(Some(&stored), u.clone(), 6), Err(DomainError::UserAlreadyExists));
         let gone = delete(Some(&stored), 7).unwrap();
-        assert_eq!(
-            import(Some(&gone), u.clone(), 8),
-            Err(DomainError::UserDeleted)
-        );
+        assert_eq!(import(Some(&gone), u.clone(), 8), Err(DomainError::UserDeleted));
         let mut long = u.clone();
         long.nickname = "x".repeat(MAX_NICKNAME + 1);
-        assert_eq!(
-            import(None, long, 1),
-            Err(DomainError::InvalidArgument("nickname"))
-        );
+        assert_eq!(import(None, long, 1), Err(DomainError::InvalidArgument("nickname")));
         let mut odd = u;
         odd.gender = Gender(77);
-        assert_eq!(
-            import(None, odd, 1),
-            Err(DomainError::InvalidArgument("gender"))
-        );
+        assert_eq!(import(None, odd, 1), Err(DomainError::InvalidArgument("gender")));
     }
 
     #[test]
     fn modify_rules() {
         let u = import(None, rec("a"), 1).unwrap();
-        let c = UserChange {
-            nickname: Some("A2".into()),
-            ..Default::default()
-        };
+        let c = UserChange { nickname: Some("A2".into()), ..Default::default() };
         let m = modify(Some(&u), &c, false, 9).unwrap();
-        assert_eq!(
-            (m.nickname.as_str(), m.extra.as_str(), m.update_ms),
-            ("A2", u.extra.as_str(), 9)
-        );
-        let admin_only = UserChange {
-            silent: Some(true),
-            ..Default::default()
-        };
-        assert_eq!(
-            modify(Some(&u), &admin_only, false, 9),
-            Err(DomainError::PermissionDenied)
-        );
+        assert_eq!((m.nickname.as_str(), m.extra.as_str(), m.update_ms), ("A2", u.extra.as_str(), 9));
+        let admin_only = UserChange { silent: Some(true), ..Default::default() };
+        assert_eq!(modify(Some(&u), &admin_only, false, 9), Err(DomainError::PermissionDenied));
         assert!(modify(Some(&u), &admin_only, true, 9).unwrap().silent);
         assert_eq!(modify(None, &c, true, 9), Err(DomainError::UserNotFound));
-        assert!(matches!(
-            modify(Some(&u), &UserChange::default(), true, 9),
-            Err(DomainError::MissingField(_))
-        ));
+        assert!(matches!(modify(Some(&u), &UserChange::default(), true, 9), Err(DomainError::MissingField(_))));
     }
 
     #[test]

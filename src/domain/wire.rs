@@ -2,7 +2,9 @@
 
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
+use crate::domain::conversation::{ConvKind, ConvRef, ConvView};
 use crate::domain::ids::UserId;
+use crate::domain::message::MessageRecord;
 use crate::domain::user::{FieldMask, UserChange, UserRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::{self, UserField};
@@ -18,9 +20,7 @@ pub fn user_id(s: Option<&str>, what: &'static str) -> Result<UserId, DomainErro
 pub fn opt_user_id(s: Option<&str>, what: &'static str) -> Result<Option<UserId>, DomainError> {
     match s {
         None | Some("") => Ok(None),
-        Some(s) => UserId::new(s)
-            .map(Some)
-            .ok_or(DomainError::InvalidArgument(what)),
+        Some(s) => UserId::new(s).map(Some).ok_or(DomainError::InvalidArgument(what)),
     }
 }
 
@@ -41,9 +41,7 @@ pub fn user_ids(
         .map(|s| {
             let u = UserId::new(s).ok_or(DomainError::InvalidArgument("user_ids"))?;
             if !seen.insert(u.clone()) {
-                return Err(DomainError::InvalidArgument(
-                    "user_ids: an id appears twice",
-                ));
+                return Err(DomainError::InvalidArgument("user_ids: an id appears twice"));
             }
             Ok(u)
         })
@@ -82,11 +80,7 @@ pub fn parse_change(r: &wire::ModifyUserInfoReq<'_>) -> UserChange {
 }
 
 /// Encodes a profile with only the selected fields (the id always).
-pub fn profile<'a>(
-    fbb: &mut Fbb<'a>,
-    u: &UserRecord,
-    mask: FieldMask,
-) -> WIPOffset<wire::UserProfile<'a>> {
+pub fn profile<'a>(fbb: &mut Fbb<'a>, u: &UserRecord, mask: FieldMask) -> WIPOffset<wire::UserProfile<'a>> {
     let s = |fbb: &mut Fbb<'a>, f: UserField, v: &str| mask.has(f).then(|| fbb.create_string(v));
     let user_id = Some(fbb.create_string(u.id.as_str()));
     let nickname = s(fbb, UserField::Nickname, &u.nickname);
@@ -102,11 +96,7 @@ pub fn profile<'a>(
             user_id,
             nickname,
             avatar,
-            gender: if mask.has(UserField::Gender) {
-                u.gender
-            } else {
-                wire::Gender::Unknown
-            },
+            gender: if mask.has(UserField::Gender) { u.gender } else { wire::Gender::Unknown },
             birthday,
             location,
             signature,
@@ -147,11 +137,7 @@ pub fn user_status<'a>(fbb: &mut Fbb<'a>, s: &UserStatus) -> WIPOffset<wire::Use
             let id = fbb.create_string(&d.device_id);
             wire::DeviceStatus::create(
                 fbb,
-                &wire::DeviceStatusArgs {
-                    client_type: d.client_type,
-                    device_id: Some(id),
-                    login_time_ms: d.login_ms,
-                },
+                &wire::DeviceStatusArgs { client_type: d.client_type, device_id: Some(id), login_time_ms: d.login_ms },
             )
         })
         .collect();
@@ -159,11 +145,7 @@ pub fn user_status<'a>(fbb: &mut Fbb<'a>, s: &UserStatus) -> WIPOffset<wire::Use
     let user_id = fbb.create_string(s.user.as_str());
     wire::UserStatus::create(
         fbb,
-        &wire::UserStatusArgs {
-            user_id: Some(user_id),
-            online: !s.devices.is_empty(),
-            devices: Some(devices),
-        },
+        &wire::UserStatusArgs { user_id: Some(user_id), online: !s.devices.is_empty(), devices: Some(devices) },
     )
 }
 
@@ -184,4 +166,70 @@ pub fn item_results<'a>(
         })
         .collect();
     fbb.create_vector(&v)
+}
+
+/// A conversation id as `viewer` sees it.
+pub fn conv_id<'a>(fbb: &mut Fbb<'a>, kind: ConvKind, peer: &str) -> WIPOffset<wire::ConvId<'a>> {
+    let peer = fbb.create_string(peer);
+    wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType(kind as u8), peer: Some(peer) })
+}
+
+/// A conversation reference from the wire: P2P only for now (groups come with their issue).
+pub fn parse_conv(c: Option<wire::ConvId<'_>>) -> Result<ConvRef, DomainError> {
+    let c = c.ok_or(DomainError::MissingField("conv"))?;
+    let peer = user_id(c.peer(), "conv.peer")?;
+    match c.type_() {
+        wire::ConvType::P2P => Ok(ConvRef::p2p(peer)),
+        wire::ConvType::Group => Err(DomainError::NotImplemented),
+        _ => Err(DomainError::InvalidArgument("conv.type")),
+    }
+}
+
+/// A message as `viewer` sees it (the conversation's peer is the other user).
+pub fn message<'a>(
+    fbb: &mut Fbb<'a>,
+    m: &MessageRecord,
+    viewer: &UserId,
+    sync_seq: u64,
+) -> WIPOffset<wire::Message<'a>> {
+    let peer = if &m.from == viewer { &m.to } else { &m.from };
+    let conv = conv_id(fbb, ConvKind::P2P, peer.as_str());
+    let client_id = fbb.create_string(&m.client_id);
+    let from_user = fbb.create_string(m.from.as_str());
+    let to = fbb.create_string(m.to.as_str());
+    let body = fbb.create_vector(&m.body);
+    wire::Message::create(
+        fbb,
+        &wire::MessageArgs {
+            server_id: m.server_id,
+            client_id: Some(client_id),
+            conv: Some(conv),
+            seq: m.seq,
+            from_user: Some(from_user),
+            to: Some(to),
+            msg_type: m.msg_type,
+            body: Some(body),
+            timestamp_ms: m.ts_ms,
+            recalled: m.recalled,
+            sync_seq,
+        },
+    )
+}
+
+/// My entry for a conversation.
+pub fn conversation<'a>(fbb: &mut Fbb<'a>, v: &ConvView, viewer: &UserId) -> WIPOffset<wire::Conversation<'a>> {
+    let conv = conv_id(fbb, v.conv.kind, v.conv.peer.as_str());
+    let last_message = v.last.as_ref().map(|m| message(fbb, m, viewer, 0));
+    wire::Conversation::create(
+        fbb,
+        &wire::ConversationArgs {
+            conv: Some(conv),
+            last_message,
+            unread: v.unread(),
+            read_seq: v.read_seq,
+            pinned: v.pinned,
+            muted: v.muted,
+            seq: v.stream_seq,
+        },
+    )
 }

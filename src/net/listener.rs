@@ -42,16 +42,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
     drop(listener);
     let _ = closing_tx.send(true);
     let grace = Duration::from_secs(ctx.cfg.timeouts.shutdown_secs);
-    if tokio::time::timeout(grace, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            left = sessions.len(),
-            "sessions did not close in time; aborting them"
-        );
+    if tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(left = sessions.len(), "sessions did not close in time; aborting them");
         sessions.shutdown().await;
     }
 }

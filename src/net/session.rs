@@ -29,21 +29,12 @@ use crate::shard::ShardCmd;
 /// Bytes gathered from the queue before one write.
 const WRITE_CHUNK: usize = 64 * 1024;
 
-pub async fn run(
-    stream: TcpStream,
-    ctx: Arc<Ctx>,
-    _permit: OwnedSemaphorePermit,
-    mut closing: watch::Receiver<bool>,
-) {
+pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
     let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
-    let mut writer = tokio::spawn(write_loop(
-        wr,
-        orx,
-        Duration::from_secs(ctx.cfg.timeouts.write_secs),
-    ));
+    let mut writer = tokio::spawn(write_loop(wr, orx, Duration::from_secs(ctx.cfg.timeouts.write_secs)));
     let mut reader = FramedRead::new(
         rd,
         LengthDelimitedCodec::builder()
@@ -64,11 +55,7 @@ pub async fn run(
     };
     let sess = match first {
         Err(_) => {
-            outbox.send(protocol::error(
-                0,
-                ErrorCode::LoginTimeout,
-                "no login within the timeout",
-            ));
+            outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
             None
         }
         Ok(None) => None,
@@ -83,9 +70,7 @@ pub async fn run(
         let _ = writer.await;
         return;
     };
-    reader
-        .decoder_mut()
-        .set_max_frame_length(ctx.cfg.limits.max_frame);
+    reader.decoder_mut().set_max_frame_length(ctx.cfg.limits.max_frame);
 
     let idle = ctx.cfg.idle_timeout();
     let max_inflight = ctx.cfg.limits.max_inflight_per_conn.max(1);
@@ -99,7 +84,7 @@ pub async fn run(
             biased;
             _ = closing.changed() => break (KickReason::ServerShutdown, None),
             _ = &mut writer => { writer_done = true; break (KickReason::None, None) }
-            Some(resp) = pending.next(), if !pending.is_empty() => { outbox.send(resp); }
+            Some(resp) = pending.next(), if !pending.is_empty() => { if let Some(r) = resp { outbox.send(r); } }
             frame = reader.next(), if pending.len() < max_inflight => match frame {
                 None => break (KickReason::None, None),
                 Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
@@ -108,6 +93,10 @@ pub async fn run(
                     match dispatch::request(&ctx, &sess, &outbox, &buf) {
                         dispatch::Outcome::Done => {}
                         dispatch::Outcome::Pending(fut) => pending.push(fut),
+                        dispatch::Outcome::Forwarded(fut) => pending.push(Box::pin(async move {
+                            fut.await;
+                            None
+                        })),
                         dispatch::Outcome::Logout(ok) => break (KickReason::Logout, Some(ok)),
                     }
                 }
@@ -120,7 +109,9 @@ pub async fn run(
     if !writer_done {
         let drain = async {
             while let Some(resp) = pending.next().await {
-                outbox.send(resp);
+                if let Some(r) = resp {
+                    outbox.send(r);
+                }
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(ctx.cfg.timeouts.write_secs), drain).await;
@@ -133,11 +124,7 @@ pub async fn run(
             .router
             .send(
                 ctx.router.user_shard(sess.app, user),
-                ShardCmd::Disconnect {
-                    app: sess.app,
-                    user: user.clone(),
-                    conn,
-                },
+                ShardCmd::Disconnect { app: sess.app, user: user.clone(), conn },
             )
             .await;
     }
@@ -149,24 +136,14 @@ pub async fn run(
 
 /// A framing error: an oversized length prefix gets an answer; I/O errors just end.
 fn frame_error(outbox: &Outbox, e: &std::io::Error) {
-    let too_big = e
-        .get_ref()
-        .map(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
-        .unwrap_or(false);
+    let too_big = e.get_ref().map(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>()).unwrap_or(false);
     if too_big {
-        outbox.send(protocol::error(
-            0,
-            ErrorCode::FrameTooLarge,
-            "frame too large",
-        ));
+        outbox.send(protocol::error(0, ErrorCode::FrameTooLarge, "frame too large"));
     }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Runs the login handshake; on failure the error is queued and `None` returned.
@@ -180,11 +157,7 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     };
     let id = frame.id();
     let Some(req) = frame.request_as_login_req() else {
-        return fail(
-            id,
-            ErrorCode::NotLoggedIn,
-            "the first frame must be a login",
-        );
+        return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
     };
     let app_id = AppId(req.app_id());
     let Some(app) = ctx.cfg.app(app_id) else {
@@ -227,19 +200,10 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
         let cmd = ShardCmd::Login {
             app: app_id,
             user: user.clone(),
-            device: DeviceLogin {
-                client_type,
-                device_id: device_id.to_owned(),
-                outbox: outbox.clone(),
-            },
+            device: DeviceLogin { client_type, device_id: device_id.to_owned(), outbox: outbox.clone() },
             reply: tx,
         };
-        if ctx
-            .router
-            .send(ctx.router.user_shard(app_id, &user), cmd)
-            .await
-            .is_err()
-        {
+        if ctx.router.send(ctx.router.user_shard(app_id, &user), cmd).await.is_err() {
             return fail(id, ErrorCode::ShuttingDown, "shutting down");
         }
         match rx.await {
@@ -265,13 +229,7 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     });
     outbox.send(resp);
     tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
-    Some(Session {
-        app: app_id,
-        me: user.clone(),
-        user: (!admin).then_some(user),
-        admin,
-        conn,
-    })
+    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn })
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.

@@ -73,20 +73,12 @@ fn with_builder<T>(f: impl FnOnce(&mut Fbb) -> WIPOffset<T>) -> Bytes {
 }
 
 /// A server response frame to request `id`.
-pub fn response(
-    id: u64,
-    f: impl FnOnce(&mut Fbb) -> (Response, WIPOffset<UnionWIPOffset>),
-) -> Bytes {
+pub fn response(id: u64, f: impl FnOnce(&mut Fbb) -> (Response, WIPOffset<UnionWIPOffset>)) -> Bytes {
     with_builder(|fbb| {
         let (response_type, body) = f(fbb);
         ServerFrame::create(
             fbb,
-            &wire::ServerFrameArgs {
-                id,
-                response_type,
-                response: Some(body),
-                ..Default::default()
-            },
+            &wire::ServerFrameArgs { id, response_type, response: Some(body), ..Default::default() },
         )
     })
 }
@@ -95,15 +87,7 @@ pub fn response(
 pub fn push(f: impl FnOnce(&mut Fbb) -> (Push, WIPOffset<UnionWIPOffset>)) -> Bytes {
     with_builder(|fbb| {
         let (event_type, body) = f(fbb);
-        ServerFrame::create(
-            fbb,
-            &wire::ServerFrameArgs {
-                id: 0,
-                event_type,
-                event: Some(body),
-                ..Default::default()
-            },
-        )
+        ServerFrame::create(fbb, &wire::ServerFrameArgs { id: 0, event_type, event: Some(body), ..Default::default() })
     })
 }
 
@@ -111,57 +95,30 @@ pub fn push(f: impl FnOnce(&mut Fbb) -> (Push, WIPOffset<UnionWIPOffset>)) -> By
 pub fn error(id: u64, code: ErrorCode, message: &str) -> Bytes {
     response(id, |fbb| {
         let m = fbb.create_string(message);
-        let e = wire::Error::create(
-            fbb,
-            &wire::ErrorArgs {
-                code,
-                message: Some(m),
-            },
-        );
+        let e = wire::Error::create(fbb, &wire::ErrorArgs { code, message: Some(m) });
         (Response::Error, e.as_union_value())
     })
 }
 
 /// An empty success response.
 pub fn ok(id: u64) -> Bytes {
-    response(id, |fbb| {
-        (
-            Response::Ok,
-            wire::Ok::create(fbb, &wire::OkArgs {}).as_union_value(),
-        )
-    })
+    response(id, |fbb| (Response::Ok, wire::Ok::create(fbb, &wire::OkArgs {}).as_union_value()))
 }
 
 /// A kick push.
 pub fn kick(reason: wire::KickReason, message: &str) -> Bytes {
     push(|fbb| {
         let m = fbb.create_string(message);
-        let k = wire::KickPush::create(
-            fbb,
-            &wire::KickPushArgs {
-                reason,
-                message: Some(m),
-            },
-        );
+        let k = wire::KickPush::create(fbb, &wire::KickPushArgs { reason, message: Some(m) });
         (Push::KickPush, k.as_union_value())
     })
 }
 
 /// A client frame (used by the SDK, the tests and the benches).
-pub fn client_frame(
-    id: u64,
-    f: impl FnOnce(&mut Fbb) -> (wire::Request, WIPOffset<UnionWIPOffset>),
-) -> Bytes {
+pub fn client_frame(id: u64, f: impl FnOnce(&mut Fbb) -> (wire::Request, WIPOffset<UnionWIPOffset>)) -> Bytes {
     with_builder(|fbb| {
         let (request_type, body) = f(fbb);
-        ClientFrame::create(
-            fbb,
-            &wire::ClientFrameArgs {
-                id,
-                request_type,
-                request: Some(body),
-            },
-        )
+        ClientFrame::create(fbb, &wire::ClientFrameArgs { id, request_type, request: Some(body) })
     })
 }
 
@@ -186,8 +143,7 @@ mod tests {
         let f = client_frame(1, |fbb| {
             (
                 wire::Request::PingReq,
-                wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 5 })
-                    .as_union_value(),
+                wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 5 }).as_union_value(),
             )
         });
         let body = &f[4..];

@@ -1,12 +1,17 @@
 //! The commands a shard accepts. Each names the entity whose shard must run it; replies go
-//! back on a oneshot, sent only once the change they report is durable.
+//! back on a oneshot (or straight to the requesting connection's outbox, for sends), sent only
+//! once the change they report is durable.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::message::{MessageRecord, Pair};
 use crate::domain::sync::{Stream, SyncPage};
-use crate::domain::user::{UserChange, UserRecord};
+use crate::domain::user::{UserChange, UserFacts, UserRecord};
 use crate::domain::wire::UserStatus;
 use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
@@ -15,12 +20,23 @@ use crate::shard::outbox::Outbox;
 pub type Reply<T> = oneshot::Sender<T>;
 /// Per-item outcomes of a batch, in request order within this shard's share.
 pub type ItemOutcomes = Vec<(UserId, Result<(), DomainError>)>;
+/// Users whose send-relevant facts changed, to replicate to every shard before answering.
+pub type FactsList = Vec<(UserId, UserFacts)>;
 
 pub struct DeviceLogin {
     pub client_type: ClientType,
     pub device_id: String,
     pub outbox: Outbox,
 }
+
+/// Where the answer to a request goes when the shard answers the connection directly.
+pub struct Origin {
+    pub outbox: Outbox,
+    pub req_id: u64,
+}
+
+/// A page of messages.
+pub type MessagePage = (Vec<MessageRecord>, bool);
 
 pub enum ShardCmd {
     /// Registers a device of an existing user, applying the app's multi-device policy.
@@ -39,12 +55,12 @@ pub enum ShardCmd {
     ImportUsers {
         app: AppId,
         users: Vec<UserRecord>,
-        reply: Reply<ItemOutcomes>,
+        reply: Reply<(ItemOutcomes, FactsList)>,
     },
     DeleteUsers {
         app: AppId,
         users: Vec<UserId>,
-        reply: Reply<ItemOutcomes>,
+        reply: Reply<(ItemOutcomes, FactsList)>,
     },
     /// `admin` readers also see deleted users.
     GetUsers {
@@ -60,7 +76,14 @@ pub enum ShardCmd {
         by_admin: bool,
         /// The connection that asked: it gets the answer, not the push.
         origin: Option<ConnId>,
-        reply: Reply<Result<UserRecord, DomainError>>,
+        reply: Reply<Result<(UserRecord, FactsList), DomainError>>,
+    },
+    /// Every shard keeps a copy of every user's send-relevant facts; the owner replicates
+    /// changes with this before it answers the change.
+    SetFacts {
+        app: AppId,
+        facts: Arc<FactsList>,
+        done: Reply<()>,
     },
     QueryStatus {
         app: AppId,
@@ -94,5 +117,110 @@ pub enum ShardCmd {
         after: u64,
         limit: usize,
         reply: Reply<Result<SyncPage, DomainError>>,
+    },
+
+    // ---- one-to-one messages: run by the conversation's shard (by `Pair`) ----
+    /// Send `from` -> `to`; the ack (or error) goes to `origin` directly.
+    Send {
+        app: AppId,
+        from: UserId,
+        to: UserId,
+        client_id: String,
+        msg_type: u32,
+        body: Vec<u8>,
+        origin: Origin,
+    },
+    Recall {
+        app: AppId,
+        pair: Pair,
+        by: UserId,
+        by_admin: bool,
+        server_id: u64,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    History {
+        app: AppId,
+        pair: Pair,
+        /// Newest first from here (inclusive; `u64::MAX` = the newest)...
+        before: u64,
+        /// ...or, when non-zero, oldest first after this seq.
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<MessagePage, DomainError>>,
+    },
+
+    // ---- one-to-one messages: run by a user's shard ----
+    /// Record a message in `user`'s streams and conversation list, then push it to the user's
+    /// devices (but `exclude`, the sending device). `replay` = re-driven after a restart.
+    Deliver {
+        app: AppId,
+        user: UserId,
+        msg: Arc<MessageRecord>,
+        exclude: Option<ConnId>,
+        replay: bool,
+    },
+    /// Record a recall in `user`'s streams and push it.
+    Recalled {
+        app: AppId,
+        user: UserId,
+        msg: Arc<MessageRecord>,
+        by: UserId,
+    },
+    /// Tell `user` (a sender) that `by` received message `server_id`.
+    Receipt {
+        app: AppId,
+        user: UserId,
+        by: UserId,
+        server_id: u64,
+        seq: u64,
+        server_sent: bool,
+        reply: Option<Reply<Result<(), DomainError>>>,
+    },
+    /// `user` has read the conversation with `peer` up to `seq`.
+    Read {
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        seq: u64,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    /// Tell `user` that `reader` read their conversation up to `read_seq`.
+    ReadReceipt {
+        app: AppId,
+        user: UserId,
+        reader: UserId,
+        read_seq: u64,
+    },
+    GetMessages {
+        app: AppId,
+        viewer: UserId,
+        admin: bool,
+        ids: Vec<u64>,
+        reply: Reply<Result<Vec<MessageRecord>, DomainError>>,
+    },
+    GetConversations {
+        app: AppId,
+        user: UserId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<(Vec<ConvView>, u64, bool), DomainError>>,
+    },
+    UpdateConversation {
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        pinned: Option<bool>,
+        muted: Option<bool>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<ConvView, DomainError>>,
+    },
+    DeleteConversation {
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        client_only: bool,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
     },
 }

@@ -7,6 +7,8 @@
 //! cross-shard sends are `try_send` with a bounded deferred queue (see `state`).
 
 pub mod cmd;
+mod conversations;
+mod messages;
 pub mod outbox;
 mod state;
 mod users;
@@ -65,25 +67,25 @@ impl Router {
         shard_of(app, user, self.shards.len())
     }
 
+    /// The shard that owns a P2P conversation.
+    pub fn pair_shard(&self, app: AppId, pair: &crate::domain::message::Pair) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        app.0.hash(&mut h);
+        pair.lo.as_str().hash(&mut h);
+        pair.hi.as_str().hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
     /// Queues a command, waiting while the shard's inbox is full (backpressure to the caller).
     pub async fn send(&self, shard: usize, cmd: ShardCmd) -> Result<(), RouteError> {
-        self.shards[shard]
-            .send(cmd)
-            .await
-            .map_err(|_| RouteError::Closed)
+        self.shards[shard].send(cmd).await.map_err(|_| RouteError::Closed)
     }
 
     /// Queues a command without waiting; gives it back when the inbox is full.
     pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
         self.shards[shard].try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) => Rejected {
-                reason: RouteError::Full,
-                cmd: Box::new(c),
-            },
-            mpsc::error::TrySendError::Closed(c) => Rejected {
-                reason: RouteError::Closed,
-                cmd: Box::new(c),
-            },
+            mpsc::error::TrySendError::Full(c) => Rejected { reason: RouteError::Full, cmd: Box::new(c) },
+            mpsc::error::TrySendError::Closed(c) => Rejected { reason: RouteError::Closed, cmd: Box::new(c) },
         })
     }
 }
@@ -95,14 +97,7 @@ impl Router {
     /// resyncing) travel this way.
     pub fn push(&self, app: AppId, user: &UserId, frame: bytes::Bytes) {
         let shard = self.user_shard(app, user);
-        if let Err(r) = self.try_send(
-            shard,
-            ShardCmd::Push {
-                app,
-                user: user.clone(),
-                frame,
-            },
-        ) {
+        if let Err(r) = self.try_send(shard, ShardCmd::Push { app, user: user.clone(), frame }) {
             if r.reason == RouteError::Full {
                 tracing::warn!(shard, "shard inbox full; dropping a push");
             }
@@ -118,11 +113,7 @@ pub struct Shards {
 
 impl Shards {
     /// Loads every shard's state from the store and starts the threads.
-    pub fn start(
-        cfg: Arc<Config>,
-        store: Store,
-        committer: Committer,
-    ) -> Result<(Router, Shards), StoreError> {
+    pub fn start(cfg: Arc<Config>, store: Store, committer: Committer) -> Result<(Router, Shards), StoreError> {
         let n = cfg.shard_count();
         let mut txs = Vec::with_capacity(n);
         let mut rxs = Vec::with_capacity(n);
@@ -167,10 +158,7 @@ mod tests {
     #[test]
     fn shard_of_is_stable_and_spreads() {
         let u = |s: &str| UserId::new(s).unwrap();
-        assert_eq!(
-            shard_of(AppId(1), &u("alice"), 4),
-            shard_of(AppId(1), &u("alice"), 4)
-        );
+        assert_eq!(shard_of(AppId(1), &u("alice"), 4), shard_of(AppId(1), &u("alice"), 4));
         let mut counts = [0usize; 4];
         for i in 0..4000 {
             counts[shard_of(AppId(1), &u(&format!("user{i}")), 4)] += 1;

@@ -46,18 +46,8 @@ pub enum Next {
 impl Outbox {
     pub fn new(conn: ConnId, capacity: usize) -> (Outbox, OutboxRx) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let inner = Arc::new(Inner {
-            conn,
-            closing: AtomicU8::new(0),
-            wake: Notify::new(),
-        });
-        (
-            Outbox {
-                inner: inner.clone(),
-                tx,
-            },
-            OutboxRx { rx, inner },
-        )
+        let inner = Arc::new(Inner { conn, closing: AtomicU8::new(0), wake: Notify::new() });
+        (Outbox { inner: inner.clone(), tx }, OutboxRx { rx, inner })
     }
 
     pub fn conn(&self) -> ConnId {
@@ -85,12 +75,7 @@ impl Outbox {
     /// `KickReason::None` closes without a kick frame (the peer already hung up).
     pub fn close(&self, reason: KickReason) {
         let r = if reason.0 == 0 { QUIET } else { reason.0 };
-        if self
-            .inner
-            .closing
-            .compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.inner.closing.compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.inner.wake.notify_one();
         }
     }
@@ -106,11 +91,7 @@ impl OutboxRx {
         loop {
             let closing = self.inner.closing.load(Ordering::Acquire);
             if closing != 0 {
-                return Some(Next::Close(if closing == QUIET {
-                    KickReason::None
-                } else {
-                    KickReason(closing)
-                }));
+                return Some(Next::Close(if closing == QUIET { KickReason::None } else { KickReason(closing) }));
             }
             tokio::select! {
                 biased;
@@ -137,16 +118,10 @@ mod tests {
         assert!(tx.send(Bytes::from_static(b"b")));
         assert!(!tx.send(Bytes::from_static(b"c")));
         assert!(tx.is_closing());
-        assert!(matches!(
-            rx.next().await,
-            Some(Next::Close(KickReason::SlowConsumer))
-        ));
+        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
         // A later reason does not replace the first.
         tx.close(KickReason::UserDeleted);
-        assert!(matches!(
-            rx.next().await,
-            Some(Next::Close(KickReason::SlowConsumer))
-        ));
+        assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
     }
 
     #[tokio::test]

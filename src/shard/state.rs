@@ -10,9 +10,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::ids::{AppId, UserId};
+use crate::domain::message::{IdGen, IdemRecord, MessageRecord, Pair};
 use crate::domain::sync::{Heads, Stream};
-use crate::domain::user::UserRecord;
+use crate::domain::user::{UserFacts, UserRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
 use crate::shard::cmd::ShardCmd;
@@ -37,6 +39,10 @@ pub(super) struct UserEntry {
     /// Who follows this user's online status, and until when (ms).
     pub subscribers: HashMap<UserId, u64>,
     pub heads: Heads,
+    /// Version of this user's facts last replicated (see `ShardCmd::SetFacts`).
+    pub facts_version: u64,
+    /// The user's conversation list, loaded from the store on first use.
+    pub convs: Option<HashMap<ConvRef, ConvView>>,
 }
 
 impl UserEntry {
@@ -46,6 +52,8 @@ impl UserEntry {
             devices: Vec::new(),
             subscribers: HashMap::new(),
             heads: Heads::default(),
+            facts_version: 0,
+            convs: None,
         }
     }
 }
@@ -65,6 +73,17 @@ pub(super) struct Shard {
     /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
     /// stale (the subscription was renewed or removed); expiry checks the user's map.
     pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
+    /// Every user's send-relevant facts (a full copy in every shard).
+    pub facts: HashMap<(AppId, UserId), UserFacts>,
+    /// Conversations this shard owns that have been used since start: their last seq.
+    pub conv_heads: HashMap<(AppId, Pair), u64>,
+    /// Recent client message ids -> their acks, for retries without a store read. Bounded
+    /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
+    pub recent_ids: HashMap<(AppId, UserId, String), IdemRecord>,
+    pub recent_order: VecDeque<(AppId, UserId, String)>,
+    pub ids: IdGen,
+    /// Commands this shard sent to itself; run right after the command that sent them.
+    pub local: VecDeque<ShardCmd>,
 }
 
 pub(super) use crate::now_ms;
@@ -89,28 +108,33 @@ pub(super) fn load(
             users: HashMap::new(),
             deferred: VecDeque::new(),
             expiries: BTreeMap::new(),
+            facts: HashMap::new(),
+            conv_heads: HashMap::new(),
+            recent_ids: HashMap::new(),
+            recent_order: VecDeque::new(),
+            ids: IdGen::new(id),
+            local: VecDeque::new(),
         })
         .collect();
     let mut bad = None;
-    store.for_each_user(
-        |app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
-            Ok(rec) => {
-                let s = router.user_shard(app, &user);
-                shards[s].users.insert((app, user), UserEntry::new(rec));
+    store.for_each_user(|app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
+        Ok(rec) => {
+            let f = UserFacts::of(&rec, 0);
+            for sh in shards.iter_mut() {
+                sh.facts.insert((app, user.clone()), f);
             }
-            Err(_) => bad = Some(user),
-        },
-    )?;
+            let s = router.user_shard(app, &user);
+            shards[s].users.insert((app, user), UserEntry::new(rec));
+        }
+        Err(_) => bad = Some(user),
+    })?;
     if let Some(u) = bad {
         return Err(StoreError::Corrupt(format!("user record {u}")));
     }
     store.for_each_head(|app, user, stream, seq| {
-        if let (Some(e), Some(s)) = (
-            shards[router.user_shard(app, &user)]
-                .users
-                .get_mut(&(app, user)),
-            Stream::from_u8(stream),
-        ) {
+        if let (Some(e), Some(s)) =
+            (shards[router.user_shard(app, &user)].users.get_mut(&(app, user)), Stream::from_u8(stream))
+        {
             e.heads.set(s, crate::domain::ids::Seq(seq));
         }
     })?;
@@ -123,25 +147,38 @@ pub(super) fn load(
             }
         }
         // Expired ones too: the first tick deletes them from the store.
-        shard
-            .expiries
-            .entry(until)
-            .or_default()
-            .push((app, target, sub));
+        shard.expiries.entry(until).or_default().push((app, target, sub));
     })?;
+    // Deliveries that were durable but not yet recorded by the user's shard when the process
+    // stopped: re-drive them first thing (the user's shard skips what it already has).
+    let mut replays = 0usize;
+    let mut missing = 0usize;
+    store.for_each_fanout(|app, user, server_id, (lo, hi, seq)| match store.message(app, &lo, &hi, seq) {
+        Ok(Some(v)) => match MessageRecord::decode(&v) {
+            Ok(m) if m.server_id == server_id => {
+                replays += 1;
+                let s = router.user_shard(app, &user);
+                shards[s].local.push_back(ShardCmd::Deliver {
+                    app,
+                    user,
+                    msg: Arc::new(m),
+                    exclude: None,
+                    replay: true,
+                });
+            }
+            _ => missing += 1,
+        },
+        _ => missing += 1,
+    })?;
+    if replays + missing > 0 {
+        tracing::info!(replays, missing, "re-driving unrecorded deliveries");
+    }
     Ok(shards)
 }
 
 /// The shard thread: a single-threaded runtime draining the inbox in batches.
-pub(super) fn run(
-    mut shard: Shard,
-    mut rx: mpsc::Receiver<ShardCmd>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    {
+pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, shard = shard.id, "cannot build the shard runtime");
@@ -149,6 +186,8 @@ pub(super) fn run(
         }
     };
     rt.block_on(async move {
+        // Replays queued at load time run before anything else.
+        shard.run_local().await;
         let mut buf = Vec::with_capacity(DRAIN);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -160,6 +199,7 @@ pub(super) fn run(
                     }
                     for cmd in buf.drain(..) {
                         shard.handle(cmd).await;
+                        shard.run_local().await;
                     }
                     if !shard.deferred.is_empty() {
                         shard.retry_deferred();
@@ -171,6 +211,7 @@ pub(super) fn run(
                     rx.close();
                     while let Some(cmd) = rx.recv().await {
                         shard.handle(cmd).await;
+                        shard.run_local().await;
                     }
                     break;
                 }
@@ -184,64 +225,75 @@ impl Shard {
     /// The one exhaustive dispatch of shard commands.
     async fn handle(&mut self, cmd: ShardCmd) {
         match cmd {
-            ShardCmd::Login {
-                app,
-                user,
-                device,
-                reply,
-            } => self.login(app, user, device, reply).await,
+            ShardCmd::Login { app, user, device, reply } => self.login(app, user, device, reply).await,
             ShardCmd::Disconnect { app, user, conn } => self.disconnect(app, user, conn),
-            ShardCmd::ImportUsers { app, users, reply } => {
-                self.import_users(app, users, reply).await
+            ShardCmd::ImportUsers { app, users, reply } => self.import_users(app, users, reply).await,
+            ShardCmd::DeleteUsers { app, users, reply } => self.delete_users(app, users, reply).await,
+            ShardCmd::GetUsers { app, users, admin, reply } => self.get_users(app, users, admin, reply).await,
+            ShardCmd::ModifyUser { app, user, change, by_admin, origin, reply } => {
+                self.modify_user(app, user, change, by_admin, origin, reply).await
             }
-            ShardCmd::DeleteUsers { app, users, reply } => {
-                self.delete_users(app, users, reply).await
+            ShardCmd::QueryStatus { app, users, reply } => self.query_status(app, users, reply).await,
+            ShardCmd::Subscribe { app, subscriber, targets, until_ms, reply } => {
+                self.subscribe(app, subscriber, targets, until_ms, reply).await
             }
-            ShardCmd::GetUsers {
-                app,
-                users,
-                admin,
-                reply,
-            } => self.get_users(app, users, admin, reply).await,
-            ShardCmd::ModifyUser {
-                app,
-                user,
-                change,
-                by_admin,
-                origin,
-                reply,
-            } => {
-                self.modify_user(app, user, change, by_admin, origin, reply)
-                    .await
+            ShardCmd::Unsubscribe { app, subscriber, targets, reply } => {
+                self.unsubscribe(app, subscriber, targets, reply).await
             }
-            ShardCmd::QueryStatus { app, users, reply } => {
-                self.query_status(app, users, reply).await
-            }
-            ShardCmd::Subscribe {
-                app,
-                subscriber,
-                targets,
-                until_ms,
-                reply,
-            } => {
-                self.subscribe(app, subscriber, targets, until_ms, reply)
-                    .await
-            }
-            ShardCmd::Unsubscribe {
-                app,
-                subscriber,
-                targets,
-                reply,
-            } => self.unsubscribe(app, subscriber, targets, reply).await,
             ShardCmd::Push { app, user, frame } => self.push_local(app, &user, &frame),
-            ShardCmd::Sync {
-                app,
-                user,
-                stream,
-                after,
-                limit,
-                reply,
-            } => self.sync(app, user, stream, after, limit, reply).await,
+            ShardCmd::Sync { app, user, stream, after, limit, reply } => {
+                self.sync(app, user, stream, after, limit, reply).await
+            }
+            ShardCmd::SetFacts { app, facts, done } => self.set_facts(app, &facts, done),
+            ShardCmd::Send { app, from, to, client_id, msg_type, body, origin } => {
+                self.send(app, from, to, client_id, msg_type, body, origin).await
+            }
+            ShardCmd::Recall { app, pair, by, by_admin, server_id, reply } => {
+                self.recall(app, pair, by, by_admin, server_id, reply).await
+            }
+            ShardCmd::History { app, pair, before, after, limit, reply } => {
+                self.history(app, pair, before, after, limit, reply)
+            }
+            ShardCmd::Deliver { app, user, msg, exclude, replay } => {
+                self.deliver(app, user, msg, exclude, replay).await
+            }
+            ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
+            ShardCmd::Receipt { app, user, by, server_id, seq, server_sent, reply } => {
+                self.receipt(app, user, by, server_id, seq, server_sent, reply)
+            }
+            ShardCmd::Read { app, user, conv, seq, origin, reply } => {
+                self.read(app, user, conv, seq, origin, reply).await
+            }
+            ShardCmd::ReadReceipt { app, user, reader, read_seq } => self.read_receipt(app, user, reader, read_seq),
+            ShardCmd::GetMessages { app, viewer, admin, ids, reply } => {
+                self.get_messages(app, viewer, admin, ids, reply)
+            }
+            ShardCmd::GetConversations { app, user, after, limit, reply } => {
+                self.get_conversations(app, user, after, limit, reply).await
+            }
+            ShardCmd::UpdateConversation { app, user, conv, pinned, muted, origin, reply } => {
+                self.update_conversation(app, user, conv, pinned, muted, origin, reply).await
+            }
+            ShardCmd::DeleteConversation { app, user, conv, client_only, origin, reply } => {
+                self.delete_conversation(app, user, conv, client_only, origin, reply).await
+            }
+        }
+    }
+
+    fn set_facts(&mut self, app: AppId, facts: &[(UserId, UserFacts)], done: tokio::sync::oneshot::Sender<()>) {
+        for (u, f) in facts {
+            let e = self.facts.entry((app, u.clone())).or_insert(*f);
+            if f.version >= e.version {
+                *e = *f;
+            }
+        }
+        let _ = done.send(());
+    }
+
+    /// Runs the commands this shard sent to itself, in order.
+    async fn run_local(&mut self) {
+        while let Some(cmd) = self.local.pop_front() {
+            Box::pin(self.handle(cmd)).await;
         }
     }
 
@@ -251,11 +303,7 @@ impl Shard {
     }
 
     /// Submits `batch`; `then` runs on the writer thread once it is durable (or failed).
-    pub async fn commit(
-        &self,
-        batch: Batch,
-        then: impl FnOnce(Result<(), DomainError>) + Send + 'static,
-    ) {
+    pub async fn commit(&self, batch: Batch, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
         let inflight = self.inflight.clone();
         inflight.fetch_add(1, Ordering::AcqRel);
         self.committer
@@ -289,14 +337,7 @@ impl Shard {
         if s == self.id {
             self.push_local(app, user, &frame);
         } else {
-            self.send_to_shard(
-                s,
-                ShardCmd::Push {
-                    app,
-                    user: user.clone(),
-                    frame,
-                },
-            );
+            self.send_to_shard(s, ShardCmd::Push { app, user: user.clone(), frame });
         }
     }
 
@@ -315,11 +356,7 @@ impl Shard {
             self.defer(shard, cmd);
             return;
         }
-        if let Err(Rejected {
-            reason: RouteError::Full,
-            cmd,
-        }) = self.router.try_send(shard, cmd)
-        {
+        if let Err(Rejected { reason: RouteError::Full, cmd }) = self.router.try_send(shard, cmd) {
             self.defer(shard, *cmd);
         }
     }
@@ -328,11 +365,7 @@ impl Shard {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
             // Only pushes travel this way today (status and profile changes); the client can
             // re-read them (queryOnlineStatus, getUserInfo). Logged, never silent.
-            tracing::warn!(
-                shard = self.id,
-                to = shard,
-                "deferred queue full; dropping a cross-shard push"
-            );
+            tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
             return;
         }
         self.deferred.push_back((shard, cmd));
@@ -340,11 +373,7 @@ impl Shard {
 
     pub fn retry_deferred(&mut self) {
         while let Some((shard, cmd)) = self.deferred.pop_front() {
-            if let Err(Rejected {
-                reason: RouteError::Full,
-                cmd,
-            }) = self.router.try_send(shard, cmd)
-            {
+            if let Err(Rejected { reason: RouteError::Full, cmd }) = self.router.try_send(shard, cmd) {
                 self.deferred.push_front((shard, *cmd));
                 return;
             }

@@ -10,7 +10,7 @@ use crate::domain::user::{self, FieldMask, UserChange, UserRecord};
 use crate::domain::wire::{self as dw, DeviceStatus, UserStatus};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{DeviceLogin, ItemOutcomes, Reply};
+use crate::shard::cmd::{DeviceLogin, FactsList, ItemOutcomes, Reply};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Device, Shard, UserEntry};
 use crate::store::Batch;
@@ -36,12 +36,7 @@ fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
 fn status_push(s: &UserStatus) -> Bytes {
     protocol::push(|fbb| {
         let status = dw::user_status(fbb, s);
-        let p = wire::StatusChangedPush::create(
-            fbb,
-            &wire::StatusChangedPushArgs {
-                status: Some(status),
-            },
-        );
+        let p = wire::StatusChangedPush::create(fbb, &wire::StatusChangedPushArgs { status: Some(status) });
         (wire::Push::StatusChangedPush, p.as_union_value())
     })
 }
@@ -54,11 +49,7 @@ impl Shard {
         dev: DeviceLogin,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        let policy = self
-            .cfg
-            .app(app)
-            .map(|a| a.multi_device)
-            .unwrap_or_default();
+        let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
         let max = self.cfg.limits.max_devices_per_user;
         let key = (app, user.clone());
         let Some(entry) = self.users.get_mut(&key) else {
@@ -70,19 +61,11 @@ impl Shard {
             return;
         }
         let now = now_ms();
-        let new = DeviceView {
-            client_type: dev.client_type,
-            device_id: &dev.device_id,
-            login_ms: now,
-        };
+        let new = DeviceView { client_type: dev.client_type, device_id: &dev.device_id, login_ms: now };
         let views: Vec<DeviceView<'_>> = entry
             .devices
             .iter()
-            .map(|d| DeviceView {
-                client_type: d.client_type,
-                device_id: &d.device_id,
-                login_ms: d.login_ms,
-            })
+            .map(|d| DeviceView { client_type: d.client_type, device_id: &d.device_id, login_ms: d.login_ms })
             .collect();
         let kick = devices_to_kick(policy, max, &views, new);
         for i in kick.into_iter().rev() {
@@ -113,6 +96,17 @@ impl Shard {
         }
     }
 
+    /// Takes the next facts version of `user` (owned here) for replication to every shard.
+    fn next_facts(&mut self, app: AppId, id: &UserId) -> (UserId, user::UserFacts) {
+        match self.users.get_mut(&(app, id.clone())) {
+            Some(e) => {
+                e.facts_version += 1;
+                (id.clone(), user::UserFacts::of(&e.rec, e.facts_version))
+            }
+            None => (id.clone(), user::UserFacts::default()),
+        }
+    }
+
     /// Tells every live subscriber of `user` its current status, now. For presence changes,
     /// which are not stored.
     fn status_changed(&mut self, app: AppId, user: &UserId) {
@@ -127,12 +121,8 @@ impl Shard {
         let Some(entry) = self.users.get(&(app, user.clone())) else {
             return Vec::new();
         };
-        let subs: Vec<UserId> = entry
-            .subscribers
-            .iter()
-            .filter(|(_, &until)| until > now)
-            .map(|(s, _)| s.clone())
-            .collect();
+        let subs: Vec<UserId> =
+            entry.subscribers.iter().filter(|(_, &until)| until > now).map(|(s, _)| s.clone()).collect();
         if subs.is_empty() {
             return Vec::new();
         }
@@ -144,11 +134,12 @@ impl Shard {
         &mut self,
         app: AppId,
         users: Vec<UserRecord>,
-        reply: Reply<ItemOutcomes>,
+        reply: Reply<(ItemOutcomes, FactsList)>,
     ) {
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
+        let mut facts = Vec::new();
         for offered in users {
             let id = offered.id.clone();
             let key = (app, id.clone());
@@ -156,20 +147,18 @@ impl Shard {
                 Ok(rec) => {
                     batch.put_user(app, &id, rec.encode());
                     self.users.insert(key, UserEntry::new(rec));
+                    facts.push(self.next_facts(app, &id));
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
             }
         }
         self.commit(batch, move |r| {
-            let out = match r {
-                Ok(()) => out,
-                Err(e) => out
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.clone())))
-                    .collect(),
+            let (out, facts) = match r {
+                Ok(()) => (out, facts),
+                Err(e) => (out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(), Vec::new()),
             };
-            let _ = reply.send(out);
+            let _ = reply.send((out, facts));
         })
         .await;
     }
@@ -178,11 +167,12 @@ impl Shard {
         &mut self,
         app: AppId,
         users: Vec<UserId>,
-        reply: Reply<ItemOutcomes>,
+        reply: Reply<(ItemOutcomes, FactsList)>,
     ) {
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
+        let mut facts = Vec::new();
         let mut kicked = Vec::new();
         let mut pushes = Vec::new();
         for id in users {
@@ -195,6 +185,7 @@ impl Shard {
                         kicked.extend(std::mem::take(&mut e.devices).into_iter().map(|d| d.outbox));
                     }
                     pushes.extend(self.status_pushes(app, &id));
+                    facts.push(self.next_facts(app, &id));
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
@@ -203,21 +194,14 @@ impl Shard {
         let router = self.router.clone();
         self.commit(batch, move |r| {
             let ok = r.is_ok();
-            let out = match r {
-                Ok(()) => out,
-                Err(e) => out
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.clone())))
-                    .collect(),
+            let (out, facts) = match r {
+                Ok(()) => (out, facts),
+                Err(e) => (out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(), Vec::new()),
             };
-            let _ = reply.send(out);
+            let _ = reply.send((out, facts));
             // The devices were removed from memory either way; on a store failure they are
             // closed without a reason rather than left open and deaf.
-            let reason = if ok {
-                wire::KickReason::UserDeleted
-            } else {
-                wire::KickReason::None
-            };
+            let reason = if ok { wire::KickReason::UserDeleted } else { wire::KickReason::None };
             for o in kicked {
                 o.close(reason);
             }
@@ -251,10 +235,7 @@ impl Shard {
         self.after_pending(move |r| {
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.clone())))
-                    .collect(),
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
             };
             let _ = reply.send(out);
         })
@@ -268,15 +249,10 @@ impl Shard {
         change: UserChange,
         by_admin: bool,
         origin: Option<ConnId>,
-        reply: Reply<Result<UserRecord, DomainError>>,
+        reply: Reply<Result<(UserRecord, FactsList), DomainError>>,
     ) {
         let key = (app, id.clone());
-        let rec = match user::modify(
-            self.users.get(&key).map(|e| &e.rec),
-            &change,
-            by_admin,
-            now_ms(),
-        ) {
+        let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
             Ok(r) => r,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -288,36 +264,28 @@ impl Shard {
         let Some(entry) = self.users.get_mut(&key) else {
             return;
         };
+        let flags_changed =
+            (entry.rec.deleted, entry.rec.forbidden, entry.rec.silent) != (rec.deleted, rec.forbidden, rec.silent);
         entry.rec = rec.clone();
+        let facts = if flags_changed { vec![self.next_facts(app, &id)] } else { Vec::new() };
+        let Some(entry) = self.users.get_mut(&key) else {
+            return;
+        };
         // Own devices hear of the change (all but the one that made it); a forbidden account
         // loses its sessions. Friends are told too once friendships exist (issue 4).
-        let targets: Vec<Outbox> = entry
-            .devices
-            .iter()
-            .filter(|d| Some(d.outbox.conn()) != origin)
-            .map(|d| d.outbox.clone())
-            .collect();
+        let targets: Vec<Outbox> =
+            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
         let forbid = change.forbidden == Some(true);
         let kicked = if forbid {
-            std::mem::take(&mut entry.devices)
-                .into_iter()
-                .map(|d| d.outbox)
-                .collect()
+            std::mem::take(&mut entry.devices).into_iter().map(|d| d.outbox).collect()
         } else {
             Vec::new()
         };
-        let pushes = if forbid {
-            self.status_pushes(app, &id)
-        } else {
-            Vec::new()
-        };
+        let pushes = if forbid { self.status_pushes(app, &id) } else { Vec::new() };
         let router = self.router.clone();
         let push = protocol::push(|fbb| {
             let p = dw::profile(fbb, &rec, FieldMask::ALL);
-            let p = wire::UserInfoChangedPush::create(
-                fbb,
-                &wire::UserInfoChangedPushArgs { user: Some(p) },
-            );
+            let p = wire::UserInfoChangedPush::create(fbb, &wire::UserInfoChangedPushArgs { user: Some(p) });
             (wire::Push::UserInfoChangedPush, p.as_union_value())
         });
         self.commit(batch, move |r| match r {
@@ -331,7 +299,7 @@ impl Shard {
                 for (user, frame) in pushes {
                     router.push(app, &user, frame);
                 }
-                let _ = reply.send(Ok(rec));
+                let _ = reply.send(Ok((rec, facts)));
             }
             Err(e) => {
                 for o in kicked {
@@ -343,16 +311,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn query_status(
-        &mut self,
-        app: AppId,
-        users: Vec<UserId>,
-        reply: Reply<Vec<UserStatus>>,
-    ) {
-        let out: Vec<UserStatus> = users
-            .iter()
-            .map(|u| status_of(u, self.users.get(&(app, u.clone()))))
-            .collect();
+    pub(super) async fn query_status(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<Vec<UserStatus>>) {
+        let out: Vec<UserStatus> = users.iter().map(|u| status_of(u, self.users.get(&(app, u.clone())))).collect();
         let _ = reply.send(out);
     }
 
@@ -373,10 +333,7 @@ impl Shard {
             let r = match entry {
                 None => Err(DomainError::UserNotFound),
                 Some(e) if e.rec.deleted => Err(DomainError::UserDeleted),
-                Some(e)
-                    if e.subscribers.len() >= max_subs
-                        && !e.subscribers.contains_key(&subscriber) =>
-                {
+                Some(e) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => {
                     Err(DomainError::LimitExceeded("subscribers of this user"))
                 }
                 Some(e) => {
@@ -412,11 +369,7 @@ impl Shard {
                 }
             }
             Err(e) => {
-                let _ = reply.send(
-                    out.into_iter()
-                        .map(|(id, _)| (id, Err(e.clone())))
-                        .collect(),
-                );
+                let _ = reply.send(out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect());
             }
         })
         .await;
@@ -442,10 +395,7 @@ impl Shard {
         self.commit(batch, move |r| {
             let out = match r {
                 Ok(()) => out,
-                Err(e) => out
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.clone())))
-                    .collect(),
+                Err(e) => out.into_iter().map(|(id, _)| (id, Err(e.clone()))).collect(),
             };
             let _ = reply.send(out);
         })
@@ -493,26 +443,14 @@ impl Shard {
         // Reads what is durable. The head reported is the newest seq returned (or `after`):
         // a change still in flight has a higher seq and comes in the next read, so a device
         // that moves its cursor to `head` misses nothing.
-        let r = match self
-            .store
-            .read_stream(app, &user, stream as u8, after, limit)
-        {
+        let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
             Ok((entries, more)) => {
                 let head = entries.last().map_or(after, |e| e.seq);
                 let changes = entries
                     .into_iter()
-                    .map(|e| Change {
-                        seq: crate::domain::ids::Seq(e.seq),
-                        item: e.item,
-                        payload: e.payload,
-                    })
+                    .map(|e| Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload: e.payload })
                     .collect();
-                Ok(SyncPage {
-                    stream,
-                    changes,
-                    head: crate::domain::ids::Seq(head),
-                    more,
-                })
+                Ok(SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
             }
             Err(e) => {
                 tracing::error!(error = %e, "sync read failed");

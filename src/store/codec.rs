@@ -10,9 +10,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn with_capacity(n: usize) -> Writer {
-        Writer {
-            buf: Vec::with_capacity(n),
-        }
+        Writer { buf: Vec::with_capacity(n) }
     }
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
@@ -72,14 +70,10 @@ impl<'a> Reader<'a> {
         Ok(self.u8()? != 0)
     }
     pub fn u32(&mut self) -> Result<u32, Corrupt> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| Corrupt)?,
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| Corrupt)?))
     }
     pub fn u64(&mut self) -> Result<u64, Corrupt> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| Corrupt)?,
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| Corrupt)?))
     }
     pub fn bytes(&mut self) -> Result<&'a [u8], Corrupt> {
         let n = self.u32()? as usize;
@@ -100,12 +94,7 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let mut w = Writer::default();
-        w.u8(7)
-            .bool(true)
-            .u32(9)
-            .u64(u64::MAX)
-            .str("héllo")
-            .bytes(&[1, 2, 3]);
+        w.u8(7).bool(true).u32(9).u64(u64::MAX).str("héllo").bytes(&[1, 2, 3]);
         let v = w.finish();
         let mut r = Reader::new(&v);
         assert_eq!(r.u8(), Ok(7));

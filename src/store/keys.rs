@@ -222,10 +222,8 @@ mod tests {
     #[test]
     fn stream_entries_sort_by_seq_numerically() {
         let a = AppId(1);
-        let keys: Vec<Vec<u8>> = [0u64, 1, 2, 255, 256, 65_535, 1 << 40, u64::MAX]
-            .iter()
-            .map(|&s| stream_entry(a, &u("x"), 3, s))
-            .collect();
+        let keys: Vec<Vec<u8>> =
+            [0u64, 1, 2, 255, 256, 65_535, 1 << 40, u64::MAX].iter().map(|&s| stream_entry(a, &u("x"), 3, s)).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
@@ -234,16 +232,12 @@ mod tests {
     #[test]
     fn apps_and_users_do_not_interleave() {
         // All of app 1 sorts before app 2; "alice"'s stream never contains "alice2"'s.
-        assert!(
-            stream_entry(AppId(1), &u("zzz"), 9, u64::MAX) < stream_entry(AppId(2), &u("a"), 0, 0)
-        );
+        assert!(stream_entry(AppId(1), &u("zzz"), 9, u64::MAX) < stream_entry(AppId(2), &u("a"), 0, 0));
         let p = stream_prefix(AppId(1), &u("alice"), 0);
         assert!(!stream_entry(AppId(1), &u("alice2"), 0, 5).starts_with(&p));
         assert!(stream_entry(AppId(1), &u("alice"), 0, 5).starts_with(&p));
         // Streams of one user sort by stream, then seq.
-        assert!(
-            stream_entry(AppId(1), &u("a"), 0, u64::MAX) < stream_entry(AppId(1), &u("a"), 1, 0)
-        );
+        assert!(stream_entry(AppId(1), &u("a"), 0, u64::MAX) < stream_entry(AppId(1), &u("a"), 1, 0));
         assert!(user(AppId(1), &u("zz")) < user(AppId(256), &u("a")));
     }
 
@@ -262,32 +256,14 @@ mod tests {
 
     #[test]
     fn decoders_round_trip_and_refuse_garbage() {
-        assert_eq!(
-            decode_user(&user(AppId(7), &u("bob"))),
-            Some((AppId(7), u("bob")))
-        );
-        assert_eq!(
-            decode_head(&head(AppId(7), &u("bob"), 4)),
-            Some((AppId(7), u("bob"), 4))
-        );
-        assert_eq!(
-            decode_sub(&sub(AppId(7), &u("t"), &u("s"))),
-            Some((AppId(7), u("t"), u("s")))
-        );
+        assert_eq!(decode_user(&user(AppId(7), &u("bob"))), Some((AppId(7), u("bob"))));
+        assert_eq!(decode_head(&head(AppId(7), &u("bob"), 4)), Some((AppId(7), u("bob"), 4)));
+        assert_eq!(decode_sub(&sub(AppId(7), &u("t"), &u("s"))), Some((AppId(7), u("t"), u("s"))));
         let k = stream_entry(AppId(7), &u("bob"), 2, 99);
-        assert_eq!(
-            decode_stream_seq(&k, stream_prefix(AppId(7), &u("bob"), 2).len()),
-            Some(99)
-        );
+        assert_eq!(decode_stream_seq(&k, stream_prefix(AppId(7), &u("bob"), 2).len()), Some(99));
         assert_eq!(decode_user(&[0, 0]), None);
         assert_eq!(decode_head(&[0, 0, 0, 1, 200, b'a']), None);
         assert_eq!(decode_head(&head(AppId(1), &u("a"), 1)[..6]), None);
-        assert_eq!(
-            decode_stream_seq(
-                &k[..k.len() - 1],
-                stream_prefix(AppId(7), &u("bob"), 2).len()
-            ),
-            None
-        );
+        assert_eq!(decode_stream_seq(&k[..k.len() - 1], stream_prefix(AppId(7), &u("bob"), 2).len()), None);
     }
 }

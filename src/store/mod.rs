@@ -14,10 +14,7 @@ pub mod writer;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
-    Options, DB,
-};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
 use crate::config::Durability;
 use crate::domain::ids::{AppId, UserId};
@@ -73,8 +70,7 @@ impl Batch {
     }
 
     pub fn put_user(&mut self, app: AppId, user: &UserId, record: Vec<u8>) {
-        self.ops
-            .push(Op::Put(keys::CF_USERS, keys::user(app, user), record));
+        self.ops.push(Op::Put(keys::CF_USERS, keys::user(app, user), record));
     }
 
     /// Puts `item` at `seq` of a user's stream (a tombstone when `payload` is `None`),
@@ -92,30 +88,17 @@ impl Batch {
         replaced: Option<u64>,
     ) {
         if let Some(old) = replaced {
-            self.ops.push(Op::Delete(
-                keys::CF_STREAM,
-                keys::stream_entry(app, user, stream, old),
-            ));
+            self.ops.push(Op::Delete(keys::CF_STREAM, keys::stream_entry(app, user, stream, old)));
         }
         let mut w = codec::Writer::with_capacity(item.len() + payload.map_or(0, |p| p.len()) + 16);
-        w.bytes(item)
-            .bool(payload.is_none())
-            .bytes(payload.unwrap_or_default());
-        self.ops.push(Op::Put(
-            keys::CF_STREAM,
-            keys::stream_entry(app, user, stream, seq),
-            w.finish(),
-        ));
+        w.bytes(item).bool(payload.is_none()).bytes(payload.unwrap_or_default());
+        self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, seq), w.finish()));
         self.ops.push(Op::Put(
             keys::CF_STREAM_IDX,
             keys::stream_index(app, user, stream, item),
             seq.to_be_bytes().to_vec(),
         ));
-        self.ops.push(Op::Put(
-            keys::CF_HEADS,
-            keys::head(app, user, stream),
-            seq.to_be_bytes().to_vec(),
-        ));
+        self.ops.push(Op::Put(keys::CF_HEADS, keys::head(app, user, stream), seq.to_be_bytes().to_vec()));
     }
 
     /// A new or changed message, with its id index.
@@ -150,25 +133,12 @@ impl Batch {
         self.ops.push(Op::Delete(keys::CF_FANOUT, keys::fanout(app, user, server_id)));
     }
 
-    pub fn put_subscription(
-        &mut self,
-        app: AppId,
-        target: &UserId,
-        subscriber: &UserId,
-        expiry_ms: u64,
-    ) {
-        self.ops.push(Op::Put(
-            keys::CF_SUBS,
-            keys::sub(app, target, subscriber),
-            expiry_ms.to_be_bytes().to_vec(),
-        ));
+    pub fn put_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId, expiry_ms: u64) {
+        self.ops.push(Op::Put(keys::CF_SUBS, keys::sub(app, target, subscriber), expiry_ms.to_be_bytes().to_vec()));
     }
 
     pub fn delete_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId) {
-        self.ops.push(Op::Delete(
-            keys::CF_SUBS,
-            keys::sub(app, target, subscriber),
-        ));
+        self.ops.push(Op::Delete(keys::CF_SUBS, keys::sub(app, target, subscriber)));
     }
 }
 
@@ -181,10 +151,7 @@ fn rocks(e: rocksdb::Error) -> StoreError {
 }
 
 fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
-    Ok(u64::from_be_bytes(
-        v.try_into()
-            .map_err(|_| StoreError::Corrupt("u64 value".into()))?,
-    ))
+    Ok(u64::from_be_bytes(v.try_into().map_err(|_| StoreError::Corrupt("u64 value".into()))?))
 }
 
 /// The opened database. Cheap to clone; reads are safe from any thread.
@@ -195,8 +162,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Rocks(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Rocks(format!("creating {}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -223,68 +189,42 @@ impl Store {
     fn check_format(&self) -> Result<(), StoreError> {
         let meta = cf(&self.db, keys::CF_META)?;
         match self.db.get_cf(meta, keys::META_FORMAT).map_err(rocks)? {
-            None => self
-                .db
-                .put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes())
-                .map_err(rocks),
+            None => self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks),
             Some(v) if v[..] == keys::FORMAT_VERSION.to_be_bytes() => Ok(()),
             Some(v) => Err(StoreError::Corrupt(format!("unknown on-disk format {v:?}"))),
         }
     }
 
     /// Starts the group-commit writer for this store.
-    pub fn start_writer(
-        &self,
-        durability: Durability,
-        queue: usize,
-        max_group: usize,
-    ) -> (Committer, WriterThread) {
+    pub fn start_writer(&self, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
         writer::spawn(self.db.clone(), durability, queue, max_group)
     }
 
     /// Calls `f` for every stored user record (start-up load).
     pub fn for_each_user(&self, mut f: impl FnMut(AppId, UserId, &[u8])) -> Result<(), StoreError> {
-        for kv in self
-            .db
-            .iterator_cf(cf(&self.db, keys::CF_USERS)?, IteratorMode::Start)
-        {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_USERS)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(rocks)?;
-            let (app, user) =
-                keys::decode_user(&k).ok_or_else(|| StoreError::Corrupt("user key".into()))?;
+            let (app, user) = keys::decode_user(&k).ok_or_else(|| StoreError::Corrupt("user key".into()))?;
             f(app, user, &v);
         }
         Ok(())
     }
 
     /// Calls `f` for every stream head (start-up load): no stream is scanned.
-    pub fn for_each_head(
-        &self,
-        mut f: impl FnMut(AppId, UserId, u8, u64),
-    ) -> Result<(), StoreError> {
-        for kv in self
-            .db
-            .iterator_cf(cf(&self.db, keys::CF_HEADS)?, IteratorMode::Start)
-        {
+    pub fn for_each_head(&self, mut f: impl FnMut(AppId, UserId, u8, u64)) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_HEADS)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(rocks)?;
-            let (app, user, stream) =
-                keys::decode_head(&k).ok_or_else(|| StoreError::Corrupt("head key".into()))?;
+            let (app, user, stream) = keys::decode_head(&k).ok_or_else(|| StoreError::Corrupt("head key".into()))?;
             f(app, user, stream, be_u64(&v)?);
         }
         Ok(())
     }
 
     /// Calls `f(app, target, subscriber, expiry_ms)` for every status subscription.
-    pub fn for_each_subscription(
-        &self,
-        mut f: impl FnMut(AppId, UserId, UserId, u64),
-    ) -> Result<(), StoreError> {
-        for kv in self
-            .db
-            .iterator_cf(cf(&self.db, keys::CF_SUBS)?, IteratorMode::Start)
-        {
+    pub fn for_each_subscription(&self, mut f: impl FnMut(AppId, UserId, UserId, u64)) -> Result<(), StoreError> {
+        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_SUBS)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(rocks)?;
-            let (app, target, sub) =
-                keys::decode_sub(&k).ok_or_else(|| StoreError::Corrupt("sub key".into()))?;
+            let (app, target, sub) = keys::decode_sub(&k).ok_or_else(|| StoreError::Corrupt("sub key".into()))?;
             f(app, target, sub, be_u64(&v)?);
         }
         Ok(())
@@ -302,10 +242,7 @@ impl Store {
     ) -> Result<(Vec<StreamEntry>, bool), StoreError> {
         let prefix = keys::stream_prefix(app, user, stream);
         let start = keys::stream_entry(app, user, stream, after.saturating_add(1));
-        let it = self.db.iterator_cf(
-            cf(&self.db, keys::CF_STREAM)?,
-            IteratorMode::From(&start, Direction::Forward),
-        );
+        let it = self.db.iterator_cf(cf(&self.db, keys::CF_STREAM)?, IteratorMode::From(&start, Direction::Forward));
         let mut out = Vec::with_capacity(limit.min(256));
         for kv in it {
             let (k, v) = kv.map_err(rocks)?;
@@ -315,17 +252,13 @@ impl Store {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            let seq = keys::decode_stream_seq(&k, prefix.len())
-                .ok_or_else(|| StoreError::Corrupt("stream key".into()))?;
+            let seq =
+                keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("stream key".into()))?;
             let mut r = codec::Reader::new(&v);
             let item = r.bytes()?.to_vec();
             let deleted = r.bool()?;
             let payload = r.bytes()?;
-            out.push(StreamEntry {
-                seq,
-                item,
-                payload: (!deleted).then(|| payload.to_vec()),
-            });
+            out.push(StreamEntry { seq, item, payload: (!deleted).then(|| payload.to_vec()) });
         }
         Ok((out, false))
     }
@@ -345,7 +278,9 @@ impl Store {
     /// Where message `server_id` lives: (lo, hi, seq).
     pub fn message_location(&self, app: AppId, server_id: u64) -> Result<Option<(UserId, UserId, u64)>, StoreError> {
         match self.db.get_cf(cf(&self.db, keys::CF_MSG_IDS)?, keys::msg_id(app, server_id)).map_err(rocks)? {
-            Some(v) => keys::decode_msg_location(&v).map(Some).ok_or_else(|| StoreError::Corrupt("message location".into())),
+            Some(v) => {
+                keys::decode_msg_location(&v).map(Some).ok_or_else(|| StoreError::Corrupt("message location".into()))
+            }
             None => Ok(None),
         }
     }
@@ -375,7 +310,8 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let seq = keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))?;
+            let seq =
+                keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))?;
             if seq < from || seq > to {
                 break;
             }
@@ -391,7 +327,9 @@ impl Store {
     pub fn user_convs(&self, app: AppId, user: &UserId) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = keys::user_conv_prefix(app, user);
         let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_USER_CONVS)?, IteratorMode::From(&prefix, Direction::Forward)) {
+        for kv in
+            self.db.iterator_cf(cf(&self.db, keys::CF_USER_CONVS)?, IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, v) = kv.map_err(rocks)?;
             if !k.starts_with(&prefix) {
                 break;
@@ -406,7 +344,10 @@ impl Store {
     }
 
     /// Calls `f(app, user, server_id, (lo, hi, seq))` for every delivery not yet recorded.
-    pub fn for_each_fanout(&self, mut f: impl FnMut(AppId, UserId, u64, (UserId, UserId, u64))) -> Result<(), StoreError> {
+    pub fn for_each_fanout(
+        &self,
+        mut f: impl FnMut(AppId, UserId, u64, (UserId, UserId, u64)),
+    ) -> Result<(), StoreError> {
         for kv in self.db.iterator_cf(cf(&self.db, keys::CF_FANOUT)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(rocks)?;
             let (app, user, id) = keys::decode_fanout(&k).ok_or_else(|| StoreError::Corrupt("fanout key".into()))?;
@@ -426,10 +367,7 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         match self
             .db
-            .get_cf(
-                cf(&self.db, keys::CF_STREAM_IDX)?,
-                keys::stream_index(app, user, stream, item),
-            )
+            .get_cf(cf(&self.db, keys::CF_STREAM_IDX)?, keys::stream_index(app, user, stream, item))
             .map_err(rocks)?
         {
             Some(v) => Ok(Some(be_u64(&v)?)),
@@ -449,9 +387,7 @@ mod tests {
 
     fn commit_and_wait(c: &Committer, batch: Batch) -> Result<(), StoreError> {
         let (tx, rx) = std_mpsc::channel();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(c.commit(batch, Box::new(move |r| tx.send(r).unwrap())));
         rx.recv().unwrap()
     }
@@ -473,31 +409,19 @@ mod tests {
         let (all, more) = store.read_stream(app, &me, 0, 0, 10).unwrap();
         assert!(!more);
         assert_eq!(all.len(), 2);
-        assert_eq!(
-            (all[0].seq, &all[0].item[..], all[0].payload.as_deref()),
-            (2, &b"carol"[..], Some(&b"c1"[..]))
-        );
-        assert_eq!(
-            (all[1].seq, &all[1].item[..], all[1].payload.as_deref()),
-            (3, &b"bob"[..], None)
-        );
+        assert_eq!((all[0].seq, &all[0].item[..], all[0].payload.as_deref()), (2, &b"carol"[..], Some(&b"c1"[..])));
+        assert_eq!((all[1].seq, &all[1].item[..], all[1].payload.as_deref()), (3, &b"bob"[..], None));
         let (page, more) = store.read_stream(app, &me, 0, 0, 1).unwrap();
         assert_eq!((page.len(), more), (1, true));
         let (rest, more) = store.read_stream(app, &me, 0, 2, 1).unwrap();
         assert_eq!((rest[0].seq, more), (3, false));
         assert!(store.read_stream(app, &me, 1, 0, 10).unwrap().0.is_empty());
-        assert!(store
-            .read_stream(app, &u("other"), 0, 0, 10)
-            .unwrap()
-            .0
-            .is_empty());
+        assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
         assert_eq!(store.stream_item_seq(app, &me, 0, b"bob").unwrap(), Some(3));
         drop(c);
         w.join();
         let mut heads = vec![];
-        store
-            .for_each_head(|a, usr, s, seq| heads.push((a, usr, s, seq)))
-            .unwrap();
+        store.for_each_head(|a, usr, s, seq| heads.push((a, usr, s, seq))).unwrap();
         assert_eq!(heads, vec![(app, me, 0, 3)]);
     }
 
@@ -507,9 +431,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (c, w) = store.start_writer(Durability::Sync, 16, 16);
         let (tx, rx) = std_mpsc::channel();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         for i in 0..50u32 {
             let tx = tx.clone();
             let mut b = Batch::default();

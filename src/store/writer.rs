@@ -69,12 +69,7 @@ impl WriterThread {
     }
 }
 
-pub fn spawn(
-    db: Arc<DB>,
-    durability: Durability,
-    queue: usize,
-    max_group: usize,
-) -> (Committer, WriterThread) {
+pub fn spawn(db: Arc<DB>, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let failed = Arc::new(AtomicBool::new(false));
     let f2 = failed.clone();
@@ -85,13 +80,7 @@ pub fn spawn(
     (Committer { tx, failed }, WriterThread { handle })
 }
 
-fn run(
-    db: Arc<DB>,
-    durability: Durability,
-    mut rx: mpsc::Receiver<Commit>,
-    max_group: usize,
-    failed: Arc<AtomicBool>,
-) {
+fn run(db: Arc<DB>, durability: Durability, mut rx: mpsc::Receiver<Commit>, max_group: usize, failed: Arc<AtomicBool>) {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Sync);
     let mut group: Vec<Commit> = Vec::with_capacity(max_group);
@@ -103,11 +92,8 @@ fn run(
                 Err(_) => break,
             }
         }
-        let result = if failed.load(Ordering::Acquire) {
-            Err(StoreError::Failed)
-        } else {
-            write_group(&db, &opts, &group)
-        };
+        let result =
+            if failed.load(Ordering::Acquire) { Err(StoreError::Failed) } else { write_group(&db, &opts, &group) };
         if let Err(e) = &result {
             if !failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "store write failed; refusing writes until restart");
@@ -136,6 +122,5 @@ fn write_group(db: &DB, opts: &WriteOptions, group: &[Commit]) -> Result<(), Sto
     if wb.is_empty() {
         return Ok(());
     }
-    db.write_opt(wb, opts)
-        .map_err(|e| StoreError::Rocks(e.to_string()))
+    db.write_opt(wb, opts).map_err(|e| StoreError::Rocks(e.to_string()))
 }

@@ -19,10 +19,7 @@ pub const OTHER_SECRET: &str = "other-secret";
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 pub fn ticket_for(app: u32, user: &str, secret: &str) -> String {
@@ -87,11 +84,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 imserver::run(listener, cfg, async move {
@@ -100,13 +93,7 @@ impl TestServer {
                 .await
             })
         });
-        TestServer {
-            addr,
-            dir: dir.to_path_buf(),
-            _tmp: None,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
+        TestServer { addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), thread: Some(thread) }
     }
 
     /// Graceful stop; returns the data directory's owner so the data outlives the server.
@@ -115,11 +102,7 @@ impl TestServer {
             let _ = s.send(());
         }
         if let Some(t) = self.thread.take() {
-            tokio::task::spawn_blocking(move || t.join())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            tokio::task::spawn_blocking(move || t.join()).await.unwrap().unwrap().unwrap();
         }
         self._tmp.take()
     }
@@ -131,13 +114,7 @@ impl TestServer {
     pub async fn admin(&self) -> Client {
         let c = self.connect().await;
         let info = c
-            .login(
-                APP,
-                "admin",
-                &ticket_for(APP, "admin", SECRET),
-                wire::ClientType::Backend,
-                "backend",
-            )
+            .login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "backend")
             .await
             .unwrap();
         assert!(info.is_admin);
@@ -146,27 +123,19 @@ impl TestServer {
 
     pub async fn login(&self, user: &str, ct: wire::ClientType, device: &str) -> Client {
         let c = self.connect().await;
-        c.login(APP, user, &ticket_for(APP, user, SECRET), ct, device)
-            .await
-            .unwrap();
+        c.login(APP, user, &ticket_for(APP, user, SECRET), ct, device).await.unwrap();
         c
     }
 
     pub async fn user(&self, user: &str) -> Client {
-        self.login(user, wire::ClientType::Ios, &format!("{user}-phone"))
-            .await
+        self.login(user, wire::ClientType::Ios, &format!("{user}-phone")).await
     }
 
     /// Imports users (as admin) and asserts they were created.
     pub async fn import(&self, ids: &[&str]) {
         let a = self.admin().await;
-        let users: Vec<Profile> = ids
-            .iter()
-            .map(|id| Profile {
-                nickname: format!("nick-{id}"),
-                ..Profile::new(id)
-            })
-            .collect();
+        let users: Vec<Profile> =
+            ids.iter().map(|id| Profile { nickname: format!("nick-{id}"), ..Profile::new(id) }).collect();
         let r = a.import_users(&users).await.unwrap();
         assert!(r.iter().all(|(_, c)| *c == wire::ErrorCode::None), "{r:?}");
     }

@@ -1,0 +1,288 @@
+//! One-to-one messages, conversations and incremental sync.
+
+use bytes::Bytes;
+
+use super::gather::ask;
+use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
+use crate::domain::conversation::{ConvRef, ConvView};
+use crate::domain::ids::UserId;
+use crate::domain::message::{self, MessageRecord, Pair};
+use crate::domain::sync::{page_size, Stream, SyncPage};
+use crate::domain::wire as dw;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::Origin;
+use crate::shard::ShardCmd;
+
+type R = Result<Outcome, Immediate>;
+
+fn ok_or_err(id: u64, r: Result<(), DomainError>) -> Bytes {
+    match r {
+        Ok(()) => protocol::ok(id),
+        Err(e) => err_frame(id, &e),
+    }
+}
+
+pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
+    let from = subject(cx.s, r.from_user())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let client_id = r.client_id().ok_or(DomainError::MissingField("client_id"))?.to_owned();
+    let body = r.body().map(|b| b.bytes().to_vec()).unwrap_or_default();
+    message::validate_send(&client_id, &body, cx.lim().max_message_body)?;
+    let to = conv.peer;
+    let pair = Pair::new(&from, &to).ok_or(DomainError::InvalidArgument("cannot message oneself"))?;
+    let (router, app) = (cx.router(), cx.s.app);
+    let cmd = ShardCmd::Send {
+        app,
+        from,
+        to,
+        client_id,
+        msg_type: r.msg_type(),
+        body,
+        origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id },
+    };
+    let shard = router.pair_shard(app, &pair);
+    // The conversation's shard answers this connection directly once the message is durable.
+    Ok(Outcome::Forwarded(Box::pin(async move {
+        if let Err(e) = router.send(shard, cmd).await {
+            tracing::debug!(?e, "send not queued: shutting down");
+        }
+    })))
+}
+
+pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
+    let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
+    let conv = dw::parse_conv(r.conv())?;
+    let (server_id, seq) = (r.server_id(), r.seq());
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let sender = conv.peer;
+        let shard = router.user_shard(app, &sender);
+        let res = ask(&router, shard, |reply| ShardCmd::Receipt {
+            app,
+            user: sender,
+            by: me,
+            server_id,
+            seq,
+            server_sent: false,
+            reply: Some(reply),
+        })
+        .await;
+        ok_or_err(id, res.and_then(|r| r))
+    })
+}
+
+pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
+    let user = subject(cx.s, r.user_id())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let seq = r.seq();
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &user);
+        let res = ask(&router, shard, |reply| ShardCmd::Read { app, user, conv, seq, origin, reply }).await;
+        ok_or_err(id, res.and_then(|r| r))
+    })
+}
+
+pub fn recall(cx: Cx<'_>, r: wire::RecallReq<'_>) -> R {
+    let by = subject(cx.s, r.user_id())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let pair = Pair::new(&by, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
+    let (server_id, by_admin) = (r.server_id(), cx.s.admin);
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.pair_shard(app, &pair);
+        let res = ask(&router, shard, |reply| ShardCmd::Recall { app, pair, by, by_admin, server_id, reply }).await;
+        ok_or_err(id, res.and_then(|r| r))
+    })
+}
+
+pub fn get_messages(cx: Cx<'_>, r: wire::GetMessagesReq<'_>) -> R {
+    let viewer = subject(cx.s, r.user_id())?;
+    let ids: Vec<u64> = r.server_ids().ok_or(DomainError::MissingField("server_ids"))?.iter().collect();
+    if ids.len() > cx.lim().max_batch {
+        return Err(DomainError::BatchTooLarge.into());
+    }
+    let (router, app, id, admin) = (cx.router(), cx.s.app, cx.id, cx.s.admin);
+    pending(async move {
+        let shard = router.user_shard(app, &viewer);
+        let v = viewer.clone();
+        match ask(&router, shard, |reply| ShardCmd::GetMessages { app, viewer: v, admin, ids, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok(msgs) => messages_resp(id, &msgs, &viewer, false),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
+    let viewer = subject(cx.s, r.user_id())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let pair = Pair::new(&viewer, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
+    let before = match r.before_seq() {
+        0 => u64::MAX,
+        n => n,
+    };
+    let (after, limit) = (r.after_seq(), page_size(r.limit(), cx.lim().max_page));
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.pair_shard(app, &pair);
+        match ask(&router, shard, |reply| ShardCmd::History { app, pair, before, after, limit, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn get_conversations(cx: Cx<'_>, r: wire::GetConversationsReq<'_>) -> R {
+    let user = subject(cx.s, r.user_id())?;
+    let (after, limit) = (r.after_seq(), page_size(r.limit(), cx.lim().max_page));
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &user);
+        let u = user.clone();
+        match ask(&router, shard, |reply| ShardCmd::GetConversations { app, user: u, after, limit, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok((list, head, more)) => conversations_resp(id, &list, &user, head, more),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn update_conversation(cx: Cx<'_>, r: wire::UpdateConversationReq<'_>) -> R {
+    let user = subject(cx.s, r.user_id())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let pinned = r.set_pinned().then(|| r.pinned());
+    let muted = r.set_muted().then(|| r.muted());
+    if pinned.is_none() && muted.is_none() {
+        return Err(DomainError::MissingField("set_pinned or set_muted").into());
+    }
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &user);
+        let u = user.clone();
+        let res = ask(&router, shard, |reply| ShardCmd::UpdateConversation {
+            app,
+            user: u,
+            conv,
+            pinned,
+            muted,
+            origin,
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+        match res {
+            Ok(v) => conversations_resp(id, std::slice::from_ref(&v), &user, v.stream_seq, false),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn delete_conversation(cx: Cx<'_>, r: wire::DeleteConversationReq<'_>) -> R {
+    let user = subject(cx.s, r.user_id())?;
+    let conv = dw::parse_conv(r.conv())?;
+    let client_only = r.client_only();
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &user);
+        let res =
+            ask(&router, shard, |reply| ShardCmd::DeleteConversation { app, user, conv, client_only, origin, reply })
+                .await;
+        ok_or_err(id, res.and_then(|r| r))
+    })
+}
+
+pub fn sync(cx: Cx<'_>, r: wire::SyncReq<'_>) -> R {
+    let user = subject(cx.s, r.user_id())?;
+    let stream = Stream::from_wire(r.stream()).ok_or(DomainError::InvalidArgument("stream"))?;
+    let (after, limit) = (r.after_seq(), page_size(r.limit(), cx.lim().max_page));
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &user);
+        let u = user.clone();
+        match ask(&router, shard, |reply| ShardCmd::Sync { app, user: u, stream, after, limit, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok(page) => sync_resp(id, &page, &user),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+fn messages_resp(id: u64, msgs: &[MessageRecord], viewer: &UserId, more: bool) -> Bytes {
+    protocol::response(id, |fbb| {
+        let v: Vec<_> = msgs.iter().map(|m| dw::message(fbb, m, viewer, 0)).collect();
+        let v = fbb.create_vector(&v);
+        let r = wire::MessagesResp::create(fbb, &wire::MessagesRespArgs { messages: Some(v), more });
+        (wire::Response::MessagesResp, r.as_union_value())
+    })
+}
+
+fn conversations_resp(id: u64, list: &[ConvView], viewer: &UserId, head: u64, more: bool) -> Bytes {
+    protocol::response(id, |fbb| {
+        let v: Vec<_> = list.iter().map(|c| dw::conversation(fbb, c, viewer)).collect();
+        let v = fbb.create_vector(&v);
+        let r = wire::ConversationsResp::create(
+            fbb,
+            &wire::ConversationsRespArgs { conversations: Some(v), head_seq: head, more },
+        );
+        (wire::Response::ConversationsResp, r.as_union_value())
+    })
+}
+
+/// A sync page with each stream's typed payload. Item ids: a message's server id in decimal;
+/// a conversation's peer.
+fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
+    protocol::response(id, |fbb| {
+        let mut items = Vec::with_capacity(page.changes.len());
+        for c in &page.changes {
+            let (item_id, message, conversation) = match page.stream {
+                Stream::Messages => {
+                    let sid = <[u8; 8]>::try_from(&c.item[..]).map(u64::from_be_bytes).unwrap_or(0);
+                    let m = c.payload.as_deref().and_then(|p| MessageRecord::decode(p).ok());
+                    let m = m.map(|m| dw::message(fbb, &m, viewer, c.seq.0));
+                    (sid.to_string(), m, None)
+                }
+                Stream::Conversations => {
+                    let peer = ConvRef::from_item_id(&c.item).map(|r| r.peer.to_string()).unwrap_or_default();
+                    let v = c.payload.as_deref().and_then(|p| ConvView::decode(p).ok());
+                    let v = v.map(|v| dw::conversation(fbb, &v, viewer));
+                    (peer, None, v)
+                }
+                _ => (String::from_utf8_lossy(&c.item).into_owned(), None, None),
+            };
+            let item_id = fbb.create_string(&item_id);
+            items.push(wire::SyncItem::create(
+                fbb,
+                &wire::SyncItemArgs {
+                    seq: c.seq.0,
+                    id: Some(item_id),
+                    deleted: c.payload.is_none(),
+                    message,
+                    conversation,
+                    ..Default::default()
+                },
+            ));
+        }
+        let items = fbb.create_vector(&items);
+        let r = wire::SyncResp::create(
+            fbb,
+            &wire::SyncRespArgs {
+                stream: page.stream.to_wire(),
+                items: Some(items),
+                head_seq: page.head.0,
+                more: page.more,
+            },
+        );
+        (wire::Response::SyncResp, r.as_union_value())
+    })
+}

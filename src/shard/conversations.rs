@@ -1,0 +1,203 @@
+//! Shard handlers for a user's conversation list: load on first use, get, update (pin, mute),
+//! delete (server-side, or only tell my other devices).
+
+use bytes::Bytes;
+
+use crate::domain::conversation::{self, ConvRef, ConvView};
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::sync::Stream;
+use crate::domain::wire as dw;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::Reply;
+use crate::shard::outbox::Outbox;
+use crate::shard::state::Shard;
+use crate::store::Batch;
+
+fn deleted_push(conv: &ConvRef) -> Bytes {
+    protocol::push(|fbb| {
+        let c = dw::conv_id(fbb, conv.kind, conv.peer.as_str());
+        let p = wire::ConversationDeletedPush::create(fbb, &wire::ConversationDeletedPushArgs { conv: Some(c) });
+        (wire::Push::ConversationDeletedPush, p.as_union_value())
+    })
+}
+
+/// A `SyncChangedPush` carrying my updated entry for a conversation.
+pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
+    protocol::push(|fbb| {
+        let c = dw::conversation(fbb, v, user);
+        let id = fbb.create_string(&String::from_utf8_lossy(&v.conv.item_id()));
+        let item = wire::SyncItem::create(
+            fbb,
+            &wire::SyncItemArgs { seq: v.stream_seq, id: Some(id), conversation: Some(c), ..Default::default() },
+        );
+        let p = wire::SyncChangedPush::create(
+            fbb,
+            &wire::SyncChangedPushArgs { stream: Stream::Conversations.to_wire(), item: Some(item) },
+        );
+        (wire::Push::SyncChangedPush, p.as_union_value())
+    })
+}
+
+impl Shard {
+    /// Loads `user`'s conversation list from the store the first time it is needed.
+    pub(super) fn ensure_convs(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
+            return Err(DomainError::UserNotFound);
+        };
+        if entry.convs.is_some() {
+            return Ok(());
+        }
+        let raw = self.store.user_convs(app, user).map_err(|e| {
+            tracing::error!(error = %e, "loading a conversation list");
+            DomainError::StorageUnavailable
+        })?;
+        let mut map = std::collections::HashMap::with_capacity(raw.len());
+        for v in raw {
+            let view = ConvView::decode(&v).map_err(|_| DomainError::StorageUnavailable)?;
+            map.insert(view.conv.clone(), view);
+        }
+        entry.convs = Some(map);
+        Ok(())
+    }
+
+    /// My visible conversations with a change seq after `after`, oldest change first.
+    pub(super) async fn get_conversations(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<(Vec<ConvView>, u64, bool), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_convs(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(entry) = self.users.get(&(app, user)) else { return };
+        let mut list: Vec<ConvView> = entry
+            .convs
+            .as_ref()
+            .map(|m| m.values().filter(|v| !v.hidden && v.stream_seq > after).cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|v| v.stream_seq);
+        let more = list.len() > limit;
+        list.truncate(limit);
+        let head = list.last().map_or(after, |v| v.stream_seq);
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| (list, head, more)));
+        })
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_conversation(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        pinned: Option<bool>,
+        muted: Option<bool>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<ConvView, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_convs(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let convs = entry.convs.get_or_insert_with(Default::default);
+        let Some(current) = convs.get(&conv).filter(|v| !v.hidden) else {
+            let _ = reply.send(Err(DomainError::ConversationNotFound));
+            return;
+        };
+        let Some(mut v) = conversation::update(current, pinned, muted) else {
+            let same = current.clone();
+            self.after_pending(move |r| {
+                let _ = reply.send(r.map(|()| same));
+            })
+            .await;
+            return;
+        };
+        let old = v.stream_seq;
+        v.stream_seq = entry.heads.bump(Stream::Conversations).0;
+        let enc = v.encode();
+        let mut batch = Batch::default();
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::Conversations as u8,
+            v.stream_seq,
+            &conv.item_id(),
+            Some(&enc),
+            Some(old),
+        );
+        batch.put_user_conv(app, &user, &conv.item_id(), enc);
+        let targets: Vec<Outbox> =
+            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        convs.insert(conv, v.clone());
+        let push = conversation_changed_push(&user, &v);
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    t.send(push.clone());
+                }
+                let _ = reply.send(Ok(v));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
+    }
+
+    /// Removes a conversation from my list (a tombstone in my Conversations stream; a later
+    /// message brings it back), or with `client_only` only tells my other devices.
+    pub(super) async fn delete_conversation(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        client_only: bool,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_convs(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let targets: Vec<Outbox> =
+            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let push = deleted_push(&conv);
+        if client_only {
+            for t in &targets {
+                t.send(push.clone());
+            }
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let convs = entry.convs.get_or_insert_with(Default::default);
+        let Some(current) = convs.get(&conv).filter(|v| !v.hidden) else {
+            let _ = reply.send(Err(DomainError::ConversationNotFound));
+            return;
+        };
+        let mut v = current.clone();
+        v.hidden = true;
+        let old = v.stream_seq;
+        v.stream_seq = entry.heads.bump(Stream::Conversations).0;
+        let mut batch = Batch::default();
+        batch.put_stream_item(app, &user, Stream::Conversations as u8, v.stream_seq, &conv.item_id(), None, Some(old));
+        batch.put_user_conv(app, &user, &conv.item_id(), v.encode());
+        convs.insert(conv, v);
+        self.commit(batch, move |r| {
+            if r.is_ok() {
+                for t in &targets {
+                    t.send(push.clone());
+                }
+            }
+            let _ = reply.send(r);
+        })
+        .await;
+    }
+}

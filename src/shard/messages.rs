@@ -1,0 +1,559 @@
+//! Shard handlers for one-to-one messages.
+//!
+//! The conversation's shard (chosen by its `Pair`) runs `send`, `recall` and `history`: it
+//! alone assigns the conversation's seqs, so they are gap-free and ordered. The users' shards
+//! run `deliver` and `recalled` (their streams, conversation lists and devices), `receipt`,
+//! `read` and `read_receipt`. See docs/architecture.md, "The message path".
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::domain::conversation::{self, ConvKind, ConvRef};
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::message::{self, IdemRecord, MessageRecord, Pair};
+use crate::domain::sync::Stream;
+use crate::domain::user;
+use crate::domain::wire as dw;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::{MessagePage, Origin, Reply, ShardCmd};
+use crate::shard::outbox::Outbox;
+use crate::shard::state::{now_ms, Shard};
+use crate::store::Batch;
+
+/// The ack a sender gets.
+pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool) -> Bytes {
+    protocol::response(req_id, |fbb| {
+        let c = fbb.create_string(client_id);
+        let a = wire::SendAck::create(
+            fbb,
+            &wire::SendAckArgs {
+                client_id: Some(c),
+                server_id: i.server_id,
+                seq: i.seq,
+                timestamp_ms: i.ts_ms,
+                duplicate,
+            },
+        );
+        (wire::Response::SendAck, a.as_union_value())
+    })
+}
+
+fn error_frame(req_id: u64, e: &DomainError) -> Bytes {
+    protocol::error(req_id, e.code(), &e.message())
+}
+
+fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
+    protocol::push(|fbb| {
+        let msg = dw::message(fbb, m, viewer, sync_seq);
+        let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(msg) });
+        (wire::Push::MessagePush, p.as_union_value())
+    })
+}
+
+fn receipt_push(by: &UserId, server_id: u64, seq: u64, server_sent: bool) -> Bytes {
+    protocol::push(|fbb| {
+        let conv = dw::conv_id(fbb, ConvKind::P2P, by.as_str());
+        let by_user = fbb.create_string(by.as_str());
+        let p = wire::ReceiptPush::create(
+            fbb,
+            &wire::ReceiptPushArgs { conv: Some(conv), server_id, seq, by_user: Some(by_user), server_sent },
+        );
+        (wire::Push::ReceiptPush, p.as_union_value())
+    })
+}
+
+fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId) -> Bytes {
+    let peer = if &m.from == viewer { &m.to } else { &m.from };
+    protocol::push(|fbb| {
+        let conv = dw::conv_id(fbb, ConvKind::P2P, peer.as_str());
+        let by_user = fbb.create_string(by.as_str());
+        let p = wire::RecallPush::create(
+            fbb,
+            &wire::RecallPushArgs { conv: Some(conv), server_id: m.server_id, seq: m.seq, by_user: Some(by_user) },
+        );
+        (wire::Push::RecallPush, p.as_union_value())
+    })
+}
+
+impl Shard {
+    /// The last seq of a conversation this shard owns (loaded from the store on first use).
+    fn conv_head(&mut self, app: AppId, pair: &Pair) -> Result<u64, DomainError> {
+        if let Some(h) = self.conv_heads.get(&(app, pair.clone())) {
+            return Ok(*h);
+        }
+        let h = self.store.conv_head(app, &pair.lo, &pair.hi).map_err(|e| {
+            tracing::error!(error = %e, "reading a conversation head");
+            DomainError::StorageUnavailable
+        })?;
+        self.conv_heads.insert((app, pair.clone()), h);
+        Ok(h)
+    }
+
+    /// What a client id was used for, if anything: memory first, then the store.
+    fn known_client_id(&self, app: AppId, from: &UserId, client_id: &str) -> Result<Option<IdemRecord>, DomainError> {
+        if let Some(r) = self.recent_ids.get(&(app, from.clone(), client_id.to_owned())) {
+            return Ok(Some(r.clone()));
+        }
+        match self.store.idem(app, from, client_id) {
+            Ok(Some(v)) => IdemRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an idempotency record");
+                Err(DomainError::StorageUnavailable)
+            }
+        }
+    }
+
+    fn remember_client_id(&mut self, app: AppId, from: &UserId, client_id: &str, rec: IdemRecord) {
+        let key = (app, from.clone(), client_id.to_owned());
+        if self.recent_ids.insert(key.clone(), rec).is_none() {
+            self.recent_order.push_back(key);
+        }
+        while self.recent_order.len() > self.cfg.limits.recent_client_ids.max(1) {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent_ids.remove(&old);
+            }
+        }
+    }
+
+    /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
+    /// message + conversation head + idempotency record + both deliveries in one batch, acks
+    /// the sender once that is durable, and hands the deliveries to the users' shards.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send(
+        &mut self,
+        app: AppId,
+        from: UserId,
+        to: UserId,
+        client_id: String,
+        msg_type: u32,
+        body: Vec<u8>,
+        origin: Origin,
+    ) {
+        let Some(pair) = Pair::new(&from, &to) else {
+            origin.outbox.send(error_frame(origin.req_id, &DomainError::InvalidArgument("cannot message oneself")));
+            return;
+        };
+        let checks = user::check_sender(self.facts.get(&(app, from.clone())))
+            .and_then(|_| user::check_receiver(self.facts.get(&(app, to.clone()))));
+        if let Err(e) = checks {
+            origin.outbox.send(error_frame(origin.req_id, &e));
+            return;
+        }
+        let hash = message::content_hash(&to, msg_type, &body);
+        match self.known_client_id(app, &from, &client_id) {
+            Err(e) => {
+                origin.outbox.send(error_frame(origin.req_id, &e));
+                return;
+            }
+            Ok(Some(known)) => {
+                // A retry: the original ack, once the original is durable. Nothing is stored.
+                let frame = match message::retry(&known, hash) {
+                    Ok(i) => ack_frame(origin.req_id, &client_id, &i, true),
+                    Err(e) => error_frame(origin.req_id, &e),
+                };
+                let outbox = origin.outbox;
+                self.after_pending(move |r| {
+                    outbox.send(match r {
+                        Ok(()) => frame,
+                        Err(e) => error_frame(origin.req_id, &e),
+                    });
+                })
+                .await;
+                return;
+            }
+            Ok(None) => {}
+        }
+        let head = match self.conv_head(app, &pair) {
+            Ok(h) => h,
+            Err(e) => {
+                origin.outbox.send(error_frame(origin.req_id, &e));
+                return;
+            }
+        };
+        let now = now_ms();
+        let msg = Arc::new(MessageRecord {
+            server_id: self.ids.next(now),
+            client_id,
+            from,
+            to,
+            seq: head + 1,
+            msg_type,
+            body,
+            ts_ms: now,
+            recalled: false,
+        });
+        let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
+        let mut batch = Batch::default();
+        batch.put_message(app, &pair.lo, &pair.hi, msg.seq, msg.server_id, msg.encode());
+        batch.put_conv_head(app, &pair.lo, &pair.hi, msg.seq);
+        batch.put_idem(app, &msg.from, &msg.client_id, idem.encode());
+        batch.put_fanout(app, &msg.from, msg.server_id, &pair.lo, &pair.hi, msg.seq);
+        batch.put_fanout(app, &msg.to, msg.server_id, &pair.lo, &pair.hi, msg.seq);
+        self.conv_heads.insert((app, pair), msg.seq);
+        self.remember_client_id(app, &msg.from, &msg.client_id, idem.clone());
+        let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
+        let (outbox, req_id) = (origin.outbox, origin.req_id);
+        let exclude = outbox.conn();
+        self.commit(batch, move |r| {
+            outbox.send(match r {
+                Ok(()) => ack,
+                Err(e) => error_frame(req_id, &e),
+            });
+        })
+        .await;
+        // The users' shards record and push the message. Their commits queue behind this one
+        // in the single writer, so they can never be durable before the message is.
+        self.route_user(app, &msg.from.clone(), |user| ShardCmd::Deliver {
+            app,
+            user,
+            msg: msg.clone(),
+            exclude: Some(exclude),
+            replay: false,
+        });
+        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver {
+            app,
+            user,
+            msg: msg.clone(),
+            exclude: None,
+            replay: false,
+        });
+    }
+
+    /// Sends a command to `user`'s shard (run here when that is this shard).
+    pub(super) fn route_user(&mut self, app: AppId, user: &UserId, make: impl FnOnce(UserId) -> ShardCmd) {
+        let s = self.router.user_shard(app, user);
+        let cmd = make(user.clone());
+        if s == self.id {
+            self.local.push_back(cmd);
+        } else {
+            self.send_to_shard(s, cmd);
+        }
+    }
+
+    pub(super) async fn recall(
+        &mut self,
+        app: AppId,
+        pair: Pair,
+        by: UserId,
+        by_admin: bool,
+        server_id: u64,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        let msg = match self.load_message(app, server_id) {
+            Ok(Some(m)) if m.pair().as_ref() == Some(&pair) => m,
+            Ok(_) => {
+                let _ = reply.send(Err(DomainError::MessageNotFound));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let window = self.cfg.app(app).map_or(120, |a| a.recall_window_secs);
+        let tomb = match message::recall(&msg, &by, by_admin, now_ms(), window) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let mut batch = Batch::default();
+        batch.replace_message(app, &pair.lo, &pair.hi, tomb.seq, tomb.encode());
+        self.commit(batch, move |r| {
+            let _ = reply.send(r);
+        })
+        .await;
+        for u in [tomb.from.clone(), tomb.to.clone()] {
+            self.route_user(app, &u, |user| ShardCmd::Recalled { app, user, msg: tomb.clone(), by: by.clone() });
+        }
+    }
+
+    /// A message by server id, from the store.
+    fn load_message(&self, app: AppId, server_id: u64) -> Result<Option<MessageRecord>, DomainError> {
+        let fail = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "reading a message");
+            DomainError::StorageUnavailable
+        };
+        let Some((lo, hi, seq)) = self.store.message_location(app, server_id).map_err(fail)? else {
+            return Ok(None);
+        };
+        match self.store.message(app, &lo, &hi, seq).map_err(fail)? {
+            Some(v) => MessageRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn history(
+        &mut self,
+        app: AppId,
+        pair: Pair,
+        before: u64,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<MessagePage, DomainError>>,
+    ) {
+        let r = if after > 0 {
+            self.store.messages(app, &pair.lo, &pair.hi, after.saturating_add(1), u64::MAX, false, limit)
+        } else {
+            self.store.messages(app, &pair.lo, &pair.hi, 1, before, true, limit)
+        };
+        let r = r
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading history");
+                DomainError::StorageUnavailable
+            })
+            .and_then(|(raw, more)| {
+                let msgs: Result<Vec<_>, _> = raw.iter().map(|v| MessageRecord::decode(v)).collect();
+                msgs.map(|m| (m, more)).map_err(|_| DomainError::StorageUnavailable)
+            });
+        let _ = reply.send(r);
+    }
+
+    /// Records a message in `user`'s Messages stream and conversation list, then pushes it.
+    pub(super) async fn deliver(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        msg: Arc<MessageRecord>,
+        exclude: Option<ConnId>,
+        replay: bool,
+    ) {
+        let item = msg.server_id.to_be_bytes();
+        let mut batch = Batch::default();
+        batch.delete_fanout(app, &user, msg.server_id);
+        if replay {
+            // Re-driven after a restart: it may have been recorded already.
+            if let Ok(Some(_)) = self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item) {
+                self.commit(batch, |_| {}).await;
+                return;
+            }
+        }
+        if self.ensure_convs(app, &user).is_err() || !self.users.contains_key(&(app, user.clone())) {
+            // The user is gone or the store failed: nothing to record (the fan-out record
+            // stays when the store failed, so a restart retries).
+            if self.users.contains_key(&(app, user.clone())) {
+                return;
+            }
+            self.commit(batch, |_| {}).await;
+            return;
+        }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
+        let conv = ConvRef::p2p(peer);
+        let convs = entry.convs.get_or_insert_with(Default::default);
+        let mut view = conversation::on_message(convs.get(&conv), conv.clone(), &msg, &user);
+        let old_stream_seq = (view.stream_seq > 0).then_some(view.stream_seq);
+        let m_seq = entry.heads.bump(Stream::Messages).0;
+        let c_seq = entry.heads.bump(Stream::Conversations).0;
+        view.stream_seq = c_seq;
+        let encoded_view = view.encode();
+        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&msg.encode()), None);
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::Conversations as u8,
+            c_seq,
+            &conv.item_id(),
+            Some(&encoded_view),
+            old_stream_seq,
+        );
+        batch.put_user_conv(app, &user, &conv.item_id(), encoded_view);
+        convs.insert(conv, view);
+        let targets: Vec<Outbox> =
+            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();
+        // The receiver has no device online: the server sends the receipt itself.
+        let server_receipt = msg.to == user && entry.devices.is_empty();
+        let frame = message_push(&msg, &user, m_seq);
+        let router = self.router.clone();
+        self.commit(batch, move |r| {
+            if r.is_err() {
+                return;
+            }
+            for t in &targets {
+                t.send(frame.clone());
+            }
+            if server_receipt {
+                router.push(app, &msg.from, receipt_push(&msg.to, msg.server_id, msg.seq, true));
+            }
+        })
+        .await;
+    }
+
+    /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.
+    pub(super) async fn recalled(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, by: UserId) {
+        if self.ensure_convs(app, &user).is_err() {
+            return;
+        }
+        let item = msg.server_id.to_be_bytes();
+        let replaced = self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item).ok().flatten();
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let mut batch = Batch::default();
+        let m_seq = entry.heads.bump(Stream::Messages).0;
+        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&msg.encode()), replaced);
+        let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
+        let conv = ConvRef::p2p(peer);
+        if let Some(convs) = entry.convs.as_mut() {
+            if let Some(mut v) = convs.get(&conv).and_then(|v| conversation::on_recall(v, &msg)) {
+                let old = v.stream_seq;
+                v.stream_seq = entry.heads.bump(Stream::Conversations).0;
+                let enc = v.encode();
+                batch.put_stream_item(
+                    app,
+                    &user,
+                    Stream::Conversations as u8,
+                    v.stream_seq,
+                    &conv.item_id(),
+                    Some(&enc),
+                    Some(old),
+                );
+                batch.put_user_conv(app, &user, &conv.item_id(), enc);
+                convs.insert(conv, v);
+            }
+        }
+        let targets: Vec<Outbox> = entry.devices.iter().map(|d| d.outbox.clone()).collect();
+        let frame = recall_push(&msg, &user, &by);
+        self.commit(batch, move |r| {
+            if r.is_ok() {
+                for t in &targets {
+                    t.send(frame.clone());
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Relays a receive-ack to the sender's devices. Checks that the message exists and was
+    /// sent by `user` to `by`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn receipt(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        by: UserId,
+        server_id: u64,
+        seq: u64,
+        server_sent: bool,
+        reply: Option<Reply<Result<(), DomainError>>>,
+    ) {
+        let check = match self.load_message(app, server_id) {
+            Ok(Some(m)) if m.from == user && m.to == by && m.seq == seq => Ok(()),
+            Ok(_) => Err(DomainError::MessageNotFound),
+            Err(e) => Err(e),
+        };
+        if check.is_ok() {
+            self.push_local(app, &user, &receipt_push(&by, server_id, seq, server_sent));
+        }
+        if let Some(r) = reply {
+            let _ = r.send(check);
+        }
+    }
+
+    /// "Read up to seq" for one of my conversations.
+    pub(super) async fn read(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        conv: ConvRef,
+        seq: u64,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_convs(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
+            let _ = reply.send(Err(DomainError::UserNotFound));
+            return;
+        };
+        let convs = entry.convs.get_or_insert_with(Default::default);
+        let Some(current) = convs.get(&conv) else {
+            let _ = reply.send(Err(DomainError::ConversationNotFound));
+            return;
+        };
+        let Some(mut v) = conversation::read(current, seq) else {
+            // Nothing new: answered once earlier changes are durable.
+            self.after_pending(move |r| {
+                let _ = reply.send(r);
+            })
+            .await;
+            return;
+        };
+        let old = v.stream_seq;
+        v.stream_seq = entry.heads.bump(Stream::Conversations).0;
+        let enc = v.encode();
+        let mut batch = Batch::default();
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::Conversations as u8,
+            v.stream_seq,
+            &conv.item_id(),
+            Some(&enc),
+            Some(old),
+        );
+        batch.put_user_conv(app, &user, &conv.item_id(), enc);
+        let own = super::conversations::conversation_changed_push(&user, &v);
+        let targets: Vec<Outbox> =
+            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let read_seq = v.read_seq;
+        convs.insert(conv.clone(), v);
+        let router = self.router.clone();
+        self.commit(batch, move |r| {
+            let ok = r.is_ok();
+            let _ = reply.send(r);
+            if ok {
+                for t in &targets {
+                    t.send(own.clone());
+                }
+                if conv.kind == ConvKind::P2P {
+                    router.push(app, &conv.peer, read_receipt_push(&user, read_seq));
+                }
+            }
+        })
+        .await;
+    }
+
+    pub(super) fn read_receipt(&mut self, app: AppId, user: UserId, reader: UserId, read_seq: u64) {
+        self.push_local(app, &user, &read_receipt_push(&reader, read_seq));
+    }
+
+    /// Messages by server id, only from conversations the viewer belongs to (any, for admins).
+    pub(super) fn get_messages(
+        &mut self,
+        app: AppId,
+        viewer: UserId,
+        admin: bool,
+        ids: Vec<u64>,
+        reply: Reply<Result<Vec<MessageRecord>, DomainError>>,
+    ) {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.load_message(app, id) {
+                Ok(Some(m)) if admin || m.from == viewer || m.to == viewer => out.push(m),
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let _ = reply.send(Ok(out));
+    }
+}
+
+pub(super) fn read_receipt_push(reader: &UserId, read_seq: u64) -> Bytes {
+    protocol::push(|fbb| {
+        let conv = dw::conv_id(fbb, ConvKind::P2P, reader.as_str());
+        let u = fbb.create_string(reader.as_str());
+        let p = wire::ReadReceiptPush::create(
+            fbb,
+            &wire::ReadReceiptPushArgs { conv: Some(conv), user_id: Some(u), read_seq },
+        );
+        (wire::Push::ReadReceiptPush, p.as_union_value())
+    })
+}
