@@ -262,8 +262,9 @@ mod tests {
             durability = "wal"
             shards = 3
             [limits]
-            max_frame = 1000
+            max_frame = 4000
             max_login_frame = 500
+            max_message_body = 2000
             [[apps]]
             id = 7
             secret = "k"
@@ -274,7 +275,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.durability, Durability::Wal);
         assert_eq!(cfg.shard_count(), 3);
-        assert_eq!(cfg.limits.max_frame, 1000);
+        assert_eq!(cfg.limits.max_frame, 4000);
         assert_eq!(cfg.limits.outbound_queue, Limits::default().outbound_queue);
         assert_eq!(cfg.apps[0].multi_device, MultiDevicePolicy::OnePerClass);
     }

@@ -245,9 +245,14 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Dur
                         None => break,
                     }
                 }
-                match tokio::time::timeout(write_timeout, wr.write_all(&buf)).await {
-                    Ok(Ok(())) => buf.clear(),
-                    _ => return,
+                tokio::select! {
+                    r = tokio::time::timeout(write_timeout, wr.write_all(&buf)) => match r {
+                        Ok(Ok(())) => buf.clear(),
+                        _ => return,
+                    },
+                    // The client stopped reading and its queue overflowed: drop it now; it
+                    // resyncs by seq when it reconnects.
+                    _ = rx.stalled() => return,
                 }
             }
             Next::Close(reason) => {

@@ -35,8 +35,10 @@ pub struct Origin {
     pub req_id: u64,
 }
 
-/// A page of messages.
+/// A page of messages, and whether more remain.
 pub type MessagePage = (Vec<MessageRecord>, bool);
+/// A page of a conversation list: entries, the newest change seq among them, more remain.
+pub type ConvPage = (Vec<ConvView>, u64, bool);
 
 pub enum ShardCmd {
     /// Registers a device of an existing user, applying the app's multi-device policy.
@@ -204,7 +206,7 @@ pub enum ShardCmd {
         user: UserId,
         after: u64,
         limit: usize,
-        reply: Reply<Result<(Vec<ConvView>, u64, bool), DomainError>>,
+        reply: Reply<Result<ConvPage, DomainError>>,
     },
     UpdateConversation {
         app: AppId,

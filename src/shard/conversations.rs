@@ -9,7 +9,7 @@ use crate::domain::sync::Stream;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::Reply;
+use crate::shard::cmd::{ConvPage, Reply};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::Shard;
 use crate::store::Batch;
@@ -68,7 +68,7 @@ impl Shard {
         user: UserId,
         after: u64,
         limit: usize,
-        reply: Reply<Result<(Vec<ConvView>, u64, bool), DomainError>>,
+        reply: Reply<Result<ConvPage, DomainError>>,
     ) {
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));

@@ -105,6 +105,18 @@ impl OutboxRx {
     pub fn try_next(&mut self) -> Option<Bytes> {
         self.rx.try_recv().ok()
     }
+
+    /// Completes once the connection is asked to close as a slow consumer: a write blocked on
+    /// a client that does not read is abandoned at once rather than at the write timeout.
+    pub async fn stalled(&self) {
+        loop {
+            let notified = self.inner.wake.notified();
+            if self.inner.closing.load(Ordering::Acquire) == KickReason::SlowConsumer.0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,402 @@
+//! One-to-one messaging over TCP against the real server: send/ack, delivery to every device,
+//! idempotent retries, receipts, read, recall, history, conversations and offline sync.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use imserver::client::{Client, Frame, Message, ProfileChange};
+use imserver::protocol::wire::{self, ErrorCode, SyncStream};
+
+fn pushed_message(f: &Frame) -> Option<Message> {
+    f.get().event_as_message_push().and_then(|p| p.message()).map(|m| Message::from_wire(&m))
+}
+
+#[tokio::test]
+async fn send_acks_and_delivers_to_every_device_but_the_sender() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.login("alice", wire::ClientType::Ios, "a-phone").await;
+    let mut alice_desk = s.login("alice", wire::ClientType::Mac, "a-desk").await;
+    let mut bob_phone = s.login("bob", wire::ClientType::Android, "b-phone").await;
+    let mut bob_web = s.login("bob", wire::ClientType::Web, "b-web").await;
+
+    let ack = alice.send_message("bob", "c-1", 1, b"hi bob", None).await.unwrap();
+    assert_eq!((ack.seq, ack.duplicate, ack.client_id.as_str()), (1, false, "c-1"));
+    assert!(ack.server_id > 0 && ack.timestamp_ms > 0);
+
+    for dev in [&mut bob_phone, &mut bob_web] {
+        let m = dev.wait_push(WAIT, pushed_message).await.expect("bob's device gets the message");
+        assert_eq!(
+            (m.server_id, m.seq, m.from.as_str(), m.peer.as_str(), &m.body[..]),
+            (ack.server_id, 1, "alice", "alice", &b"hi bob"[..])
+        );
+        assert!(m.sync_seq > 0);
+    }
+    let m = alice_desk.wait_push(WAIT, pushed_message).await.expect("alice's other device gets it");
+    assert_eq!((m.server_id, m.peer.as_str()), (ack.server_id, "bob"));
+    let mut alice = alice;
+    assert!(alice.wait_push(Duration::from_millis(300), pushed_message).await.is_none(), "not the sending device");
+
+    let ack2 = bob_web.send_message("alice", "c-1", 1, b"hi alice", None).await.unwrap();
+    assert_eq!(ack2.seq, 2, "one seq per conversation, whoever sends");
+}
+
+#[tokio::test]
+async fn send_errors_are_typed_and_store_nothing() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol"]).await;
+    let a = s.admin().await;
+    let alice = s.user("alice").await;
+    let e = |r: Result<imserver::client::SendAck, imserver::client::ClientError>| r.unwrap_err().code().unwrap();
+    assert_eq!(e(alice.send_message("ghost", "x1", 1, b"?", None).await), ErrorCode::UserNotFound);
+    assert_eq!(e(alice.send_message("alice", "x2", 1, b"?", None).await), ErrorCode::InvalidArgument);
+    assert_eq!(e(alice.send_message("bob", "", 1, b"?", None).await), ErrorCode::MissingField);
+    assert_eq!(e(alice.send_message("bob", "x3", 1, &vec![0u8; 20_000], None).await), ErrorCode::MessageTooLarge);
+    assert_eq!(e(alice.send_message("bob", "x4", 1, b"?", Some("carol")).await), ErrorCode::PermissionDenied);
+    a.modify_user_info(&ProfileChange { user_id: Some("alice".into()), silent: Some(true), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(e(alice.send_message("bob", "x5", 1, b"?", None).await), ErrorCode::UserSilenced);
+    a.modify_user_info(&ProfileChange { user_id: Some("alice".into()), silent: Some(false), ..Default::default() })
+        .await
+        .unwrap();
+    a.delete_users(&["carol"]).await.unwrap();
+    assert_eq!(e(alice.send_message("carol", "x6", 1, b"?", None).await), ErrorCode::UserDeleted);
+    // None of that stored anything: the first real message is seq 1.
+    assert_eq!(alice.send_message("bob", "x7", 1, b"ok", None).await.unwrap().seq, 1);
+    // An administrator sends for a user.
+    let ack = a.send_message("alice", "adm-1", 1, b"from bob's backend", Some("bob")).await.unwrap();
+    assert_eq!(ack.seq, 2);
+    let (hist, _) = alice.history("bob", 0, 0, 10, None).await.unwrap();
+    assert_eq!(hist[0].from, "bob");
+}
+
+#[tokio::test]
+async fn retries_return_the_original_ack_everywhere() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.login("alice", wire::ClientType::Ios, "p").await;
+    let first = alice.send_message("bob", "same", 7, b"body", None).await.unwrap();
+    let again = alice.send_message("bob", "same", 7, b"body", None).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!((again.server_id, again.seq, again.timestamp_ms), (first.server_id, first.seq, first.timestamp_ms));
+    // From another device of the same user.
+    let other = s.login("alice", wire::ClientType::Mac, "m").await;
+    let third = other.send_message("bob", "same", 7, b"body", None).await.unwrap();
+    assert_eq!((third.server_id, third.duplicate), (first.server_id, true));
+    // The same id with another body is a conflict.
+    let e = other.send_message("bob", "same", 7, b"other", None).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::ClientIdConflict));
+    // After a restart (memory is gone; the store remembers).
+    drop((alice, other));
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+    let s = TestServer::start_in(&dir, |_| {}).await;
+    let alice = s.login("alice", wire::ClientType::Ios, "p").await;
+    let after = alice.send_message("bob", "same", 7, b"body", None).await.unwrap();
+    assert_eq!((after.server_id, after.seq, after.duplicate), (first.server_id, first.seq, true));
+    let (hist, _) = alice.history("bob", 0, 0, 10, None).await.unwrap();
+    assert_eq!(hist.len(), 1, "retries stored nothing");
+    assert_eq!(alice.send_message("bob", "next", 7, b"x", None).await.unwrap().seq, 2);
+    drop(keep);
+}
+
+#[tokio::test]
+async fn many_concurrent_senders_get_gap_free_ordered_seqs() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut watcher = s.login("bob", wire::ClientType::Web, "watch").await;
+    let senders: Vec<Arc<Client>> = vec![
+        Arc::new(s.login("alice", wire::ClientType::Ios, "a1").await),
+        Arc::new(s.login("alice", wire::ClientType::Mac, "a2").await),
+        Arc::new(s.login("bob", wire::ClientType::Ios, "b1").await),
+    ];
+    let per = 100u64;
+    let mut tasks = Vec::new();
+    for (i, c) in senders.iter().enumerate() {
+        let c = c.clone();
+        let to = if i < 2 { "bob" } else { "alice" };
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for k in 0..per {
+                let ack =
+                    c.send_message(to, &format!("s{i}-{k}"), 1, format!("{i}:{k}").as_bytes(), None).await.unwrap();
+                seqs.push(ack.seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one sender's acks are in order");
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=3 * per).collect::<Vec<_>>(), "gap-free, no duplicates");
+    // A device sees the conversation in seq order (its own sends from other devices included).
+    let mut seen = Vec::new();
+    while seen.len() < (3 * per) as usize {
+        match watcher.wait_push(WAIT, pushed_message).await {
+            Some(m) => seen.push(m.seq),
+            None => break,
+        }
+    }
+    // The watcher is bob's device: it sees alice's messages and bob's other device's.
+    assert_eq!(seen, (1..=3 * per).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn receipts_are_relayed_or_sent_by_the_server() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut alice = s.user("alice").await;
+    let receipt = |f: &Frame| {
+        f.get()
+            .event_as_receipt_push()
+            .map(|r| (r.server_id(), r.by_user().unwrap_or_default().to_owned(), r.server_sent()))
+    };
+    // bob offline: the server sends the receipt, marked server-sent.
+    let ack = alice.send_message("bob", "r1", 1, b"x", None).await.unwrap();
+    assert_eq!(alice.wait_push(WAIT, receipt).await, Some((ack.server_id, "bob".into(), true)));
+    // bob online: his device acks and the server relays it.
+    let mut bob = s.user("bob").await;
+    let ack = alice.send_message("bob", "r2", 1, b"y", None).await.unwrap();
+    let m = bob.wait_push(WAIT, pushed_message).await.unwrap();
+    bob.receive_ack("alice", m.server_id, m.seq).await.unwrap();
+    assert_eq!(alice.wait_push(WAIT, receipt).await, Some((ack.server_id, "bob".into(), false)));
+    // An ack for a message that does not exist is refused.
+    assert_eq!(bob.receive_ack("alice", 12345, 1).await.unwrap_err().code(), Some(ErrorCode::MessageNotFound));
+}
+
+#[tokio::test]
+async fn read_moves_forward_syncs_devices_and_tells_the_peer() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let bob = s.login("bob", wire::ClientType::Ios, "phone").await;
+    let mut bob_desk = s.login("bob", wire::ClientType::Mac, "desk").await;
+    for i in 0..3 {
+        alice.send_message("bob", &format!("m{i}"), 1, b"x", None).await.unwrap();
+    }
+    let page = bob.conversations(0, 50, None).await.unwrap();
+    assert_eq!(page.conversations.len(), 1);
+    let c = &page.conversations[0];
+    assert_eq!((c.peer.as_str(), c.unread, c.read_seq), ("alice", 3, 0));
+    assert_eq!(c.last_message.as_ref().unwrap().seq, 3);
+
+    let mut alice = alice;
+    bob.read("alice", 2).await.unwrap();
+    let rr = |f: &Frame| {
+        f.get().event_as_read_receipt_push().map(|r| (r.user_id().unwrap_or_default().to_owned(), r.read_seq()))
+    };
+    assert_eq!(alice.wait_push(WAIT, rr).await, Some(("bob".into(), 2)));
+    let synced = |f: &Frame| {
+        f.get().event_as_sync_changed_push().and_then(|p| p.item()).and_then(|i| i.conversation()).map(|c| c.read_seq())
+    };
+    assert_eq!(bob_desk.wait_push(WAIT, synced).await, Some(2));
+    // Never backwards, never past the last message.
+    bob.read("alice", 1).await.unwrap();
+    bob.read("alice", 99).await.unwrap();
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (3, 0));
+    assert_eq!(bob.read("carol", 1).await.unwrap_err().code(), Some(ErrorCode::ConversationNotFound));
+}
+
+#[tokio::test]
+async fn recall_within_the_window_by_the_sender_only() {
+    let s = TestServer::start_with(|c| c.apps[0].recall_window_secs = 1).await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let mut bob = s.user("bob").await;
+    let ack = alice.send_message("bob", "rc1", 1, b"oops", None).await.unwrap();
+    bob.wait_push(WAIT, pushed_message).await.unwrap();
+    assert_eq!(bob.recall("alice", ack.server_id, None).await.unwrap_err().code(), Some(ErrorCode::RecallDenied));
+    alice.recall("bob", ack.server_id, None).await.unwrap();
+    let recalled =
+        |f: &Frame| f.get().event_as_recall_push().map(|r| (r.server_id(), r.by_user().unwrap_or_default().to_owned()));
+    assert_eq!(bob.wait_push(WAIT, recalled).await, Some((ack.server_id, "alice".into())));
+    assert_eq!(alice.recall("bob", ack.server_id, None).await.unwrap_err().code(), Some(ErrorCode::AlreadyRecalled));
+    let got = bob.get_messages(&[ack.server_id], None).await.unwrap();
+    assert!(got[0].recalled && got[0].body.is_empty(), "a tombstone in history");
+    // The tombstone replaces the message in bob's Messages stream.
+    let sync = bob.sync(SyncStream::Messages, 0, 100, None).await.unwrap();
+    assert_eq!(sync.items.len(), 1);
+    assert!(sync.items[0].message.as_ref().unwrap().recalled);
+    let late = alice.send_message("bob", "rc2", 1, b"later", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        alice.recall("bob", late.server_id, None).await.unwrap_err().code(),
+        Some(ErrorCode::RecallWindowPassed)
+    );
+    assert_eq!(alice.recall("bob", 999, None).await.unwrap_err().code(), Some(ErrorCode::MessageNotFound));
+    // An administrator may recall past the window.
+    s.admin().await.recall("bob", late.server_id, Some("alice")).await.unwrap();
+}
+
+#[tokio::test]
+async fn history_pages_both_ways_and_get_messages_checks_membership() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol"]).await;
+    let alice = s.user("alice").await;
+    let mut ids = Vec::new();
+    for i in 1..=25u64 {
+        ids.push(
+            alice.send_message("bob", &format!("h{i}"), 1, format!("{i}").as_bytes(), None).await.unwrap().server_id,
+        );
+    }
+    let (page, more) = alice.history("bob", 0, 0, 10, None).await.unwrap();
+    assert!(more);
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), (16..=25).rev().collect::<Vec<_>>());
+    let (page, more) = alice.history("bob", 15, 0, 10, None).await.unwrap();
+    assert_eq!((page[0].seq, page[9].seq, more), (15, 6, true));
+    let (page, more) = alice.history("bob", 5, 0, 10, None).await.unwrap();
+    assert_eq!((page.len(), more), (5, false));
+    let (page, more) = alice.history("bob", 0, 20, 10, None).await.unwrap();
+    assert_eq!((page.iter().map(|m| m.seq).collect::<Vec<_>>(), more), ((21..=25).collect::<Vec<_>>(), false));
+    let bob = s.user("bob").await;
+    assert_eq!(bob.history("alice", 0, 0, 3, None).await.unwrap().0[0].seq, 25);
+    // carol is not in the conversation: she sees nothing of it.
+    let carol = s.user("carol").await;
+    assert!(carol.get_messages(&ids[..3], None).await.unwrap().is_empty());
+    assert!(carol.history("alice", 0, 0, 10, None).await.unwrap().0.is_empty());
+    assert_eq!(bob.get_messages(&ids[..3], None).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn conversations_pin_mute_delete_and_come_back() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol"]).await;
+    let alice = s.user("alice").await;
+    let mut alice2 = s.login("alice", wire::ClientType::Web, "web").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    bob.send_message("alice", "1", 1, b"x", None).await.unwrap();
+    carol.send_message("alice", "1", 1, b"y", None).await.unwrap();
+    let list = alice.conversations(0, 50, None).await.unwrap();
+    let peers: Vec<&str> = list.conversations.iter().map(|c| c.peer.as_str()).collect();
+    assert_eq!(peers, vec!["bob", "carol"], "by change seq");
+    let c = alice.update_conversation("bob", Some(true), Some(true)).await.unwrap();
+    assert!(c.pinned && c.muted);
+    let synced = |f: &Frame| {
+        f.get()
+            .event_as_sync_changed_push()
+            .and_then(|p| p.item())
+            .and_then(|i| i.conversation())
+            .map(|c| (c.pinned(), c.muted()))
+    };
+    assert_eq!(alice2.wait_push(WAIT, synced).await, Some((true, true)));
+    alice.delete_conversation("carol", false).await.unwrap();
+    let deleted = |f: &Frame| {
+        f.get()
+            .event_as_conversation_deleted_push()
+            .and_then(|p| p.conv())
+            .map(|c| c.peer().unwrap_or_default().to_owned())
+    };
+    assert_eq!(alice2.wait_push(WAIT, deleted).await, Some("carol".into()));
+    let peers: Vec<String> =
+        alice.conversations(0, 50, None).await.unwrap().conversations.into_iter().map(|c| c.peer).collect();
+    assert_eq!(peers, vec!["bob".to_string()]);
+    // Sync shows the tombstone.
+    let sync = alice.sync(SyncStream::Conversations, 0, 100, None).await.unwrap();
+    assert!(sync.items.iter().any(|i| i.id == "carol" && i.deleted));
+    // A new message brings it back.
+    carol.send_message("alice", "2", 1, b"z", None).await.unwrap();
+    let list = alice.conversations(0, 50, None).await.unwrap();
+    assert!(list.conversations.iter().any(|c| c.peer == "carol" && c.last_message.as_ref().unwrap().seq == 2));
+    // Client-only delete only tells my other devices.
+    alice.delete_conversation("bob", true).await.unwrap();
+    assert_eq!(alice2.wait_push(WAIT, deleted).await, Some("bob".into()));
+    assert_eq!(alice.conversations(0, 50, None).await.unwrap().conversations.len(), 2);
+    assert_eq!(
+        alice.update_conversation("nobody", Some(true), None).await.unwrap_err().code(),
+        Some(ErrorCode::ConversationNotFound)
+    );
+}
+
+#[tokio::test]
+async fn offline_receiver_syncs_on_two_devices_then_continues_live() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let total = 130u64;
+    for i in 1..=total {
+        alice.send_message("bob", &format!("o{i}"), 1, format!("{i}").as_bytes(), None).await.unwrap();
+    }
+    let mut phone = s.login("bob", wire::ClientType::Ios, "phone").await;
+    let mut pad = s.login("bob", wire::ClientType::Ipad, "pad").await;
+    for (total, dev) in (total..).zip([&mut phone, &mut pad]) {
+        let (mut cursor, mut got) = (0u64, Vec::new());
+        loop {
+            let page = dev.sync(SyncStream::Messages, cursor, 50, None).await.unwrap();
+            got.extend(page.items.iter().map(|i| i.message.as_ref().unwrap().seq));
+            cursor = page.head_seq;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(got, (1..=total).collect::<Vec<_>>(), "everything, once, in order");
+        // Then live: the next message arrives as a push continuing the same stream.
+        let ack = alice.send_message("bob", &format!("live-{cursor}"), 1, b"now", None).await.unwrap();
+        let m = dev.wait_push(WAIT, |f| pushed_message(f).filter(|m| m.seq == ack.seq)).await.unwrap();
+        assert_eq!((m.seq, m.sync_seq), (ack.seq, cursor + 1), "no gap between sync and push");
+        let c = dev.conversations(0, 10, None).await.unwrap().conversations.remove(0);
+        assert_eq!(c.unread, ack.seq);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_disconnected_not_buffered() {
+    let s = TestServer::start_with(|c| c.limits.outbound_queue = 16).await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    // bob never reads his socket: a raw connection that logs in and then sleeps.
+    let mut raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let login = imserver::protocol::client_frame(1, |fbb| {
+        let u = fbb.create_string("bob");
+        let t = fbb.create_string(&ticket_for(APP, "bob", SECRET));
+        let d = fbb.create_string("stuck");
+        let r = wire::LoginReq::create(
+            fbb,
+            &wire::LoginReqArgs {
+                app_id: APP,
+                user_id: Some(u),
+                ticket: Some(t),
+                client_type: wire::ClientType::Web,
+                device_id: Some(d),
+                protocol_version: 1,
+            },
+        );
+        (wire::Request::LoginReq, r.as_union_value())
+    });
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &login).await.unwrap();
+    let body = vec![7u8; 8000];
+    let mut offline = false;
+    for i in 0..2000 {
+        alice.send_message("bob", &format!("flood{i}"), 1, &body, None).await.unwrap();
+        if i % 50 == 49 && !s.admin().await.query_online_status(&["bob"]).await.unwrap()[0].online {
+            offline = true;
+            break;
+        }
+    }
+    assert!(offline, "the stuck connection was closed as a slow consumer");
+    // Nothing was lost: bob resyncs everything on a new connection.
+    let bob = s.user("bob").await;
+    let mut n = 0;
+    let mut cursor = 0;
+    loop {
+        let page = bob.sync(SyncStream::Messages, cursor, 500, None).await.unwrap();
+        n += page.items.len();
+        cursor = page.head_seq;
+        if !page.more {
+            break;
+        }
+    }
+    let (last, _) = bob.history("alice", 0, 0, 1, None).await.unwrap();
+    assert_eq!(n as u64, last[0].seq);
+    let _ = HashMap::<u8, u8>::new();
+}
