@@ -110,6 +110,62 @@ enum Cmd {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Send a one-to-one text message (an administrator may send --as another user).
+    Send {
+        to: String,
+        text: String,
+        /// Client message id (idempotency key); a fresh one when absent.
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        msg_type: u32,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+    /// List my conversations.
+    Conversations {
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+    /// Pin / mute a conversation.
+    Conversation {
+        peer: String,
+        #[arg(long)]
+        pin: Option<bool>,
+        #[arg(long)]
+        mute: Option<bool>,
+    },
+    /// Remove a conversation from my list (--client-only: just tell my other devices).
+    DeleteConversation {
+        peer: String,
+        #[arg(long)]
+        client_only: bool,
+    },
+    /// Read a conversation's history, newest first (or oldest first with --after).
+    History {
+        peer: String,
+        #[arg(long, default_value_t = 0)]
+        before: u64,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+    /// Mark a conversation read up to a seq.
+    Read { peer: String, seq: u64 },
+    /// Recall a message by server id.
+    Recall {
+        peer: String,
+        server_id: u64,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
     /// Stay logged in and print every push; optionally follow users' online status.
     Watch {
         #[arg(long, value_delimiter = ',')]
@@ -117,6 +173,9 @@ enum Cmd {
         /// Stop after this many seconds (default: until interrupted).
         #[arg(long)]
         secs: Option<u64>,
+        /// Acknowledge received messages to their senders, as a real client does.
+        #[arg(long)]
+        ack: bool,
     },
 }
 
@@ -191,6 +250,11 @@ fn print_profile(p: &Profile) {
     }
 }
 
+fn describe_message(m: &imserver::client::Message) -> String {
+    let body = if m.recalled { "(recalled)".to_string() } else { String::from_utf8_lossy(&m.body).into_owned() };
+    format!("#{} {} -> {} [{}]: {}", m.seq, m.from, m.to, m.server_id, body)
+}
+
 fn describe_push(f: &imserver::client::Frame) -> String {
     let sf = f.get();
     if let Some(k) = sf.event_as_kick_push() {
@@ -220,6 +284,39 @@ fn describe_push(f: &imserver::client::Frame) -> String {
                 p.nickname().unwrap_or_default()
             );
         }
+    }
+    if let Some(m) = sf.event_as_message_push().and_then(|p| p.message()) {
+        return format!("message: {}", describe_message(&imserver::client::Message::from_wire(&m)));
+    }
+    if let Some(r) = sf.event_as_receipt_push() {
+        return format!(
+            "received: {} got message {}{}",
+            r.by_user().unwrap_or_default(),
+            r.server_id(),
+            if r.server_sent() { " (server-sent: offline)" } else { "" }
+        );
+    }
+    if let Some(r) = sf.event_as_read_receipt_push() {
+        return format!("read: {} read up to seq {}", r.user_id().unwrap_or_default(), r.read_seq());
+    }
+    if let Some(r) = sf.event_as_recall_push() {
+        return format!("recalled: message {} by {}", r.server_id(), r.by_user().unwrap_or_default());
+    }
+    if let Some(c) = sf.event_as_sync_changed_push().and_then(|p| p.item()) {
+        return match c.conversation() {
+            Some(cv) => format!(
+                "conversation changed: {} unread {} read {} pinned {} muted {}",
+                cv.conv().and_then(|x| x.peer()).unwrap_or_default(),
+                cv.unread(),
+                cv.read_seq(),
+                cv.pinned(),
+                cv.muted()
+            ),
+            None => format!("sync changed: item {} (seq {})", c.id().unwrap_or_default(), c.seq()),
+        };
+    }
+    if let Some(c) = sf.event_as_conversation_deleted_push().and_then(|p| p.conv()) {
+        return format!("conversation deleted: {}", c.peer().unwrap_or_default());
     }
     if let Some(e) = f.error() {
         return format!("error: {e}");
@@ -352,12 +449,83 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&a)?);
             } else {
                 for i in &a.items {
-                    println!("{:>8} {}{}", i.seq, i.id, if i.deleted { " (deleted)" } else { "" });
+                    let what = match (&i.message, &i.conversation) {
+                        (Some(m), _) => describe_message(m),
+                        (_, Some(cv)) => format!("conversation with {} unread {}", cv.peer, cv.unread),
+                        _ => String::new(),
+                    };
+                    println!("{:>8} {}{} {}", i.seq, i.id, if i.deleted { " (deleted)" } else { "" }, what);
                 }
                 println!("head {} more {}", a.head_seq, a.more);
             }
         }
-        Cmd::Watch { follow, secs } => {
+        Cmd::Send { to, text, client_id, msg_type, as_user } => {
+            let cid = client_id.unwrap_or_else(|| format!("imctl-{}-{}", std::process::id(), imserver::now_ms()));
+            let a = c.send_message(&to, &cid, msg_type, text.as_bytes(), as_user.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&a)?);
+            } else {
+                println!(
+                    "sent: seq {} server id {} at {}{}",
+                    a.seq,
+                    a.server_id,
+                    a.timestamp_ms,
+                    if a.duplicate { " (duplicate: the original ack)" } else { "" }
+                );
+            }
+        }
+        Cmd::Conversations { after, limit, as_user } => {
+            let page = c.conversations(after, limit, as_user.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&page)?);
+            } else {
+                for cv in &page.conversations {
+                    let last = cv.last_message.as_ref().map(describe_message).unwrap_or_default();
+                    println!(
+                        "{:<16} unread {:<4} read {:<6}{}{} {}",
+                        cv.peer,
+                        cv.unread,
+                        cv.read_seq,
+                        if cv.pinned { " pinned" } else { "" },
+                        if cv.muted { " muted" } else { "" },
+                        last
+                    );
+                }
+                println!("head {} more {}", page.head_seq, page.more);
+            }
+        }
+        Cmd::Conversation { peer, pin, mute } => {
+            let cv = c.update_conversation(&peer, pin, mute).await?;
+            if json {
+                println!("{}", serde_json::to_string(&cv)?);
+            } else {
+                println!("{}: pinned {} muted {}", cv.peer, cv.pinned, cv.muted);
+            }
+        }
+        Cmd::DeleteConversation { peer, client_only } => {
+            c.delete_conversation(&peer, client_only).await?;
+            println!("deleted");
+        }
+        Cmd::History { peer, before, after, limit, as_user } => {
+            let (msgs, more) = c.history(&peer, before, after, limit, as_user.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::json!({"messages": msgs, "more": more}));
+            } else {
+                for m in &msgs {
+                    println!("{}", describe_message(m));
+                }
+                println!("more {more}");
+            }
+        }
+        Cmd::Read { peer, seq } => {
+            c.read(&peer, seq).await?;
+            println!("read up to {seq}");
+        }
+        Cmd::Recall { peer, server_id, as_user } => {
+            c.recall(&peer, server_id, as_user.as_deref()).await?;
+            println!("recalled");
+        }
+        Cmd::Watch { follow, secs, ack } => {
             if !follow.is_empty() {
                 print_outcomes(json, &c.subscribe_status(&strs(&follow), 0).await?);
             }
@@ -368,7 +536,17 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
                 match c.next_push(beat).await {
-                    Some(f) => println!("{}", describe_push(&f)),
+                    Some(f) => {
+                        println!("{}", describe_push(&f));
+                        let got = f
+                            .get()
+                            .event_as_message_push()
+                            .and_then(|p| p.message())
+                            .map(|m| (m.from_user().unwrap_or_default().to_owned(), m.server_id(), m.seq()));
+                        if let Some((from, server_id, seq)) = got.filter(|g| ack && g.0 != cli.user) {
+                            c.receive_ack(&from, server_id, seq).await?;
+                        }
+                    }
                     None => {
                         if c.ping().await.is_err() {
                             println!("connection closed");
