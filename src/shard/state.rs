@@ -363,10 +363,17 @@ impl Shard {
 
     fn defer(&mut self, shard: usize, cmd: ShardCmd) {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
-            // Only pushes travel this way today (status and profile changes); the client can
-            // re-read them (queryOnlineStatus, getUserInfo). Logged, never silent.
-            tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
-            return;
+            if let ShardCmd::Push { .. } = cmd {
+                // A push of a status or profile change: the client can re-read it
+                // (queryOnlineStatus, getUserInfo). Logged, never silent.
+                tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
+                return;
+            }
+            // Deliveries and recalls are never dropped: past the bound the queue keeps growing
+            // (and says so) rather than lose a message from a user's stream.
+            if self.deferred.len() % 4096 == 0 {
+                tracing::warn!(shard = self.id, to = shard, len = self.deferred.len(), "deferred queue over its bound");
+            }
         }
         self.deferred.push_back((shard, cmd));
     }
