@@ -371,7 +371,7 @@ impl Shard {
             }
             // Deliveries and recalls are never dropped: past the bound the queue keeps growing
             // (and says so) rather than lose a message from a user's stream.
-            if self.deferred.len() % 4096 == 0 {
+            if self.deferred.len().is_multiple_of(4096) {
                 tracing::warn!(shard = self.id, to = shard, len = self.deferred.len(), "deferred queue over its bound");
             }
         }
