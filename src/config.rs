@@ -216,6 +216,9 @@ impl Config {
                 return Err(format!("app {} has an empty secret", app.id.0));
             }
         }
+        if self.shards > 64 {
+            return Err("shards above 64 (server message ids carry 6 bits of shard)".into());
+        }
         if self.limits.max_login_frame > self.limits.max_frame {
             return Err("limits.max_login_frame is larger than limits.max_frame".into());
         }
@@ -232,7 +235,7 @@ impl Config {
         if self.shards > 0 {
             self.shards
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(64)
         }
     }
 

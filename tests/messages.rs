@@ -400,3 +400,43 @@ async fn a_slow_reader_is_disconnected_not_buffered() {
     assert_eq!(n as u64, last[0].seq);
     let _ = HashMap::<u8, u8>::new();
 }
+
+#[tokio::test]
+async fn a_send_pipelined_before_logout_is_still_acked() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let (sent, out) = tokio::join!(alice.send_message("bob", "last", 1, b"bye", None), alice.logout());
+    assert_eq!(sent.unwrap().seq, 1);
+    out.unwrap();
+}
+
+#[tokio::test]
+async fn recall_right_after_send_leaves_one_tombstone_in_each_stream() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    for i in 0..20 {
+        let ack = alice.send_message("bob", &format!("q{i}"), 1, b"secret", None).await.unwrap();
+        alice.recall("bob", ack.server_id, None).await.unwrap();
+    }
+    let a = s.admin().await;
+    for u in ["alice", "bob"] {
+        let page = a.sync(SyncStream::Messages, 0, 500, Some(u)).await.unwrap();
+        assert_eq!(page.items.len(), 20, "{u}: one entry per message");
+        assert!(page.items.iter().all(|i| i.message.as_ref().unwrap().recalled), "{u}: no body left behind");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_conversation_cannot_be_read_until_a_message_brings_it_back() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    alice.send_message("bob", "1", 1, b"x", None).await.unwrap();
+    bob.delete_conversation("alice", false).await.unwrap();
+    assert_eq!(bob.read("alice", 1).await.unwrap_err().code(), Some(ErrorCode::ConversationNotFound));
+    alice.send_message("bob", "2", 1, b"y", None).await.unwrap();
+    bob.read("alice", 2).await.unwrap();
+}

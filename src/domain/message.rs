@@ -1,8 +1,6 @@
 //! One-to-one messages: the stored record, idempotency records, and the rules of send and
 //! recall.
 
-use std::hash::{Hash, Hasher};
-
 use crate::domain::ids::UserId;
 use crate::domain::DomainError;
 use crate::store::codec::{Corrupt, Reader, Writer};
@@ -125,13 +123,21 @@ impl IdemRecord {
     }
 }
 
-/// A stable hash of what makes two sends "the same message".
+/// A hash of what makes two sends "the same message". It is stored (idempotency records), so
+/// it is FNV-1a, fixed forever, not std's unspecified `DefaultHasher`.
 pub fn content_hash(to: &UserId, msg_type: u32, body: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    to.as_str().hash(&mut h);
-    msg_type.hash(&mut h);
-    body.hash(&mut h);
-    h.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&(to.as_str().len() as u32).to_le_bytes());
+    eat(to.as_str().as_bytes());
+    eat(&msg_type.to_le_bytes());
+    eat(body);
+    h
 }
 
 /// Checks a send's own fields.
@@ -259,6 +265,13 @@ mod tests {
         assert_eq!(retry(&known, content_hash(&u("bob"), 1, b"y")), Err(DomainError::ClientIdConflict));
         assert_ne!(h, content_hash(&u("carol"), 1, b"x"));
         assert_ne!(h, content_hash(&u("bob"), 2, b"x"));
+        // Stored on disk: the value must never change.
+        assert_eq!(
+            content_hash(&u("bob"), 1, b"x"),
+            0x1fcf_8e65_8519_9ce8_u64,
+            "{:#x}",
+            content_hash(&u("bob"), 1, b"x")
+        );
     }
 
     #[test]

@@ -93,10 +93,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                     match dispatch::request(&ctx, &sess, &outbox, &buf) {
                         dispatch::Outcome::Done => {}
                         dispatch::Outcome::Pending(fut) => pending.push(fut),
-                        dispatch::Outcome::Forwarded(fut) => pending.push(Box::pin(async move {
-                            fut.await;
-                            None
-                        })),
+                        dispatch::Outcome::Forwarded(fut) => pending.push(fut),
                         dispatch::Outcome::Logout(ok) => break (KickReason::Logout, Some(ok)),
                     }
                 }

@@ -33,6 +33,8 @@ pub struct DeviceLogin {
 pub struct Origin {
     pub outbox: Outbox,
     pub req_id: u64,
+    /// Dropped once the answer is queued: the session counts the request in flight until then.
+    pub answered: oneshot::Sender<()>,
 }
 
 /// A page of messages, and whether more remain.
@@ -167,6 +169,7 @@ pub enum ShardCmd {
         user: UserId,
         msg: Arc<MessageRecord>,
         by: UserId,
+        replay: bool,
     },
     /// Tell `user` (a sender) that `by` received message `server_id`.
     Receipt {

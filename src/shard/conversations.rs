@@ -54,8 +54,13 @@ impl Shard {
         })?;
         let mut map = std::collections::HashMap::with_capacity(raw.len());
         for v in raw {
-            let view = ConvView::decode(&v).map_err(|_| DomainError::StorageUnavailable)?;
-            map.insert(view.conv.clone(), view);
+            // One bad entry must not block the user's every delivery: skip it, loudly.
+            match ConvView::decode(&v) {
+                Ok(view) => {
+                    map.insert(view.conv.clone(), view);
+                }
+                Err(_) => tracing::error!(user = %user, "skipping a conversation entry that does not decode"),
+            }
         }
         entry.convs = Some(map);
         Ok(())

@@ -64,14 +64,20 @@ fn receipt_push(by: &UserId, server_id: u64, seq: u64, server_sent: bool) -> Byt
     })
 }
 
-fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId) -> Bytes {
+fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -> Bytes {
     let peer = if &m.from == viewer { &m.to } else { &m.from };
     protocol::push(|fbb| {
         let conv = dw::conv_id(fbb, ConvKind::P2P, peer.as_str());
         let by_user = fbb.create_string(by.as_str());
         let p = wire::RecallPush::create(
             fbb,
-            &wire::RecallPushArgs { conv: Some(conv), server_id: m.server_id, seq: m.seq, by_user: Some(by_user) },
+            &wire::RecallPushArgs {
+                conv: Some(conv),
+                server_id: m.server_id,
+                seq: m.seq,
+                by_user: Some(by_user),
+                sync_seq,
+            },
         );
         (wire::Push::RecallPush, p.as_union_value())
     })
@@ -92,11 +98,17 @@ impl Shard {
     }
 
     /// What a client id was used for, if anything: memory first, then the store.
-    fn known_client_id(&self, app: AppId, from: &UserId, client_id: &str) -> Result<Option<IdemRecord>, DomainError> {
-        if let Some(r) = self.recent_ids.get(&(app, from.clone(), client_id.to_owned())) {
+    fn known_client_id(
+        &self,
+        app: AppId,
+        from: &UserId,
+        to: &UserId,
+        client_id: &str,
+    ) -> Result<Option<IdemRecord>, DomainError> {
+        if let Some(r) = self.recent_ids.get(&(app, from.clone(), to.clone(), client_id.to_owned())) {
             return Ok(Some(r.clone()));
         }
-        match self.store.idem(app, from, client_id) {
+        match self.store.idem(app, from, to, client_id) {
             Ok(Some(v)) => IdemRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
             Ok(None) => Ok(None),
             Err(e) => {
@@ -106,8 +118,8 @@ impl Shard {
         }
     }
 
-    fn remember_client_id(&mut self, app: AppId, from: &UserId, client_id: &str, rec: IdemRecord) {
-        let key = (app, from.clone(), client_id.to_owned());
+    fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &UserId, client_id: &str, rec: IdemRecord) {
+        let key = (app, from.clone(), to.clone(), client_id.to_owned());
         if self.recent_ids.insert(key.clone(), rec).is_none() {
             self.recent_order.push_back(key);
         }
@@ -143,7 +155,7 @@ impl Shard {
             return;
         }
         let hash = message::content_hash(&to, msg_type, &body);
-        match self.known_client_id(app, &from, &client_id) {
+        match self.known_client_id(app, &from, &to, &client_id) {
             Err(e) => {
                 origin.outbox.send(error_frame(origin.req_id, &e));
                 return;
@@ -154,12 +166,13 @@ impl Shard {
                     Ok(i) => ack_frame(origin.req_id, &client_id, &i, true),
                     Err(e) => error_frame(origin.req_id, &e),
                 };
-                let outbox = origin.outbox;
+                let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
                 self.after_pending(move |r| {
                     outbox.send(match r {
                         Ok(()) => frame,
-                        Err(e) => error_frame(origin.req_id, &e),
+                        Err(e) => error_frame(req_id, &e),
                     });
+                    drop(answered);
                 })
                 .await;
                 return;
@@ -189,19 +202,20 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_message(app, &pair.lo, &pair.hi, msg.seq, msg.server_id, msg.encode());
         batch.put_conv_head(app, &pair.lo, &pair.hi, msg.seq);
-        batch.put_idem(app, &msg.from, &msg.client_id, idem.encode());
-        batch.put_fanout(app, &msg.from, msg.server_id, &pair.lo, &pair.hi, msg.seq);
-        batch.put_fanout(app, &msg.to, msg.server_id, &pair.lo, &pair.hi, msg.seq);
+        batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
+        batch.put_fanout(app, &msg.from, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
+        batch.put_fanout(app, &msg.to, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
         self.conv_heads.insert((app, pair), msg.seq);
-        self.remember_client_id(app, &msg.from, &msg.client_id, idem.clone());
+        self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
-        let (outbox, req_id) = (origin.outbox, origin.req_id);
+        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
         let exclude = outbox.conn();
         self.commit(batch, move |r| {
             outbox.send(match r {
                 Ok(()) => ack,
                 Err(e) => error_frame(req_id, &e),
             });
+            drop(answered);
         })
         .await;
         // The users' shards record and push the message. Their commits queue behind this one
@@ -220,6 +234,19 @@ impl Shard {
             exclude: None,
             replay: false,
         });
+    }
+
+    /// Remembers where a message sits in a user's Messages stream (bounded, oldest dropped).
+    fn remember_stream_pos(&mut self, app: AppId, user: &UserId, server_id: u64, seq: u64) {
+        let key = (app, user.clone(), server_id);
+        if self.recent_stream.insert(key.clone(), seq).is_none() {
+            self.recent_stream_order.push_back(key);
+        }
+        while self.recent_stream_order.len() > self.cfg.limits.recent_client_ids.max(1) {
+            if let Some(old) = self.recent_stream_order.pop_front() {
+                self.recent_stream.remove(&old);
+            }
+        }
     }
 
     /// Sends a command to `user`'s shard (run here when that is this shard).
@@ -263,12 +290,22 @@ impl Shard {
         };
         let mut batch = Batch::default();
         batch.replace_message(app, &pair.lo, &pair.hi, tomb.seq, tomb.encode());
+        // Like a send's deliveries, the users' shards still have to record the recall; these
+        // records make a crash in between harmless (replayed at start-up).
+        batch.put_fanout(app, &tomb.from, tomb.server_id, 1, &pair.lo, &pair.hi, tomb.seq);
+        batch.put_fanout(app, &tomb.to, tomb.server_id, 1, &pair.lo, &pair.hi, tomb.seq);
         self.commit(batch, move |r| {
             let _ = reply.send(r);
         })
         .await;
         for u in [tomb.from.clone(), tomb.to.clone()] {
-            self.route_user(app, &u, |user| ShardCmd::Recalled { app, user, msg: tomb.clone(), by: by.clone() });
+            self.route_user(app, &u, |user| ShardCmd::Recalled {
+                app,
+                user,
+                msg: tomb.clone(),
+                by: by.clone(),
+                replay: false,
+            });
         }
     }
 
@@ -324,7 +361,7 @@ impl Shard {
     ) {
         let item = msg.server_id.to_be_bytes();
         let mut batch = Batch::default();
-        batch.delete_fanout(app, &user, msg.server_id);
+        batch.delete_fanout(app, &user, msg.server_id, 0);
         if replay {
             // Re-driven after a restart: it may have been recorded already.
             if let Ok(Some(_)) = self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item) {
@@ -367,6 +404,7 @@ impl Shard {
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();
         // The receiver has no device online: the server sends the receipt itself.
         let server_receipt = msg.to == user && entry.devices.is_empty();
+        self.remember_stream_pos(app, &user, msg.server_id, m_seq);
         let frame = message_push(&msg, &user, m_seq);
         let router = self.router.clone();
         self.commit(batch, move |r| {
@@ -384,20 +422,45 @@ impl Shard {
     }
 
     /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.
-    pub(super) async fn recalled(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, by: UserId) {
+    /// A replay after a restart needs no special care: recording a recall twice leaves one
+    /// tombstone in the stream.
+    pub(super) async fn recalled(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        msg: Arc<MessageRecord>,
+        by: UserId,
+        _replay: bool,
+    ) {
+        let mut batch = Batch::default();
+        batch.delete_fanout(app, &user, msg.server_id, 1);
         if self.ensure_convs(app, &user).is_err() {
+            if !self.users.contains_key(&(app, user.clone())) {
+                self.commit(batch, |_| {}).await;
+            }
             return;
         }
         let item = msg.server_id.to_be_bytes();
-        let replaced = self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item).ok().flatten();
+        // Where the message sits now: remembered if delivered recently (its commit may still
+        // be in flight), else the store's stream index.
+        let replaced = match self.recent_stream.get(&(app, user.clone(), msg.server_id)) {
+            Some(&seq) => Some(seq),
+            None => match self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a stream index");
+                    return;
+                }
+            },
+        };
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let mut batch = Batch::default();
         let m_seq = entry.heads.bump(Stream::Messages).0;
         batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&msg.encode()), replaced);
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
         let conv = ConvRef::p2p(peer);
         if let Some(convs) = entry.convs.as_mut() {
-            if let Some(mut v) = convs.get(&conv).and_then(|v| conversation::on_recall(v, &msg)) {
+            let visible = convs.get(&conv).filter(|v| !v.hidden);
+            if let Some(mut v) = visible.and_then(|v| conversation::on_recall(v, &msg)) {
                 let old = v.stream_seq;
                 v.stream_seq = entry.heads.bump(Stream::Conversations).0;
                 let enc = v.encode();
@@ -415,7 +478,8 @@ impl Shard {
             }
         }
         let targets: Vec<Outbox> = entry.devices.iter().map(|d| d.outbox.clone()).collect();
-        let frame = recall_push(&msg, &user, &by);
+        let frame = recall_push(&msg, &user, &by, m_seq);
+        self.remember_stream_pos(app, &user, msg.server_id, m_seq);
         self.commit(batch, move |r| {
             if r.is_ok() {
                 for t in &targets {
@@ -439,10 +503,17 @@ impl Shard {
         server_sent: bool,
         reply: Option<Reply<Result<(), DomainError>>>,
     ) {
-        let check = match self.load_message(app, server_id) {
-            Ok(Some(m)) if m.from == user && m.to == by && m.seq == seq => Ok(()),
+        // One index read: the message must be of this pair at this seq. (Which of the two
+        // sent it is not checked: a false claim would only be about the acker's own receipt.)
+        let check = match self.store.message_location(app, server_id) {
+            Ok(Some((lo, hi, s))) if s == seq && Pair::new(&user, &by).is_some_and(|p| p.lo == lo && p.hi == hi) => {
+                Ok(())
+            }
             Ok(_) => Err(DomainError::MessageNotFound),
-            Err(e) => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a message location");
+                Err(DomainError::StorageUnavailable)
+            }
         };
         if check.is_ok() {
             self.push_local(app, &user, &receipt_push(&by, server_id, seq, server_sent));
@@ -471,7 +542,7 @@ impl Shard {
             return;
         };
         let convs = entry.convs.get_or_insert_with(Default::default);
-        let Some(current) = convs.get(&conv) else {
+        let Some(current) = convs.get(&conv).filter(|v| !v.hidden) else {
             let _ = reply.send(Err(DomainError::ConversationNotFound));
             return;
         };

@@ -22,6 +22,9 @@ use crate::shard::outbox::Outbox;
 use crate::shard::{Rejected, RouteError, Router};
 use crate::store::{Batch, Committer, Store, StoreError};
 
+/// (app, sender, peer, client id): client message ids are unique per sender and conversation.
+pub(super) type IdemKey = (AppId, UserId, UserId, String);
+
 /// Commands taken from the inbox per wake-up.
 const DRAIN: usize = 256;
 
@@ -79,8 +82,13 @@ pub(super) struct Shard {
     pub conv_heads: HashMap<(AppId, Pair), u64>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
     /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
-    pub recent_ids: HashMap<(AppId, UserId, String), IdemRecord>,
-    pub recent_order: VecDeque<(AppId, UserId, String)>,
+    pub recent_ids: HashMap<IdemKey, IdemRecord>,
+    pub recent_order: VecDeque<IdemKey>,
+    /// Where recently delivered messages sit in their user's Messages stream, so a recall
+    /// right after a delivery (whose commit may still be in flight) replaces the right entry.
+    /// Bounded like `recent_ids`; older positions are found in the store's stream index.
+    pub recent_stream: HashMap<(AppId, UserId, u64), u64>,
+    pub recent_stream_order: VecDeque<(AppId, UserId, u64)>,
     pub ids: IdGen,
     /// Commands this shard sent to itself; run right after the command that sent them.
     pub local: VecDeque<ShardCmd>,
@@ -112,6 +120,8 @@ pub(super) fn load(
             conv_heads: HashMap::new(),
             recent_ids: HashMap::new(),
             recent_order: VecDeque::new(),
+            recent_stream: HashMap::new(),
+            recent_stream_order: VecDeque::new(),
             ids: IdGen::new(id),
             local: VecDeque::new(),
         })
@@ -153,17 +163,17 @@ pub(super) fn load(
     // stopped: re-drive them first thing (the user's shard skips what it already has).
     let mut replays = 0usize;
     let mut missing = 0usize;
-    store.for_each_fanout(|app, user, server_id, (lo, hi, seq)| match store.message(app, &lo, &hi, seq) {
+    store.for_each_fanout(|app, user, server_id, kind, (lo, hi, seq)| match store.message(app, &lo, &hi, seq) {
         Ok(Some(v)) => match MessageRecord::decode(&v) {
             Ok(m) if m.server_id == server_id => {
                 replays += 1;
                 let s = router.user_shard(app, &user);
-                shards[s].local.push_back(ShardCmd::Deliver {
-                    app,
-                    user,
-                    msg: Arc::new(m),
-                    exclude: None,
-                    replay: true,
+                let msg = Arc::new(m);
+                shards[s].local.push_back(if kind == 0 {
+                    ShardCmd::Deliver { app, user, msg, exclude: None, replay: true }
+                } else {
+                    let by = msg.from.clone();
+                    ShardCmd::Recalled { app, user, msg, by, replay: true }
                 });
             }
             _ => missing += 1,
@@ -257,7 +267,7 @@ impl Shard {
             ShardCmd::Deliver { app, user, msg, exclude, replay } => {
                 self.deliver(app, user, msg, exclude, replay).await
             }
-            ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
+            ShardCmd::Recalled { app, user, msg, by, replay } => self.recalled(app, user, msg, by, replay).await,
             ShardCmd::Receipt { app, user, by, server_id, seq, server_sent, reply } => {
                 self.receipt(app, user, by, server_id, seq, server_sent, reply)
             }

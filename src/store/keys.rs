@@ -28,10 +28,10 @@ pub const CF_MSG_IDS: &str = "msg_ids";
 pub const CF_CONVS: &str = "convs";
 /// [app u32][len u8][user][kind u8][peer] -> the user's conversation entry
 pub const CF_USER_CONVS: &str = "user_convs";
-/// [app u32][len u8][sender][client id] -> idempotency record
+/// [app u32][len u8][sender][len u8][peer][client id] -> idempotency record
 pub const CF_IDEM: &str = "idem";
-/// [app u32][len u8][user][server id u64] -> pair + seq: a delivery the user's shard has not
-/// recorded yet (replayed at start-up)
+/// [app u32][len u8][user][server id u64][kind u8] -> pair + seq: a delivery (kind 0) or a
+/// recall (kind 1) the user's shard has not recorded yet (replayed at start-up)
 pub const CF_FANOUT: &str = "fanout";
 
 pub const ALL_CFS: [&str; 12] = [
@@ -187,21 +187,29 @@ pub fn user_conv_prefix(app: AppId, user: &UserId) -> Vec<u8> {
     app_user(0, app, user)
 }
 
-pub fn idem(app: AppId, sender: &UserId, client_id: &str) -> Vec<u8> {
-    let mut k = app_user(client_id.len(), app, sender);
+pub fn idem(app: AppId, sender: &UserId, peer: &UserId, client_id: &str) -> Vec<u8> {
+    let p = peer.as_str().as_bytes();
+    let mut k = app_user(1 + p.len() + client_id.len(), app, sender);
+    k.push(p.len() as u8);
+    k.extend_from_slice(p);
     k.extend_from_slice(client_id.as_bytes());
     k
 }
 
-pub fn fanout(app: AppId, user: &UserId, server_id: u64) -> Vec<u8> {
-    let mut k = app_user(8, app, user);
+pub fn fanout(app: AppId, user: &UserId, server_id: u64, kind: u8) -> Vec<u8> {
+    let mut k = app_user(9, app, user);
     k.extend_from_slice(&server_id.to_be_bytes());
+    k.push(kind);
     k
 }
 
-pub fn decode_fanout(key: &[u8]) -> Option<(AppId, UserId, u64)> {
+pub fn decode_fanout(key: &[u8]) -> Option<(AppId, UserId, u64, u8)> {
     let (app, user, rest) = decode_app_user(key)?;
-    Some((app, user, u64::from_be_bytes(rest.try_into().ok()?)))
+    let (id, kind) = rest.split_at_checked(8)?;
+    match kind {
+        [k] => Some((app, user, u64::from_be_bytes(id.try_into().ok()?), *k)),
+        _ => None,
+    }
 }
 
 fn decode_app_user(key: &[u8]) -> Option<(AppId, UserId, &[u8])> {
@@ -249,7 +257,10 @@ mod tests {
         let p = conv(AppId(1), &a, &b);
         assert!(!msg(AppId(1), &ab, &b, 1).starts_with(&p));
         assert_eq!(decode_msg_location(&msg_location(&a, &b, 42)), Some((a.clone(), b.clone(), 42)));
-        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7)), Some((AppId(3), a, 7)));
+        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7, 1)), Some((AppId(3), a.clone(), 7, 1)));
+        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7, 1)[..10]), None);
+        // A client id never runs into the peer's bytes.
+        assert_ne!(idem(AppId(1), &a, &b, "x"), idem(AppId(1), &a, &u("bx"), ""));
         assert_eq!(decode_msg_location(&[5, b'x']), None);
         assert!(msg_id(AppId(1), 1) < msg_id(AppId(1), 256));
     }

@@ -120,17 +120,32 @@ impl Batch {
         self.ops.push(Op::Put(keys::CF_USER_CONVS, keys::user_conv(app, user, item), record));
     }
 
-    pub fn put_idem(&mut self, app: AppId, sender: &UserId, client_id: &str, record: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_IDEM, keys::idem(app, sender, client_id), record));
+    pub fn put_idem(&mut self, app: AppId, sender: &UserId, peer: &UserId, client_id: &str, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_IDEM, keys::idem(app, sender, peer, client_id), record));
     }
 
-    /// Records that `user`'s shard still has to record message `server_id` in its streams.
-    pub fn put_fanout(&mut self, app: AppId, user: &UserId, server_id: u64, lo: &UserId, hi: &UserId, seq: u64) {
-        self.ops.push(Op::Put(keys::CF_FANOUT, keys::fanout(app, user, server_id), keys::msg_location(lo, hi, seq)));
+    /// Records that `user`'s shard still has to record message `server_id` in its streams
+    /// (`kind` 0: the delivery; 1: its recall).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_fanout(
+        &mut self,
+        app: AppId,
+        user: &UserId,
+        server_id: u64,
+        kind: u8,
+        lo: &UserId,
+        hi: &UserId,
+        seq: u64,
+    ) {
+        self.ops.push(Op::Put(
+            keys::CF_FANOUT,
+            keys::fanout(app, user, server_id, kind),
+            keys::msg_location(lo, hi, seq),
+        ));
     }
 
-    pub fn delete_fanout(&mut self, app: AppId, user: &UserId, server_id: u64) {
-        self.ops.push(Op::Delete(keys::CF_FANOUT, keys::fanout(app, user, server_id)));
+    pub fn delete_fanout(&mut self, app: AppId, user: &UserId, server_id: u64, kind: u8) {
+        self.ops.push(Op::Delete(keys::CF_FANOUT, keys::fanout(app, user, server_id, kind)));
     }
 
     pub fn put_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId, expiry_ms: u64) {
@@ -339,20 +354,29 @@ impl Store {
         Ok(out)
     }
 
-    pub fn idem(&self, app: AppId, sender: &UserId, client_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(cf(&self.db, keys::CF_IDEM)?, keys::idem(app, sender, client_id)).map_err(rocks)
+    pub fn idem(
+        &self,
+        app: AppId,
+        sender: &UserId,
+        peer: &UserId,
+        client_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(cf(&self.db, keys::CF_IDEM)?, keys::idem(app, sender, peer, client_id)).map_err(rocks)
     }
 
     /// Calls `f(app, user, server_id, (lo, hi, seq))` for every delivery not yet recorded.
+    /// Calls `f(app, user, server_id, kind, (lo, hi, seq))` for every delivery or recall not
+    /// yet recorded by its user's shard.
     pub fn for_each_fanout(
         &self,
-        mut f: impl FnMut(AppId, UserId, u64, (UserId, UserId, u64)),
+        mut f: impl FnMut(AppId, UserId, u64, u8, (UserId, UserId, u64)),
     ) -> Result<(), StoreError> {
         for kv in self.db.iterator_cf(cf(&self.db, keys::CF_FANOUT)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(rocks)?;
-            let (app, user, id) = keys::decode_fanout(&k).ok_or_else(|| StoreError::Corrupt("fanout key".into()))?;
+            let (app, user, id, kind) =
+                keys::decode_fanout(&k).ok_or_else(|| StoreError::Corrupt("fanout key".into()))?;
             let loc = keys::decode_msg_location(&v).ok_or_else(|| StoreError::Corrupt("fanout value".into()))?;
-            f(app, user, id, loc);
+            f(app, user, id, kind, loc);
         }
         Ok(())
     }

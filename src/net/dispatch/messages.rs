@@ -32,6 +32,7 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let to = conv.peer;
     let pair = Pair::new(&from, &to).ok_or(DomainError::InvalidArgument("cannot message oneself"))?;
     let (router, app) = (cx.router(), cx.s.app);
+    let (answered, done) = tokio::sync::oneshot::channel();
     let cmd = ShardCmd::Send {
         app,
         from,
@@ -39,14 +40,18 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
         client_id,
         msg_type: r.msg_type(),
         body,
-        origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id },
+        origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered },
     };
     let shard = router.pair_shard(app, &pair);
-    // The conversation's shard answers this connection directly once the message is durable.
+    let id = cx.id;
+    // The conversation's shard answers this connection directly once the message is durable;
+    // this future ends when it has, so the send counts as in flight until then.
     Ok(Outcome::Forwarded(Box::pin(async move {
-        if let Err(e) = router.send(shard, cmd).await {
-            tracing::debug!(?e, "send not queued: shutting down");
+        if router.send(shard, cmd).await.is_err() {
+            return Some(err_frame(id, &DomainError::ShuttingDown));
         }
+        let _ = done.await;
+        None
     })))
 }
 

@@ -43,9 +43,9 @@ pub enum Outcome {
     Done,
     /// The answer arrives when this future completes.
     Pending(Answer),
-    /// Handed to a shard that answers the connection itself; the future completes once the
-    /// command is queued.
-    Forwarded(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Handed to a shard that answers the connection itself; the future completes once it
+    /// has (or with an answer of its own when the command could not be handed over).
+    Forwarded(Answer),
     /// The client logged out: this answer goes out, then the connection closes.
     Logout(Bytes),
 }

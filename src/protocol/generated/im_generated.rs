@@ -18152,6 +18152,7 @@ impl<'a> RecallPush<'a> {
   pub const VT_SERVER_ID: ::flatbuffers::VOffsetT = 6;
   pub const VT_SEQ: ::flatbuffers::VOffsetT = 8;
   pub const VT_BY_USER: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SYNC_SEQ: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -18163,6 +18164,7 @@ impl<'a> RecallPush<'a> {
     args: &'args RecallPushArgs<'args>
   ) -> ::flatbuffers::WIPOffset<RecallPush<'bldr>> {
     let mut builder = RecallPushBuilder::new(_fbb);
+    builder.add_sync_seq(args.sync_seq);
     builder.add_seq(args.seq);
     builder.add_server_id(args.server_id);
     if let Some(x) = args.by_user { builder.add_by_user(x); }
@@ -18199,6 +18201,13 @@ impl<'a> RecallPush<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(RecallPush::VT_BY_USER, None)}
   }
+  #[inline]
+  pub fn sync_seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(RecallPush::VT_SYNC_SEQ, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for RecallPush<'_> {
@@ -18211,6 +18220,7 @@ impl ::flatbuffers::Verifiable for RecallPush<'_> {
      .visit_field::<u64>("server_id", Self::VT_SERVER_ID, false)?
      .visit_field::<u64>("seq", Self::VT_SEQ, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("by_user", Self::VT_BY_USER, false)?
+     .visit_field::<u64>("sync_seq", Self::VT_SYNC_SEQ, false)?
      .finish();
     Ok(())
   }
@@ -18220,6 +18230,7 @@ pub struct RecallPushArgs<'a> {
     pub server_id: u64,
     pub seq: u64,
     pub by_user: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub sync_seq: u64,
 }
 impl<'a> Default for RecallPushArgs<'a> {
   #[inline]
@@ -18229,6 +18240,7 @@ impl<'a> Default for RecallPushArgs<'a> {
       server_id: 0,
       seq: 0,
       by_user: None,
+      sync_seq: 0,
     }
   }
 }
@@ -18255,6 +18267,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RecallPushBuilder<'a, 'b, A> 
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(RecallPush::VT_BY_USER, by_user);
   }
   #[inline]
+  pub fn add_sync_seq(&mut self, sync_seq: u64) {
+    self.fbb_.push_slot::<u64>(RecallPush::VT_SYNC_SEQ, sync_seq, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RecallPushBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     RecallPushBuilder {
@@ -18276,6 +18292,7 @@ impl ::core::fmt::Debug for RecallPush<'_> {
       ds.field("server_id", &self.server_id());
       ds.field("seq", &self.seq());
       ds.field("by_user", &self.by_user());
+      ds.field("sync_seq", &self.sync_seq());
       ds.finish()
   }
 }

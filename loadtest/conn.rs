@@ -1,0 +1,132 @@
+//! A lean client connection for load: raw frames, no per-call bookkeeping. The SDK
+//! (`imserver::client`) is for correctness; this is for pushing the server hard while
+//! spending as little of the shared 2 cores as possible on the generator.
+
+use anyhow::{bail, Context};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use imserver::auth::ticket;
+use imserver::protocol::{self, wire};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+
+/// Where and as what to connect.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: String,
+    pub app: u32,
+    pub secret: String,
+}
+
+impl Target {
+    pub fn ticket(&self, user: &str) -> String {
+        ticket::sign(self.app as u64, user, self.secret.as_bytes(), imserver::now_ms() / 1000, 86400)
+    }
+}
+
+/// Connects and logs in; returns the two halves.
+pub async fn login(
+    t: &Target,
+    user: &str,
+    ct: wire::ClientType,
+    device: &str,
+) -> anyhow::Result<(Reader, OwnedWriteHalf)> {
+    let s = TcpStream::connect(&t.addr).await.with_context(|| format!("connecting to {}", t.addr))?;
+    s.set_nodelay(true)?;
+    let (rd, mut wr) = s.into_split();
+    let mut rd = FramedRead::new(
+        rd,
+        LengthDelimitedCodec::builder().big_endian().length_field_length(4).max_frame_length(16 << 20).new_codec(),
+    );
+    let ticket = t.ticket(user);
+    let frame = protocol::client_frame(1, |fbb| {
+        let u = fbb.create_string(user);
+        let tk = fbb.create_string(&ticket);
+        let d = fbb.create_string(device);
+        let r = wire::LoginReq::create(
+            fbb,
+            &wire::LoginReqArgs {
+                app_id: t.app,
+                user_id: Some(u),
+                ticket: Some(tk),
+                client_type: ct,
+                device_id: Some(d),
+                protocol_version: protocol::PROTOCOL_VERSION,
+            },
+        );
+        (wire::Request::LoginReq, r.as_union_value())
+    });
+    wr.write_all(&frame).await?;
+    loop {
+        let buf = match rd.next().await {
+            Some(b) => b?,
+            None => bail!("closed during login"),
+        };
+        let f = protocol::decode_server(&buf).map_err(|e| anyhow::anyhow!("bad frame: {e}"))?;
+        if f.id() != 1 {
+            continue; // a push that raced the answer
+        }
+        if let Some(e) = f.response_as_error() {
+            bail!("login as {user} refused: {:?} {}", e.code(), e.message().unwrap_or_default());
+        }
+        return Ok((rd, wr));
+    }
+}
+
+/// The next frame, verified; `None` at the end of the stream.
+pub async fn next(rd: &mut Reader) -> Option<BytesMut> {
+    match rd.next().await {
+        Some(Ok(b)) => Some(b),
+        _ => None,
+    }
+}
+
+pub fn ping(id: u64) -> Bytes {
+    protocol::client_frame(id, |fbb| {
+        let p = wire::PingReq::create(fbb, &wire::PingReqArgs { client_time_ms: 0 });
+        (wire::Request::PingReq, p.as_union_value())
+    })
+}
+
+pub fn send_msg(id: u64, to: &str, client_id: &str, body: &[u8]) -> Bytes {
+    protocol::client_frame(id, |fbb| {
+        let p = fbb.create_string(to);
+        let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(p) });
+        let c = fbb.create_string(client_id);
+        let b = fbb.create_vector(body);
+        let r = wire::SendMessageReq::create(
+            fbb,
+            &wire::SendMessageReqArgs {
+                from_user: None,
+                client_id: Some(c),
+                conv: Some(conv),
+                msg_type: 1,
+                body: Some(b),
+            },
+        );
+        (wire::Request::SendMessageReq, r.as_union_value())
+    })
+}
+
+pub fn receive_ack(id: u64, from: &str, server_id: u64, seq: u64) -> Bytes {
+    protocol::client_frame(id, |fbb| {
+        let p = fbb.create_string(from);
+        let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(p) });
+        let r = wire::ReceiveAckReq::create(fbb, &wire::ReceiveAckReqArgs { conv: Some(conv), server_id, seq });
+        (wire::Request::ReceiveAckReq, r.as_union_value())
+    })
+}
+
+pub fn sync(id: u64, after: u64, limit: u32) -> Bytes {
+    protocol::client_frame(id, |fbb| {
+        let r = wire::SyncReq::create(
+            fbb,
+            &wire::SyncReqArgs { user_id: None, stream: wire::SyncStream::Messages, after_seq: after, limit },
+        );
+        (wire::Request::SyncReq, r.as_union_value())
+    })
+}

@@ -1,0 +1,336 @@
+//! `imload`: the load tester. It creates its users (admin import), mints tickets, logs in its
+//! connections, runs a scenario after a warm-up for a duration with a live progress line, and
+//! prints a table (`--json FILE` writes the full report). With `--server-pid` it reports the
+//! server's CPU seconds and RSS from /proc, apart from imload's own.
+//!
+//! Scenarios: `p2p` (closed loop `--window` or open loop `--rate`), `idle`, `catchup`,
+//! `storm`. See docs/performance.md for the commands and results.
+
+mod conn;
+mod p2p;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use imserver::client::{Client, Profile};
+use imserver::config::{Config, DEV_SECRET};
+use imserver::protocol::wire;
+use serde::Serialize;
+
+use conn::Target;
+use stats::{Latency, Usage, UsageReport};
+
+#[derive(Parser)]
+#[command(version, about = "Load tester for imserver")]
+struct Cli {
+    #[arg(long, default_value = "127.0.0.1:7700", global = true)]
+    addr: String,
+    #[arg(long, default_value_t = 1400000000, global = true)]
+    app: u32,
+    #[arg(long, default_value = DEV_SECRET, global = true)]
+    secret: String,
+    /// Read the app id and secret from the server's config file (first app).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// An administrator of the app (to import the load users).
+    #[arg(long, default_value = "admin", global = true)]
+    admin: String,
+    #[arg(long, default_value_t = 10, global = true)]
+    duration: u64,
+    #[arg(long, default_value_t = 2, global = true)]
+    warmup: u64,
+    #[arg(long, default_value_t = 200, global = true)]
+    payload: usize,
+    /// The server's pid, to report its CPU time and memory.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Write the full report as JSON here.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// One-to-one messages between pairs of users.
+    P2p {
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Closed loop: unacknowledged sends per sender.
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        /// Open loop: messages per second over all senders (overrides --window).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Hold many logged-in, heartbeating connections; report memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+    },
+    /// A user offline while M messages arrive, then logs in and syncs.
+    Catchup {
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+    },
+    /// All connections drop and reconnect at once, each resyncing what it missed.
+    Storm {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Messages each user misses while away.
+        #[arg(long, default_value_t = 5)]
+        missed: u64,
+    },
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    scenario: String,
+    params: serde_json::Value,
+    duration_s: f64,
+    #[serde(flatten)]
+    usage: UsageReport,
+    results: serde_json::Value,
+}
+
+/// Creates `names` as users of the app (ignoring ones that exist).
+async fn import(t: &Target, admin: &str, names: &[String]) -> anyhow::Result<()> {
+    let c = Client::connect(&t.addr).await?;
+    c.login(t.app, admin, &t.ticket(admin), wire::ClientType::Backend, "imload-admin").await.context("admin login")?;
+    for chunk in names.chunks(500) {
+        let users: Vec<Profile> = chunk.iter().map(|n| Profile::new(n)).collect();
+        let r = c.import_users(&users).await?;
+        if let Some(bad) =
+            r.iter().find(|(_, code)| *code != wire::ErrorCode::None && *code != wire::ErrorCode::UserAlreadyExists)
+        {
+            bail!("importing {}: {:?}", bad.0, bad.1);
+        }
+    }
+    Ok(())
+}
+
+fn run_id() -> String {
+    format!("{:x}", imserver::now_ms() % 0xffffff)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let nofile = stats::raise_nofile();
+    let (app, secret) = match &cli.config {
+        Some(p) => {
+            let cfg = Config::from_toml(&std::fs::read_to_string(p)?).map_err(|e| anyhow::anyhow!(e))?;
+            let a = cfg.apps.first().context("the config lists no app")?;
+            (a.id.0, a.secret.clone())
+        }
+        None => (cli.app, cli.secret.clone()),
+    };
+    let t = Target { addr: cli.addr.clone(), app, secret };
+    let run = run_id();
+    let mut report = Report::default();
+    match cli.cmd {
+        Cmd::P2p { pairs, window, rate } => {
+            report.scenario = "p2p".into();
+            report.params = serde_json::json!({"pairs": pairs, "window": window, "rate": rate, "payload": cli.payload, "warmup_s": cli.warmup});
+            if 2 * pairs + 100 > nofile as usize {
+                bail!("{} connections need more open files than the limit {nofile}", 2 * pairs);
+            }
+            let senders: Vec<String> = (0..pairs).map(|i| format!("ld{run}s{i}")).collect();
+            let receivers: Vec<String> = (0..pairs).map(|i| format!("ld{run}r{i}")).collect();
+            import(&t, &cli.admin, &[senders.clone(), receivers.clone()].concat()).await?;
+            let opts = Arc::new(p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload });
+            let c = Arc::new(p2p::Counters::default());
+            let epoch = Instant::now();
+            let done = Arc::new(AtomicBool::new(false));
+            let mut recv_tasks = Vec::new();
+            for r in &receivers {
+                recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone())));
+            }
+            tokio::time::sleep(Duration::from_millis(200 + pairs as u64)).await;
+            let mut send_tasks = Vec::new();
+            for (s, r) in senders.iter().zip(&receivers) {
+                send_tasks.push(tokio::spawn(p2p::sender(
+                    t.clone(),
+                    s.clone(),
+                    r.clone(),
+                    opts.clone(),
+                    c.clone(),
+                    epoch,
+                )));
+            }
+            let bar = indicatif::ProgressBar::new_spinner();
+            let progress = |label: &str, secs: u64| {
+                let (bar, c) = (bar.clone(), c.clone());
+                let label = label.to_string();
+                async move {
+                    let start = Instant::now();
+                    let mut last = (0u64, Instant::now());
+                    while start.elapsed() < Duration::from_secs(secs) {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let d = c.delivered.load(Ordering::Relaxed);
+                        let rate = (d - last.0) as f64 / last.1.elapsed().as_secs_f64();
+                        last = (d, Instant::now());
+                        bar.set_message(format!(
+                            "{label} {:>4.1}s  acked {}  delivered {}  {:>9.0} msg/s  errors {}",
+                            start.elapsed().as_secs_f64(),
+                            c.acked.load(Ordering::Relaxed),
+                            d,
+                            rate,
+                            c.errors.load(Ordering::Relaxed)
+                        ));
+                        bar.tick();
+                    }
+                }
+            };
+            progress("warm-up", cli.warmup).await;
+            c.measuring.store(true, Ordering::Relaxed);
+            let usage = Usage::start(cli.server_pid);
+            let window_start = Instant::now();
+            progress("measure", cli.duration).await;
+            c.measuring.store(false, Ordering::Relaxed);
+            let elapsed = window_start.elapsed().as_secs_f64();
+            report.usage = usage.finish();
+            bar.finish_and_clear();
+            c.stop.store(true, Ordering::Relaxed);
+            let mut ack_h = stats::histogram();
+            for s in send_tasks {
+                ack_h.add(s.await??)?;
+            }
+            // Let the last deliveries arrive.
+            let sent = c.sent.load(Ordering::Relaxed);
+            let wait = Instant::now();
+            while c.delivered.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed) < sent
+                && wait.elapsed() < Duration::from_secs(10)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            done.store(true, Ordering::Relaxed);
+            let mut del_h = stats::histogram();
+            for r in recv_tasks {
+                del_h.add(r.await??)?;
+            }
+            let win_delivered = c.win_delivered.load(Ordering::Relaxed);
+            report.duration_s = elapsed;
+            let achieved = win_delivered as f64 / elapsed;
+            let server_us_per_msg = report.usage.server_cpu_s.map(|s| s * 1e6 / win_delivered.max(1) as f64);
+            report.results = serde_json::json!({
+                "offered_msgs_per_s": rate,
+                "achieved_msgs_per_s": achieved,
+                "acked_in_window": c.win_acked.load(Ordering::Relaxed),
+                "delivered_in_window": win_delivered,
+                "sent_total": sent,
+                "delivered_total": c.delivered.load(Ordering::Relaxed),
+                "errors": c.errors.load(Ordering::Relaxed),
+                "out_of_order": c.out_of_order.load(Ordering::Relaxed),
+                "duplicates": c.duplicates.load(Ordering::Relaxed),
+                "send_to_ack": Latency::of(&ack_h),
+                "send_to_delivery": Latency::of(&del_h),
+                "server_cpu_us_per_msg": server_us_per_msg,
+            });
+        }
+        Cmd::Idle { connections } => {
+            report.scenario = "idle".into();
+            report.params = serde_json::json!({"connections": connections});
+            if connections + 100 > nofile as usize {
+                bail!("{connections} connections need more open files than the limit {nofile}");
+            }
+            let users: Vec<String> = (0..connections).map(|i| format!("ld{run}i{i}")).collect();
+            import(&t, &cli.admin, &users).await?;
+            let before = cli.server_pid.and_then(|p| stats::memory_kib(&p.to_string()));
+            let usage = Usage::start(cli.server_pid);
+            let stop = Arc::new(AtomicBool::new(false));
+            let (tasks, took) = scenarios::hold(&t, &users, 256, Duration::from_secs(20), stop.clone()).await?;
+            tokio::time::sleep(Duration::from_secs(cli.duration)).await;
+            report.usage = usage.finish();
+            let after = cli.server_pid.and_then(|p| stats::memory_kib(&p.to_string()));
+            stop.store(true, Ordering::Relaxed);
+            for task in tasks {
+                let _ = task.await;
+            }
+            report.duration_s = cli.duration as f64;
+            let per_conn = match (before, after) {
+                (Some(b), Some(a)) => Some((a.0.saturating_sub(b.0)) as f64 * 1024.0 / connections as f64),
+                _ => None,
+            };
+            report.results = serde_json::json!({
+                "logins_per_s": connections as f64 / took.as_secs_f64(),
+                "login_wall_s": took.as_secs_f64(),
+                "server_rss_before_kib": before.map(|b| b.0),
+                "server_rss_after_kib": after.map(|a| a.0),
+                "server_bytes_per_connection": per_conn,
+            });
+        }
+        Cmd::Catchup { messages } => {
+            report.scenario = "catchup".into();
+            report.params = serde_json::json!({"messages": messages, "payload": cli.payload});
+            let (from, to) = (format!("ld{run}cs"), format!("ld{run}cr"));
+            import(&t, &cli.admin, &[from.clone(), to.clone()]).await?;
+            let start = Instant::now();
+            scenarios::send_many(&t, &from, &to, messages, 256, cli.payload).await?;
+            let fill = start.elapsed();
+            let usage = Usage::start(cli.server_pid);
+            let start = Instant::now();
+            let (mut rd, mut wr) = conn::login(&t, &to, wire::ClientType::Ios, "catchup").await?;
+            let (items, _) = scenarios::sync_all(&mut rd, &mut wr, 0, 500).await?;
+            let took = start.elapsed();
+            report.usage = usage.finish();
+            report.duration_s = took.as_secs_f64();
+            if items != messages {
+                bail!("synced {items} of {messages} messages");
+            }
+            report.results = serde_json::json!({
+                "fill_s": fill.as_secs_f64(),
+                "catchup_s": took.as_secs_f64(),
+                "messages_synced": items,
+                "messages_per_s": items as f64 / took.as_secs_f64(),
+            });
+        }
+        Cmd::Storm { connections, missed } => {
+            report.scenario = "storm".into();
+            report.params = serde_json::json!({"connections": connections, "missed": missed});
+            let users: Vec<String> = (0..connections).map(|i| format!("ld{run}t{i}")).collect();
+            let sender = format!("ld{run}ts");
+            import(&t, &cli.admin, &[users.clone(), vec![sender.clone()]].concat()).await?;
+            let usage = Usage::start(cli.server_pid);
+            let (took, lost) = scenarios::storm(&t, &users, &sender, missed, 512).await?;
+            report.usage = usage.finish();
+            report.duration_s = took.as_secs_f64();
+            report.results = serde_json::json!({
+                "reconnect_and_resync_s": took.as_secs_f64(),
+                "messages_lost": lost,
+                "messages_expected": missed * connections as u64,
+            });
+        }
+    }
+    print_report(&report);
+    if let Some(p) = &cli.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report) {
+    println!("scenario   {}", r.scenario);
+    println!("params     {}", r.params);
+    println!("window     {:.2} s", r.duration_s);
+    if let serde_json::Value::Object(m) = &r.results {
+        for (k, v) in m {
+            println!("{k:<24} {v}");
+        }
+    }
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    println!("server cpu (s)           {}", f(r.usage.server_cpu_s));
+    println!(
+        "server rss / peak (MiB)  {} / {}",
+        f(r.usage.server_rss_kib.map(|k| k as f64 / 1024.0)),
+        f(r.usage.server_peak_rss_kib.map(|k| k as f64 / 1024.0))
+    );
+    println!("imload cpu (s)           {}", f(r.usage.imload_cpu_s));
+}
