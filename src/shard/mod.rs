@@ -27,7 +27,12 @@ pub use cmd::ShardCmd;
 /// Routes commands to the shard owning an entity. Cheap to clone.
 #[derive(Clone)]
 pub struct Router {
+    /// Each shard's inbox for commands from sessions: sessions wait when it is full.
     shards: Arc<[mpsc::Sender<ShardCmd>]>,
+    /// Each shard's inbox for commands from other shards (deliveries, pushes, facts). A shard
+    /// always drains it, even while it stops taking session commands, so shards can never
+    /// wait on each other in a cycle.
+    peers: Arc<[mpsc::Sender<ShardCmd>]>,
 }
 
 /// Why a command could not be queued.
@@ -81,9 +86,9 @@ impl Router {
         self.shards[shard].send(cmd).await.map_err(|_| RouteError::Closed)
     }
 
-    /// Queues a command without waiting; gives it back when the inbox is full.
+    /// Queues a command on a shard's peer inbox without waiting; gives it back when full.
     pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
-        self.shards[shard].try_send(cmd).map_err(|e| match e {
+        self.peers[shard].try_send(cmd).map_err(|e| match e {
             mpsc::error::TrySendError::Full(c) => Rejected { reason: RouteError::Full, cmd: Box::new(c) },
             mpsc::error::TrySendError::Closed(c) => Rejected { reason: RouteError::Closed, cmd: Box::new(c) },
         })
@@ -117,21 +122,26 @@ impl Shards {
         let n = cfg.shard_count();
         let mut txs = Vec::with_capacity(n);
         let mut rxs = Vec::with_capacity(n);
+        let mut peer_txs = Vec::with_capacity(n);
+        let mut peer_rxs = Vec::with_capacity(n);
         for _ in 0..n {
             let (tx, rx) = mpsc::channel(cfg.limits.shard_queue.max(1));
             txs.push(tx);
             rxs.push(rx);
+            let (tx, rx) = mpsc::channel(cfg.limits.shard_queue.max(1));
+            peer_txs.push(tx);
+            peer_rxs.push(rx);
         }
-        let router = Router { shards: txs.into() };
+        let router = Router { shards: txs.into(), peers: peer_txs.into() };
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut states = state::load(&cfg, &store, &router, committer)?;
         let mut threads = Vec::with_capacity(n);
-        for (i, rx) in rxs.into_iter().enumerate().rev() {
+        for (i, (rx, peer_rx)) in rxs.into_iter().zip(peer_rxs).enumerate().rev() {
             let st = states.pop().expect("one state per shard");
             let stop_rx = stop_rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
-                .spawn(move || state::run(st, rx, stop_rx))
+                .spawn(move || state::run(st, rx, peer_rx, stop_rx))
                 .map_err(|e| StoreError::Rocks(format!("spawning shard thread: {e}")))?;
             threads.push(handle);
         }

@@ -187,7 +187,12 @@ pub(super) fn load(
 }
 
 /// The shard thread: a single-threaded runtime draining the inbox in batches.
-pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: watch::Receiver<bool>) {
+pub(super) fn run(
+    mut shard: Shard,
+    mut rx: mpsc::Receiver<ShardCmd>,
+    mut peer_rx: mpsc::Receiver<ShardCmd>,
+    mut stop: watch::Receiver<bool>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -199,11 +204,31 @@ pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: 
         // Replays queued at load time run before anything else.
         shard.run_local().await;
         let mut buf = Vec::with_capacity(DRAIN);
+        let mut client_buf = Vec::with_capacity(DRAIN);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Over the deferred bound, stop taking session commands (their senders wait: the
+            // backpressure reaches the clients) until the other shards have taken our output.
+            // Commands from other shards are always taken.
+            let paused = shard.deferred.len() >= shard.cfg.limits.deferred_per_shard;
             tokio::select! {
-                n = rx.recv_many(&mut buf, DRAIN) => {
+                biased;
+                _ = stop.changed() => {
+                    // Run what is already queued, then stop taking more.
+                    rx.close();
+                    peer_rx.close();
+                    while let Some(cmd) = peer_rx.recv().await {
+                        shard.handle(cmd).await;
+                        shard.run_local().await;
+                    }
+                    while let Some(cmd) = rx.recv().await {
+                        shard.handle(cmd).await;
+                        shard.run_local().await;
+                    }
+                    break;
+                }
+                n = peer_rx.recv_many(&mut buf, DRAIN) => {
                     if n == 0 {
                         break;
                     }
@@ -211,20 +236,20 @@ pub(super) fn run(mut shard: Shard, mut rx: mpsc::Receiver<ShardCmd>, mut stop: 
                         shard.handle(cmd).await;
                         shard.run_local().await;
                     }
-                    if !shard.deferred.is_empty() {
-                        shard.retry_deferred();
-                    }
+                    shard.retry_deferred();
                 }
-                _ = tick.tick() => shard.on_tick().await,
-                _ = stop.changed() => {
-                    // Run what is already queued, then stop taking more.
-                    rx.close();
-                    while let Some(cmd) = rx.recv().await {
+                n = rx.recv_many(&mut client_buf, DRAIN), if !paused => {
+                    if n == 0 {
+                        break;
+                    }
+                    for cmd in client_buf.drain(..) {
                         shard.handle(cmd).await;
                         shard.run_local().await;
                     }
-                    break;
+                    shard.retry_deferred();
                 }
+                _ = tokio::time::sleep(Duration::from_millis(1)), if paused => shard.retry_deferred(),
+                _ = tick.tick() => shard.on_tick().await,
             }
         }
         tracing::debug!(shard = shard.id, "shard stopped");
@@ -379,11 +404,9 @@ impl Shard {
                 tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
                 return;
             }
-            // Deliveries and recalls are never dropped: past the bound the queue keeps growing
-            // (and says so) rather than lose a message from a user's stream.
-            if self.deferred.len().is_multiple_of(4096) {
-                tracing::warn!(shard = self.id, to = shard, len = self.deferred.len(), "deferred queue over its bound");
-            }
+            // Deliveries and recalls are never dropped. The loop stops taking session
+            // commands while the queue is over its bound, so it exceeds it by at most what
+            // one batch of session commands produces.
         }
         self.deferred.push_back((shard, cmd));
     }
