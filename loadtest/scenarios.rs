@@ -185,9 +185,19 @@ pub async fn storm(
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire_owned().await;
             let (mut rd, mut wr) = conn::login(&t, &u, wire::ClientType::Ios, "storm").await?;
-            let (items, _) = sync_all(&mut rd, &mut wr, cursor, 500).await?;
-            if items < missed {
-                lost.fetch_add(missed - items, Ordering::Relaxed);
+            // A message is acknowledged to its sender before the receiver's shard has recorded
+            // it in the receiver's stream (that follows within moments): sync again from the
+            // new cursor until everything is there, for up to 10 s.
+            let (mut got, mut cursor) = sync_all(&mut rd, &mut wr, cursor, 500).await?;
+            let until = Instant::now() + Duration::from_secs(10);
+            while got < missed && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let (n, c) = sync_all(&mut rd, &mut wr, cursor, 500).await?;
+                got += n;
+                cursor = c;
+            }
+            if got < missed {
+                lost.fetch_add(missed - got, Ordering::Relaxed);
             }
             anyhow::Ok(())
         }));

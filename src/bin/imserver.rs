@@ -7,6 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use imserver::config::{Config, Durability};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "The imserver instant-messaging server")]
 struct Args {
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(s) = args.shards {
         cfg.shards = s;
     }
+    raise_nofile(cfg.limits.max_connections);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener =
@@ -79,5 +83,25 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Each connection is a file descriptor: raise the soft limit to the hard one, and say so when
+/// the connection limit cannot fit.
+fn raise_nofile(max_connections: usize) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if !ok || (lim.rlim_cur as usize) < max_connections + 256 {
+        tracing::warn!(
+            limit = lim.rlim_cur,
+            max_connections,
+            "the open-file limit is below limits.max_connections + 256"
+        );
     }
 }

@@ -28,6 +28,8 @@ use crate::shard::ShardCmd;
 
 /// Bytes gathered from the queue before one write.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Initial read buffer of a connection.
+const READ_BUF_START: usize = 512;
 
 pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
@@ -35,13 +37,16 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let (rd, wr) = stream.into_split();
     let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
     let mut writer = tokio::spawn(write_loop(wr, orx, Duration::from_secs(ctx.cfg.timeouts.write_secs)));
-    let mut reader = FramedRead::new(
+    // A small read buffer to start with: an idle connection should cost little memory; it
+    // grows for larger frames (up to the frame limit).
+    let mut reader = FramedRead::with_capacity(
         rd,
         LengthDelimitedCodec::builder()
             .big_endian()
             .length_field_length(4)
             .max_frame_length(ctx.cfg.limits.max_login_frame)
             .new_codec(),
+        READ_BUF_START,
     );
 
     // Login: the first frame, within the timeout.
@@ -231,7 +236,9 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
 
 /// Writes queued frames, several per syscall, until the connection is closed.
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Duration) {
-    let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+    // Allocated on first use and given back after a burst, so idle connections hold no
+    // write buffer.
+    let mut buf = BytesMut::new();
     while let Some(next) = rx.next().await {
         match next {
             Next::Frame(f) => {
@@ -244,7 +251,12 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Dur
                 }
                 tokio::select! {
                     r = tokio::time::timeout(write_timeout, wr.write_all(&buf)) => match r {
-                        Ok(Ok(())) => buf.clear(),
+                        Ok(Ok(())) => {
+                            buf.clear();
+                            if buf.capacity() > WRITE_CHUNK {
+                                buf = BytesMut::new();
+                            }
+                        }
                         _ => return,
                     },
                     // The client stopped reading and its queue overflowed: drop it now; it

@@ -184,6 +184,8 @@ impl Store {
         opts.set_max_background_jobs(2);
         opts.set_bytes_per_sync(1 << 20);
         opts.set_keep_log_file_num(4);
+        // All column families' memtables together; each flushes early when the total is hit.
+        opts.set_db_write_buffer_size(256 << 20);
         let cache = Cache::new_lru_cache(128 << 20);
         let cfs = keys::ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
@@ -192,7 +194,7 @@ impl Store {
             bb.set_bloom_filter(10.0, false);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            o.set_write_buffer_size(64 << 20);
+            o.set_write_buffer_size(32 << 20);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(rocks)?;
