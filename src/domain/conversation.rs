@@ -77,14 +77,14 @@ impl ConvView {
         self.last_seq.saturating_sub(self.read_seq)
     }
 
+    /// The stored form. The last message is not stored here: it is the conversation's
+    /// message at `last_seq`, read back when the list is loaded (`last` is then `None`).
     pub fn encode(&self) -> Vec<u8> {
-        let last = self.last.as_ref().map(|m| m.encode()).unwrap_or_default();
-        let mut w = Writer::with_capacity(48 + last.len());
-        w.u8(1)
+        let mut w = Writer::with_capacity(48 + self.conv.peer.as_str().len());
+        w.u8(2)
             .u8(self.conv.kind as u8)
             .str(self.conv.peer.as_str())
             .u64(self.last_seq)
-            .bytes(&last)
             .u64(self.read_seq)
             .bool(self.pinned)
             .bool(self.muted)
@@ -93,9 +93,27 @@ impl ConvView {
         w.finish()
     }
 
+    /// The entry with its last message, for sync answers.
+    pub fn encode_full(&self) -> Vec<u8> {
+        let mut v = self.encode();
+        let last = self.last.as_ref().map(|m| m.encode()).unwrap_or_default();
+        let mut w = Writer::with_capacity(4 + last.len());
+        w.bytes(&last);
+        v.extend_from_slice(&w.finish());
+        v
+    }
+
+    pub fn decode_full(bytes: &[u8]) -> Result<ConvView, Corrupt> {
+        let base = ConvView::decode(bytes)?;
+        let rest = bytes.get(base.encode().len()..).ok_or(Corrupt)?;
+        let last = Reader::new(rest).bytes()?;
+        let last = if last.is_empty() { None } else { Some(MessageRecord::decode(last)?) };
+        Ok(ConvView { last, ..base })
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<ConvView, Corrupt> {
         let mut r = Reader::new(bytes);
-        if r.u8()? != 1 {
+        if r.u8()? != 2 {
             return Err(Corrupt);
         }
         let kind = match r.u8()? {
@@ -104,13 +122,10 @@ impl ConvView {
             _ => return Err(Corrupt),
         };
         let peer = UserId::new(r.str()?).ok_or(Corrupt)?;
-        let last_seq = r.u64()?;
-        let last = r.bytes()?;
-        let last = if last.is_empty() { None } else { Some(MessageRecord::decode(last)?) };
         Ok(ConvView {
             conv: ConvRef { kind, peer },
-            last_seq,
-            last,
+            last_seq: r.u64()?,
+            last: None,
             read_seq: r.u64()?,
             pinned: r.bool()?,
             muted: r.bool()?,
@@ -218,7 +233,9 @@ mod tests {
         v.hidden = true;
         v.pinned = true;
         v.stream_seq = 7;
-        assert_eq!(ConvView::decode(&v.encode()), Ok(v.clone()));
+        let stored = ConvView::decode(&v.encode()).unwrap();
+        assert_eq!(stored, ConvView { last: None, ..v.clone() }, "the last message is not stored with the entry");
+        assert_eq!(ConvView::decode_full(&v.encode_full()), Ok(v.clone()));
         let back = on_message(Some(&v), c.clone(), &m(2, "alice", "bob"), &me);
         assert!(!back.hidden && back.pinned);
         assert!(update(&back, Some(true), None).is_none());

@@ -42,10 +42,7 @@ pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
 impl Shard {
     /// Loads `user`'s conversation list from the store the first time it is needed.
     pub(super) fn ensure_convs(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
-            return Err(DomainError::UserNotFound);
-        };
-        if entry.convs.is_some() {
+        if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.convs.is_some() {
             return Ok(());
         }
         let raw = self.store.user_convs(app, user).map_err(|e| {
@@ -56,14 +53,28 @@ impl Shard {
         for v in raw {
             // One bad entry must not block the user's every delivery: skip it, loudly.
             match ConvView::decode(&v) {
-                Ok(view) => {
+                Ok(mut view) => {
+                    view.last = self.last_message(app, user, &view);
                     map.insert(view.conv.clone(), view);
                 }
                 Err(_) => tracing::error!(user = %user, "skipping a conversation entry that does not decode"),
             }
         }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
+            return Err(DomainError::UserNotFound);
+        };
         entry.convs = Some(map);
         Ok(())
+    }
+
+    /// The last message of a conversation entry: the conversation's message at `last_seq`.
+    fn last_message(&self, app: AppId, user: &UserId, v: &ConvView) -> Option<crate::domain::message::MessageRecord> {
+        if v.last_seq == 0 {
+            return None;
+        }
+        let pair = crate::domain::message::Pair::new(user, &v.conv.peer)?;
+        let raw = self.store.message(app, &pair.lo, &pair.hi, v.last_seq).ok()??;
+        crate::domain::message::MessageRecord::decode(&raw).ok()
     }
 
     /// My visible conversations with a change seq after `after`, oldest change first.
@@ -134,7 +145,7 @@ impl Shard {
             Stream::Conversations as u8,
             v.stream_seq,
             &conv.item_id(),
-            Some(&enc),
+            Some(&[]),
             Some(old),
         );
         batch.put_user_conv(app, &user, &conv.item_id(), enc);

@@ -20,7 +20,7 @@ use crate::protocol::{self, wire};
 use crate::shard::cmd::{MessagePage, Origin, Reply, ShardCmd};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
-use crate::store::Batch;
+use crate::store::{self, Batch};
 
 /// The ack a sender gets.
 pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool) -> Bytes {
@@ -201,7 +201,6 @@ impl Shard {
         let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
         let mut batch = Batch::default();
         batch.put_message(app, &pair.lo, &pair.hi, msg.seq, msg.server_id, msg.encode());
-        batch.put_conv_head(app, &pair.lo, &pair.hi, msg.seq);
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
         batch.put_fanout(app, &msg.from, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
         batch.put_fanout(app, &msg.to, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
@@ -361,14 +360,10 @@ impl Shard {
     ) {
         let item = msg.server_id.to_be_bytes();
         let mut batch = Batch::default();
+        // The fan-out record goes in the same batch as the stream entries: a replayed
+        // delivery (its record still there) was never recorded, so it cannot be a duplicate.
         batch.delete_fanout(app, &user, msg.server_id, 0);
-        if replay {
-            // Re-driven after a restart: it may have been recorded already.
-            if let Ok(Some(_)) = self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item) {
-                self.commit(batch, |_| {}).await;
-                return;
-            }
-        }
+        let _ = replay;
         if self.ensure_convs(app, &user).is_err() || !self.users.contains_key(&(app, user.clone())) {
             // The user is gone or the store failed: nothing to record (the fan-out record
             // stays when the store failed, so a restart retries).
@@ -388,14 +383,16 @@ impl Shard {
         let c_seq = entry.heads.bump(Stream::Conversations).0;
         view.stream_seq = c_seq;
         let encoded_view = view.encode();
-        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&msg.encode()), None);
+        let Some(pair) = msg.pair() else { return };
+        let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
+        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&pointer), None);
         batch.put_stream_item(
             app,
             &user,
             Stream::Conversations as u8,
             c_seq,
             &conv.item_id(),
-            Some(&encoded_view),
+            Some(&[]),
             old_stream_seq,
         );
         batch.put_user_conv(app, &user, &conv.item_id(), encoded_view);
@@ -441,21 +438,15 @@ impl Shard {
             return;
         }
         let item = msg.server_id.to_be_bytes();
-        // Where the message sits now: remembered if delivered recently (its commit may still
-        // be in flight), else the store's stream index.
-        let replaced = match self.recent_stream.get(&(app, user.clone(), msg.server_id)) {
-            Some(&seq) => Some(seq),
-            None => match self.store.stream_item_seq(app, &user, Stream::Messages as u8, &item) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a stream index");
-                    return;
-                }
-            },
-        };
+        // Where the message sits now, if delivered recently: that entry moves to the new seq.
+        // An older entry stays; it only refers to the message, which is now a tombstone, so
+        // no body is left behind either way (a device sees the tombstone twice at most).
+        let replaced = self.recent_stream.get(&(app, user.clone(), msg.server_id)).copied();
+        let Some(pair) = msg.pair() else { return };
+        let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         let m_seq = entry.heads.bump(Stream::Messages).0;
-        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&msg.encode()), replaced);
+        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&pointer), replaced);
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
         let conv = ConvRef::p2p(peer);
         if let Some(convs) = entry.convs.as_mut() {
@@ -470,7 +461,7 @@ impl Shard {
                     Stream::Conversations as u8,
                     v.stream_seq,
                     &conv.item_id(),
-                    Some(&enc),
+                    Some(&[]),
                     Some(old),
                 );
                 batch.put_user_conv(app, &user, &conv.item_id(), enc);
@@ -564,7 +555,7 @@ impl Shard {
             Stream::Conversations as u8,
             v.stream_seq,
             &conv.item_id(),
-            Some(&enc),
+            Some(&[]),
             Some(old),
         );
         batch.put_user_conv(app, &user, &conv.item_id(), enc);

@@ -427,6 +427,23 @@ impl Shard {
         }
     }
 
+    /// A stream entry's payload as sync answers carry it: the message a Messages entry refers
+    /// to; the user's current entry for a conversation.
+    fn resolve(&self, app: AppId, user: &UserId, stream: Stream, item: &[u8], stored: &[u8]) -> Option<Vec<u8>> {
+        match stream {
+            Stream::Messages => {
+                let (lo, hi, seq) = crate::store::decode_message_ref(stored)?;
+                self.store.message(app, &lo, &hi, seq).ok()?
+            }
+            Stream::Conversations => {
+                let conv = crate::domain::conversation::ConvRef::from_item_id(item)?;
+                let e = self.users.get(&(app, user.clone()))?;
+                e.convs.as_ref()?.get(&conv).map(|v| v.encode_full())
+            }
+            _ => Some(stored.to_vec()),
+        }
+    }
+
     pub(super) async fn sync(
         &mut self,
         app: AppId,
@@ -443,12 +460,21 @@ impl Shard {
         // Reads what is durable. The head reported is the newest seq returned (or `after`):
         // a change still in flight has a higher seq and comes in the next read, so a device
         // that moves its cursor to `head` misses nothing.
+        if stream == Stream::Conversations {
+            if let Err(e) = self.ensure_convs(app, &user) {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
         let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
             Ok((entries, more)) => {
                 let head = entries.last().map_or(after, |e| e.seq);
                 let changes = entries
                     .into_iter()
-                    .map(|e| Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload: e.payload })
+                    .map(|e| {
+                        let payload = e.payload.and_then(|p| self.resolve(app, &user, stream, &e.item, &p));
+                        Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload }
+                    })
                     .collect();
                 Ok(SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
             }

@@ -13,8 +13,6 @@ pub const CF_META: &str = "default";
 pub const CF_USERS: &str = "users";
 /// [app u32][len u8][user][stream u8][seq u64] -> stream entry (item id, tombstone, payload)
 pub const CF_STREAM: &str = "stream";
-/// [app u32][len u8][user][stream u8][item id] -> seq u64 (where an item sits in its stream)
-pub const CF_STREAM_IDX: &str = "stream_idx";
 /// [app u32][len u8][user][stream u8] -> head seq u64
 pub const CF_HEADS: &str = "heads";
 /// [app u32][len u8][target][subscriber] -> expiry ms u64
@@ -24,8 +22,6 @@ pub const CF_SUBS: &str = "subs";
 pub const CF_MSGS: &str = "msgs";
 /// [app u32][server id u64] -> [len u8][lo][len u8][hi][seq u64] (where a message lives)
 pub const CF_MSG_IDS: &str = "msg_ids";
-/// [app u32][len u8][lo][len u8][hi] -> last seq u64 (the conversation's seq head)
-pub const CF_CONVS: &str = "convs";
 /// [app u32][len u8][user][kind u8][peer] -> the user's conversation entry
 pub const CF_USER_CONVS: &str = "user_convs";
 /// [app u32][len u8][sender][len u8][peer][client id] -> idempotency record
@@ -34,24 +30,12 @@ pub const CF_IDEM: &str = "idem";
 /// recall (kind 1) the user's shard has not recorded yet (replayed at start-up)
 pub const CF_FANOUT: &str = "fanout";
 
-pub const ALL_CFS: [&str; 12] = [
-    CF_META,
-    CF_USERS,
-    CF_STREAM,
-    CF_STREAM_IDX,
-    CF_HEADS,
-    CF_SUBS,
-    CF_MSGS,
-    CF_MSG_IDS,
-    CF_CONVS,
-    CF_USER_CONVS,
-    CF_IDEM,
-    CF_FANOUT,
-];
+pub const ALL_CFS: [&str; 10] =
+    [CF_META, CF_USERS, CF_STREAM, CF_HEADS, CF_SUBS, CF_MSGS, CF_MSG_IDS, CF_USER_CONVS, CF_IDEM, CF_FANOUT];
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 fn app_user(cap: usize, app: AppId, user: &UserId) -> Vec<u8> {
     let u = user.as_str().as_bytes();
@@ -93,12 +77,6 @@ pub fn stream_entry(app: AppId, u: &UserId, stream: u8, seq: u64) -> Vec<u8> {
 pub fn decode_stream_seq(key: &[u8], prefix_len: usize) -> Option<u64> {
     let tail: [u8; 8] = key.get(prefix_len..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
-}
-
-pub fn stream_index(app: AppId, u: &UserId, stream: u8, item: &[u8]) -> Vec<u8> {
-    let mut k = stream_prefix(app, u, stream);
-    k.extend_from_slice(item);
-    k
 }
 
 pub fn head(app: AppId, u: &UserId, stream: u8) -> Vec<u8> {

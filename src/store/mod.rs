@@ -75,7 +75,8 @@ impl Batch {
 
     /// Puts `item` at `seq` of a user's stream (a tombstone when `payload` is `None`),
     /// removing its previous entry at `replaced` so a stream holds each item once, and
-    /// moves the stream's head to `seq`.
+    /// moves the stream's head to `seq`. The caller knows where the item was (it keeps each
+    /// item's stream seq in memory), so no index is written.
     #[allow(clippy::too_many_arguments)]
     pub fn put_stream_item(
         &mut self,
@@ -93,11 +94,6 @@ impl Batch {
         let mut w = codec::Writer::with_capacity(item.len() + payload.map_or(0, |p| p.len()) + 16);
         w.bytes(item).bool(payload.is_none()).bytes(payload.unwrap_or_default());
         self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, seq), w.finish()));
-        self.ops.push(Op::Put(
-            keys::CF_STREAM_IDX,
-            keys::stream_index(app, user, stream, item),
-            seq.to_be_bytes().to_vec(),
-        ));
         self.ops.push(Op::Put(keys::CF_HEADS, keys::head(app, user, stream), seq.to_be_bytes().to_vec()));
     }
 
@@ -110,10 +106,6 @@ impl Batch {
     /// Replaces a stored message in place (a recall's tombstone).
     pub fn replace_message(&mut self, app: AppId, lo: &UserId, hi: &UserId, seq: u64, record: Vec<u8>) {
         self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, lo, hi, seq), record));
-    }
-
-    pub fn put_conv_head(&mut self, app: AppId, lo: &UserId, hi: &UserId, last_seq: u64) {
-        self.ops.push(Op::Put(keys::CF_CONVS, keys::conv(app, lo, hi), last_seq.to_be_bytes().to_vec()));
     }
 
     pub fn put_user_conv(&mut self, app: AppId, user: &UserId, item: &[u8], record: Vec<u8>) {
@@ -155,6 +147,16 @@ impl Batch {
     pub fn delete_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId) {
         self.ops.push(Op::Delete(keys::CF_SUBS, keys::sub(app, target, subscriber)));
     }
+}
+
+/// A reference to a stored message (its pair and seq), as kept in Messages-stream entries:
+/// the body is stored once, in the conversation.
+pub fn message_ref(lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
+    keys::msg_location(lo, hi, seq)
+}
+
+pub fn decode_message_ref(b: &[u8]) -> Option<(UserId, UserId, u64)> {
+    keys::decode_msg_location(b)
 }
 
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
@@ -280,10 +282,20 @@ impl Store {
         Ok((out, false))
     }
 
-    /// A P2P conversation's last seq (0 when it has no message).
+    /// A P2P conversation's last seq (0 when it has no message): one seek to the end of its
+    /// messages, never a scan.
     pub fn conv_head(&self, app: AppId, lo: &UserId, hi: &UserId) -> Result<u64, StoreError> {
-        match self.db.get_cf(cf(&self.db, keys::CF_CONVS)?, keys::conv(app, lo, hi)).map_err(rocks)? {
-            Some(v) => be_u64(&v),
+        let prefix = keys::conv(app, lo, hi);
+        let last = keys::msg(app, lo, hi, u64::MAX);
+        let mut it = self.db.iterator_cf(cf(&self.db, keys::CF_MSGS)?, IteratorMode::From(&last, Direction::Reverse));
+        match it.next() {
+            Some(kv) => {
+                let (k, _) = kv.map_err(rocks)?;
+                if !k.starts_with(&prefix) {
+                    return Ok(0);
+                }
+                keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))
+            }
             None => Ok(0),
         }
     }
@@ -382,24 +394,6 @@ impl Store {
         }
         Ok(())
     }
-
-    /// Where `item` currently sits in a user's stream, if anywhere.
-    pub fn stream_item_seq(
-        &self,
-        app: AppId,
-        user: &UserId,
-        stream: u8,
-        item: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
-        match self
-            .db
-            .get_cf(cf(&self.db, keys::CF_STREAM_IDX)?, keys::stream_index(app, user, stream, item))
-            .map_err(rocks)?
-        {
-            Some(v) => Ok(Some(be_u64(&v)?)),
-            None => Ok(None),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -443,7 +437,6 @@ mod tests {
         assert_eq!((rest[0].seq, more), (3, false));
         assert!(store.read_stream(app, &me, 1, 0, 10).unwrap().0.is_empty());
         assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
-        assert_eq!(store.stream_item_seq(app, &me, 0, b"bob").unwrap(), Some(3));
         drop(c);
         w.join();
         let mut heads = vec![];

@@ -259,7 +259,7 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
                 }
                 Stream::Conversations => {
                     let peer = ConvRef::from_item_id(&c.item).map(|r| r.peer.to_string()).unwrap_or_default();
-                    let v = c.payload.as_deref().and_then(|p| ConvView::decode(p).ok());
+                    let v = c.payload.as_deref().and_then(|p| ConvView::decode_full(p).ok());
                     let v = v.map(|v| dw::conversation(fbb, &v, viewer));
                     (peer, None, v)
                 }
