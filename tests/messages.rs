@@ -440,3 +440,26 @@ async fn a_deleted_conversation_cannot_be_read_until_a_message_brings_it_back() 
     alice.send_message("bob", "2", 1, b"y", None).await.unwrap();
     bob.read("alice", 2).await.unwrap();
 }
+
+#[tokio::test]
+async fn conversation_entries_survive_a_restart_with_their_last_message() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    for i in 1..=5 {
+        alice.send_message("bob", &format!("k{i}"), 1, format!("m{i}").as_bytes(), None).await.unwrap();
+    }
+    let bob = s.user("bob").await;
+    bob.read("alice", 2).await.unwrap();
+    bob.update_conversation("alice", Some(true), None).await.unwrap();
+    alice.send_message("bob", "k6", 1, b"m6", None).await.unwrap();
+    drop((alice, bob));
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+    let s = TestServer::start_in(&dir, |_| {}).await;
+    let bob = s.user("bob").await;
+    let c = bob.conversations(0, 10, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.peer.as_str(), c.read_seq, c.unread, c.pinned), ("alice", 2, 4, true));
+    assert_eq!(c.last_message.unwrap().body, b"m6".to_vec());
+    drop(keep);
+}

@@ -235,6 +235,11 @@ async fn kill_9_during_a_burst_of_sends_keeps_every_acked_message_once_without_g
         seqs.sort_unstable();
         seqs.dedup();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{me}->{to}: seqs are gap-free");
+        // The receiver's conversation entry agrees with the conversation (entries are written
+        // behind and re-derived at load).
+        let list = admin.conversations(0, 100, Some(&to)).await.unwrap();
+        let entry = list.conversations.iter().find(|c| c.peer == me).expect("a conversation entry");
+        assert_eq!(entry.last_message.as_ref().map(|m| m.seq), Some(seqs.len() as u64), "{to}'s entry for {me}");
         for (_, _, cid, seq, sid) in acked.iter().filter(|a| a.0 == me) {
             let found: Vec<_> = all.iter().filter(|m| &m.client_id == cid).collect();
             assert_eq!(found.len(), 1, "{cid} present exactly once");

@@ -54,6 +54,13 @@ impl Shard {
             // One bad entry must not block the user's every delivery: skip it, loudly.
             match ConvView::decode(&v) {
                 Ok(mut view) => {
+                    // Entries are written behind for new messages: the conversation itself
+                    // knows its last seq.
+                    if let Some(p) = crate::domain::message::Pair::new(user, &view.conv.peer) {
+                        if let Ok(head) = self.store.conv_head(app, &p.lo, &p.hi) {
+                            view.last_seq = view.last_seq.max(head);
+                        }
+                    }
                     view.last = self.last_message(app, user, &view);
                     map.insert(view.conv.clone(), view);
                 }
@@ -65,6 +72,21 @@ impl Shard {
         };
         entry.convs = Some(map);
         Ok(())
+    }
+
+    /// Writes the conversation entries that only new messages changed (see `dirty_convs`).
+    pub(super) async fn flush_convs(&mut self) {
+        if self.dirty_convs.is_empty() {
+            return;
+        }
+        let mut batch = Batch::default();
+        for (app, user, conv) in std::mem::take(&mut self.dirty_convs) {
+            let view = self.users.get(&(app, user.clone())).and_then(|e| e.convs.as_ref()?.get(&conv));
+            if let Some(v) = view {
+                batch.put_user_conv(app, &user, &conv.item_id(), v.encode());
+            }
+        }
+        self.commit(batch, |_| {}).await;
     }
 
     /// The last message of a conversation entry: the conversation's message at `last_seq`.

@@ -377,25 +377,34 @@ impl Shard {
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
         let conv = ConvRef::p2p(peer);
         let convs = entry.convs.get_or_insert_with(Default::default);
-        let mut view = conversation::on_message(convs.get(&conv), conv.clone(), &msg, &user);
-        let old_stream_seq = (view.stream_seq > 0).then_some(view.stream_seq);
+        let before = convs.get(&conv);
+        // A conversation new to my list (or back after I deleted it) is a change of the list:
+        // it goes to my Conversations stream and is stored now. A new message in a listed
+        // conversation is not: devices learn it from the Messages stream, and the entry's
+        // last seq and own-read seq are written behind (`flush_convs`) and re-derived from
+        // the conversation at load.
+        let listed = before.is_some_and(|v| !v.hidden);
+        let mut view = conversation::on_message(before, conv.clone(), &msg, &user);
         let m_seq = entry.heads.bump(Stream::Messages).0;
-        let c_seq = entry.heads.bump(Stream::Conversations).0;
-        view.stream_seq = c_seq;
-        let encoded_view = view.encode();
         let Some(pair) = msg.pair() else { return };
         let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
         batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&pointer), None);
-        batch.put_stream_item(
-            app,
-            &user,
-            Stream::Conversations as u8,
-            c_seq,
-            &conv.item_id(),
-            Some(&[]),
-            old_stream_seq,
-        );
-        batch.put_user_conv(app, &user, &conv.item_id(), encoded_view);
+        if listed {
+            self.dirty_convs.insert((app, user.clone(), conv.clone()));
+        } else {
+            let old_stream_seq = (view.stream_seq > 0).then_some(view.stream_seq);
+            view.stream_seq = entry.heads.bump(Stream::Conversations).0;
+            batch.put_stream_item(
+                app,
+                &user,
+                Stream::Conversations as u8,
+                view.stream_seq,
+                &conv.item_id(),
+                Some(&[]),
+                old_stream_seq,
+            );
+            batch.put_user_conv(app, &user, &conv.item_id(), view.encode());
+        }
         convs.insert(conv, view);
         let targets: Vec<Outbox> =
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();

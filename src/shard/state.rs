@@ -1,7 +1,7 @@
 //! One shard: its in-memory state, its loop, and the helpers every handler uses to make a
 //! change durable before anyone hears of it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +92,9 @@ pub(super) struct Shard {
     pub ids: IdGen,
     /// Commands this shard sent to itself; run right after the command that sent them.
     pub local: VecDeque<ShardCmd>,
+    /// Conversation entries changed only by new messages (last seq, own read seq): written
+    /// behind, once a second (`flush_convs`). Bounded by the users this shard owns.
+    pub dirty_convs: HashSet<(AppId, UserId, ConvRef)>,
 }
 
 pub(super) use crate::now_ms;
@@ -124,6 +127,7 @@ pub(super) fn load(
             recent_stream_order: VecDeque::new(),
             ids: IdGen::new(id),
             local: VecDeque::new(),
+            dirty_convs: HashSet::new(),
         })
         .collect();
     let mut bad = None;
@@ -226,6 +230,7 @@ pub(super) fn run(
                         shard.handle(cmd).await;
                         shard.run_local().await;
                     }
+                    shard.flush_convs().await;
                     break;
                 }
                 n = peer_rx.recv_many(&mut buf, DRAIN) => {
@@ -334,6 +339,7 @@ impl Shard {
 
     async fn on_tick(&mut self) {
         self.retry_deferred();
+        self.flush_convs().await;
         self.expire_subscriptions().await;
     }
 
