@@ -463,3 +463,26 @@ async fn conversation_entries_survive_a_restart_with_their_last_message() {
     assert_eq!(c.last_message.unwrap().body, b"m6".to_vec());
     drop(keep);
 }
+
+#[tokio::test]
+async fn my_own_sends_read_the_conversation_even_after_a_restart() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    bob.send_message("alice", "b1", 1, b"hi", None).await.unwrap();
+    for i in 0..3 {
+        alice.send_message("bob", &format!("a{i}"), 1, b"yo", None).await.unwrap();
+    }
+    // Alice's entry: read up to her last send (4), nothing unread; and her explicit read of
+    // what her sends already covered is acknowledged and durable.
+    alice.read("bob", 4).await.unwrap();
+    drop((alice, bob));
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+    let s = TestServer::start_in(&dir, |_| {}).await;
+    let alice = s.user("alice").await;
+    let c = alice.conversations(0, 10, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (4, 0));
+    drop(keep);
+}

@@ -79,7 +79,9 @@ impl Frame {
     }
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Frame>>>>;
+/// Calls waiting for their answer. `None` once the connection is closed: a call made after
+/// that fails at once instead of waiting for its timeout.
+type Waiters = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 
 pub struct Client {
     out: mpsc::Sender<Bytes>,
@@ -97,7 +99,7 @@ impl Client {
         let (rd, mut wr) = stream.into_split();
         let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
         let (push_tx, pushes) = mpsc::channel(PUSH_BUFFER);
-        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+        let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(async move {
             while let Some(mut b) = out_rx.recv().await {
                 // Coalesce what is already queued into one write.
@@ -137,7 +139,7 @@ impl Client {
                     break;
                 };
                 let id = frame.get().id();
-                let waiter = if id == 0 { None } else { w.lock().remove(&id) };
+                let waiter = if id == 0 { None } else { w.lock().as_mut().and_then(|m| m.remove(&id)) };
                 match waiter {
                     Some(tx) => {
                         let _ = tx.send(frame);
@@ -150,7 +152,7 @@ impl Client {
                 }
             }
             // Closing: every waiting call learns it (its sender is dropped).
-            w.lock().clear();
+            *w.lock() = None;
         });
         Ok(Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) })
     }
@@ -172,17 +174,26 @@ impl Client {
     ) -> Result<Frame, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().insert(id, tx);
+        match self.waiters.lock().as_mut() {
+            Some(m) => {
+                m.insert(id, tx);
+            }
+            None => return Err(ClientError::Closed),
+        }
         let frame = protocol::client_frame(id, f);
         if self.out.send(frame).await.is_err() {
-            self.waiters.lock().remove(&id);
+            if let Some(m) = self.waiters.lock().as_mut() {
+                m.remove(&id);
+            }
             return Err(ClientError::Closed);
         }
         let frame = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(f)) => f,
             Ok(Err(_)) => return Err(ClientError::Closed),
             Err(_) => {
-                self.waiters.lock().remove(&id);
+                if let Some(m) = self.waiters.lock().as_mut() {
+                    m.remove(&id);
+                }
                 return Err(ClientError::Timeout);
             }
         };

@@ -60,6 +60,7 @@ impl Shard {
                         if let Ok(head) = self.store.conv_head(app, &p.lo, &p.hi) {
                             view.last_seq = view.last_seq.max(head);
                         }
+                        view.read_seq = self.own_read_seq(app, user, &p, &view);
                     }
                     view.last = self.last_message(app, user, &view);
                     map.insert(view.conv.clone(), view);
@@ -72,6 +73,21 @@ impl Shard {
         };
         entry.convs = Some(map);
         Ok(())
+    }
+
+    /// My read seq including my own sends after the stored one (written behind): the newest
+    /// message I sent after it, found walking back from the last message (at most
+    /// `limits.max_page` messages; past that the stored read seq stands).
+    fn own_read_seq(&self, app: AppId, user: &UserId, p: &crate::domain::message::Pair, v: &ConvView) -> u64 {
+        if v.last_seq <= v.read_seq {
+            return v.read_seq;
+        }
+        let page = self.store.messages(app, &p.lo, &p.hi, v.read_seq + 1, v.last_seq, true, self.cfg.limits.max_page);
+        let Ok((raw, _)) = page else { return v.read_seq };
+        raw.iter()
+            .filter_map(|b| crate::domain::message::MessageRecord::decode(b).ok())
+            .find(|m| &m.from == user)
+            .map_or(v.read_seq, |m| m.seq)
     }
 
     /// Writes the conversation entries that only new messages changed (see `dirty_convs`).

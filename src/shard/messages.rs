@@ -131,7 +131,7 @@ impl Shard {
     }
 
     /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
-    /// message + conversation head + idempotency record + both deliveries in one batch, acks
+    /// message + its id index + idempotency record + both deliveries in one batch, acks
     /// the sender once that is durable, and hands the deliveries to the users' shards.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
@@ -459,6 +459,11 @@ impl Shard {
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
         let conv = ConvRef::p2p(peer);
         if let Some(convs) = entry.convs.as_mut() {
+            // A hidden entry only changes in memory (its last message must not keep the body);
+            // a visible one also in the stream.
+            if let Some(v) = convs.get(&conv).filter(|v| v.hidden).and_then(|v| conversation::on_recall(v, &msg)) {
+                convs.insert(conv.clone(), v);
+            }
             let visible = convs.get(&conv).filter(|v| !v.hidden);
             if let Some(mut v) = visible.and_then(|v| conversation::on_recall(v, &msg)) {
                 let old = v.stream_seq;
@@ -547,7 +552,17 @@ impl Shard {
             return;
         };
         let Some(mut v) = conversation::read(current, seq) else {
-            // Nothing new: answered once earlier changes are durable.
+            // Nothing new in memory. But the read seq may have moved by my own sends, which
+            // are written behind: an acknowledged read must be durable, so write it now.
+            if self.dirty_convs.remove(&(app, user.clone(), conv.clone())) {
+                let mut batch = Batch::default();
+                batch.put_user_conv(app, &user, &conv.item_id(), current.encode());
+                self.commit(batch, move |r| {
+                    let _ = reply.send(r);
+                })
+                .await;
+                return;
+            }
             self.after_pending(move |r| {
                 let _ = reply.send(r);
             })

@@ -1,10 +1,12 @@
 //! The sharded reactor.
 //!
-//! `n` shard threads each own a partition of the state (users by `hash(app, user)`; groups and
-//! conversations join later by their own keys) and run the commands routed to them one at a
-//! time, so no lock guards the state. Each shard has a bounded inbox drained in batches; the
-//! `Router` sends to the shard that owns an entity. A shard never waits on another shard:
-//! cross-shard sends are `try_send` with a bounded deferred queue (see `state`).
+//! `n` shard threads each own a partition of the state (users by `hash(app, user)`, P2P
+//! conversations by their pair; groups later by their own key) and run the commands routed to
+//! them one at a time, so no lock guards the state. Each shard has two bounded inboxes drained
+//! in batches: one for sessions (who wait when it is full) and one for other shards (always
+//! drained). A shard never waits on another shard: cross-shard sends are `try_send` with a FIFO
+//! deferred queue, and while that queue is over its bound the shard stops taking session
+//! commands (see `state::run`).
 
 pub mod cmd;
 mod conversations;

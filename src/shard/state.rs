@@ -85,8 +85,8 @@ pub(super) struct Shard {
     pub recent_ids: HashMap<IdemKey, IdemRecord>,
     pub recent_order: VecDeque<IdemKey>,
     /// Where recently delivered messages sit in their user's Messages stream, so a recall
-    /// right after a delivery (whose commit may still be in flight) replaces the right entry.
-    /// Bounded like `recent_ids`; older positions are found in the store's stream index.
+    /// moves that entry instead of adding a second one. Bounded like `recent_ids`; a recall of
+    /// an older message adds an entry (both refer to the tombstone).
     pub recent_stream: HashMap<(AppId, UserId, u64), u64>,
     pub recent_stream_order: VecDeque<(AppId, UserId, u64)>,
     pub ids: IdGen,
@@ -233,6 +233,8 @@ pub(super) fn run(
                     shard.flush_convs().await;
                     break;
                 }
+                // The tick before the inboxes, so a busy shard still flushes and expires.
+                _ = tick.tick() => shard.on_tick().await,
                 n = peer_rx.recv_many(&mut buf, DRAIN) => {
                     if n == 0 {
                         break;
@@ -242,6 +244,20 @@ pub(super) fn run(
                         shard.run_local().await;
                     }
                     shard.retry_deferred();
+                    // Peers first, but never only peers: one batch of session commands too, so
+                    // a shard flooded with deliveries still serves logins and facts.
+                    if shard.deferred.len() < shard.cfg.limits.deferred_per_shard {
+                        while client_buf.len() < DRAIN {
+                            match rx.try_recv() {
+                                Ok(cmd) => client_buf.push(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                        for cmd in client_buf.drain(..) {
+                            shard.handle(cmd).await;
+                            shard.run_local().await;
+                        }
+                    }
                 }
                 n = rx.recv_many(&mut client_buf, DRAIN), if !paused => {
                     if n == 0 {
@@ -254,7 +270,6 @@ pub(super) fn run(
                     shard.retry_deferred();
                 }
                 _ = tokio::time::sleep(Duration::from_millis(1)), if paused => shard.retry_deferred(),
-                _ = tick.tick() => shard.on_tick().await,
             }
         }
         tracing::debug!(shard = shard.id, "shard stopped");

@@ -428,19 +428,37 @@ impl Shard {
     }
 
     /// A stream entry's payload as sync answers carry it: the message a Messages entry refers
-    /// to; the user's current entry for a conversation.
-    fn resolve(&self, app: AppId, user: &UserId, stream: Stream, item: &[u8], stored: &[u8]) -> Option<Vec<u8>> {
+    /// to; the user's current entry for a conversation (`None`, a tombstone, when hidden).
+    /// A reference that does not resolve is an error, never a silent tombstone.
+    fn resolve(
+        &self,
+        app: AppId,
+        user: &UserId,
+        stream: Stream,
+        item: &[u8],
+        stored: &[u8],
+    ) -> Result<Option<Vec<u8>>, DomainError> {
+        let broken = |what: &str| {
+            tracing::error!(user = %user, what, "a sync entry does not resolve");
+            DomainError::StorageUnavailable
+        };
         match stream {
             Stream::Messages => {
-                let (lo, hi, seq) = crate::store::decode_message_ref(stored)?;
-                self.store.message(app, &lo, &hi, seq).ok()?
+                let (lo, hi, seq) =
+                    crate::store::decode_message_ref(stored).ok_or_else(|| broken("message reference"))?;
+                match self.store.message(app, &lo, &hi, seq) {
+                    Ok(Some(m)) => Ok(Some(m)),
+                    _ => Err(broken("message")),
+                }
             }
             Stream::Conversations => {
-                let conv = crate::domain::conversation::ConvRef::from_item_id(item)?;
-                let e = self.users.get(&(app, user.clone()))?;
-                e.convs.as_ref()?.get(&conv).map(|v| v.encode_full())
+                let conv = crate::domain::conversation::ConvRef::from_item_id(item)
+                    .ok_or_else(|| broken("conversation id"))?;
+                let e = self.users.get(&(app, user.clone())).ok_or_else(|| broken("user"))?;
+                let v = e.convs.as_ref().and_then(|m| m.get(&conv)).ok_or_else(|| broken("conversation"))?;
+                Ok((!v.hidden).then(|| v.encode_full()))
             }
-            _ => Some(stored.to_vec()),
+            _ => Ok(Some(stored.to_vec())),
         }
     }
 
@@ -457,9 +475,9 @@ impl Shard {
             let _ = reply.send(Err(e));
             return;
         }
-        // Reads what is durable. The head reported is the newest seq returned (or `after`):
-        // a change still in flight has a higher seq and comes in the next read, so a device
-        // that moves its cursor to `head` misses nothing.
+        // Stream entries are read from the store: the head reported is the newest seq returned
+        // (or `after`); a change still in flight has a higher seq and comes in the next read,
+        // so a device that moves its cursor to `head` misses nothing.
         if stream == Stream::Conversations {
             if let Err(e) = self.ensure_convs(app, &user) {
                 let _ = reply.send(Err(e));
@@ -469,20 +487,28 @@ impl Shard {
         let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
             Ok((entries, more)) => {
                 let head = entries.last().map_or(after, |e| e.seq);
-                let changes = entries
+                let changes: Result<Vec<Change>, DomainError> = entries
                     .into_iter()
                     .map(|e| {
-                        let payload = e.payload.and_then(|p| self.resolve(app, &user, stream, &e.item, &p));
-                        Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload }
+                        let payload = match e.payload {
+                            Some(p) => self.resolve(app, &user, stream, &e.item, &p)?,
+                            None => None,
+                        };
+                        Ok(Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload })
                     })
                     .collect();
-                Ok(SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
+                changes.map(|changes| SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
             }
             Err(e) => {
                 tracing::error!(error = %e, "sync read failed");
                 Err(DomainError::StorageUnavailable)
             }
         };
-        let _ = reply.send(r);
+        // Conversation entries come from memory, which may hold changes still being written:
+        // answer once those are durable.
+        self.after_pending(move |barrier| {
+            let _ = reply.send(barrier.and(r));
+        })
+        .await;
     }
 }
