@@ -13,7 +13,8 @@
 //!   `Router`, and per-connection `Outbox`es.
 //! - `domain`: the product rules, one file per area, synchronous and I/O-free.
 //! - `store`: the only code that touches RocksDB: key layouts, value codec, group commit.
-//! - `client`: the async Rust SDK used by tests, `imctl` and (later) `imload`.
+//! - `client`: the async Rust SDK used by tests and `imctl`. (`imload`, in `loadtest/`, speaks
+//!   raw frames to spend less of the machine on itself.)
 //!
 //! `run` is the whole server: give it a bound listener, a config and a shutdown future.
 

@@ -1,0 +1,67 @@
+//! The load tester itself, in a short form: every scenario runs against a real server and
+//! reports what it should (no errors, nothing out of order or lost).
+
+use std::process::{Command, Stdio};
+
+use std::io::{BufRead, BufReader};
+
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server(dir: &std::path::Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
+        .args(["--listen", "127.0.0.1:0", "--data", dir.to_str().unwrap(), "--durability", "wal"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().nth(3).unwrap().to_string();
+    (Proc(child), addr)
+}
+
+fn imload(addr: &str, pid: u32, args: &[&str]) -> serde_json::Value {
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let pid = pid.to_string();
+    let mut all = vec!["--addr", addr, "--server-pid", &pid, "--json", json.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_imload")).args(&all).output().unwrap();
+    assert!(out.status.success(), "imload {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap()
+}
+
+#[test]
+fn every_scenario_runs_and_checks_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, addr) = server(dir.path());
+    let pid = p.0.id();
+
+    let r = imload(&addr, pid, &["--duration", "1", "--warmup", "0", "p2p", "--pairs", "10", "--window", "4"]);
+    let res = &r["results"];
+    assert!(res["delivered_in_window"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(res["errors"], 0);
+    assert_eq!(res["out_of_order"], 0);
+    assert_eq!(res["duplicates"], 0);
+    assert_eq!(res["sent_total"], res["delivered_total"], "everything sent was delivered");
+    assert!(r["server_cpu_s"].as_f64().is_some(), "server CPU is read from /proc");
+
+    let r = imload(&addr, pid, &["--duration", "1", "--warmup", "0", "p2p", "--pairs", "5", "--rate", "200"]);
+    assert_eq!(r["results"]["offered_msgs_per_s"], 200.0);
+    assert_eq!(r["results"]["errors"], 0);
+
+    let r = imload(&addr, pid, &["--duration", "1", "idle", "--connections", "50"]);
+    assert!(r["results"]["logins_per_s"].as_f64().unwrap() > 0.0);
+
+    let r = imload(&addr, pid, &["catchup", "--messages", "300"]);
+    assert_eq!(r["results"]["messages_synced"], 300);
+
+    let r = imload(&addr, pid, &["storm", "--connections", "20", "--missed", "3"]);
+    assert_eq!(r["results"]["messages_lost"], 0);
+}
