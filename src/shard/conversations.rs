@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::domain::conversation::{self, ConvRef, ConvView};
 use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::sync::Stream;
+use crate::domain::sync::{Heads, Stream};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
@@ -37,6 +37,16 @@ pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
         );
         (wire::Push::SyncChangedPush, p.as_union_value())
     })
+}
+
+/// A change of my conversation list: the entry moves to the next seq of my Conversations
+/// stream (its previous stream entry removed) and is written, both in `batch`.
+pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, v: &mut ConvView) {
+    let old = (v.stream_seq > 0).then_some(v.stream_seq);
+    v.stream_seq = heads.bump(Stream::Conversations).0;
+    let item = v.conv.item_id();
+    batch.put_stream_item(app, user, Stream::Conversations as u8, v.stream_seq, &item, Some(&[]), old);
+    batch.put_user_conv(app, user, &item, v.encode());
 }
 
 impl Shard {
@@ -173,20 +183,8 @@ impl Shard {
             .await;
             return;
         };
-        let old = v.stream_seq;
-        v.stream_seq = entry.heads.bump(Stream::Conversations).0;
-        let enc = v.encode();
         let mut batch = Batch::default();
-        batch.put_stream_item(
-            app,
-            &user,
-            Stream::Conversations as u8,
-            v.stream_seq,
-            &conv.item_id(),
-            Some(&[]),
-            Some(old),
-        );
-        batch.put_user_conv(app, &user, &conv.item_id(), enc);
+        put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
         let targets: Vec<Outbox> =
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
         convs.insert(conv, v.clone());

@@ -392,18 +392,7 @@ impl Shard {
         if listed {
             self.dirty_convs.insert((app, user.clone(), conv.clone()));
         } else {
-            let old_stream_seq = (view.stream_seq > 0).then_some(view.stream_seq);
-            view.stream_seq = entry.heads.bump(Stream::Conversations).0;
-            batch.put_stream_item(
-                app,
-                &user,
-                Stream::Conversations as u8,
-                view.stream_seq,
-                &conv.item_id(),
-                Some(&[]),
-                old_stream_seq,
-            );
-            batch.put_user_conv(app, &user, &conv.item_id(), view.encode());
+            super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut view);
         }
         convs.insert(conv, view);
         let targets: Vec<Outbox> =
@@ -466,19 +455,7 @@ impl Shard {
             }
             let visible = convs.get(&conv).filter(|v| !v.hidden);
             if let Some(mut v) = visible.and_then(|v| conversation::on_recall(v, &msg)) {
-                let old = v.stream_seq;
-                v.stream_seq = entry.heads.bump(Stream::Conversations).0;
-                let enc = v.encode();
-                batch.put_stream_item(
-                    app,
-                    &user,
-                    Stream::Conversations as u8,
-                    v.stream_seq,
-                    &conv.item_id(),
-                    Some(&[]),
-                    Some(old),
-                );
-                batch.put_user_conv(app, &user, &conv.item_id(), enc);
+                super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
                 convs.insert(conv, v);
             }
         }
@@ -569,20 +546,8 @@ impl Shard {
             .await;
             return;
         };
-        let old = v.stream_seq;
-        v.stream_seq = entry.heads.bump(Stream::Conversations).0;
-        let enc = v.encode();
         let mut batch = Batch::default();
-        batch.put_stream_item(
-            app,
-            &user,
-            Stream::Conversations as u8,
-            v.stream_seq,
-            &conv.item_id(),
-            Some(&[]),
-            Some(old),
-        );
-        batch.put_user_conv(app, &user, &conv.item_id(), enc);
+        super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
         let own = super::conversations::conversation_changed_push(&user, &v);
         let targets: Vec<Outbox> =
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();

@@ -57,19 +57,11 @@ pub fn delete(cx: Cx<'_>, r: wire::DeleteUserReq<'_>) -> R {
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+        let keyed = keyed(&ids);
         let answers = scatter(&router, app, keyed, |users, reply| ShardCmd::DeleteUsers { app, users, reply }).await;
         let (outcomes, facts): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
         broadcast_facts(&router, app, facts.into_iter().flatten().collect()).await;
-        let mut done = by_user(outcomes);
-        let items: Vec<_> = ids
-            .into_iter()
-            .map(|u| {
-                let r = done.remove(&u).unwrap_or(Err(DomainError::ShuttingDown));
-                (u.to_string(), r)
-            })
-            .collect();
-        batch_resp(id, &items)
+        outcomes_resp(id, ids, outcomes)
     })
 }
 
@@ -108,7 +100,7 @@ pub fn query_status(cx: Cx<'_>, r: wire::QueryOnlineStatusReq<'_>) -> R {
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+        let keyed = keyed(&ids);
         let answers = scatter(&router, app, keyed, |users, reply| ShardCmd::QueryStatus { app, users, reply }).await;
         let mut got: std::collections::HashMap<UserId, dw::UserStatus> =
             answers.into_iter().flatten().map(|st| (st.user.clone(), st)).collect();
@@ -135,7 +127,7 @@ pub fn subscribe(cx: Cx<'_>, r: wire::SubscribeStatusReq<'_>) -> R {
     let until_ms = crate::now_ms() + secs as u64 * 1000;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+        let keyed = keyed(&ids);
         let answers = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Subscribe {
             app,
             subscriber: me.clone(),
@@ -153,7 +145,7 @@ pub fn unsubscribe(cx: Cx<'_>, r: wire::UnsubscribeStatusReq<'_>) -> R {
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+        let keyed = keyed(&ids);
         let answers = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Unsubscribe {
             app,
             subscriber: me.clone(),
@@ -163,6 +155,11 @@ pub fn unsubscribe(cx: Cx<'_>, r: wire::UnsubscribeStatusReq<'_>) -> R {
         .await;
         outcomes_resp(id, ids, answers)
     })
+}
+
+/// Users keyed by themselves, for `scatter`.
+fn keyed(ids: &[UserId]) -> Vec<(UserId, UserId)> {
+    ids.iter().map(|u| (u.clone(), u.clone())).collect()
 }
 
 fn outcomes_resp(id: u64, ids: Vec<UserId>, answers: Vec<Vec<(UserId, Result<(), DomainError>)>>) -> Bytes {
@@ -197,7 +194,7 @@ async fn get_users(
     admin: bool,
     single: bool,
 ) -> Bytes {
-    let keyed: Vec<(UserId, UserId)> = ids.iter().map(|u| (u.clone(), u.clone())).collect();
+    let keyed = keyed(&ids);
     let mut got =
         by_user(scatter(&router, app, keyed, |users, reply| ShardCmd::GetUsers { app, users, admin, reply }).await);
     let mut found = Vec::new();
