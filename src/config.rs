@@ -63,6 +63,9 @@ pub struct AppConfig {
     /// How long after sending a sender may recall (withdraw) a message.
     #[serde(default = "default_recall_window")]
     pub recall_window_secs: u64,
+    /// One-to-one messages need friendship in both directions.
+    #[serde(default)]
+    pub friendship_required: bool,
 }
 
 fn default_recall_window() -> u64 {
@@ -190,6 +193,7 @@ impl Default for Config {
                 admins: vec![UserId::new("admin").expect("static id is valid")],
                 multi_device: MultiDevicePolicy::Any,
                 recall_window_secs: default_recall_window(),
+                friendship_required: false,
             }],
         }
     }

@@ -236,3 +236,6 @@ impl Client {
 }
 
 mod calls;
+mod friends;
+
+pub use friends::{Friend, FriendRequestInfo, RelationInfo};

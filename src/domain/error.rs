@@ -38,6 +38,24 @@ pub enum DomainError {
     AlreadyRecalled,
     #[error("conversation not found")]
     ConversationNotFound,
+    #[error("you cannot befriend or blacklist yourself")]
+    FriendSelf,
+    #[error("already friends")]
+    AlreadyFriends,
+    #[error("not friends")]
+    NotFriends,
+    #[error("the user does not accept friend requests")]
+    FriendAddRefused,
+    #[error("blacklisted")]
+    InBlacklist,
+    #[error("friend request not found")]
+    FriendRequestNotFound,
+    #[error("already in the blacklist")]
+    AlreadyInBlacklist,
+    #[error("not in the blacklist")]
+    NotInBlacklist,
+    #[error("this app requires friendship to message")]
+    FriendRequired,
     #[error("server overloaded")]
     Overloaded,
     #[error("storage unavailable")]
@@ -68,6 +86,15 @@ impl DomainError {
             DomainError::MessageTooLarge => ErrorCode::MessageTooLarge,
             DomainError::AlreadyRecalled => ErrorCode::AlreadyRecalled,
             DomainError::ConversationNotFound => ErrorCode::ConversationNotFound,
+            DomainError::FriendSelf => ErrorCode::FriendSelf,
+            DomainError::AlreadyFriends => ErrorCode::AlreadyFriends,
+            DomainError::NotFriends => ErrorCode::NotFriends,
+            DomainError::FriendAddRefused => ErrorCode::FriendAddRefused,
+            DomainError::InBlacklist => ErrorCode::InBlacklist,
+            DomainError::FriendRequestNotFound => ErrorCode::FriendRequestNotFound,
+            DomainError::AlreadyInBlacklist => ErrorCode::AlreadyInBlacklist,
+            DomainError::NotInBlacklist => ErrorCode::NotInBlacklist,
+            DomainError::FriendRequired => ErrorCode::FriendRequired,
             DomainError::Overloaded => ErrorCode::Overloaded,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,

@@ -6,6 +6,7 @@
 
 pub mod conversation;
 pub mod error;
+pub mod friend;
 pub mod ids;
 pub mod message;
 pub mod presence;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::domain::conversation::{ConvRef, ConvView};
+use crate::domain::friend::{AddInfo, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::message::{MessageRecord, Pair};
 use crate::domain::sync::{Stream, SyncPage};
@@ -37,12 +38,124 @@ pub struct Origin {
     pub answered: oneshot::Sender<()>,
 }
 
+/// A page of friends: entries, the newest change seq among them, more remain.
+pub type FriendPage = (Vec<FriendEntry>, u64, bool);
+
 /// A page of messages, and whether more remain.
 pub type MessagePage = (Vec<MessageRecord>, bool);
 /// A page of a conversation list: entries, the newest change seq among them, more remain.
 pub type ConvPage = (Vec<ConvView>, u64, bool);
 
+/// One user's relation to another: (owner, peer) -> (friend, blacklisted).
+pub type RelationAnswers = Vec<((UserId, UserId), (bool, bool))>;
+
 pub enum ShardCmd {
+    // ---- friendship: run by the shard of the user whose side changes ----
+    /// Does `user` already have `peer` as a friend? (`AlreadyFriends` if so.)
+    FriendPrecheck {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    /// `from` asks to add `user`: `user`'s blacklist and policy decide (admins bypass the
+    /// policy); writes `user`'s side or a request.
+    FriendInbound {
+        app: AppId,
+        user: UserId,
+        from: UserId,
+        info: AddInfo,
+        by_admin: bool,
+        reply: Reply<Result<(Inbound, Option<FriendRequest>), DomainError>>,
+    },
+    /// Writes `user`'s side of a friendship with `peer` (no change if it exists).
+    FriendAddSide {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        info: AddInfo,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendEntry, DomainError>>,
+    },
+    /// Removes `user`'s side of one friendship (`peer`) or of all (`None`).
+    FriendDelete {
+        app: AppId,
+        user: UserId,
+        peer: Option<UserId>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<Vec<UserId>, DomainError>>,
+    },
+    FriendUpdate {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        remark: Option<String>,
+        extra: Option<String>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendEntry, DomainError>>,
+    },
+    /// Owners' relations to peers (every owner belongs to this shard).
+    Relations {
+        app: AppId,
+        pairs: Vec<(UserId, UserId)>,
+        reply: Reply<Result<RelationAnswers, DomainError>>,
+    },
+    /// One owner's friend entry for a peer, and whether the owner blacklisted it.
+    Relation {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        reply: Reply<Result<(Option<FriendEntry>, bool), DomainError>>,
+    },
+    GetFriends {
+        app: AppId,
+        user: UserId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<FriendPage, DomainError>>,
+    },
+    BlackAdd {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    BlackDelete {
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    GetFriendRequests {
+        app: AppId,
+        user: UserId,
+        reply: Reply<Result<Vec<FriendRequest>, DomainError>>,
+    },
+    /// Approve or reject a request `user` received; approving writes `user`'s side.
+    AnswerFriendRequest {
+        app: AppId,
+        user: UserId,
+        id: u64,
+        approve: bool,
+        remark: String,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendRequest, DomainError>>,
+    },
+    ReadAllFriendRequests {
+        app: AppId,
+        user: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    /// The relations of a pair changed: the conversation's shard drops what it cached.
+    PairChanged {
+        app: AppId,
+        pair: Pair,
+        done: Reply<()>,
+    },
+
     /// Registers a device of an existing user, applying the app's multi-device policy.
     Login {
         app: AppId,

@@ -149,7 +149,8 @@ impl Shard {
             return;
         };
         let checks = user::check_sender(self.facts.get(&(app, from.clone())))
-            .and_then(|_| user::check_receiver(self.facts.get(&(app, to.clone()))));
+            .and_then(|_| user::check_receiver(self.facts.get(&(app, to.clone()))))
+            .and_then(|_| self.check_pair(app, &from, &pair));
         if let Err(e) = checks {
             origin.outbox.send(error_frame(origin.req_id, &e));
             return;

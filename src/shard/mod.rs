@@ -10,6 +10,11 @@
 
 pub mod cmd;
 mod conversations;
+mod friends;
+/// Wire encoders of friendship records (shared with the dispatch layer).
+pub mod wire_friends {
+    pub use super::friends::{black_wire, friend_wire, request_wire};
+}
 mod messages;
 pub mod outbox;
 mod state;

@@ -46,6 +46,8 @@ pub(super) struct UserEntry {
     pub facts_version: u64,
     /// The user's conversation list, loaded from the store on first use.
     pub convs: Option<HashMap<ConvRef, ConvView>>,
+    /// The user's friends, blacklist and received requests, loaded on first use.
+    pub social: Option<super::friends::Social>,
 }
 
 impl UserEntry {
@@ -57,6 +59,7 @@ impl UserEntry {
             heads: Heads::default(),
             facts_version: 0,
             convs: None,
+            social: None,
         }
     }
 }
@@ -95,6 +98,9 @@ pub(super) struct Shard {
     /// Conversation entries changed only by new messages (last seq, own read seq): written
     /// behind, once a second (`flush_convs`). Bounded by the users this shard owns.
     pub dirty_convs: HashSet<(AppId, UserId, ConvRef)>,
+    /// Pairs whose conversation this shard owns: their friendship relations, for the send
+    /// checks (read on first use, dropped when they change).
+    pub pair_rel: HashMap<(AppId, Pair), super::friends::PairRelation>,
 }
 
 pub(super) use crate::now_ms;
@@ -128,6 +134,7 @@ pub(super) fn load(
             ids: IdGen::new(id),
             local: VecDeque::new(),
             dirty_convs: HashSet::new(),
+            pair_rel: HashMap::new(),
         })
         .collect();
     let mut bad = None;
@@ -300,6 +307,38 @@ impl Shard {
                 self.sync(app, user, stream, after, limit, reply).await
             }
             ShardCmd::SetFacts { app, facts, done } => self.set_facts(app, &facts, done),
+            ShardCmd::FriendPrecheck { app, user, peer, reply } => self.friend_precheck(app, user, peer, reply),
+            ShardCmd::FriendInbound { app, user, from, info, by_admin, reply } => {
+                self.friend_inbound(app, user, from, info, by_admin, reply).await
+            }
+            ShardCmd::FriendAddSide { app, user, peer, info, origin, reply } => {
+                self.friend_add_side(app, user, peer, info, origin, reply).await
+            }
+            ShardCmd::FriendDelete { app, user, peer, origin, reply } => {
+                self.friend_delete(app, user, peer, origin, reply).await
+            }
+            ShardCmd::FriendUpdate { app, user, peer, remark, extra, origin, reply } => {
+                self.friend_update(app, user, peer, remark, extra, origin, reply).await
+            }
+            ShardCmd::Relations { app, pairs, reply } => self.relations(app, pairs, reply).await,
+            ShardCmd::Relation { app, user, peer, reply } => self.relation(app, user, peer, reply).await,
+            ShardCmd::GetFriends { app, user, after, limit, reply } => {
+                self.get_friends(app, user, after, limit, reply).await
+            }
+            ShardCmd::BlackAdd { app, user, peer, origin, reply } => {
+                self.black_add(app, user, peer, origin, reply).await
+            }
+            ShardCmd::BlackDelete { app, user, peer, origin, reply } => {
+                self.black_delete(app, user, peer, origin, reply).await
+            }
+            ShardCmd::GetFriendRequests { app, user, reply } => self.get_friend_requests(app, user, reply).await,
+            ShardCmd::AnswerFriendRequest { app, user, id, approve, remark, origin, reply } => {
+                self.answer_friend_request(app, user, id, approve, remark, origin, reply).await
+            }
+            ShardCmd::ReadAllFriendRequests { app, user, origin, reply } => {
+                self.read_all_friend_requests(app, user, origin, reply).await
+            }
+            ShardCmd::PairChanged { app, pair, done } => self.pair_changed(app, pair, done),
             ShardCmd::Send { app, from, to, client_id, msg_type, body, origin } => {
                 self.send(app, from, to, client_id, msg_type, body, origin).await
             }

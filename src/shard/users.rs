@@ -458,7 +458,33 @@ impl Shard {
                 let v = e.convs.as_ref().and_then(|m| m.get(&conv)).ok_or_else(|| broken("conversation"))?;
                 Ok((!v.hidden).then(|| v.encode_full()))
             }
-            _ => Ok(Some(stored.to_vec())),
+            Stream::Friends | Stream::Blacklist | Stream::FriendRequests => {
+                let s = self
+                    .users
+                    .get(&(app, user.clone()))
+                    .and_then(|e| e.social.as_ref())
+                    .ok_or_else(|| broken("social"))?;
+                let found = match stream {
+                    Stream::Friends => {
+                        let peer =
+                            std::str::from_utf8(item).ok().and_then(UserId::new).ok_or_else(|| broken("friend id"))?;
+                        s.friends.get(&peer).map(|f| f.encode())
+                    }
+                    Stream::Blacklist => {
+                        let peer =
+                            std::str::from_utf8(item).ok().and_then(UserId::new).ok_or_else(|| broken("black id"))?;
+                        s.blacks.get(&peer).map(|b| b.encode())
+                    }
+                    _ => {
+                        let id = <[u8; 8]>::try_from(item).map(u64::from_be_bytes).map_err(|_| broken("request id"))?;
+                        s.requests.get(&id).map(|r| r.encode())
+                    }
+                };
+                // Gone from memory but not yet tombstoned on disk (the removal is in flight):
+                // a tombstone now is what the next entry will say anyway.
+                Ok(found)
+            }
+            Stream::JoinedGroups => Ok(Some(stored.to_vec())),
         }
     }
 
@@ -478,11 +504,14 @@ impl Shard {
         // Stream entries are read from the store: the head reported is the newest seq returned
         // (or `after`); a change still in flight has a higher seq and comes in the next read,
         // so a device that moves its cursor to `head` misses nothing.
-        if stream == Stream::Conversations {
-            if let Err(e) = self.ensure_convs(app, &user) {
-                let _ = reply.send(Err(e));
-                return;
-            }
+        let loaded = match stream {
+            Stream::Conversations => self.ensure_convs(app, &user),
+            Stream::Friends | Stream::Blacklist | Stream::FriendRequests => self.ensure_social(app, &user),
+            Stream::Messages | Stream::JoinedGroups => Ok(()),
+        };
+        if let Err(e) = loaded {
+            let _ = reply.send(Err(e));
+            return;
         }
         let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
             Ok((entries, more)) => {

@@ -30,8 +30,28 @@ pub const CF_IDEM: &str = "idem";
 /// recall (kind 1) the user's shard has not recorded yet (replayed at start-up)
 pub const CF_FANOUT: &str = "fanout";
 
-pub const ALL_CFS: [&str; 10] =
-    [CF_META, CF_USERS, CF_STREAM, CF_HEADS, CF_SUBS, CF_MSGS, CF_MSG_IDS, CF_USER_CONVS, CF_IDEM, CF_FANOUT];
+/// [app u32][len u8][user][peer] -> the user's friend entry for peer
+pub const CF_FRIENDS: &str = "friends";
+/// [app u32][len u8][user][peer] -> the user's blacklist entry for peer
+pub const CF_BLACKS: &str = "blacks";
+/// [app u32][len u8][user][request id u64] -> a friend request the user received
+pub const CF_FREQS: &str = "freqs";
+
+pub const ALL_CFS: [&str; 13] = [
+    CF_META,
+    CF_USERS,
+    CF_STREAM,
+    CF_HEADS,
+    CF_SUBS,
+    CF_MSGS,
+    CF_MSG_IDS,
+    CF_USER_CONVS,
+    CF_IDEM,
+    CF_FANOUT,
+    CF_FRIENDS,
+    CF_BLACKS,
+    CF_FREQS,
+];
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";
@@ -161,8 +181,23 @@ pub fn user_conv(app: AppId, user: &UserId, item: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The prefix of everything one user owns in a per-user column (`user_convs`, `friends`,
+/// `blacks`, `freqs`).
 pub fn user_conv_prefix(app: AppId, user: &UserId) -> Vec<u8> {
     app_user(0, app, user)
+}
+
+/// `[app][len][user][peer]`: a per-user entry about another user.
+pub fn user_peer(app: AppId, user: &UserId, peer: &UserId) -> Vec<u8> {
+    let mut k = app_user(peer.as_str().len(), app, user);
+    k.extend_from_slice(peer.as_str().as_bytes());
+    k
+}
+
+pub fn user_request(app: AppId, user: &UserId, id: u64) -> Vec<u8> {
+    let mut k = app_user(8, app, user);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 pub fn idem(app: AppId, sender: &UserId, peer: &UserId, client_id: &str) -> Vec<u8> {

@@ -40,6 +40,9 @@ impl From<codec::Corrupt> for StoreError {
     }
 }
 
+/// Raw stored friends, blacklist entries and friend requests of one user.
+pub type SocialRaw = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 pub(crate) enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
     Delete(&'static str, Vec<u8>),
@@ -110,6 +113,26 @@ impl Batch {
 
     pub fn put_user_conv(&mut self, app: AppId, user: &UserId, item: &[u8], record: Vec<u8>) {
         self.ops.push(Op::Put(keys::CF_USER_CONVS, keys::user_conv(app, user, item), record));
+    }
+
+    pub fn put_friend(&mut self, app: AppId, user: &UserId, peer: &UserId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_FRIENDS, keys::user_peer(app, user, peer), record));
+    }
+
+    pub fn delete_friend(&mut self, app: AppId, user: &UserId, peer: &UserId) {
+        self.ops.push(Op::Delete(keys::CF_FRIENDS, keys::user_peer(app, user, peer)));
+    }
+
+    pub fn put_black(&mut self, app: AppId, user: &UserId, peer: &UserId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_BLACKS, keys::user_peer(app, user, peer), record));
+    }
+
+    pub fn delete_black(&mut self, app: AppId, user: &UserId, peer: &UserId) {
+        self.ops.push(Op::Delete(keys::CF_BLACKS, keys::user_peer(app, user, peer)));
+    }
+
+    pub fn put_friend_request(&mut self, app: AppId, user: &UserId, id: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_FREQS, keys::user_request(app, user, id), record));
     }
 
     pub fn put_idem(&mut self, app: AppId, sender: &UserId, peer: &UserId, client_id: &str, record: Vec<u8>) {
@@ -354,11 +377,23 @@ impl Store {
 
     /// Every conversation entry of one user.
     pub fn user_convs(&self, app: AppId, user: &UserId) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.user_values(keys::CF_USER_CONVS, app, user)
+    }
+
+    /// One user's friendship state: (friends, blacklist, received requests).
+    pub fn user_social(&self, app: AppId, user: &UserId) -> Result<SocialRaw, StoreError> {
+        Ok((
+            self.user_values(keys::CF_FRIENDS, app, user)?,
+            self.user_values(keys::CF_BLACKS, app, user)?,
+            self.user_values(keys::CF_FREQS, app, user)?,
+        ))
+    }
+
+    /// The values under one user's prefix in a per-user column.
+    fn user_values(&self, cf_name: &'static str, app: AppId, user: &UserId) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = keys::user_conv_prefix(app, user);
         let mut out = Vec::new();
-        for kv in
-            self.db.iterator_cf(cf(&self.db, keys::CF_USER_CONVS)?, IteratorMode::From(&prefix, Direction::Forward))
-        {
+        for kv in self.db.iterator_cf(cf(&self.db, cf_name)?, IteratorMode::From(&prefix, Direction::Forward)) {
             let (k, v) = kv.map_err(rocks)?;
             if !k.starts_with(&prefix) {
                 break;
@@ -366,6 +401,14 @@ impl Store {
             out.push(v.to_vec());
         }
         Ok(out)
+    }
+
+    /// Whether `user` has `peer` as a friend, and in the blacklist (two point reads).
+    pub fn relation(&self, app: AppId, user: &UserId, peer: &UserId) -> Result<(bool, bool), StoreError> {
+        let k = keys::user_peer(app, user, peer);
+        let friend = self.db.get_cf(cf(&self.db, keys::CF_FRIENDS)?, &k).map_err(rocks)?.is_some();
+        let black = self.db.get_cf(cf(&self.db, keys::CF_BLACKS)?, &k).map_err(rocks)?.is_some();
+        Ok((friend, black))
     }
 
     pub fn idem(

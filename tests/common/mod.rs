@@ -39,6 +39,7 @@ pub fn config(dir: &Path) -> Config {
                 admins: vec![UserId::new("admin").unwrap()],
                 multi_device: MultiDevicePolicy::Any,
                 recall_window_secs: 120,
+                friendship_required: false,
             },
             AppConfig {
                 id: AppId(OTHER_APP),
@@ -46,6 +47,7 @@ pub fn config(dir: &Path) -> Config {
                 admins: vec![UserId::new("admin").unwrap()],
                 multi_device: MultiDevicePolicy::Single,
                 recall_window_secs: 120,
+                friendship_required: false,
             },
         ],
         ..Config::default()

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::gather::ask;
 use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::conversation::{ConvRef, ConvView};
+use crate::domain::friend::{BlackEntry, FriendEntry, FriendRequest};
 use crate::domain::ids::UserId;
 use crate::domain::message::{self, MessageRecord, Pair};
 use crate::domain::sync::{page_size, Stream, SyncPage};
@@ -12,6 +13,7 @@ use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::Origin;
+use crate::shard::wire_friends::{black_wire, friend_wire, request_wire};
 use crate::shard::ShardCmd;
 
 type R = Result<Outcome, Immediate>;
@@ -250,6 +252,7 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
     protocol::response(id, |fbb| {
         let mut items = Vec::with_capacity(page.changes.len());
         for c in &page.changes {
+            let (mut friend, mut friend_request, mut black) = (None, None, None);
             let (item_id, message, conversation) = match page.stream {
                 Stream::Messages => {
                     let sid = <[u8; 8]>::try_from(&c.item[..]).map(u64::from_be_bytes).unwrap_or(0);
@@ -263,7 +266,22 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
                     let v = v.map(|v| dw::conversation(fbb, &v, viewer));
                     (peer, None, v)
                 }
-                _ => (String::from_utf8_lossy(&c.item).into_owned(), None, None),
+                Stream::Friends => {
+                    friend =
+                        c.payload.as_deref().and_then(|p| FriendEntry::decode(p).ok()).map(|f| friend_wire(fbb, &f));
+                    (String::from_utf8_lossy(&c.item).into_owned(), None, None)
+                }
+                Stream::Blacklist => {
+                    black = c.payload.as_deref().and_then(|p| BlackEntry::decode(p).ok()).map(|b| black_wire(fbb, &b));
+                    (String::from_utf8_lossy(&c.item).into_owned(), None, None)
+                }
+                Stream::FriendRequests => {
+                    friend_request =
+                        c.payload.as_deref().and_then(|p| FriendRequest::decode(p).ok()).map(|r| request_wire(fbb, &r));
+                    let id = <[u8; 8]>::try_from(&c.item[..]).map(u64::from_be_bytes).unwrap_or(0);
+                    (id.to_string(), None, None)
+                }
+                Stream::JoinedGroups => (String::from_utf8_lossy(&c.item).into_owned(), None, None),
             };
             let item_id = fbb.create_string(&item_id);
             items.push(wire::SyncItem::create(
@@ -274,6 +292,9 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
                     deleted: c.payload.is_none(),
                     message,
                     conversation,
+                    friend,
+                    friend_request,
+                    black,
                     ..Default::default()
                 },
             ));

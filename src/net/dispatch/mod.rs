@@ -7,6 +7,7 @@
 //! - `messages`: one-to-one messages, conversations, incremental sync.
 //! - `gather`: asking one shard, several by user, or all of them.
 
+mod friends;
 mod gather;
 mod messages;
 mod users;
@@ -187,23 +188,41 @@ fn route(cx: Cx<'_>, f: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
         Request::DeleteConversationReq => {
             messages::delete_conversation(cx, table(f.request_as_delete_conversation_req())?)
         }
-        // Friendship and groups: the schema is final, the handlers arrive with their issues.
-        // Until then they answer NotImplemented (never silence).
-        Request::AddFriendReq
-        | Request::DeleteFriendReq
-        | Request::DeleteAllFriendsReq
-        | Request::UpdateFriendReq
-        | Request::GetRelationReq
-        | Request::CheckFriendReq
-        | Request::CheckBlackReq
-        | Request::GetFriendsReq
-        | Request::AddBlackReq
-        | Request::DeleteBlackReq
-        | Request::GetFriendRequestsReq
-        | Request::ApproveFriendRequestReq
-        | Request::RejectFriendRequestReq
-        | Request::ReadAllFriendRequestsReq
-        | Request::CreateFriendGroupReq
+        Request::AddFriendReq => friends::add(cx, table(f.request_as_add_friend_req())?),
+        Request::DeleteFriendReq => friends::delete(cx, table(f.request_as_delete_friend_req())?),
+        Request::DeleteAllFriendsReq => friends::delete_all(cx, table(f.request_as_delete_all_friends_req())?),
+        Request::UpdateFriendReq => friends::update(cx, table(f.request_as_update_friend_req())?),
+        Request::GetRelationReq => friends::get_relation(cx, table(f.request_as_get_relation_req())?),
+        Request::CheckFriendReq => {
+            let r = table(f.request_as_check_friend_req())?;
+            friends::check(cx, r.user_id(), r.to_users(), r.direction() == wire::CheckDirection::Both, false)
+        }
+        Request::CheckBlackReq => {
+            let r = table(f.request_as_check_black_req())?;
+            friends::check(cx, r.user_id(), r.to_users(), r.direction() == wire::CheckDirection::Both, true)
+        }
+        Request::GetFriendsReq => friends::get_friends(cx, table(f.request_as_get_friends_req())?),
+        Request::AddBlackReq => {
+            let r = table(f.request_as_add_black_req())?;
+            friends::black(cx, r.user_id(), r.to_user(), true)
+        }
+        Request::DeleteBlackReq => {
+            let r = table(f.request_as_delete_black_req())?;
+            friends::black(cx, r.user_id(), r.to_user(), false)
+        }
+        Request::GetFriendRequestsReq => friends::get_requests(cx, table(f.request_as_get_friend_requests_req())?),
+        Request::ApproveFriendRequestReq => {
+            let r = table(f.request_as_approve_friend_request_req())?;
+            friends::answer(cx, r.user_id(), r.request_id(), true, r.remark().unwrap_or_default().to_owned())
+        }
+        Request::RejectFriendRequestReq => {
+            let r = table(f.request_as_reject_friend_request_req())?;
+            friends::answer(cx, r.user_id(), r.request_id(), false, String::new())
+        }
+        Request::ReadAllFriendRequestsReq => friends::read_all(cx, table(f.request_as_read_all_friend_requests_req())?),
+        // Friend groups and groups: the schema is final, the handlers arrive with their
+        // issues. Until then they answer NotImplemented (never silence).
+        Request::CreateFriendGroupReq
         | Request::DeleteFriendGroupReq
         | Request::AddFriendGroupMemberReq
         | Request::RemoveFriendGroupMemberReq

@@ -1,0 +1,351 @@
+//! Friendship: two-sided operations as sequences of one-sided shard steps. An add asks the
+//! adder's shard (already friends?), then the target's (blacklist, policy: writes its side or a
+//! request), then the adder's (writes its side); a change that affects sending then tells the
+//! pair's conversation shard, and only then is the client answered. A crash between the steps
+//! leaves a one-way friendship (a legal state: deletes are one-way too) that the client's
+//! retry of the unanswered add completes, since every step is idempotent.
+
+use bytes::Bytes;
+
+use super::gather::{ask, scatter};
+use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
+use crate::domain::friend::{AddInfo, FriendEntry, Inbound};
+use crate::domain::ids::{AppId, UserId};
+use crate::domain::message::Pair;
+use crate::domain::wire as dw;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::wire_friends::{friend_wire, request_wire};
+use crate::shard::{Router, ShardCmd};
+
+type R = Result<Outcome, Immediate>;
+
+fn ok_or_err(id: u64, r: Result<(), DomainError>) -> Bytes {
+    match r {
+        Ok(()) => protocol::ok(id),
+        Err(e) => err_frame(id, &e),
+    }
+}
+
+/// The other user of a friendship operation, never oneself.
+fn peer_of(me: &UserId, named: Option<&str>) -> Result<UserId, DomainError> {
+    let p = dw::user_id(named, "to_user")?;
+    if &p == me {
+        return Err(DomainError::FriendSelf);
+    }
+    Ok(p)
+}
+
+fn text(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
+}
+
+/// Tells the pair's conversation shard that their relations changed, and waits for it.
+async fn pair_changed(router: &Router, app: AppId, a: &UserId, b: &UserId) {
+    if let Some(pair) = Pair::new(a, b) {
+        let shard = router.pair_shard(app, &pair);
+        let _ = ask(router, shard, |done| ShardCmd::PairChanged { app, pair, done }).await;
+    }
+}
+
+pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let peer = peer_of(&me, r.to_user())?;
+    let info = AddInfo {
+        remark: text(r.remark()),
+        add_source: text(r.add_source()),
+        add_wording: text(r.add_wording()),
+        extra: text(r.extra()),
+    };
+    info.validate()?;
+    let (router, app, id, by_admin, origin) = (cx.router(), cx.s.app, cx.id, cx.s.admin, Some(cx.s.conn));
+    pending(async move {
+        let (mine, theirs) = (router.user_shard(app, &me), router.user_shard(app, &peer));
+        let (m, p) = (me.clone(), peer.clone());
+        if let Err(e) =
+            ask(&router, mine, |reply| ShardCmd::FriendPrecheck { app, user: m, peer: p, reply }).await.and_then(|r| r)
+        {
+            return err_frame(id, &e);
+        }
+        let (m, p, i) = (me.clone(), peer.clone(), info.clone());
+        let inbound =
+            ask(&router, theirs, |reply| ShardCmd::FriendInbound { app, user: p, from: m, info: i, by_admin, reply })
+                .await
+                .and_then(|r| r);
+        match inbound {
+            Err(e) => err_frame(id, &e),
+            Ok((Inbound::Requested, request)) => add_resp(id, false, request.as_ref()),
+            Ok((Inbound::Added, _)) => {
+                let (m, p) = (me.clone(), peer.clone());
+                let mine_side =
+                    ask(&router, mine, |reply| ShardCmd::FriendAddSide { app, user: m, peer: p, info, origin, reply })
+                        .await;
+                if let Err(e) = mine_side.and_then(|r| r) {
+                    return err_frame(id, &e);
+                }
+                pair_changed(&router, app, &me, &peer).await;
+                add_resp(id, true, None)
+            }
+        }
+    })
+}
+
+fn add_resp(id: u64, became_friends: bool, request: Option<&crate::domain::friend::FriendRequest>) -> Bytes {
+    protocol::response(id, |fbb| {
+        let request = request.map(|r| request_wire(fbb, r));
+        let r = wire::AddFriendResp::create(fbb, &wire::AddFriendRespArgs { became_friends, request });
+        (wire::Response::AddFriendResp, r.as_union_value())
+    })
+}
+
+pub fn delete(cx: Cx<'_>, r: wire::DeleteFriendReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let peer = peer_of(&me, r.to_user())?;
+    delete_friends(cx, me, Some(peer))
+}
+
+pub fn delete_all(cx: Cx<'_>, r: wire::DeleteAllFriendsReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    delete_friends(cx, me, None)
+}
+
+fn delete_friends(cx: Cx<'_>, me: UserId, peer: Option<UserId>) -> R {
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let m = me.clone();
+        match ask(&router, shard, |reply| ShardCmd::FriendDelete { app, user: m, peer, origin, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok(removed) => {
+                for p in &removed {
+                    pair_changed(&router, app, &me, p).await;
+                }
+                protocol::ok(id)
+            }
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn update(cx: Cx<'_>, r: wire::UpdateFriendReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let peer = peer_of(&me, r.to_user())?;
+    let (remark, extra) = (r.remark().map(str::to_owned), r.extra().map(str::to_owned));
+    if remark.is_none() && extra.is_none() {
+        return Err(DomainError::MissingField("remark or extra").into());
+    }
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let r =
+            ask(&router, shard, |reply| ShardCmd::FriendUpdate { app, user: me, peer, remark, extra, origin, reply })
+                .await;
+        ok_or_err(id, r.and_then(|r| r).map(|_| ()))
+    })
+}
+
+pub fn get_relation(cx: Cx<'_>, r: wire::GetRelationReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let peer = peer_of(&me, r.to_user())?;
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let (m, p) = (me.clone(), peer.clone());
+        let mine =
+            ask(&router, router.user_shard(app, &me), |reply| ShardCmd::Relation { app, user: m, peer: p, reply })
+                .await
+                .and_then(|r| r);
+        let (m, p) = (me.clone(), peer.clone());
+        let theirs =
+            ask(&router, router.user_shard(app, &peer), |reply| ShardCmd::Relation { app, user: p, peer: m, reply })
+                .await
+                .and_then(|r| r);
+        match (mine, theirs) {
+            (Ok((friend, my_black)), Ok((_, their_black))) => relation_resp(id, friend.as_ref(), my_black, their_black),
+            (Err(e), _) | (_, Err(e)) => err_frame(id, &e),
+        }
+    })
+}
+
+fn relation_resp(id: u64, friend: Option<&FriendEntry>, in_my_blacklist: bool, in_their_blacklist: bool) -> Bytes {
+    protocol::response(id, |fbb| {
+        let is_friend = friend.is_some();
+        let friend = friend.map(|f| friend_wire(fbb, f));
+        let r = wire::RelationResp::create(
+            fbb,
+            &wire::RelationRespArgs { friend, is_friend, in_my_blacklist, in_their_blacklist },
+        );
+        (wire::Response::RelationResp, r.as_union_value())
+    })
+}
+
+/// checkFriend (`black = false`) and checkBlack (`black = true`).
+pub fn check(
+    cx: Cx<'_>,
+    user_id: Option<&str>,
+    to_users: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>,
+    both: bool,
+    black: bool,
+) -> R {
+    let me = subject(cx.s, user_id)?;
+    let targets = dw::user_ids(to_users, cx.lim().max_batch)?;
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        // (owner, peer) questions, each asked of the owner's shard.
+        let mut pairs: Vec<(UserId, (UserId, UserId))> =
+            targets.iter().map(|t| (me.clone(), (me.clone(), t.clone()))).collect();
+        if both {
+            pairs.extend(targets.iter().map(|t| (t.clone(), (t.clone(), me.clone()))));
+        }
+        let answers = scatter(&router, app, pairs, |pairs, reply| ShardCmd::Relations { app, pairs, reply }).await;
+        let mut rel = std::collections::HashMap::new();
+        for a in answers {
+            match a {
+                Ok(list) => rel.extend(list),
+                Err(e) => return err_frame(id, &e),
+            }
+        }
+        let has = |owner: &UserId, peer: &UserId| {
+            rel.get(&(owner.clone(), peer.clone())).map(|&(f, b)| if black { b } else { f }).unwrap_or(false)
+        };
+        let results: Vec<(String, wire::Relation)> = targets
+            .iter()
+            .map(|t| {
+                let a_to_b = has(&me, t);
+                let b_to_a = both && has(t, &me);
+                let r = match (a_to_b, b_to_a) {
+                    (true, true) => wire::Relation::Both,
+                    (true, false) => wire::Relation::AToB,
+                    (false, true) => wire::Relation::BToA,
+                    (false, false) => wire::Relation::None,
+                };
+                (t.to_string(), r)
+            })
+            .collect();
+        protocol::response(id, |fbb| {
+            let v: Vec<_> = results
+                .iter()
+                .map(|(u, r)| {
+                    let u = fbb.create_string(u);
+                    wire::CheckResult::create(fbb, &wire::CheckResultArgs { user_id: Some(u), relation: *r })
+                })
+                .collect();
+            let v = fbb.create_vector(&v);
+            let r = wire::CheckResp::create(fbb, &wire::CheckRespArgs { results: Some(v) });
+            (wire::Response::CheckResp, r.as_union_value())
+        })
+    })
+}
+
+pub fn get_friends(cx: Cx<'_>, r: wire::GetFriendsReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let (after, limit) = (r.after_seq(), crate::domain::sync::page_size(r.limit(), cx.lim().max_page));
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        match ask(&router, shard, |reply| ShardCmd::GetFriends { app, user: me, after, limit, reply })
+            .await
+            .and_then(|r| r)
+        {
+            Ok((list, head, more)) => protocol::response(id, |fbb| {
+                let v: Vec<_> = list.iter().map(|f| friend_wire(fbb, f)).collect();
+                let v = fbb.create_vector(&v);
+                let r =
+                    wire::FriendsResp::create(fbb, &wire::FriendsRespArgs { friends: Some(v), head_seq: head, more });
+                (wire::Response::FriendsResp, r.as_union_value())
+            }),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool) -> R {
+    let me = subject(cx.s, user_id)?;
+    let peer = peer_of(&me, to_user)?;
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let (m, p) = (me.clone(), peer.clone());
+        let r = if add {
+            ask(&router, shard, |reply| ShardCmd::BlackAdd { app, user: m, peer: p, origin, reply }).await
+        } else {
+            ask(&router, shard, |reply| ShardCmd::BlackDelete { app, user: m, peer: p, origin, reply }).await
+        };
+        let r = r.and_then(|r| r);
+        if r.is_ok() {
+            pair_changed(&router, app, &me, &peer).await;
+        }
+        ok_or_err(id, r)
+    })
+}
+
+pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        match ask(&router, shard, |reply| ShardCmd::GetFriendRequests { app, user: me, reply }).await.and_then(|r| r) {
+            Ok(list) => protocol::response(id, |fbb| {
+                let v: Vec<_> = list.iter().map(|q| request_wire(fbb, q)).collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::FriendRequestsResp::create(fbb, &wire::FriendRequestsRespArgs { requests: Some(v) });
+                (wire::Response::FriendRequestsResp, r.as_union_value())
+            }),
+            Err(e) => err_frame(id, &e),
+        }
+    })
+}
+
+pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool, remark: String) -> R {
+    let me = subject(cx.s, user_id)?;
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let m = me.clone();
+        let answered = ask(&router, shard, |reply| ShardCmd::AnswerFriendRequest {
+            app,
+            user: m,
+            id: request_id,
+            approve,
+            remark,
+            origin,
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+        let req = match answered {
+            Ok(r) => r,
+            Err(e) => return err_frame(id, &e),
+        };
+        if approve {
+            // The requester's side, with what they said when they asked.
+            let (from, m) = (req.from.clone(), me.clone());
+            let info = req.info.clone();
+            let side = ask(&router, router.user_shard(app, &from), |reply| ShardCmd::FriendAddSide {
+                app,
+                user: from,
+                peer: m,
+                info,
+                origin: None,
+                reply,
+            })
+            .await;
+            if let Err(e) = side.and_then(|r| r) {
+                return err_frame(id, &e);
+            }
+            pair_changed(&router, app, &me, &req.from).await;
+        }
+        protocol::ok(id)
+    })
+}
+
+pub fn read_all(cx: Cx<'_>, r: wire::ReadAllFriendRequestsReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let r = ask(&router, shard, |reply| ShardCmd::ReadAllFriendRequests { app, user: me, origin, reply }).await;
+        ok_or_err(id, r.and_then(|r| r))
+    })
+}

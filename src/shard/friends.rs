@@ -1,0 +1,741 @@
+//! Shard handlers for friendship: each user's shard owns that user's side of every
+//! friendship, their blacklist and the friend requests they received (loaded on first use).
+//! Two-sided operations are sequences of one-sided steps driven by `net::dispatch::friends`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+
+use crate::domain::friend::{self, AddInfo, BlackEntry, FriendEntry, FriendRequest, Inbound};
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::message::Pair;
+use crate::domain::sync::Stream;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::{FriendPage, RelationAnswers, Reply};
+use crate::shard::outbox::Outbox;
+use crate::shard::state::{now_ms, Shard};
+use crate::store::Batch;
+
+/// One user's friendship state.
+#[derive(Default)]
+pub(super) struct Social {
+    pub friends: HashMap<UserId, FriendEntry>,
+    pub blacks: HashMap<UserId, BlackEntry>,
+    pub requests: BTreeMap<u64, FriendRequest>,
+}
+
+/// What the conversation's shard knows of a pair for the send checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PairRelation {
+    pub lo_friend_hi: bool,
+    pub hi_friend_lo: bool,
+    pub lo_black_hi: bool,
+    pub hi_black_lo: bool,
+}
+
+/// A `SyncChangedPush` for one item of a friendship stream.
+fn changed_push(stream: Stream, seq: u64, id: &str, deleted: bool, payload: Option<&[u8]>) -> Bytes {
+    protocol::push(|fbb| {
+        let item_id = fbb.create_string(id);
+        let (friend, friend_request, black) = match (stream, payload) {
+            (Stream::Friends, Some(p)) => (FriendEntry::decode(p).ok().map(|f| friend_wire(fbb, &f)), None, None),
+            (Stream::FriendRequests, Some(p)) => {
+                (None, FriendRequest::decode(p).ok().map(|r| request_wire(fbb, &r)), None)
+            }
+            (Stream::Blacklist, Some(p)) => (None, None, BlackEntry::decode(p).ok().map(|b| black_wire(fbb, &b))),
+            _ => (None, None, None),
+        };
+        let item = wire::SyncItem::create(
+            fbb,
+            &wire::SyncItemArgs {
+                seq,
+                id: Some(item_id),
+                deleted,
+                friend,
+                friend_request,
+                black,
+                ..Default::default()
+            },
+        );
+        let p = wire::SyncChangedPush::create(
+            fbb,
+            &wire::SyncChangedPushArgs { stream: stream.to_wire(), item: Some(item) },
+        );
+        (wire::Push::SyncChangedPush, p.as_union_value())
+    })
+}
+
+type Fbb<'a> = flatbuffers::FlatBufferBuilder<'a>;
+
+pub fn friend_wire<'a>(fbb: &mut Fbb<'a>, f: &FriendEntry) -> flatbuffers::WIPOffset<wire::Friend<'a>> {
+    let user_id = fbb.create_string(f.peer.as_str());
+    let remark = fbb.create_string(&f.info.remark);
+    let add_source = fbb.create_string(&f.info.add_source);
+    let add_wording = fbb.create_string(&f.info.add_wording);
+    let extra = fbb.create_string(&f.info.extra);
+    wire::Friend::create(
+        fbb,
+        &wire::FriendArgs {
+            user_id: Some(user_id),
+            remark: Some(remark),
+            add_source: Some(add_source),
+            add_wording: Some(add_wording),
+            extra: Some(extra),
+            create_time_ms: f.create_ms,
+            black: false,
+            seq: f.stream_seq,
+        },
+    )
+}
+
+pub fn request_wire<'a>(fbb: &mut Fbb<'a>, r: &FriendRequest) -> flatbuffers::WIPOffset<wire::FriendRequest<'a>> {
+    let from_user = fbb.create_string(r.from.as_str());
+    let to_user = fbb.create_string(r.to.as_str());
+    let remark = fbb.create_string(&r.info.remark);
+    let add_source = fbb.create_string(&r.info.add_source);
+    let add_wording = fbb.create_string(&r.info.add_wording);
+    wire::FriendRequest::create(
+        fbb,
+        &wire::FriendRequestArgs {
+            id: r.id,
+            from_user: Some(from_user),
+            to_user: Some(to_user),
+            remark: Some(remark),
+            add_source: Some(add_source),
+            add_wording: Some(add_wording),
+            state: r.state,
+            read: r.read,
+            create_time_ms: r.create_ms,
+            update_time_ms: r.update_ms,
+            seq: r.stream_seq,
+        },
+    )
+}
+
+pub fn black_wire<'a>(fbb: &mut Fbb<'a>, b: &BlackEntry) -> flatbuffers::WIPOffset<wire::BlackEntry<'a>> {
+    let user_id = fbb.create_string(b.peer.as_str());
+    wire::BlackEntry::create(
+        fbb,
+        &wire::BlackEntryArgs { user_id: Some(user_id), create_time_ms: b.create_ms, seq: b.stream_seq },
+    )
+}
+
+fn storage(e: crate::store::StoreError) -> DomainError {
+    tracing::error!(error = %e, "friendship store access");
+    DomainError::StorageUnavailable
+}
+
+impl Shard {
+    /// Loads `user`'s friendship state from the store the first time it is needed.
+    pub(super) fn ensure_social(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
+        if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.social.is_some() {
+            return Ok(());
+        }
+        let (friends, blacks, requests) = self.store.user_social(app, user).map_err(storage)?;
+        let mut s = Social::default();
+        for v in friends {
+            match FriendEntry::decode(&v) {
+                Ok(f) => {
+                    s.friends.insert(f.peer.clone(), f);
+                }
+                Err(_) => tracing::error!(user = %user, "skipping a friend entry that does not decode"),
+            }
+        }
+        for v in blacks {
+            match BlackEntry::decode(&v) {
+                Ok(b) => {
+                    s.blacks.insert(b.peer.clone(), b);
+                }
+                Err(_) => tracing::error!(user = %user, "skipping a blacklist entry that does not decode"),
+            }
+        }
+        for v in requests {
+            match FriendRequest::decode(&v) {
+                Ok(r) => {
+                    s.requests.insert(r.id, r);
+                }
+                Err(_) => tracing::error!(user = %user, "skipping a friend request that does not decode"),
+            }
+        }
+        if let Some(e) = self.users.get_mut(&(app, user.clone())) {
+            e.social = Some(s);
+        }
+        Ok(())
+    }
+
+    /// `user`'s devices but `origin`.
+    fn devices_but(&self, app: AppId, user: &UserId, origin: Option<ConnId>) -> Vec<Outbox> {
+        self.users
+            .get(&(app, user.clone()))
+            .map(|e| e.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Commits `batch`, then answers and pushes `frames` to `targets`.
+    async fn commit_then<T: Send + 'static>(
+        &self,
+        batch: Batch,
+        targets: Vec<Outbox>,
+        frames: Vec<Bytes>,
+        reply: Reply<Result<T, DomainError>>,
+        value: T,
+    ) {
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    for f in &frames {
+                        t.send(f.clone());
+                    }
+                }
+                let _ = reply.send(Ok(value));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
+    }
+
+    pub(super) fn friend_precheck(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        let r = self.ensure_social(app, &user).and_then(|_| {
+            let s = self
+                .users
+                .get(&(app, user.clone()))
+                .and_then(|e| e.social.as_ref())
+                .ok_or(DomainError::UserNotFound)?;
+            if s.friends.contains_key(&peer) {
+                Err(DomainError::AlreadyFriends)
+            } else {
+                Ok(())
+            }
+        });
+        let _ = reply.send(r);
+    }
+
+    /// Writes `user`'s side of the friendship with `peer` into `batch` (none if it exists);
+    /// returns the entry and the push for `user`'s devices.
+    fn add_side(
+        &mut self,
+        app: AppId,
+        user: &UserId,
+        peer: &UserId,
+        info: AddInfo,
+        batch: &mut Batch,
+    ) -> Option<(FriendEntry, Option<Bytes>)> {
+        let e = self.users.get_mut(&(app, user.clone()))?;
+        let s = e.social.as_mut()?;
+        if let Some(f) = s.friends.get(peer) {
+            return Some((f.clone(), None));
+        }
+        let seq = e.heads.bump(Stream::Friends).0;
+        let f = FriendEntry { peer: peer.clone(), info, create_ms: now_ms(), stream_seq: seq };
+        let enc = f.encode();
+        batch.put_friend(app, user, peer, enc.clone());
+        batch.put_stream_item(app, user, Stream::Friends as u8, seq, peer.as_str().as_bytes(), Some(&[]), None);
+        s.friends.insert(peer.clone(), f.clone());
+        let push = changed_push(Stream::Friends, seq, peer.as_str(), false, Some(&enc));
+        Some((f, Some(push)))
+    }
+
+    pub(super) async fn friend_inbound(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        from: UserId,
+        info: AddInfo,
+        by_admin: bool,
+        reply: Reply<Result<(Inbound, Option<FriendRequest>), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let policy = entry.rec.friend_add_policy;
+        let Some(s) = entry.social.as_mut() else { return };
+        let decision = friend::inbound(policy, s.blacks.contains_key(&from), by_admin);
+        let targets = self.devices_but(app, &user, None);
+        let mut batch = Batch::default();
+        match decision {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(Inbound::Added) => {
+                let Some((_, push)) = self.add_side(app, &user, &from, info, &mut batch) else { return };
+                self.commit_then(batch, targets, push.into_iter().collect(), reply, (Inbound::Added, None)).await;
+            }
+            Ok(Inbound::Requested) => {
+                let id = self.ids.next(now_ms());
+                let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+                let Some(s) = entry.social.as_mut() else { return };
+                // A new request from the same user replaces a pending one.
+                let old: Vec<u64> = s
+                    .requests
+                    .values()
+                    .filter(|r| r.from == from && r.state == wire::RequestState::Pending)
+                    .map(|r| r.id)
+                    .collect();
+                let mut replaced = None;
+                for o in old {
+                    if let Some(r) = s.requests.remove(&o) {
+                        batch.put_friend_request(
+                            app,
+                            &user,
+                            o,
+                            FriendRequest { state: wire::RequestState::Rejected, ..r.clone() }.encode(),
+                        );
+                        replaced = Some(r.stream_seq);
+                    }
+                }
+                let now = now_ms();
+                let seq = entry.heads.bump(Stream::FriendRequests).0;
+                let req = FriendRequest {
+                    id,
+                    from: from.clone(),
+                    to: user.clone(),
+                    info,
+                    state: wire::RequestState::Pending,
+                    read: false,
+                    create_ms: now,
+                    update_ms: now,
+                    stream_seq: seq,
+                };
+                let enc = req.encode();
+                batch.put_friend_request(app, &user, id, enc.clone());
+                batch.put_stream_item(
+                    app,
+                    &user,
+                    Stream::FriendRequests as u8,
+                    seq,
+                    &id.to_be_bytes(),
+                    Some(&[]),
+                    replaced,
+                );
+                s.requests.insert(id, req.clone());
+                let push = changed_push(Stream::FriendRequests, seq, &id.to_string(), false, Some(&enc));
+                self.commit_then(batch, targets, vec![push], reply, (Inbound::Requested, Some(req))).await;
+            }
+        }
+    }
+
+    pub(super) async fn friend_add_side(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        info: AddInfo,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendEntry, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let mut batch = Batch::default();
+        let Some((f, push)) = self.add_side(app, &user, &peer, info, &mut batch) else { return };
+        self.commit_then(batch, targets, push.into_iter().collect(), reply, f).await;
+    }
+
+    pub(super) async fn friend_delete(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: Option<UserId>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<Vec<UserId>, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        let peers: Vec<UserId> = match &peer {
+            Some(p) if !s.friends.contains_key(p) => {
+                let _ = reply.send(Err(DomainError::NotFriends));
+                return;
+            }
+            Some(p) => vec![p.clone()],
+            None => s.friends.keys().cloned().collect(),
+        };
+        let mut batch = Batch::default();
+        let mut frames = Vec::with_capacity(peers.len());
+        for p in &peers {
+            if let Some(f) = s.friends.remove(p) {
+                let seq = entry.heads.bump(Stream::Friends).0;
+                batch.delete_friend(app, &user, p);
+                batch.put_stream_item(
+                    app,
+                    &user,
+                    Stream::Friends as u8,
+                    seq,
+                    p.as_str().as_bytes(),
+                    None,
+                    Some(f.stream_seq),
+                );
+                frames.push(changed_push(Stream::Friends, seq, p.as_str(), true, None));
+            }
+        }
+        self.commit_then(batch, targets, frames, reply, peers).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn friend_update(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        remark: Option<String>,
+        extra: Option<String>,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendEntry, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        let Some(mut f) = s.friends.get(&peer).cloned() else {
+            let _ = reply.send(Err(DomainError::NotFriends));
+            return;
+        };
+        if let Some(r) = remark {
+            f.info.remark = r;
+        }
+        if let Some(x) = extra {
+            f.info.extra = x;
+        }
+        if let Err(e) = f.info.validate() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let old = f.stream_seq;
+        f.stream_seq = entry.heads.bump(Stream::Friends).0;
+        let enc = f.encode();
+        let mut batch = Batch::default();
+        batch.put_friend(app, &user, &peer, enc.clone());
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::Friends as u8,
+            f.stream_seq,
+            peer.as_str().as_bytes(),
+            Some(&[]),
+            Some(old),
+        );
+        s.friends.insert(peer.clone(), f.clone());
+        let push = changed_push(Stream::Friends, f.stream_seq, peer.as_str(), false, Some(&enc));
+        self.commit_then(batch, targets, vec![push], reply, f).await;
+    }
+
+    pub(super) async fn relations(
+        &mut self,
+        app: AppId,
+        pairs: Vec<(UserId, UserId)>,
+        reply: Reply<Result<RelationAnswers, DomainError>>,
+    ) {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (owner, peer) in pairs {
+            if self.ensure_social(app, &owner).is_err() {
+                out.push(((owner, peer), (false, false)));
+                continue;
+            }
+            let s = self.users.get(&(app, owner.clone())).and_then(|e| e.social.as_ref());
+            let rel = s.map_or((false, false), |s| (s.friends.contains_key(&peer), s.blacks.contains_key(&peer)));
+            out.push(((owner, peer), rel));
+        }
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| out));
+        })
+        .await;
+    }
+
+    pub(super) async fn relation(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        reply: Reply<Result<(Option<FriendEntry>, bool), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let s = self.users.get(&(app, user)).and_then(|e| e.social.as_ref());
+        let out = s.map_or((None, false), |s| (s.friends.get(&peer).cloned(), s.blacks.contains_key(&peer)));
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| out));
+        })
+        .await;
+    }
+
+    pub(super) async fn get_friends(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<FriendPage, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let mut list: Vec<FriendEntry> = self
+            .users
+            .get(&(app, user))
+            .and_then(|e| e.social.as_ref())
+            .map(|s| s.friends.values().filter(|f| f.stream_seq > after).cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|f| f.stream_seq);
+        let more = list.len() > limit;
+        list.truncate(limit);
+        let head = list.last().map_or(after, |f| f.stream_seq);
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| (list, head, more)));
+        })
+        .await;
+    }
+
+    pub(super) async fn black_add(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        if s.blacks.contains_key(&peer) {
+            let _ = reply.send(Err(DomainError::AlreadyInBlacklist));
+            return;
+        }
+        let seq = entry.heads.bump(Stream::Blacklist).0;
+        let b = BlackEntry { peer: peer.clone(), create_ms: now_ms(), stream_seq: seq };
+        let enc = b.encode();
+        let mut batch = Batch::default();
+        batch.put_black(app, &user, &peer, enc.clone());
+        batch.put_stream_item(app, &user, Stream::Blacklist as u8, seq, peer.as_str().as_bytes(), Some(&[]), None);
+        s.blacks.insert(peer.clone(), b);
+        let push = changed_push(Stream::Blacklist, seq, peer.as_str(), false, Some(&enc));
+        self.commit_then(batch, targets, vec![push], reply, ()).await;
+    }
+
+    pub(super) async fn black_delete(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        peer: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        let Some(b) = s.blacks.remove(&peer) else {
+            let _ = reply.send(Err(DomainError::NotInBlacklist));
+            return;
+        };
+        let seq = entry.heads.bump(Stream::Blacklist).0;
+        let mut batch = Batch::default();
+        batch.delete_black(app, &user, &peer);
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::Blacklist as u8,
+            seq,
+            peer.as_str().as_bytes(),
+            None,
+            Some(b.stream_seq),
+        );
+        let push = changed_push(Stream::Blacklist, seq, peer.as_str(), true, None);
+        self.commit_then(batch, targets, vec![push], reply, ()).await;
+    }
+
+    pub(super) async fn get_friend_requests(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        reply: Reply<Result<Vec<FriendRequest>, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let list: Vec<FriendRequest> = self
+            .users
+            .get(&(app, user))
+            .and_then(|e| e.social.as_ref())
+            .map(|s| s.requests.values().cloned().collect())
+            .unwrap_or_default();
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| list));
+        })
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn answer_friend_request(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        id: u64,
+        approve: bool,
+        remark: String,
+        origin: Option<ConnId>,
+        reply: Reply<Result<FriendRequest, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        let mut req = match friend::answerable(s.requests.get(&id)) {
+            Ok(r) => r.clone(),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let old = req.stream_seq;
+        req.state = if approve { wire::RequestState::Approved } else { wire::RequestState::Rejected };
+        req.read = true;
+        req.update_ms = now_ms();
+        req.stream_seq = entry.heads.bump(Stream::FriendRequests).0;
+        let enc = req.encode();
+        let mut batch = Batch::default();
+        batch.put_friend_request(app, &user, id, enc.clone());
+        batch.put_stream_item(
+            app,
+            &user,
+            Stream::FriendRequests as u8,
+            req.stream_seq,
+            &id.to_be_bytes(),
+            Some(&[]),
+            Some(old),
+        );
+        s.requests.insert(id, req.clone());
+        let mut frames = vec![changed_push(Stream::FriendRequests, req.stream_seq, &id.to_string(), false, Some(&enc))];
+        if approve {
+            let info = AddInfo {
+                remark,
+                add_source: req.info.add_source.clone(),
+                add_wording: String::new(),
+                extra: String::new(),
+            };
+            if let Some((_, Some(push))) = self.add_side(app, &user, &req.from, info, &mut batch) {
+                frames.push(push);
+            }
+        }
+        // The requester hears the answer too.
+        let to_requester = changed_push(Stream::FriendRequests, req.stream_seq, &id.to_string(), false, Some(&enc));
+        let router = self.router.clone();
+        let requester = req.from.clone();
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    for f in &frames {
+                        t.send(f.clone());
+                    }
+                }
+                router.push(app, &requester, to_requester);
+                let _ = reply.send(Ok(req));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
+    }
+
+    pub(super) async fn read_all_friend_requests(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        origin: Option<ConnId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let targets = self.devices_but(app, &user, origin);
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        let Some(s) = entry.social.as_mut() else { return };
+        let mut batch = Batch::default();
+        let mut frames = Vec::new();
+        for r in s.requests.values_mut().filter(|r| !r.read) {
+            let old = r.stream_seq;
+            r.read = true;
+            r.stream_seq = entry.heads.bump(Stream::FriendRequests).0;
+            let enc = r.encode();
+            batch.put_friend_request(app, &user, r.id, enc.clone());
+            batch.put_stream_item(
+                app,
+                &user,
+                Stream::FriendRequests as u8,
+                r.stream_seq,
+                &r.id.to_be_bytes(),
+                Some(&[]),
+                Some(old),
+            );
+            frames.push(changed_push(Stream::FriendRequests, r.stream_seq, &r.id.to_string(), false, Some(&enc)));
+        }
+        self.commit_then(batch, targets, frames, reply, ()).await;
+    }
+
+    /// The relations of a pair, as cached by the conversation's shard for the send checks
+    /// (read from the store on first use; dropped by `PairChanged`).
+    pub(super) fn pair_relation(&mut self, app: AppId, pair: &Pair) -> Result<PairRelation, DomainError> {
+        if let Some(r) = self.pair_rel.get(&(app, pair.clone())) {
+            return Ok(*r);
+        }
+        let (lo_friend_hi, lo_black_hi) = self.store.relation(app, &pair.lo, &pair.hi).map_err(storage)?;
+        let (hi_friend_lo, hi_black_lo) = self.store.relation(app, &pair.hi, &pair.lo).map_err(storage)?;
+        let r = PairRelation { lo_friend_hi, hi_friend_lo, lo_black_hi, hi_black_lo };
+        self.pair_rel.insert((app, pair.clone()), r);
+        Ok(r)
+    }
+
+    pub(super) fn pair_changed(&mut self, app: AppId, pair: Pair, done: Reply<()>) {
+        self.pair_rel.remove(&(app, pair));
+        let _ = done.send(());
+    }
+
+    /// The friendship checks of a send from `from` to `to`.
+    pub(super) fn check_pair(&mut self, app: AppId, from: &UserId, pair: &Pair) -> Result<(), DomainError> {
+        let r = self.pair_relation(app, pair)?;
+        let receiver_blocks_sender = if &pair.lo == from { r.hi_black_lo } else { r.lo_black_hi };
+        if receiver_blocks_sender {
+            return Err(DomainError::InBlacklist);
+        }
+        let required = self.cfg.app(app).is_some_and(|a| a.friendship_required);
+        if required && !(r.lo_friend_hi && r.hi_friend_lo) {
+            return Err(DomainError::FriendRequired);
+        }
+        Ok(())
+    }
+}
