@@ -229,3 +229,30 @@ async fn friends_blacklist_and_requests_sync_with_tombstones_after_offline() {
     assert_eq!(page.iter().map(|f| f.user_id.as_str()).collect::<Vec<_>>(), vec!["bob"]);
     assert!(head > 0 && !more);
 }
+
+#[tokio::test]
+async fn friend_groups_hold_friends_and_survive_a_restart() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol", "dave"]).await;
+    let alice = s.user("alice").await;
+    alice.add_friend("bob", "", "", "").await.unwrap();
+    alice.add_friend("carol", "", "", "").await.unwrap();
+    alice.friend_group("create", "work", &["bob"]).await.unwrap();
+    assert_eq!(alice.friend_group("create", "work", &[]).await.unwrap_err().code(), Some(ErrorCode::FriendGroupExists));
+    assert_eq!(alice.friend_group("add", "work", &["dave"]).await.unwrap_err().code(), Some(ErrorCode::NotFriends));
+    alice.friend_group("add", "work", &["carol"]).await.unwrap();
+    alice.friend_group("create", "family", &[]).await.unwrap();
+    alice.friend_group("remove", "work", &["bob"]).await.unwrap();
+    assert_eq!(
+        alice.friend_group("add", "nope", &["bob"]).await.unwrap_err().code(),
+        Some(ErrorCode::FriendGroupNotFound)
+    );
+    alice.friend_group("delete", "family", &[]).await.unwrap();
+    drop(alice);
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+    let s = TestServer::start_in(&dir, |_| {}).await;
+    let alice = s.user("alice").await;
+    assert_eq!(alice.friend_groups().await.unwrap(), vec![("work".to_string(), vec!["carol".to_string()])]);
+    drop(keep);
+}

@@ -87,8 +87,8 @@ async fn operations_of_later_issues_say_not_implemented() {
     let c = s.user("alice").await;
     let e = c
         .call(|fbb| {
-            let r = wire::CreateFriendGroupReq::create(fbb, &wire::CreateFriendGroupReqArgs::default());
-            (wire::Request::CreateFriendGroupReq, r.as_union_value())
+            let r = wire::CreateGroupReq::create(fbb, &wire::CreateGroupReqArgs::default());
+            (wire::Request::CreateGroupReq, r.as_union_value())
         })
         .await
         .unwrap_err();

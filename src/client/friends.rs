@@ -274,3 +274,69 @@ impl Client {
             .await)
     }
 }
+
+impl Client {
+    /// Creates, deletes, or adds/removes members of one of my friend groups.
+    /// `op`: "create", "delete", "add" or "remove".
+    pub async fn friend_group(&self, op: &str, name: &str, members: &[&str]) -> Result<(), ClientError> {
+        let op = op.to_owned();
+        ok(self
+            .call(|fbb| {
+                let n = Some(fbb.create_string(name));
+                let v: Vec<_> = members.iter().map(|m| fbb.create_string(m)).collect();
+                let m = Some(fbb.create_vector(&v));
+                match op.as_str() {
+                    "create" => {
+                        let r = wire::CreateFriendGroupReq::create(
+                            fbb,
+                            &wire::CreateFriendGroupReqArgs { user_id: None, name: n, members: m },
+                        );
+                        (wire::Request::CreateFriendGroupReq, r.as_union_value())
+                    }
+                    "delete" => {
+                        let r = wire::DeleteFriendGroupReq::create(
+                            fbb,
+                            &wire::DeleteFriendGroupReqArgs { user_id: None, name: n },
+                        );
+                        (wire::Request::DeleteFriendGroupReq, r.as_union_value())
+                    }
+                    "add" => {
+                        let r = wire::AddFriendGroupMemberReq::create(
+                            fbb,
+                            &wire::AddFriendGroupMemberReqArgs { user_id: None, name: n, members: m },
+                        );
+                        (wire::Request::AddFriendGroupMemberReq, r.as_union_value())
+                    }
+                    _ => {
+                        let r = wire::RemoveFriendGroupMemberReq::create(
+                            fbb,
+                            &wire::RemoveFriendGroupMemberReqArgs { user_id: None, name: n, members: m },
+                        );
+                        (wire::Request::RemoveFriendGroupMemberReq, r.as_union_value())
+                    }
+                }
+            })
+            .await)
+    }
+
+    /// My friend groups: (name, members).
+    pub async fn friend_groups(&self) -> Result<Vec<(String, Vec<String>)>, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let r = wire::GetFriendGroupsReq::create(fbb, &wire::GetFriendGroupsReqArgs { user_id: None });
+                (wire::Request::GetFriendGroupsReq, r.as_union_value())
+            })
+            .await?;
+        let r = f.get().response_as_friend_groups_resp().ok_or(ClientError::Unexpected("FriendGroupsResp"))?;
+        Ok(r.groups()
+            .map(|v| {
+                v.iter()
+                    .map(|g| {
+                        let members = g.members().map(|m| m.iter().map(str::to_owned).collect()).unwrap_or_default();
+                        (g.name().unwrap_or_default().to_owned(), members)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

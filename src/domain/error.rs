@@ -56,6 +56,10 @@ pub enum DomainError {
     NotInBlacklist,
     #[error("this app requires friendship to message")]
     FriendRequired,
+    #[error("friend group not found")]
+    FriendGroupNotFound,
+    #[error("friend group exists")]
+    FriendGroupExists,
     #[error("server overloaded")]
     Overloaded,
     #[error("storage unavailable")]
@@ -95,6 +99,8 @@ impl DomainError {
             DomainError::AlreadyInBlacklist => ErrorCode::AlreadyInBlacklist,
             DomainError::NotInBlacklist => ErrorCode::NotInBlacklist,
             DomainError::FriendRequired => ErrorCode::FriendRequired,
+            DomainError::FriendGroupNotFound => ErrorCode::FriendGroupNotFound,
+            DomainError::FriendGroupExists => ErrorCode::FriendGroupExists,
             DomainError::Overloaded => ErrorCode::Overloaded,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,

@@ -147,6 +147,45 @@ impl FriendRequest {
     }
 }
 
+/// Longest friend group name, and most groups one user may have.
+pub const MAX_GROUP_NAME: usize = 64;
+pub const MAX_GROUPS: usize = 100;
+
+/// The stored form of a friend group's members.
+pub fn encode_members<'a>(members: impl Iterator<Item = &'a UserId>) -> Vec<u8> {
+    let mut w = Writer::with_capacity(64);
+    w.u8(1);
+    let list: Vec<&UserId> = members.collect();
+    w.u32(list.len() as u32);
+    for m in list {
+        w.str(m.as_str());
+    }
+    w.finish()
+}
+
+pub fn decode_members(b: &[u8]) -> Result<Vec<UserId>, Corrupt> {
+    let mut r = Reader::new(b);
+    if r.u8()? != 1 {
+        return Err(Corrupt);
+    }
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        out.push(uid(r.str()?)?);
+    }
+    Ok(out)
+}
+
+pub fn valid_group_name(name: &str) -> Result<(), DomainError> {
+    if name.is_empty() {
+        return Err(DomainError::MissingField("name"));
+    }
+    if name.len() > MAX_GROUP_NAME {
+        return Err(DomainError::InvalidArgument("name"));
+    }
+    Ok(())
+}
+
 /// What happens when `from` asks to add me.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {

@@ -38,6 +38,18 @@ pub struct Origin {
     pub answered: oneshot::Sender<()>,
 }
 
+/// What to do to a friend group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOp {
+    Create,
+    Delete,
+    Add,
+    Remove,
+}
+
+/// A user's friend groups: (name, members).
+pub type FriendGroups = Vec<(String, Vec<UserId>)>;
+
 /// A page of friends: entries, the newest change seq among them, more remain.
 pub type FriendPage = (Vec<FriendEntry>, u64, bool);
 
@@ -148,6 +160,19 @@ pub enum ShardCmd {
         user: UserId,
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
+    },
+    FriendGroup {
+        app: AppId,
+        user: UserId,
+        name: String,
+        op: GroupOp,
+        members: Vec<UserId>,
+        reply: Reply<Result<(), DomainError>>,
+    },
+    GetFriendGroups {
+        app: AppId,
+        user: UserId,
+        reply: Reply<Result<FriendGroups, DomainError>>,
     },
     /// The relations of a pair changed: the conversation's shard drops what it cached.
     PairChanged {

@@ -12,7 +12,7 @@ use crate::domain::message::Pair;
 use crate::domain::sync::Stream;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{FriendPage, RelationAnswers, Reply};
+use crate::shard::cmd::{FriendGroups, FriendPage, GroupOp, RelationAnswers, Reply};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::Batch;
@@ -23,6 +23,8 @@ pub(super) struct Social {
     pub friends: HashMap<UserId, FriendEntry>,
     pub blacks: HashMap<UserId, BlackEntry>,
     pub requests: BTreeMap<u64, FriendRequest>,
+    /// Friend groups (tags): name -> members.
+    pub groups: BTreeMap<String, std::collections::BTreeSet<UserId>>,
 }
 
 /// What the conversation's shard knows of a pair for the send checks.
@@ -132,7 +134,7 @@ impl Shard {
         if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.social.is_some() {
             return Ok(());
         }
-        let (friends, blacks, requests) = self.store.user_social(app, user).map_err(storage)?;
+        let (friends, blacks, requests, groups) = self.store.user_social(app, user).map_err(storage)?;
         let mut s = Social::default();
         for v in friends {
             match FriendEntry::decode(&v) {
@@ -158,10 +160,101 @@ impl Shard {
                 Err(_) => tracing::error!(user = %user, "skipping a friend request that does not decode"),
             }
         }
+        for (name, v) in groups {
+            match (String::from_utf8(name), friend::decode_members(&v)) {
+                (Ok(n), Ok(m)) => {
+                    s.groups.insert(n, m.into_iter().collect());
+                }
+                _ => tracing::error!(user = %user, "skipping a friend group that does not decode"),
+            }
+        }
         if let Some(e) = self.users.get_mut(&(app, user.clone())) {
             e.social = Some(s);
         }
         Ok(())
+    }
+
+    /// Friend groups: create (with members), delete, add or remove members. Members must be
+    /// my friends.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn friend_group(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        name: String,
+        op: GroupOp,
+        members: Vec<UserId>,
+        reply: Reply<Result<(), DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(s) = self.users.get_mut(&(app, user.clone())).and_then(|e| e.social.as_mut()) else { return };
+        if members.iter().any(|m| !s.friends.contains_key(m)) {
+            let _ = reply.send(Err(DomainError::NotFriends));
+            return;
+        }
+        let mut batch = Batch::default();
+        let r = match op {
+            GroupOp::Create if s.groups.contains_key(&name) => Err(DomainError::FriendGroupExists),
+            GroupOp::Create if s.groups.len() >= friend::MAX_GROUPS => Err(DomainError::LimitExceeded("friend groups")),
+            GroupOp::Create => {
+                s.groups.insert(name.clone(), members.into_iter().collect());
+                Ok(())
+            }
+            _ if !s.groups.contains_key(&name) => Err(DomainError::FriendGroupNotFound),
+            GroupOp::Delete => {
+                s.groups.remove(&name);
+                batch.delete_friend_group(app, &user, &name);
+                Ok(())
+            }
+            GroupOp::Add | GroupOp::Remove => {
+                if let Some(g) = s.groups.get_mut(&name) {
+                    for m in members {
+                        if op == GroupOp::Add {
+                            g.insert(m);
+                        } else {
+                            g.remove(&m);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if let Some(g) = s.groups.get(&name) {
+            batch.put_friend_group(app, &user, &name, friend::encode_members(g.iter()));
+        }
+        self.commit(batch, move |r| {
+            let _ = reply.send(r);
+        })
+        .await;
+    }
+
+    pub(super) async fn get_friend_groups(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        reply: Reply<Result<FriendGroups, DomainError>>,
+    ) {
+        if let Err(e) = self.ensure_social(app, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let out: FriendGroups = self
+            .users
+            .get(&(app, user))
+            .and_then(|e| e.social.as_ref())
+            .map(|s| s.groups.iter().map(|(n, m)| (n.clone(), m.iter().cloned().collect())).collect())
+            .unwrap_or_default();
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| out));
+        })
+        .await;
     }
 
     /// `user`'s devices but `origin`.

@@ -36,8 +36,10 @@ pub const CF_FRIENDS: &str = "friends";
 pub const CF_BLACKS: &str = "blacks";
 /// [app u32][len u8][user][request id u64] -> a friend request the user received
 pub const CF_FREQS: &str = "freqs";
+/// [app u32][len u8][user][group name] -> the members of one of the user's friend groups
+pub const CF_FGROUPS: &str = "fgroups";
 
-pub const ALL_CFS: [&str; 13] = [
+pub const ALL_CFS: [&str; 14] = [
     CF_META,
     CF_USERS,
     CF_STREAM,
@@ -51,6 +53,7 @@ pub const ALL_CFS: [&str; 13] = [
     CF_FRIENDS,
     CF_BLACKS,
     CF_FREQS,
+    CF_FGROUPS,
 ];
 
 /// The on-disk format version, stored under this key in CF_META.
@@ -191,6 +194,12 @@ pub fn user_conv_prefix(app: AppId, user: &UserId) -> Vec<u8> {
 pub fn user_peer(app: AppId, user: &UserId, peer: &UserId) -> Vec<u8> {
     let mut k = app_user(peer.as_str().len(), app, user);
     k.extend_from_slice(peer.as_str().as_bytes());
+    k
+}
+
+pub fn user_named(app: AppId, user: &UserId, name: &str) -> Vec<u8> {
+    let mut k = app_user(name.len(), app, user);
+    k.extend_from_slice(name.as_bytes());
     k
 }
 

@@ -41,7 +41,11 @@ impl From<codec::Corrupt> for StoreError {
 }
 
 /// Raw stored friends, blacklist entries and friend requests of one user.
-pub type SocialRaw = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+/// A key (or its suffix) and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// (friends, blacklist, requests, (friend group name, members)).
+pub type SocialRaw = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Entry>);
 
 pub(crate) enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
@@ -129,6 +133,14 @@ impl Batch {
 
     pub fn delete_black(&mut self, app: AppId, user: &UserId, peer: &UserId) {
         self.ops.push(Op::Delete(keys::CF_BLACKS, keys::user_peer(app, user, peer)));
+    }
+
+    pub fn put_friend_group(&mut self, app: AppId, user: &UserId, name: &str, members: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_FGROUPS, keys::user_named(app, user, name), members));
+    }
+
+    pub fn delete_friend_group(&mut self, app: AppId, user: &UserId, name: &str) {
+        self.ops.push(Op::Delete(keys::CF_FGROUPS, keys::user_named(app, user, name)));
     }
 
     pub fn put_friend_request(&mut self, app: AppId, user: &UserId, id: u64, record: Vec<u8>) {
@@ -386,7 +398,27 @@ impl Store {
             self.user_values(keys::CF_FRIENDS, app, user)?,
             self.user_values(keys::CF_BLACKS, app, user)?,
             self.user_values(keys::CF_FREQS, app, user)?,
+            self.user_entries(keys::CF_FGROUPS, app, user)?,
         ))
+    }
+
+    /// (key suffix after the user prefix, value) under one user's prefix.
+    fn user_entries(
+        &self,
+        cf_name: &'static str,
+        app: AppId,
+        user: &UserId,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let prefix = keys::user_conv_prefix(app, user);
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(cf(&self.db, cf_name)?, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, v) = kv.map_err(rocks)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push((k[prefix.len()..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     /// The values under one user's prefix in a per-user column.

@@ -15,6 +15,7 @@ use crate::domain::message::Pair;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
+use crate::shard::cmd::GroupOp;
 use crate::shard::wire_friends::{friend_wire, request_wire};
 use crate::shard::{Router, ShardCmd};
 
@@ -347,5 +348,58 @@ pub fn read_all(cx: Cx<'_>, r: wire::ReadAllFriendRequestsReq<'_>) -> R {
         let shard = router.user_shard(app, &me);
         let r = ask(&router, shard, |reply| ShardCmd::ReadAllFriendRequests { app, user: me, origin, reply }).await;
         ok_or_err(id, r.and_then(|r| r))
+    })
+}
+
+/// Friend groups: create, delete, add or remove members.
+pub fn group(
+    cx: Cx<'_>,
+    user_id: Option<&str>,
+    name: Option<&str>,
+    members: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>,
+    op: GroupOp,
+) -> R {
+    let me = subject(cx.s, user_id)?;
+    let name = name.ok_or(DomainError::MissingField("name"))?.to_owned();
+    crate::domain::friend::valid_group_name(&name)?;
+    let members = match (op, members) {
+        (GroupOp::Delete, _) => Vec::new(),
+        // A group may be created empty.
+        (GroupOp::Create, m) if m.is_none_or(|v| v.is_empty()) => Vec::new(),
+        (_, m) => dw::user_ids(m, cx.lim().max_batch)?,
+    };
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        let r = ask(&router, shard, |reply| ShardCmd::FriendGroup { app, user: me, name, op, members, reply }).await;
+        ok_or_err(id, r.and_then(|r| r))
+    })
+}
+
+pub fn get_groups(cx: Cx<'_>, r: wire::GetFriendGroupsReq<'_>) -> R {
+    let me = subject(cx.s, r.user_id())?;
+    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    pending(async move {
+        let shard = router.user_shard(app, &me);
+        match ask(&router, shard, |reply| ShardCmd::GetFriendGroups { app, user: me, reply }).await.and_then(|r| r) {
+            Ok(groups) => protocol::response(id, |fbb| {
+                let v: Vec<_> = groups
+                    .iter()
+                    .map(|(n, m)| {
+                        let name = fbb.create_string(n);
+                        let ms: Vec<_> = m.iter().map(|u| fbb.create_string(u.as_str())).collect();
+                        let members = fbb.create_vector(&ms);
+                        wire::FriendGroupInfo::create(
+                            fbb,
+                            &wire::FriendGroupInfoArgs { name: Some(name), members: Some(members) },
+                        )
+                    })
+                    .collect();
+                let v = fbb.create_vector(&v);
+                let r = wire::FriendGroupsResp::create(fbb, &wire::FriendGroupsRespArgs { groups: Some(v) });
+                (wire::Response::FriendGroupsResp, r.as_union_value())
+            }),
+            Err(e) => err_frame(id, &e),
+        }
     })
 }
