@@ -166,6 +166,66 @@ enum Cmd {
         #[arg(long = "as")]
         as_user: Option<String>,
     },
+    /// Add a friend (a request when the other side needs approval).
+    AddFriend {
+        to: String,
+        #[arg(long, default_value = "")]
+        wording: String,
+        #[arg(long, default_value = "")]
+        source: String,
+        #[arg(long, default_value = "")]
+        remark: String,
+    },
+    /// Remove a friend (my side only), or all with --all.
+    DeleteFriend {
+        peer: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// My friends.
+    Friends {
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// My relation to one user.
+    Relation { peer: String },
+    /// Check friendship (or --black: blacklists) with users, --both for both directions.
+    Check {
+        users: Vec<String>,
+        #[arg(long)]
+        both: bool,
+        #[arg(long)]
+        black: bool,
+    },
+    /// Blacklist a user (--remove to take them off).
+    Black {
+        peer: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Friend requests I received; --approve ID / --reject ID / --read-all.
+    Requests {
+        #[arg(long)]
+        approve: Option<u64>,
+        #[arg(long)]
+        reject: Option<u64>,
+        #[arg(long)]
+        read_all: bool,
+    },
+    /// Friend groups: list, or --create/--delete/--add/--remove NAME with members.
+    FriendGroups {
+        #[arg(long)]
+        create: Option<String>,
+        #[arg(long)]
+        delete: Option<String>,
+        #[arg(long)]
+        add: Option<String>,
+        #[arg(long)]
+        remove: Option<String>,
+        members: Vec<String>,
+    },
     /// Stay logged in and print every push; optionally follow users' online status.
     Watch {
         #[arg(long, value_delimiter = ',')]
@@ -524,6 +584,90 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Recall { peer, server_id, as_user } => {
             c.recall(&peer, server_id, as_user.as_deref()).await?;
             println!("recalled");
+        }
+        Cmd::AddFriend { to, wording, source, remark } => match c.add_friend(&to, &wording, &source, &remark).await? {
+            None => println!("friends with {to}"),
+            Some(r) => println!("request {} sent to {to} (waiting for approval)", r.id),
+        },
+        Cmd::DeleteFriend { peer, all } => {
+            match (peer, all) {
+                (_, true) => c.delete_all_friends().await?,
+                (Some(p), false) => c.delete_friend(&p).await?,
+                (None, false) => bail!("name a friend or pass --all"),
+            }
+            println!("deleted");
+        }
+        Cmd::Friends { after, limit } => {
+            let (list, head, more) = c.get_friends(after, limit).await?;
+            if json {
+                println!("{}", serde_json::json!({"friends": list, "head_seq": head, "more": more}));
+            } else {
+                for f in &list {
+                    println!("{:<16} remark {:?} source {:?} seq {}", f.user_id, f.remark, f.add_source, f.seq);
+                }
+                println!("head {head} more {more}");
+            }
+        }
+        Cmd::Relation { peer } => {
+            let r = c.get_relation(&peer).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{peer}: friend {} in my blacklist {} in their blacklist {}",
+                    r.is_friend, r.in_my_blacklist, r.in_their_blacklist
+                );
+            }
+        }
+        Cmd::Check { users, both, black } => {
+            for (u, r) in c.check_relations(&strs(&users), both, black).await? {
+                println!("{u}: {}", r.variant_name().unwrap_or("?"));
+            }
+        }
+        Cmd::Black { peer, remove } => {
+            if remove {
+                c.delete_black(&peer).await?;
+            } else {
+                c.add_black(&peer).await?;
+            }
+            println!("ok");
+        }
+        Cmd::Requests { approve, reject, read_all } => {
+            if let Some(id) = approve {
+                c.answer_friend_request(id, true).await?;
+            }
+            if let Some(id) = reject {
+                c.answer_friend_request(id, false).await?;
+            }
+            if read_all {
+                c.read_all_friend_requests().await?;
+            }
+            let list = c.friend_requests().await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for r in &list {
+                    let state = ["pending", "approved", "rejected"].get(r.state as usize).unwrap_or(&"?");
+                    println!(
+                        "{:>20} from {:<12} {state}{} {:?}",
+                        r.id,
+                        r.from,
+                        if r.read { "" } else { " (new)" },
+                        r.add_wording
+                    );
+                }
+            }
+        }
+        Cmd::FriendGroups { create, delete, add, remove, members } => {
+            let m = strs(&members);
+            for (op, name) in [("create", create), ("delete", delete), ("add", add), ("remove", remove)] {
+                if let Some(n) = name {
+                    c.friend_group(op, &n, &m).await?;
+                }
+            }
+            for (name, members) in c.friend_groups().await? {
+                println!("{name}: {}", members.join(", "));
+            }
         }
         Cmd::Watch { follow, secs, ack } => {
             if !follow.is_empty() {

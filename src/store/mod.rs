@@ -403,12 +403,7 @@ impl Store {
     }
 
     /// (key suffix after the user prefix, value) under one user's prefix.
-    fn user_entries(
-        &self,
-        cf_name: &'static str,
-        app: AppId,
-        user: &UserId,
-    ) -> Result<Vec<Entry>, StoreError> {
+    fn user_entries(&self, cf_name: &'static str, app: AppId, user: &UserId) -> Result<Vec<Entry>, StoreError> {
         let prefix = keys::user_conv_prefix(app, user);
         let mut out = Vec::new();
         for kv in self.db.iterator_cf(cf(&self.db, cf_name)?, IteratorMode::From(&prefix, Direction::Forward)) {
