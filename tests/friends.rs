@@ -199,7 +199,7 @@ async fn apps_may_require_friendship_to_message() {
 #[tokio::test]
 async fn friends_blacklist_and_requests_sync_with_tombstones_after_offline() {
     let s = TestServer::start().await;
-    s.import(&["alice", "bob", "carol", "dave"]).await;
+    s.import(&["alice", "bob", "carol", "dave", "frank"]).await;
     set_policy(&s, "alice", 1).await;
     let alice = s.user("alice").await;
     assert_eq!(alice.add_friend("bob", "", "", "").await.unwrap(), None, "bob accepts anyone");
@@ -210,9 +210,8 @@ async fn friends_blacklist_and_requests_sync_with_tombstones_after_offline() {
     assert_eq!(dave.add_friend("alice", "hi", "", "").await.unwrap_err().code(), Some(ErrorCode::InBlacklist));
     let req = s.user("bob").await.add_friend("alice", "hi", "", "").await.unwrap_err();
     assert_eq!(req.code(), Some(ErrorCode::AlreadyFriends), "bob already has alice (both sides were written)");
-    let carol = s.user("carol").await;
-    carol.delete_friend("alice").await.unwrap();
-    let req = carol.add_friend("alice", "again?", "", "").await.unwrap().expect("alice needs approval");
+    let frank = s.user("frank").await;
+    let req = frank.add_friend("alice", "hello?", "", "").await.unwrap().expect("alice needs approval");
     alice.delete_friend("carol").await.unwrap();
     // A device that was offline syncs each stream from 0.
     let dev = s.login("alice", wire::ClientType::Mac, "mac").await;
@@ -255,4 +254,43 @@ async fn friend_groups_hold_friends_and_survive_a_restart() {
     let alice = s.user("alice").await;
     assert_eq!(alice.friend_groups().await.unwrap(), vec![("work".to_string(), vec!["carol".to_string()])]);
     drop(keep);
+}
+
+#[tokio::test]
+async fn re_adding_keeps_one_stream_entry_per_item_and_one_way_deletes_can_be_repaired() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob", "carol", "eve"]).await;
+    set_policy(&s, "carol", 1).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    for _ in 0..3 {
+        alice.add_friend("bob", "", "", "").await.unwrap();
+        alice.delete_friend("bob").await.unwrap();
+        alice.add_black("eve").await.unwrap();
+        alice.delete_black("eve").await.unwrap();
+    }
+    alice.add_friend("bob", "", "", "").await.unwrap();
+    let friends = alice.sync(SyncStream::Friends, 0, 100, None).await.unwrap();
+    assert_eq!(friends.items.iter().map(|i| (i.id.as_str(), i.deleted)).collect::<Vec<_>>(), vec![("bob", false)]);
+    let blacks = alice.sync(SyncStream::Blacklist, 0, 100, None).await.unwrap();
+    assert_eq!(blacks.items.iter().map(|i| (i.id.as_str(), i.deleted)).collect::<Vec<_>>(), vec![("eve", true)]);
+    // bob deletes his side; alice adds again and they are friends both ways once more.
+    bob.delete_friend("alice").await.unwrap();
+    assert_eq!(alice.add_friend("bob", "", "", "").await.unwrap(), None);
+    assert!(bob.get_relation("alice").await.unwrap().is_friend);
+    // A second request from the same user replaces the first: one live request, one tombstone.
+    let first = alice.add_friend("carol", "1", "", "").await.unwrap().unwrap();
+    let second = alice.add_friend("carol", "2", "", "").await.unwrap().unwrap();
+    let carol = s.user("carol").await;
+    let reqs = carol.friend_requests().await.unwrap();
+    assert_eq!(reqs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![second.id]);
+    let stream = carol.sync(SyncStream::FriendRequests, 0, 100, None).await.unwrap();
+    let first_id = first.id.to_string();
+    assert!(stream.items.iter().any(|i| i.id == first_id && i.deleted));
+    assert_eq!(stream.items.len(), 2);
+    // Approving twice is harmless.
+    carol.answer_friend_request(second.id, true).await.unwrap();
+    carol.answer_friend_request(second.id, true).await.unwrap();
+    assert!(alice.get_relation("carol").await.unwrap().is_friend);
+    assert_eq!(alice.add_black("ghost").await.unwrap_err().code(), Some(ErrorCode::UserNotFound));
 }

@@ -38,6 +38,10 @@ pub struct Origin {
     pub answered: oneshot::Sender<()>,
 }
 
+/// An incoming add's outcome, the request it created, and whether the target already had the
+/// adder as a friend (nothing was written).
+pub type InboundAnswer = (Inbound, Option<FriendRequest>, bool);
+
 /// What to do to a friend group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupOp {
@@ -68,7 +72,7 @@ pub enum ShardCmd {
         app: AppId,
         user: UserId,
         peer: UserId,
-        reply: Reply<Result<(), DomainError>>,
+        reply: Reply<Result<bool, DomainError>>,
     },
     /// `from` asks to add `user`: `user`'s blacklist and policy decide (admins bypass the
     /// policy); writes `user`'s side or a request.
@@ -78,7 +82,7 @@ pub enum ShardCmd {
         from: UserId,
         info: AddInfo,
         by_admin: bool,
-        reply: Reply<Result<(Inbound, Option<FriendRequest>), DomainError>>,
+        reply: Reply<Result<InboundAnswer, DomainError>>,
     },
     /// Writes `user`'s side of a friendship with `peer` (no change if it exists).
     FriendAddSide {

@@ -12,7 +12,7 @@ use crate::domain::message::Pair;
 use crate::domain::sync::Stream;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{FriendGroups, FriendPage, GroupOp, RelationAnswers, Reply};
+use crate::shard::cmd::{FriendGroups, FriendPage, GroupOp, InboundAnswer, RelationAnswers, Reply};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::Batch;
@@ -25,7 +25,14 @@ pub(super) struct Social {
     pub requests: BTreeMap<u64, FriendRequest>,
     /// Friend groups (tags): name -> members.
     pub groups: BTreeMap<String, std::collections::BTreeSet<UserId>>,
+    /// Where the tombstones of deleted friends / blacklist entries sit in their streams, so
+    /// that adding one again moves its entry (a stream holds each item once).
+    pub friend_tombs: HashMap<UserId, u64>,
+    pub black_tombs: HashMap<UserId, u64>,
 }
+
+/// Most blacklist entries one user may have.
+const MAX_BLACKS: usize = 10_000;
 
 /// What the conversation's shard knows of a pair for the send checks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,6 +175,16 @@ impl Shard {
                 _ => tracing::error!(user = %user, "skipping a friend group that does not decode"),
             }
         }
+        // Tombstones are found in the streams themselves (one entry per item, so this reads
+        // as many entries as the user ever had friends / blacklist entries).
+        for (stream, tombs) in [(Stream::Friends, &mut s.friend_tombs), (Stream::Blacklist, &mut s.black_tombs)] {
+            let (entries, _) = self.store.read_stream(app, user, stream as u8, 0, usize::MAX).map_err(storage)?;
+            for e in entries.into_iter().filter(|e| e.payload.is_none()) {
+                if let Some(peer) = std::str::from_utf8(&e.item).ok().and_then(UserId::new) {
+                    tombs.insert(peer, e.seq);
+                }
+            }
+        }
         if let Some(e) = self.users.get_mut(&(app, user.clone())) {
             e.social = Some(s);
         }
@@ -191,7 +208,7 @@ impl Shard {
             return;
         }
         let Some(s) = self.users.get_mut(&(app, user.clone())).and_then(|e| e.social.as_mut()) else { return };
-        if members.iter().any(|m| !s.friends.contains_key(m)) {
+        if matches!(op, GroupOp::Create | GroupOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
             let _ = reply.send(Err(DomainError::NotFriends));
             return;
         }
@@ -290,24 +307,19 @@ impl Shard {
         .await;
     }
 
+    /// Whether `user` already has `peer` as a friend.
     pub(super) fn friend_precheck(
         &mut self,
         app: AppId,
         user: UserId,
         peer: UserId,
-        reply: Reply<Result<(), DomainError>>,
+        reply: Reply<Result<bool, DomainError>>,
     ) {
-        let r = self.ensure_social(app, &user).and_then(|_| {
-            let s = self
-                .users
+        let r = self.ensure_social(app, &user).map(|_| {
+            self.users
                 .get(&(app, user.clone()))
                 .and_then(|e| e.social.as_ref())
-                .ok_or(DomainError::UserNotFound)?;
-            if s.friends.contains_key(&peer) {
-                Err(DomainError::AlreadyFriends)
-            } else {
-                Ok(())
-            }
+                .is_some_and(|s| s.friends.contains_key(&peer))
         });
         let _ = reply.send(r);
     }
@@ -330,8 +342,9 @@ impl Shard {
         let seq = e.heads.bump(Stream::Friends).0;
         let f = FriendEntry { peer: peer.clone(), info, create_ms: now_ms(), stream_seq: seq };
         let enc = f.encode();
+        let replaced = s.friend_tombs.remove(peer);
         batch.put_friend(app, user, peer, enc.clone());
-        batch.put_stream_item(app, user, Stream::Friends as u8, seq, peer.as_str().as_bytes(), Some(&[]), None);
+        batch.put_stream_item(app, user, Stream::Friends as u8, seq, peer.as_str().as_bytes(), Some(&[]), replaced);
         s.friends.insert(peer.clone(), f.clone());
         let push = changed_push(Stream::Friends, seq, peer.as_str(), false, Some(&enc));
         Some((f, Some(push)))
@@ -344,16 +357,29 @@ impl Shard {
         from: UserId,
         info: AddInfo,
         by_admin: bool,
-        reply: Reply<Result<(Inbound, Option<FriendRequest>), DomainError>>,
+        reply: Reply<Result<InboundAnswer, DomainError>>,
     ) {
         if let Err(e) = self.ensure_social(app, &user) {
             let _ = reply.send(Err(e));
             return;
         }
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
+        if entry.rec.deleted {
+            let _ = reply.send(Err(DomainError::UserDeleted));
+            return;
+        }
         let policy = entry.rec.friend_add_policy;
         let Some(s) = entry.social.as_mut() else { return };
-        let decision = friend::inbound(policy, s.blacks.contains_key(&from), by_admin);
+        let blacklisted = s.blacks.contains_key(&from);
+        // Already my friend (a one-way delete on the other side, or a retry): nothing to ask.
+        if s.friends.contains_key(&from) && !blacklisted {
+            self.after_pending(move |r| {
+                let _ = reply.send(r.map(|()| (Inbound::Added, None, true)));
+            })
+            .await;
+            return;
+        }
+        let decision = friend::inbound(policy, blacklisted, by_admin);
         let targets = self.devices_but(app, &user, None);
         let mut batch = Batch::default();
         match decision {
@@ -362,7 +388,8 @@ impl Shard {
             }
             Ok(Inbound::Added) => {
                 let Some((_, push)) = self.add_side(app, &user, &from, info, &mut batch) else { return };
-                self.commit_then(batch, targets, push.into_iter().collect(), reply, (Inbound::Added, None)).await;
+                self.commit_then(batch, targets, push.into_iter().collect(), reply, (Inbound::Added, None, false))
+                    .await;
             }
             Ok(Inbound::Requested) => {
                 let id = self.ids.next(now_ms());
@@ -375,18 +402,23 @@ impl Shard {
                     .filter(|r| r.from == from && r.state == wire::RequestState::Pending)
                     .map(|r| r.id)
                     .collect();
-                let mut replaced = None;
+                // The replaced request is deleted: a tombstone in the stream, gone from disk.
                 for o in old {
                     if let Some(r) = s.requests.remove(&o) {
-                        batch.put_friend_request(
+                        let tomb = entry.heads.bump(Stream::FriendRequests).0;
+                        batch.delete_friend_request(app, &user, o);
+                        batch.put_stream_item(
                             app,
                             &user,
-                            o,
-                            FriendRequest { state: wire::RequestState::Rejected, ..r.clone() }.encode(),
+                            Stream::FriendRequests as u8,
+                            tomb,
+                            &o.to_be_bytes(),
+                            None,
+                            Some(r.stream_seq),
                         );
-                        replaced = Some(r.stream_seq);
                     }
                 }
+                let replaced = None;
                 let now = now_ms();
                 let seq = entry.heads.bump(Stream::FriendRequests).0;
                 let req = FriendRequest {
@@ -413,7 +445,7 @@ impl Shard {
                 );
                 s.requests.insert(id, req.clone());
                 let push = changed_push(Stream::FriendRequests, seq, &id.to_string(), false, Some(&enc));
-                self.commit_then(batch, targets, vec![push], reply, (Inbound::Requested, Some(req))).await;
+                self.commit_then(batch, targets, vec![push], reply, (Inbound::Requested, Some(req), false)).await;
             }
         }
     }
@@ -429,6 +461,10 @@ impl Shard {
     ) {
         if let Err(e) = self.ensure_social(app, &user) {
             let _ = reply.send(Err(e));
+            return;
+        }
+        if self.users.get(&(app, user.clone())).is_some_and(|e| e.rec.deleted) {
+            let _ = reply.send(Err(DomainError::UserDeleted));
             return;
         }
         let targets = self.devices_but(app, &user, origin);
@@ -475,7 +511,14 @@ impl Shard {
                     None,
                     Some(f.stream_seq),
                 );
+                s.friend_tombs.insert(p.clone(), seq);
                 frames.push(changed_push(Stream::Friends, seq, p.as_str(), true, None));
+                // A former friend leaves my friend groups too.
+                for (name, members) in s.groups.iter_mut() {
+                    if members.remove(p) {
+                        batch.put_friend_group(app, &user, name, friend::encode_members(members.iter()));
+                    }
+                }
             }
         }
         self.commit_then(batch, targets, frames, reply, peers).await;
@@ -609,6 +652,10 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
+        if !self.facts.contains_key(&(app, peer.clone())) {
+            let _ = reply.send(Err(DomainError::UserNotFound));
+            return;
+        }
         if let Err(e) = self.ensure_social(app, &user) {
             let _ = reply.send(Err(e));
             return;
@@ -620,12 +667,17 @@ impl Shard {
             let _ = reply.send(Err(DomainError::AlreadyInBlacklist));
             return;
         }
+        if s.blacks.len() >= MAX_BLACKS {
+            let _ = reply.send(Err(DomainError::LimitExceeded("blacklist entries")));
+            return;
+        }
         let seq = entry.heads.bump(Stream::Blacklist).0;
         let b = BlackEntry { peer: peer.clone(), create_ms: now_ms(), stream_seq: seq };
         let enc = b.encode();
+        let replaced = s.black_tombs.remove(&peer);
         let mut batch = Batch::default();
         batch.put_black(app, &user, &peer, enc.clone());
-        batch.put_stream_item(app, &user, Stream::Blacklist as u8, seq, peer.as_str().as_bytes(), Some(&[]), None);
+        batch.put_stream_item(app, &user, Stream::Blacklist as u8, seq, peer.as_str().as_bytes(), Some(&[]), replaced);
         s.blacks.insert(peer.clone(), b);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), false, Some(&enc));
         self.commit_then(batch, targets, vec![push], reply, ()).await;
@@ -662,6 +714,7 @@ impl Shard {
             None,
             Some(b.stream_seq),
         );
+        s.black_tombs.insert(peer.clone(), seq);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), true, None);
         self.commit_then(batch, targets, vec![push], reply, ()).await;
     }
@@ -706,6 +759,16 @@ impl Shard {
         let targets = self.devices_but(app, &user, origin);
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         let Some(s) = entry.social.as_mut() else { return };
+        // Approving an approved request again (a retry after an interrupted approve) answers
+        // it again, so the caller completes the requester's side.
+        if let Some(r) = s.requests.get(&id).filter(|r| approve && r.state == wire::RequestState::Approved) {
+            let r = r.clone();
+            self.after_pending(move |res| {
+                let _ = reply.send(res.map(|()| r));
+            })
+            .await;
+            return;
+        }
         let mut req = match friend::answerable(s.requests.get(&id)) {
             Ok(r) => r.clone(),
             Err(e) => {
@@ -743,8 +806,9 @@ impl Shard {
                 frames.push(push);
             }
         }
-        // The requester hears the answer too.
-        let to_requester = changed_push(Stream::FriendRequests, req.stream_seq, &id.to_string(), false, Some(&enc));
+        // The requester hears the answer too. It is not an entry of the requester's own
+        // stream, so it carries seq 0 (which no stream uses): informational, no cursor move.
+        let to_requester = changed_push(Stream::FriendRequests, 0, &id.to_string(), false, Some(&enc));
         let router = self.router.clone();
         let requester = req.from.clone();
         self.commit(batch, move |r| match r {

@@ -143,6 +143,10 @@ impl Batch {
         self.ops.push(Op::Delete(keys::CF_FGROUPS, keys::user_named(app, user, name)));
     }
 
+    pub fn delete_friend_request(&mut self, app: AppId, user: &UserId, id: u64) {
+        self.ops.push(Op::Delete(keys::CF_FREQS, keys::user_request(app, user, id)));
+    }
+
     pub fn put_friend_request(&mut self, app: AppId, user: &UserId, id: u64, record: Vec<u8>) {
         self.ops.push(Op::Put(keys::CF_FREQS, keys::user_request(app, user, id), record));
     }

@@ -41,6 +41,17 @@ fn text(s: Option<&str>) -> String {
     s.unwrap_or_default().to_owned()
 }
 
+/// Runs a multi-step operation as its own task, so that once started it completes (every
+/// step, and the conversation shard hearing of it) even if the connection that asked goes away.
+fn detached(id: u64, f: impl std::future::Future<Output = Bytes> + Send + 'static) -> R {
+    pending(async move {
+        match tokio::spawn(f).await {
+            Ok(b) => b,
+            Err(_) => err_frame(id, &DomainError::ShuttingDown),
+        }
+    })
+}
+
 /// Tells the pair's conversation shard that their relations changed, and waits for it.
 async fn pair_changed(router: &Router, app: AppId, a: &UserId, b: &UserId) {
     if let Some(pair) = Pair::new(a, b) {
@@ -60,14 +71,16 @@ pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
     };
     info.validate()?;
     let (router, app, id, by_admin, origin) = (cx.router(), cx.s.app, cx.id, cx.s.admin, Some(cx.s.conn));
-    pending(async move {
+    detached(id, async move {
         let (mine, theirs) = (router.user_shard(app, &me), router.user_shard(app, &peer));
         let (m, p) = (me.clone(), peer.clone());
-        if let Err(e) =
-            ask(&router, mine, |reply| ShardCmd::FriendPrecheck { app, user: m, peer: p, reply }).await.and_then(|r| r)
+        let i_have_them = match ask(&router, mine, |reply| ShardCmd::FriendPrecheck { app, user: m, peer: p, reply })
+            .await
+            .and_then(|r| r)
         {
-            return err_frame(id, &e);
-        }
+            Ok(h) => h,
+            Err(e) => return err_frame(id, &e),
+        };
         let (m, p, i) = (me.clone(), peer.clone(), info.clone());
         let inbound =
             ask(&router, theirs, |reply| ShardCmd::FriendInbound { app, user: p, from: m, info: i, by_admin, reply })
@@ -75,8 +88,9 @@ pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
                 .and_then(|r| r);
         match inbound {
             Err(e) => err_frame(id, &e),
-            Ok((Inbound::Requested, request)) => add_resp(id, false, request.as_ref()),
-            Ok((Inbound::Added, _)) => {
+            Ok((_, _, true)) if i_have_them => err_frame(id, &DomainError::AlreadyFriends),
+            Ok((Inbound::Requested, request, _)) => add_resp(id, false, request.as_ref()),
+            Ok((Inbound::Added, _, _)) => {
                 let (m, p) = (me.clone(), peer.clone());
                 let mine_side =
                     ask(&router, mine, |reply| ShardCmd::FriendAddSide { app, user: m, peer: p, info, origin, reply })
@@ -112,13 +126,17 @@ pub fn delete_all(cx: Cx<'_>, r: wire::DeleteAllFriendsReq<'_>) -> R {
 
 fn delete_friends(cx: Cx<'_>, me: UserId, peer: Option<UserId>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    pending(async move {
+    detached(id, async move {
         let shard = router.user_shard(app, &me);
-        let m = me.clone();
-        match ask(&router, shard, |reply| ShardCmd::FriendDelete { app, user: m, peer, origin, reply })
+        let (m, named) = (me.clone(), peer.clone());
+        let r = ask(&router, shard, |reply| ShardCmd::FriendDelete { app, user: m, peer, origin, reply })
             .await
-            .and_then(|r| r)
-        {
+            .and_then(|r| r);
+        if let (Err(_), Some(p)) = (&r, &named) {
+            // Perhaps a retry after an interrupted delete: make sure the pair's shard knows.
+            pair_changed(&router, app, &me, p).await;
+        }
+        match r {
             Ok(removed) => {
                 for p in &removed {
                     pair_changed(&router, app, &me, p).await;
@@ -265,7 +283,7 @@ pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool
     let me = subject(cx.s, user_id)?;
     let peer = peer_of(&me, to_user)?;
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    pending(async move {
+    detached(id, async move {
         let shard = router.user_shard(app, &me);
         let (m, p) = (me.clone(), peer.clone());
         let r = if add {
@@ -273,11 +291,10 @@ pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool
         } else {
             ask(&router, shard, |reply| ShardCmd::BlackDelete { app, user: m, peer: p, origin, reply }).await
         };
-        let r = r.and_then(|r| r);
-        if r.is_ok() {
-            pair_changed(&router, app, &me, &peer).await;
-        }
-        ok_or_err(id, r)
+        // Also after `AlreadyInBlacklist` / `NotInBlacklist`: a retry of an interrupted change
+        // must still reach the pair's shard.
+        pair_changed(&router, app, &me, &peer).await;
+        ok_or_err(id, r.and_then(|r| r))
     })
 }
 
@@ -301,7 +318,7 @@ pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
 pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool, remark: String) -> R {
     let me = subject(cx.s, user_id)?;
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    pending(async move {
+    detached(id, async move {
         let shard = router.user_shard(app, &me);
         let m = me.clone();
         let answered = ask(&router, shard, |reply| ShardCmd::AnswerFriendRequest {
@@ -332,10 +349,11 @@ pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool,
                 reply,
             })
             .await;
+            // My side is written whatever happens to theirs: the pair's shard must know.
+            pair_changed(&router, app, &me, &req.from).await;
             if let Err(e) = side.and_then(|r| r) {
                 return err_frame(id, &e);
             }
-            pair_changed(&router, app, &me, &req.from).await;
         }
         protocol::ok(id)
     })
