@@ -294,3 +294,23 @@ async fn re_adding_keeps_one_stream_entry_per_item_and_one_way_deletes_can_be_re
     assert!(alice.get_relation("carol").await.unwrap().is_friend);
     assert_eq!(alice.add_black("ghost").await.unwrap_err().code(), Some(ErrorCode::UserNotFound));
 }
+
+#[tokio::test]
+async fn a_one_way_delete_and_friend_group_changes_are_pushed() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    let mut alice2 = s.login("alice", wire::ClientType::Web, "web").await;
+    let mut bob = s.user("bob").await;
+    alice.add_friend("bob", "", "", "").await.unwrap();
+    let event = |f: &Frame| {
+        f.get()
+            .event_as_friend_event_push()
+            .map(|e| (e.kind().unwrap_or_default().to_owned(), e.user_id().unwrap_or_default().to_owned()))
+    };
+    alice.friend_group("create", "close", &["bob"]).await.unwrap();
+    assert_eq!(alice2.wait_push(WAIT, event).await, Some(("groups_changed".into(), "alice".into())));
+    alice.delete_friend("bob").await.unwrap();
+    assert_eq!(bob.wait_push(WAIT, event).await, Some(("deleted_you".into(), "alice".into())));
+    assert!(alice.friend_groups().await.unwrap()[0].1.is_empty(), "bob left alice's group");
+}

@@ -171,6 +171,7 @@ pub enum ShardCmd {
         name: String,
         op: GroupOp,
         members: Vec<UserId>,
+        origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     },
     GetFriendGroups {

@@ -43,6 +43,16 @@ pub(super) struct PairRelation {
     pub hi_black_lo: bool,
 }
 
+/// A friendship event that is not an entry of the receiver's streams.
+fn friend_event(kind: &str, user: &UserId) -> Bytes {
+    protocol::push(|fbb| {
+        let k = fbb.create_string(kind);
+        let u = fbb.create_string(user.as_str());
+        let p = wire::FriendEventPush::create(fbb, &wire::FriendEventPushArgs { kind: Some(k), user_id: Some(u) });
+        (wire::Push::FriendEventPush, p.as_union_value())
+    })
+}
+
 /// A `SyncChangedPush` for one item of a friendship stream.
 fn changed_push(stream: Stream, seq: u64, id: &str, deleted: bool, payload: Option<&[u8]>) -> Bytes {
     protocol::push(|fbb| {
@@ -201,6 +211,7 @@ impl Shard {
         name: String,
         op: GroupOp,
         members: Vec<UserId>,
+        origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
         if let Err(e) = self.ensure_social(app, &user) {
@@ -246,7 +257,15 @@ impl Shard {
         if let Some(g) = s.groups.get(&name) {
             batch.put_friend_group(app, &user, &name, friend::encode_members(g.iter()));
         }
+        // My other devices re-read their friend groups.
+        let targets = self.devices_but(app, &user, origin);
+        let frame = friend_event("groups_changed", &user);
         self.commit(batch, move |r| {
+            if r.is_ok() {
+                for t in &targets {
+                    t.send(frame.clone());
+                }
+            }
             let _ = reply.send(r);
         })
         .await;
@@ -521,7 +540,27 @@ impl Shard {
                 }
             }
         }
-        self.commit_then(batch, targets, frames, reply, peers).await;
+        // Each former friend hears of it (their own list does not change: deletes are one-way).
+        let router = self.router.clone();
+        let me = user.clone();
+        let gone = peers.clone();
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    for f in &frames {
+                        t.send(f.clone());
+                    }
+                }
+                for p in &gone {
+                    router.push(app, p, friend_event("deleted_you", &me));
+                }
+                let _ = reply.send(Ok(peers));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -339,8 +339,8 @@ impl Shard {
                 self.read_all_friend_requests(app, user, origin, reply).await
             }
             ShardCmd::PairChanged { app, pair, done } => self.pair_changed(app, pair, done),
-            ShardCmd::FriendGroup { app, user, name, op, members, reply } => {
-                self.friend_group(app, user, name, op, members, reply).await
+            ShardCmd::FriendGroup { app, user, name, op, members, origin, reply } => {
+                self.friend_group(app, user, name, op, members, origin, reply).await
             }
             ShardCmd::GetFriendGroups { app, user, reply } => self.get_friend_groups(app, user, reply).await,
             ShardCmd::Send { app, from, to, client_id, msg_type, body, origin } => {

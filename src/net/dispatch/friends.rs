@@ -386,10 +386,11 @@ pub fn group(
         (GroupOp::Create, m) if m.is_none_or(|v| v.is_empty()) => Vec::new(),
         (_, m) => dw::user_ids(m, cx.lim().max_batch)?,
     };
-    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &me);
-        let r = ask(&router, shard, |reply| ShardCmd::FriendGroup { app, user: me, name, op, members, reply }).await;
+        let r = ask(&router, shard, |reply| ShardCmd::FriendGroup { app, user: me, name, op, members, origin, reply })
+            .await;
         ok_or_err(id, r.and_then(|r| r))
     })
 }

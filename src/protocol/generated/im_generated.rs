@@ -2077,10 +2077,10 @@ pub struct ResponseUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PUSH: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PUSH: u8 = 10;
+pub const ENUM_MAX_PUSH: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PUSH: [Push; 11] = [
+pub const ENUM_VALUES_PUSH: [Push; 12] = [
   Push::NONE,
   Push::KickPush,
   Push::UserInfoChangedPush,
@@ -2092,6 +2092,7 @@ pub const ENUM_VALUES_PUSH: [Push; 11] = [
   Push::RecallPush,
   Push::GroupEventPush,
   Push::ConversationDeletedPush,
+  Push::FriendEventPush,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -2110,9 +2111,10 @@ impl Push {
   pub const RecallPush: Self = Self(8);
   pub const GroupEventPush: Self = Self(9);
   pub const ConversationDeletedPush: Self = Self(10);
+  pub const FriendEventPush: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::KickPush,
@@ -2125,6 +2127,7 @@ impl Push {
     Self::RecallPush,
     Self::GroupEventPush,
     Self::ConversationDeletedPush,
+    Self::FriendEventPush,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -2140,6 +2143,7 @@ impl Push {
       Self::RecallPush => Some("RecallPush"),
       Self::GroupEventPush => Some("GroupEventPush"),
       Self::ConversationDeletedPush => Some("ConversationDeletedPush"),
+      Self::FriendEventPush => Some("FriendEventPush"),
       _ => None,
     }
   }
@@ -18556,6 +18560,119 @@ impl ::core::fmt::Debug for ConversationDeletedPush<'_> {
       ds.finish()
   }
 }
+pub enum FriendEventPushOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct FriendEventPush<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for FriendEventPush<'a> {
+  type Inner = FriendEventPush<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> FriendEventPush<'a> {
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+  pub const VT_USER_ID: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    FriendEventPush { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args FriendEventPushArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<FriendEventPush<'bldr>> {
+    let mut builder = FriendEventPushBuilder::new(_fbb);
+    if let Some(x) = args.user_id { builder.add_user_id(x); }
+    if let Some(x) = args.kind { builder.add_kind(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kind(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(FriendEventPush::VT_KIND, None)}
+  }
+  #[inline]
+  pub fn user_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(FriendEventPush::VT_USER_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for FriendEventPush<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user_id", Self::VT_USER_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct FriendEventPushArgs<'a> {
+    pub kind: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub user_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for FriendEventPushArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    FriendEventPushArgs {
+      kind: None,
+      user_id: None,
+    }
+  }
+}
+
+pub struct FriendEventPushBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FriendEventPushBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kind(&mut self, kind: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(FriendEventPush::VT_KIND, kind);
+  }
+  #[inline]
+  pub fn add_user_id(&mut self, user_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(FriendEventPush::VT_USER_ID, user_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FriendEventPushBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    FriendEventPushBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<FriendEventPush<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for FriendEventPush<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("FriendEventPush");
+      ds.field("kind", &self.kind());
+      ds.field("user_id", &self.user_id());
+      ds.finish()
+  }
+}
 pub enum ServerFrameOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -19142,6 +19259,21 @@ impl<'a> ServerFrame<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn event_as_friend_event_push(&self) -> Option<FriendEventPush<'a>> {
+    if self.event_type() == Push::FriendEventPush {
+      self.event().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { FriendEventPush::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ServerFrame<'_> {
@@ -19192,6 +19324,7 @@ impl ::flatbuffers::Verifiable for ServerFrame<'_> {
           Push::RecallPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RecallPush>>("Push::RecallPush", pos),
           Push::GroupEventPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupEventPush>>("Push::GroupEventPush", pos),
           Push::ConversationDeletedPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ConversationDeletedPush>>("Push::ConversationDeletedPush", pos),
+          Push::FriendEventPush => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FriendEventPush>>("Push::FriendEventPush", pos),
           _ => Ok(()),
         }
      })?
@@ -19505,6 +19638,13 @@ impl ::core::fmt::Debug for ServerFrame<'_> {
         },
         Push::ConversationDeletedPush => {
           if let Some(x) = self.event_as_conversation_deleted_push() {
+            ds.field("event", &x)
+          } else {
+            ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Push::FriendEventPush => {
+          if let Some(x) = self.event_as_friend_event_push() {
             ds.field("event", &x)
           } else {
             ds.field("event", &"InvalidFlatbuffer: Union discriminant does not match value.")
