@@ -106,6 +106,13 @@ pub struct Limits {
     /// Client message ids remembered in memory per shard for fast idempotent retries (older
     /// ones are found in RocksDB).
     pub recent_client_ids: usize,
+    /// Requests per second one connection may make on average (administrators are exempt);
+    /// beyond it requests get `RateLimited`.
+    pub requests_per_sec: u32,
+    /// Requests one connection may make at once before the average applies.
+    pub request_burst: u32,
+    /// Refused requests in a row after which the connection is closed (`KickPush{RateLimited}`).
+    pub rate_limit_strikes: u32,
 }
 
 impl Default for Limits {
@@ -127,6 +134,9 @@ impl Default for Limits {
             max_subscription_secs: 7 * 24 * 3600,
             max_message_body: 16 * 1024,
             recent_client_ids: 100_000,
+            requests_per_sec: 5_000,
+            request_burst: 10_000,
+            rate_limit_strikes: 1_000,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod friend;
 pub mod ids;
 pub mod message;
 pub mod presence;
+pub mod ratelimit;
 pub mod sync;
 pub mod user;
 pub mod wire;

@@ -21,6 +21,7 @@ use super::dispatch::{self, Session};
 use super::Ctx;
 use crate::auth::ticket::{self, TicketError};
 use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::ratelimit::{Bucket, Verdict};
 use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
 use crate::shard::cmd::DeviceLogin;
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
@@ -82,6 +83,10 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let mut pending = FuturesUnordered::new();
     let mut last_frame = Instant::now();
     let mut writer_done = false;
+    let lim = &ctx.cfg.limits;
+    // Administrators (app backends) are trusted with bulk work: no rate limit.
+    let mut bucket = (!sess.admin)
+        .then(|| Bucket::new(lim.requests_per_sec, lim.request_burst, lim.rate_limit_strikes, crate::now_ms()));
     // The reason to close, and a last frame to send after every pending answer (Logout's Ok).
     let (reason, last) = loop {
         let deadline = tokio::time::Instant::from_std(last_frame + idle);
@@ -95,6 +100,15 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                 Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
                 Some(Ok(buf)) => {
                     last_frame = Instant::now();
+                    match bucket.as_mut().map_or(Verdict::Allowed, |b| b.take(crate::now_ms())) {
+                        Verdict::Allowed => {}
+                        Verdict::Refused => {
+                            let id = protocol::decode_client(&buf).map(|f| f.id()).unwrap_or(0);
+                            outbox.send(protocol::error(id, ErrorCode::RateLimited, "too many requests"));
+                            continue;
+                        }
+                        Verdict::Disconnect => break (KickReason::RateLimited, None),
+                    }
                     match dispatch::request(&ctx, &sess, &outbox, &buf) {
                         dispatch::Outcome::Done => {}
                         dispatch::Outcome::Pending(fut) => pending.push(fut),
