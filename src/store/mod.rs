@@ -422,16 +422,7 @@ impl Store {
 
     /// The values under one user's prefix in a per-user column.
     fn user_values(&self, cf_name: &'static str, app: AppId, user: &UserId) -> Result<Vec<Vec<u8>>, StoreError> {
-        let prefix = keys::user_conv_prefix(app, user);
-        let mut out = Vec::new();
-        for kv in self.db.iterator_cf(cf(&self.db, cf_name)?, IteratorMode::From(&prefix, Direction::Forward)) {
-            let (k, v) = kv.map_err(rocks)?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push(v.to_vec());
-        }
-        Ok(out)
+        Ok(self.user_entries(cf_name, app, user)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Whether `user` has `peer` as a friend, and in the blacklist (two point reads).
