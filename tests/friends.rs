@@ -314,3 +314,25 @@ async fn a_one_way_delete_and_friend_group_changes_are_pushed() {
     assert_eq!(bob.wait_push(WAIT, event).await, Some(("deleted_you".into(), "alice".into())));
     assert!(alice.friend_groups().await.unwrap()[0].1.is_empty(), "bob left alice's group");
 }
+
+#[tokio::test]
+async fn received_requests_are_bounded() {
+    let s = TestServer::start().await;
+    let users: Vec<String> = (0..201).map(|i| format!("fan{i}")).collect();
+    let mut all: Vec<&str> = users.iter().map(String::as_str).collect();
+    all.push("star");
+    s.import(&all).await;
+    set_policy(&s, "star", 1).await;
+    // Admin adds bypass the policy, so the fans ask for themselves.
+    for u in &users[..200] {
+        let c = s.user(u).await;
+        assert!(c.add_friend("star", "", "", "").await.unwrap().is_some());
+    }
+    let last = s.user(&users[200]).await;
+    assert_eq!(last.add_friend("star", "", "", "").await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    let star = s.user("star").await;
+    let first = star.friend_requests().await.unwrap()[0].id;
+    star.answer_friend_request(first, false).await.unwrap();
+    assert!(last.add_friend("star", "", "", "").await.unwrap().is_some(), "an answered request made room");
+    assert_eq!(star.friend_requests().await.unwrap().len(), 200);
+}

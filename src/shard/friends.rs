@@ -33,6 +33,8 @@ pub(super) struct Social {
 
 /// Most blacklist entries one user may have.
 const MAX_BLACKS: usize = 10_000;
+/// Most received friend requests one user keeps (pending and answered).
+const MAX_REQUESTS: usize = 200;
 
 /// What the conversation's shard knows of a pair for the send checks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -463,6 +465,30 @@ impl Shard {
                     replaced,
                 );
                 s.requests.insert(id, req.clone());
+                // Received requests are bounded: the oldest answered ones go first (tombstones
+                // in the stream); when every kept request is still pending, new ones are refused.
+                while s.requests.len() > MAX_REQUESTS {
+                    let oldest_answered =
+                        s.requests.values().find(|r| r.state != wire::RequestState::Pending).map(|r| r.id);
+                    let Some(old_id) = oldest_answered else {
+                        let _ = reply.send(Err(DomainError::LimitExceeded("pending friend requests")));
+                        s.requests.remove(&id);
+                        return;
+                    };
+                    if let Some(r) = s.requests.remove(&old_id) {
+                        let tomb = entry.heads.bump(Stream::FriendRequests).0;
+                        batch.delete_friend_request(app, &user, old_id);
+                        batch.put_stream_item(
+                            app,
+                            &user,
+                            Stream::FriendRequests as u8,
+                            tomb,
+                            &old_id.to_be_bytes(),
+                            None,
+                            Some(r.stream_seq),
+                        );
+                    }
+                }
                 let push = changed_push(Stream::FriendRequests, seq, &id.to_string(), false, Some(&enc));
                 self.commit_then(batch, targets, vec![push], reply, (Inbound::Requested, Some(req), false)).await;
             }
