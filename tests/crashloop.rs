@@ -6,8 +6,6 @@
 //! --release --test crashloop -- --nocapture` runs a long form.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imserver::auth::ticket;
@@ -15,28 +13,14 @@ use imserver::client::{Client, Profile};
 use imserver::protocol::wire;
 use rand::{Rng, SeedableRng};
 
+mod common;
+use common::{spawn_process, Proc};
+
 const APP: u32 = 1400000009;
 const SECRET: &str = "crash-secret";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (Proc(child), line.split_whitespace().nth(3).unwrap().to_string())
+    spawn_process(&["--config", cfg.to_str().unwrap(), "--data", dir.to_str().unwrap()])
 }
 
 fn tk(user: &str) -> String {

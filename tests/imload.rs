@@ -1,30 +1,13 @@
 //! The load tester itself, in a short form: every scenario runs against a real server and
 //! reports what it should (no errors, nothing out of order or lost).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use std::io::{BufRead, BufReader};
-
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{spawn_process, Proc};
 
 fn server(dir: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--listen", "127.0.0.1:0", "--data", dir.to_str().unwrap(), "--durability", "wal"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().nth(3).unwrap().to_string();
-    (Proc(child), addr)
+    spawn_process(&["--data", dir.to_str().unwrap(), "--durability", "wal"])
 }
 
 fn imload(addr: &str, pid: u32, args: &[&str]) -> serde_json::Value {

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -48,37 +47,9 @@ async fn graceful_restart_keeps_users_changes_and_subscriptions() {
     drop(keep);
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the real `imserver` binary and returns it with the address it printed.
+/// The real `imserver` binary on `dir` with config `cfg`, in `sync` mode.
 fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            dir.to_str().unwrap(),
-            "--durability",
-            "sync",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("imserver starts");
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
-    (Proc(child), addr)
+    spawn_process(&["--config", cfg.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--durability", "sync"])
 }
 
 #[tokio::test]

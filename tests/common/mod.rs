@@ -164,3 +164,30 @@ pub fn kick_reason(f: &imserver::client::Frame) -> Option<wire::KickReason> {
 pub fn error_code(f: &imserver::client::Frame) -> Option<wire::ErrorCode> {
     f.get().response_as_error().map(|e| e.code())
 }
+
+/// The real `imserver` binary as a child process, killed (SIGKILL) when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `imserver` on an ephemeral port with `args` (data dir, config, durability...) and
+/// returns it with the address it printed.
+pub fn spawn_process(args: &[&str]) -> (Proc, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("imserver starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
+    (Proc(child), addr)
+}

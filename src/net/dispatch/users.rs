@@ -9,6 +9,7 @@ use crate::domain::user::{FieldMask, UserRecord};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
+use crate::shard::cmd::{ItemOutcomes, Reply};
 use crate::shard::{Router, ShardCmd};
 
 type R = Result<Outcome, Immediate>;
@@ -125,34 +126,33 @@ pub fn subscribe(cx: Cx<'_>, r: wire::SubscribeStatusReq<'_>) -> R {
         n => n,
     };
     let until_ms = crate::now_ms() + secs as u64 * 1000;
-    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
-    pending(async move {
-        let keyed = keyed(&ids);
-        let answers = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Subscribe {
-            app,
-            subscriber: me.clone(),
-            targets,
-            until_ms,
-            reply,
-        })
-        .await;
-        outcomes_resp(id, ids, answers)
+    let app = cx.s.app;
+    per_user(cx, ids, move |targets, reply| ShardCmd::Subscribe {
+        app,
+        subscriber: me.clone(),
+        targets,
+        until_ms,
+        reply,
     })
 }
 
 pub fn unsubscribe(cx: Cx<'_>, r: wire::UnsubscribeStatusReq<'_>) -> R {
     let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
+    let app = cx.s.app;
+    per_user(cx, ids, move |targets, reply| ShardCmd::Unsubscribe { app, subscriber: me.clone(), targets, reply })
+}
+
+/// Asks each of `ids`' shards (`make` builds the command for its share) and answers one
+/// outcome per id, in request order.
+fn per_user(
+    cx: Cx<'_>,
+    ids: Vec<UserId>,
+    make: impl Fn(Vec<UserId>, Reply<ItemOutcomes>) -> ShardCmd + Send + 'static,
+) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed = keyed(&ids);
-        let answers = scatter(&router, app, keyed, move |targets, reply| ShardCmd::Unsubscribe {
-            app,
-            subscriber: me.clone(),
-            targets,
-            reply,
-        })
-        .await;
+        let answers = scatter(&router, app, keyed(&ids), make).await;
         outcomes_resp(id, ids, answers)
     })
 }
