@@ -533,8 +533,13 @@ impl Shard {
                 Err(DomainError::StorageUnavailable)
             }
         };
-        // Conversation entries come from memory, which may hold changes still being written:
-        // answer once those are durable.
+        // Conversation and friendship entries come from memory, which may hold changes still
+        // being written: answer once those are durable. Messages come from the store as they
+        // are, so their answer does not wait behind other commits.
+        if stream == Stream::Messages {
+            let _ = reply.send(r);
+            return;
+        }
         self.after_pending(move |barrier| {
             let _ = reply.send(barrier.and(r));
         })
