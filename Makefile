@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    builds and starts the server on 127.0.0.1:7700 with data in ./data
 #   make test   checks the generated protocol code and runs every test
-# Both install what the build needs (libclang, g++) on Debian when run as root,
+# Both install what the build needs (libclang, g++; the tests also strace) on Debian when run as root,
 # or say exactly what to install.
 #
 # Everything builds in the release profile, so RocksDB's C++ compiles once (~10 min on
@@ -18,7 +18,8 @@ deps:
 run: deps
 	$(CARGO) run --release --bin imserver -- $(ARGS)
 
-test: deps check-generated
+test: check-generated
+	@./scripts/install-deps.sh --test
 	$(CARGO) test --release
 
 check-generated:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build needs beyond the Rust toolchain, when it is missing:
 #   - libclang (bindgen, for the rocksdb crate's C++ bindings) and a C++ compiler
+#   - with --test: strace (tests/powerloss.rs traces the server's WAL writes and syncs)
 #   - flatc 25.12.19 only matters for regenerating protocol code (protocol/generate.sh).
 # Debian/Ubuntu as root: installs with apt-get. Otherwise prints the exact command to run.
 set -euo pipefail
@@ -13,6 +14,10 @@ have_libclang() {
 }
 
 missing=()
+# `--test`: also what the tests need (strace, for the simulated power-loss test).
+if [ "${1:-}" = "--test" ]; then
+  command -v strace >/dev/null || missing+=(strace)
+fi
 have_libclang || missing+=(libclang-dev)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)

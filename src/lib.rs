@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod fuzzing;
 pub mod net;
 pub mod protocol;
 pub mod shard;
@@ -64,8 +65,12 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let store = Store::open(&cfg.data_dir)?;
-            let (committer, writer) =
-                store.start_writer(cfg.durability, cfg.limits.commit_queue, cfg.limits.max_commit_group);
+            let (committer, writer) = store.start_writer(store::WriterOptions {
+                durability: cfg.durability,
+                wal_sync_ms: cfg.wal_sync_ms,
+                queue: cfg.limits.commit_queue,
+                max_group: cfg.limits.max_commit_group,
+            });
             let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer)?;
             Ok((store, writer, router, shards))
         })

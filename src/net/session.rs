@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use super::dispatch::{self, Session};
 use super::Ctx;
@@ -42,11 +42,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     // grows for larger frames (up to the frame limit).
     let mut reader = FramedRead::with_capacity(
         rd,
-        LengthDelimitedCodec::builder()
-            .big_endian()
-            .length_field_length(4)
-            .max_frame_length(ctx.cfg.limits.max_login_frame)
-            .new_codec(),
+        protocol::frame_codec(ctx.cfg.limits.max_login_frame),
         READ_BUF_START,
     );
 

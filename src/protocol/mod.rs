@@ -37,6 +37,13 @@ fn verifier_opts(len: usize) -> VerifierOptions {
     }
 }
 
+/// The framing codec: a 4-byte big-endian length, then the body; a length over `max` is an
+/// error before anything is buffered. (Raise the limit after login with
+/// `set_max_frame_length`.)
+pub fn frame_codec(max: usize) -> tokio_util::codec::LengthDelimitedCodec {
+    tokio_util::codec::LengthDelimitedCodec::builder().big_endian().length_field_length(LEN_PREFIX).max_frame_length(max).new_codec()
+}
+
 /// Verifies and opens a client frame body (length prefix already removed).
 pub fn decode_client(buf: &[u8]) -> Result<ClientFrame<'_>, flatbuffers::InvalidFlatbuffer> {
     flatbuffers::root_with_opts::<ClientFrame>(&verifier_opts(buf.len()), buf)

@@ -66,7 +66,30 @@ pub fn shard_of(app: AppId, user: &UserId, n: usize) -> usize {
     (h.finish() % n as u64) as usize
 }
 
+/// The receiving ends of every shard's two inboxes, in shard order.
+pub struct Inboxes {
+    pub sessions: Vec<mpsc::Receiver<ShardCmd>>,
+    pub peers: Vec<mpsc::Receiver<ShardCmd>>,
+}
+
 impl Router {
+    /// A router over `n` shards whose inboxes each hold `queue` commands, and the inboxes'
+    /// receiving ends (for the shard threads, or for a harness that plays the shards).
+    pub fn new(n: usize, queue: usize) -> (Router, Inboxes) {
+        let mut txs = Vec::with_capacity(n);
+        let mut inboxes = Inboxes { sessions: Vec::with_capacity(n), peers: Vec::with_capacity(n) };
+        let mut peer_txs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(queue.max(1));
+            txs.push(tx);
+            inboxes.sessions.push(rx);
+            let (tx, rx) = mpsc::channel(queue.max(1));
+            peer_txs.push(tx);
+            inboxes.peers.push(rx);
+        }
+        (Router { shards: txs.into(), peers: peer_txs.into() }, inboxes)
+    }
+
     pub fn len(&self) -> usize {
         self.shards.len()
     }
@@ -127,19 +150,7 @@ impl Shards {
     /// Loads every shard's state from the store and starts the threads.
     pub fn start(cfg: Arc<Config>, store: Store, committer: Committer) -> Result<(Router, Shards), StoreError> {
         let n = cfg.shard_count();
-        let mut txs = Vec::with_capacity(n);
-        let mut rxs = Vec::with_capacity(n);
-        let mut peer_txs = Vec::with_capacity(n);
-        let mut peer_rxs = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (tx, rx) = mpsc::channel(cfg.limits.shard_queue.max(1));
-            txs.push(tx);
-            rxs.push(rx);
-            let (tx, rx) = mpsc::channel(cfg.limits.shard_queue.max(1));
-            peer_txs.push(tx);
-            peer_rxs.push(rx);
-        }
-        let router = Router { shards: txs.into(), peers: peer_txs.into() };
+        let (router, Inboxes { sessions: rxs, peers: peer_rxs }) = Router::new(n, cfg.limits.shard_queue);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut states = state::load(&cfg, &store, &router, committer)?;
         let mut threads = Vec::with_capacity(n);

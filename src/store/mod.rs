@@ -16,9 +16,8 @@ use std::sync::Arc;
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
-use crate::config::Durability;
 use crate::domain::ids::{AppId, UserId};
-pub use writer::{Commit, Committer, Done, WriterThread};
+pub use writer::{Commit, Committer, Done, WriterOptions, WriterThread};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -254,8 +253,8 @@ impl Store {
     }
 
     /// Starts the group-commit writer for this store.
-    pub fn start_writer(&self, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
-        writer::spawn(self.db.clone(), durability, queue, max_group)
+    pub fn start_writer(&self, o: WriterOptions) -> (Committer, WriterThread) {
+        writer::spawn(self.db.clone(), o)
     }
 
     /// Calls `f` for every stored user record (start-up load).
@@ -464,6 +463,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Durability;
     use std::sync::mpsc as std_mpsc;
 
     fn u(s: &str) -> UserId {
@@ -481,7 +481,7 @@ mod tests {
     fn stream_keeps_each_item_once_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (c, w) = store.start_writer(Durability::Wal, 16, 16);
+        let (c, w) = store.start_writer(WriterOptions { durability: Durability::Wal, wal_sync_ms: 10, queue: 16, max_group: 16 });
         let (app, me) = (AppId(1), u("me"));
         let mut b = Batch::default();
         b.put_stream_item(app, &me, 0, 1, b"bob", Some(b"v1"), None);
@@ -513,7 +513,7 @@ mod tests {
     fn barrier_commit_runs_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (c, w) = store.start_writer(Durability::Sync, 16, 16);
+        let (c, w) = store.start_writer(WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 16, max_group: 16 });
         let (tx, rx) = std_mpsc::channel();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         for i in 0..50u32 {

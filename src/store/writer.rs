@@ -8,13 +8,19 @@
 //! A commit with no operations is a barrier: its `done` runs after every commit queued before
 //! it, which lets a shard answer a read only after the writes that read may have seen.
 //!
+//! In `wal` mode a second thread, the WAL syncer, fdatasyncs the WAL every `wal_sync_ms` when
+//! something was written since its last sync (RocksDB's `SyncWAL` runs beside writes). So a
+//! machine crash or power loss loses at most the writes acknowledged in the last interval
+//! (plus one fdatasync's duration); a process crash loses nothing in either mode.
+//!
 //! When a write fails the store is marked failed: that group and every later commit get
 //! `StoreError::Failed`, because the shards' memory is now ahead of the disk. A restart
 //! rebuilds memory from what is durable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use tokio::sync::mpsc;
@@ -57,6 +63,8 @@ impl Committer {
 
 pub struct WriterThread {
     handle: JoinHandle<()>,
+    /// The WAL syncer (`wal` mode with a sync interval), stopped by dropping `stop`.
+    syncer: Option<(crossbeam::channel::Sender<()>, JoinHandle<()>)>,
 }
 
 impl WriterThread {
@@ -66,21 +74,82 @@ impl WriterThread {
         if self.handle.join().is_err() {
             tracing::error!("store writer thread panicked");
         }
+        if let Some((stop, handle)) = self.syncer {
+            drop(stop);
+            if handle.join().is_err() {
+                tracing::error!("WAL syncer thread panicked");
+            }
+        }
     }
 }
 
-pub fn spawn(db: Arc<DB>, durability: Durability, queue: usize, max_group: usize) -> (Committer, WriterThread) {
-    let (tx, rx) = mpsc::channel(queue.max(1));
+/// How the writer makes writes durable.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterOptions {
+    pub durability: Durability,
+    /// `wal` mode: fdatasync the WAL this often (milliseconds); 0 leaves it to the kernel.
+    pub wal_sync_ms: u64,
+    /// Commits queued before shards wait.
+    pub queue: usize,
+    /// Commits merged into one write at most.
+    pub max_group: usize,
+}
+
+pub fn spawn(db: Arc<DB>, o: WriterOptions) -> (Committer, WriterThread) {
+    let (tx, rx) = mpsc::channel(o.queue.max(1));
     let failed = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let syncer = (o.durability == Durability::Wal && o.wal_sync_ms > 0).then(|| {
+        let (stop, stopped) = crossbeam::channel::bounded::<()>(0);
+        let (db, failed, written) = (db.clone(), failed.clone(), written.clone());
+        let every = Duration::from_millis(o.wal_sync_ms);
+        let handle = std::thread::Builder::new()
+            .name("wal-syncer".into())
+            .spawn(move || sync_loop(&db, every, &stopped, &written, &failed))
+            .expect("spawning the WAL syncer at startup");
+        (stop, handle)
+    });
     let f2 = failed.clone();
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(db, durability, rx, max_group.max(1), f2))
+        .spawn(move || run(db, o.durability, rx, o.max_group.max(1), f2, written))
         .expect("spawning the writer thread at startup");
-    (Committer { tx, failed }, WriterThread { handle })
+    (Committer { tx, failed }, WriterThread { handle, syncer })
 }
 
-fn run(db: Arc<DB>, durability: Durability, mut rx: mpsc::Receiver<Commit>, max_group: usize, failed: Arc<AtomicBool>) {
+/// `wal` mode: every `every`, fdatasync the WAL if a group was written since the last sync.
+/// A failed sync marks the store failed (the kernel may have dropped the unsynced pages).
+fn sync_loop(
+    db: &DB,
+    every: Duration,
+    stop: &crossbeam::channel::Receiver<()>,
+    written: &AtomicU64,
+    failed: &AtomicBool,
+) {
+    let mut synced = 0;
+    while let Err(crossbeam::channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        let now = written.load(Ordering::Acquire);
+        if now == synced {
+            continue;
+        }
+        if let Err(e) = db.flush_wal(true) {
+            if !failed.swap(true, Ordering::AcqRel) {
+                tracing::error!(error = %e, "WAL sync failed; refusing writes until restart");
+            }
+            return;
+        }
+        synced = now;
+    }
+}
+
+fn run(
+    db: Arc<DB>,
+    durability: Durability,
+    mut rx: mpsc::Receiver<Commit>,
+    max_group: usize,
+    failed: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Sync);
     let mut group: Vec<Commit> = Vec::with_capacity(max_group);
@@ -94,6 +163,9 @@ fn run(db: Arc<DB>, durability: Durability, mut rx: mpsc::Receiver<Commit>, max_
         }
         let result =
             if failed.load(Ordering::Acquire) { Err(StoreError::Failed) } else { write_group(&db, &opts, &group) };
+        if result.is_ok() {
+            written.fetch_add(1, Ordering::Release);
+        }
         if let Err(e) = &result {
             if !failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "store write failed; refusing writes until restart");

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `imserver::fuzzing::frame_decoder` for the input format and the properties checked.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| imserver::fuzzing::frame_decoder(data));
