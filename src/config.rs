@@ -114,6 +114,17 @@ pub struct Limits {
     pub request_burst: u32,
     /// Refused requests in a row after which the connection is closed (`KickPush{RateLimited}`).
     pub rate_limit_strikes: u32,
+    /// Friends one user may have; adding or approving past it is `LimitExceeded`. (Checked on
+    /// the side that acts and the side that accepts; two adds racing on one user can pass it
+    /// by the number in flight.)
+    pub max_friends: usize,
+    /// Blacklist entries one user may have.
+    pub max_blacklist: usize,
+    /// Received friend requests kept per user: past it the oldest answered one is dropped;
+    /// when all are still pending, new requests are refused.
+    pub max_friend_requests: usize,
+    /// Friend groups one user may have.
+    pub max_friend_groups: usize,
 }
 
 impl Default for Limits {
@@ -138,6 +149,10 @@ impl Default for Limits {
             requests_per_sec: 5_000,
             request_burst: 10_000,
             rate_limit_strikes: 1_000,
+            max_friends: 5000,
+            max_blacklist: 10_000,
+            max_friend_requests: 200,
+            max_friend_groups: 100,
         }
     }
 }

@@ -163,10 +163,9 @@ pub fn request(data: &[u8]) -> usize {
                 }
             };
             if let Some(f) = fut {
-                let answer = h
-                    .rt
-                    .block_on(async { tokio::time::timeout(Duration::from_secs(5), f).await })
-                    .expect("a request's future never completed");
+                let answer =
+                    h.rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), f).await })
+                        .expect("a request's future never completed");
                 if let Some(frame) = answer {
                     check_answer(&frame, id);
                     answers += 1;
@@ -202,7 +201,8 @@ pub fn ticket(data: &[u8]) {
     let issued = NOW - (n % 100_000);
     let lifetime = 1 + (n >> 20) % 200_000;
     let genuine = ticket::sign(APP, &user, SECRET, issued, lifetime);
-    let expect = ticket::TicketClaims { app_id: APP, user_id: user.clone(), issued_at: issued, lifetime_secs: lifetime };
+    let expect =
+        ticket::TicketClaims { app_id: APP, user_id: user.clone(), issued_at: issued, lifetime_secs: lifetime };
     match ticket::verify(&genuine, APP, &user, SECRET, NOW, 300) {
         Ok(c) => assert_eq!(c, expect, "a genuine ticket verified with other claims"),
         Err(ticket::TicketError::Expired) => assert!(issued + lifetime <= NOW, "a live ticket was called expired"),

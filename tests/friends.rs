@@ -316,23 +316,63 @@ async fn a_one_way_delete_and_friend_group_changes_are_pushed() {
 }
 
 #[tokio::test]
-async fn received_requests_are_bounded() {
-    let s = TestServer::start().await;
-    let users: Vec<String> = (0..201).map(|i| format!("fan{i}")).collect();
-    let mut all: Vec<&str> = users.iter().map(String::as_str).collect();
-    all.push("star");
-    s.import(&all).await;
+async fn received_requests_are_bounded_and_a_refusal_changes_nothing() {
+    let s = TestServer::start_with(|c| c.limits.max_friend_requests = 3).await;
+    s.import(&["fan0", "fan1", "fan2", "fan3", "star"]).await;
     set_policy(&s, "star", 1).await;
     // Admin adds bypass the policy, so the fans ask for themselves.
-    for u in &users[..200] {
+    for u in ["fan0", "fan1", "fan2"] {
         let c = s.user(u).await;
         assert!(c.add_friend("star", "", "", "").await.unwrap().is_some());
     }
-    let last = s.user(&users[200]).await;
-    assert_eq!(last.add_friend("star", "", "", "").await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    // A pending request from the same fan is replaced, not added.
+    assert!(s.user("fan1").await.add_friend("star", "again", "", "").await.unwrap().is_some());
     let star = s.user("star").await;
+    let before = star.sync(SyncStream::FriendRequests, 0, 100, None).await.unwrap();
+    let last = s.user("fan3").await;
+    assert_eq!(last.add_friend("star", "", "", "").await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    // The refusal changed nothing: same list, same stream head, in memory and after a restart.
+    assert_eq!(star.friend_requests().await.unwrap().len(), 3);
+    let after = star.sync(SyncStream::FriendRequests, 0, 100, None).await.unwrap();
+    assert_eq!((after.head_seq, after.items.len()), (before.head_seq, before.items.len()));
+    drop((star, last));
+    let dir = s.stop().await.unwrap();
+    let s = TestServer::start_in(dir.path(), |c| c.limits.max_friend_requests = 3).await;
+    let star = s.user("star").await;
+    let restarted = star.sync(SyncStream::FriendRequests, 0, 100, None).await.unwrap();
+    assert_eq!((restarted.head_seq, restarted.items.len()), (before.head_seq, before.items.len()));
+    // Answering one makes room: the answered request is dropped for the new one.
     let first = star.friend_requests().await.unwrap()[0].id;
     star.answer_friend_request(first, false).await.unwrap();
+    let last = s.user("fan3").await;
     assert!(last.add_friend("star", "", "", "").await.unwrap().is_some(), "an answered request made room");
-    assert_eq!(star.friend_requests().await.unwrap().len(), 200);
+    let reqs = star.friend_requests().await.unwrap();
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs.iter().all(|r| r.id != first));
+}
+
+#[tokio::test]
+async fn the_friend_limit_holds_for_adding_accepting_and_approving() {
+    let s = TestServer::start_with(|c| c.limits.max_friends = 2).await;
+    s.import(&["alice", "bob", "carol", "dave", "erin"]).await;
+    let alice = s.user("alice").await;
+    alice.add_friend("bob", "", "", "").await.unwrap();
+    alice.add_friend("carol", "", "", "").await.unwrap();
+    // alice is full: she cannot add, and cannot be added.
+    assert_eq!(alice.add_friend("dave", "", "", "").await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    let dave = s.user("dave").await;
+    assert_eq!(dave.add_friend("alice", "", "", "").await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    assert!(!dave.get_relation("alice").await.unwrap().is_friend, "nothing half-made");
+    // Nor approve: erin asks bob (who needs approval), bob fills up, then cannot approve.
+    set_policy(&s, "bob", 1).await;
+    let erin = s.user("erin").await;
+    let req = erin.add_friend("bob", "", "", "").await.unwrap().expect("a request");
+    let bob = s.user("bob").await;
+    set_policy(&s, "dave", 0).await;
+    bob.add_friend("dave", "", "", "").await.unwrap();
+    assert_eq!(bob.answer_friend_request(req.id, true).await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    // A delete makes room.
+    alice.delete_friend("carol").await.unwrap();
+    alice.add_friend("dave", "", "", "").await.unwrap();
+    assert!(alice.get_relation("dave").await.unwrap().is_friend);
 }

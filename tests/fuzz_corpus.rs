@@ -48,7 +48,8 @@ fn the_committed_corpus_and_regressions_pass_every_property() {
         assert!(corpus.len() >= 20, "fuzz/corpus/{target} holds only {} inputs", corpus.len());
         for (path, bytes) in corpus.iter().chain(inputs("regressions", target).iter()) {
             if let Err(e) = std::panic::catch_unwind(|| run(bytes)) {
-                let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                let why =
+                    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
                 panic!("{target}: {} fails: {}", path.display(), why.unwrap_or_default());
             }
         }
@@ -107,9 +108,16 @@ async fn write_seed_corpus() {
         let _ = c.get_user_info(&["bob", "carol"], &[wire::UserField::Nickname, wire::UserField::Extra]).await;
         let _ = c.get_user_info(&["bob"], &[]).await;
         let _ = c.get_single_user_info("bob").await;
-        let ch = ProfileChange { nickname: Some("A".into()), gender: Some(1), silent: Some(true), ..Default::default() };
+        let ch =
+            ProfileChange { nickname: Some("A".into()), gender: Some(1), silent: Some(true), ..Default::default() };
         let _ = c.modify_user_info(&ch).await;
-        let _ = c.modify_user_info(&ProfileChange { user_id: Some("bob".into()), forbidden: Some(true), ..Default::default() }).await;
+        let _ = c
+            .modify_user_info(&ProfileChange {
+                user_id: Some("bob".into()),
+                forbidden: Some(true),
+                ..Default::default()
+            })
+            .await;
         let _ = c.query_online_status(&["bob", "carol"]).await;
         let _ = c.subscribe_status(&["bob"], 60).await;
         let _ = c.unsubscribe_status(&["bob"]).await;

@@ -147,9 +147,8 @@ impl FriendRequest {
     }
 }
 
-/// Longest friend group name, and most groups one user may have.
+/// Longest friend group name (how many groups a user may have is `limits.max_friend_groups`).
 pub const MAX_GROUP_NAME: usize = 64;
-pub const MAX_GROUPS: usize = 100;
 
 /// The stored form of a friend group's members.
 pub fn encode_members<'a>(members: impl Iterator<Item = &'a UserId>) -> Vec<u8> {

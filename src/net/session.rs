@@ -40,11 +40,8 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let mut writer = tokio::spawn(write_loop(wr, orx, Duration::from_secs(ctx.cfg.timeouts.write_secs)));
     // A small read buffer to start with: an idle connection should cost little memory; it
     // grows for larger frames (up to the frame limit).
-    let mut reader = FramedRead::with_capacity(
-        rd,
-        protocol::frame_codec(ctx.cfg.limits.max_login_frame),
-        READ_BUF_START,
-    );
+    let mut reader =
+        FramedRead::with_capacity(rd, protocol::frame_codec(ctx.cfg.limits.max_login_frame), READ_BUF_START);
 
     // Login: the first frame, within the timeout.
     let first = tokio::select! {

@@ -41,7 +41,11 @@ fn verifier_opts(len: usize) -> VerifierOptions {
 /// error before anything is buffered. (Raise the limit after login with
 /// `set_max_frame_length`.)
 pub fn frame_codec(max: usize) -> tokio_util::codec::LengthDelimitedCodec {
-    tokio_util::codec::LengthDelimitedCodec::builder().big_endian().length_field_length(LEN_PREFIX).max_frame_length(max).new_codec()
+    tokio_util::codec::LengthDelimitedCodec::builder()
+        .big_endian()
+        .length_field_length(LEN_PREFIX)
+        .max_frame_length(max)
+        .new_codec()
 }
 
 /// Verifies and opens a client frame body (length prefix already removed).

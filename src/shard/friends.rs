@@ -31,11 +31,6 @@ pub(super) struct Social {
     pub black_tombs: HashMap<UserId, u64>,
 }
 
-/// Most blacklist entries one user may have.
-const MAX_BLACKS: usize = 10_000;
-/// Most received friend requests one user keeps (pending and answered).
-const MAX_REQUESTS: usize = 200;
-
 /// What the conversation's shard knows of a pair for the send checks.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct PairRelation {
@@ -220,6 +215,7 @@ impl Shard {
             let _ = reply.send(Err(e));
             return;
         }
+        let max_groups = self.cfg.limits.max_friend_groups;
         let Some(s) = self.users.get_mut(&(app, user.clone())).and_then(|e| e.social.as_mut()) else { return };
         if matches!(op, GroupOp::Create | GroupOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
             let _ = reply.send(Err(DomainError::NotFriends));
@@ -228,7 +224,7 @@ impl Shard {
         let mut batch = Batch::default();
         let r = match op {
             GroupOp::Create if s.groups.contains_key(&name) => Err(DomainError::FriendGroupExists),
-            GroupOp::Create if s.groups.len() >= friend::MAX_GROUPS => Err(DomainError::LimitExceeded("friend groups")),
+            GroupOp::Create if s.groups.len() >= max_groups => Err(DomainError::LimitExceeded("friend groups")),
             GroupOp::Create => {
                 s.groups.insert(name.clone(), members.into_iter().collect());
                 Ok(())
@@ -328,7 +324,8 @@ impl Shard {
         .await;
     }
 
-    /// Whether `user` already has `peer` as a friend.
+    /// Whether `user` already has `peer` as a friend; `LimitExceeded` when not and `user` is
+    /// at the friend limit.
     pub(super) fn friend_precheck(
         &mut self,
         app: AppId,
@@ -336,11 +333,14 @@ impl Shard {
         peer: UserId,
         reply: Reply<Result<bool, DomainError>>,
     ) {
-        let r = self.ensure_social(app, &user).map(|_| {
-            self.users
-                .get(&(app, user.clone()))
-                .and_then(|e| e.social.as_ref())
-                .is_some_and(|s| s.friends.contains_key(&peer))
+        let max = self.cfg.limits.max_friends;
+        let r = self.ensure_social(app, &user).and_then(|_| {
+            let s = self.users.get(&(app, user.clone())).and_then(|e| e.social.as_ref());
+            match s {
+                Some(s) if s.friends.contains_key(&peer) => Ok(true),
+                Some(s) if s.friends.len() >= max => Err(DomainError::LimitExceeded("friends")),
+                _ => Ok(false),
+            }
         });
         let _ = reply.send(r);
     }
@@ -401,6 +401,11 @@ impl Shard {
             return;
         }
         let decision = friend::inbound(policy, blacklisted, by_admin);
+        if matches!(decision, Ok(Inbound::Added)) && s.friends.len() >= self.cfg.limits.max_friends {
+            let _ = reply.send(Err(DomainError::LimitExceeded("friends")));
+            return;
+        }
+        let max_requests = self.cfg.limits.max_friend_requests.max(1);
         let targets = self.devices_but(app, &user, None);
         let mut batch = Batch::default();
         match decision {
@@ -423,6 +428,13 @@ impl Shard {
                     .filter(|r| r.from == from && r.state == wire::RequestState::Pending)
                     .map(|r| r.id)
                     .collect();
+                // Received requests are bounded: the oldest answered ones make room (below);
+                // when they cannot, the request is refused before anything changes.
+                let answered = s.requests.values().filter(|r| r.state != wire::RequestState::Pending).count();
+                if s.requests.len() - old.len() + 1 > max_requests + answered {
+                    let _ = reply.send(Err(DomainError::LimitExceeded("pending friend requests")));
+                    return;
+                }
                 // The replaced request is deleted: a tombstone in the stream, gone from disk.
                 for o in old {
                     if let Some(r) = s.requests.remove(&o) {
@@ -465,16 +477,12 @@ impl Shard {
                     replaced,
                 );
                 s.requests.insert(id, req.clone());
-                // Received requests are bounded: the oldest answered ones go first (tombstones
-                // in the stream); when every kept request is still pending, new ones are refused.
-                while s.requests.len() > MAX_REQUESTS {
+                // The oldest answered requests make room (tombstones in the stream); the check
+                // above made sure there are enough of them.
+                while s.requests.len() > max_requests {
                     let oldest_answered =
                         s.requests.values().find(|r| r.state != wire::RequestState::Pending).map(|r| r.id);
-                    let Some(old_id) = oldest_answered else {
-                        let _ = reply.send(Err(DomainError::LimitExceeded("pending friend requests")));
-                        s.requests.remove(&id);
-                        return;
-                    };
+                    let Some(old_id) = oldest_answered else { break };
                     if let Some(r) = s.requests.remove(&old_id) {
                         let tomb = entry.heads.bump(Stream::FriendRequests).0;
                         batch.delete_friend_request(app, &user, old_id);
@@ -732,7 +740,7 @@ impl Shard {
             let _ = reply.send(Err(DomainError::AlreadyInBlacklist));
             return;
         }
-        if s.blacks.len() >= MAX_BLACKS {
+        if s.blacks.len() >= self.cfg.limits.max_blacklist {
             let _ = reply.send(Err(DomainError::LimitExceeded("blacklist entries")));
             return;
         }
@@ -841,6 +849,10 @@ impl Shard {
                 return;
             }
         };
+        if approve && !s.friends.contains_key(&req.from) && s.friends.len() >= self.cfg.limits.max_friends {
+            let _ = reply.send(Err(DomainError::LimitExceeded("friends")));
+            return;
+        }
         let old = req.stream_seq;
         req.state = if approve { wire::RequestState::Approved } else { wire::RequestState::Rejected };
         req.read = true;

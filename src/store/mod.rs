@@ -481,7 +481,12 @@ mod tests {
     fn stream_keeps_each_item_once_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (c, w) = store.start_writer(WriterOptions { durability: Durability::Wal, wal_sync_ms: 10, queue: 16, max_group: 16 });
+        let (c, w) = store.start_writer(WriterOptions {
+            durability: Durability::Wal,
+            wal_sync_ms: 10,
+            queue: 16,
+            max_group: 16,
+        });
         let (app, me) = (AppId(1), u("me"));
         let mut b = Batch::default();
         b.put_stream_item(app, &me, 0, 1, b"bob", Some(b"v1"), None);
@@ -513,7 +518,12 @@ mod tests {
     fn barrier_commit_runs_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (c, w) = store.start_writer(WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 16, max_group: 16 });
+        let (c, w) = store.start_writer(WriterOptions {
+            durability: Durability::Sync,
+            wal_sync_ms: 0,
+            queue: 16,
+            max_group: 16,
+        });
         let (tx, rx) = std_mpsc::channel();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         for i in 0..50u32 {
