@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use imserver::config::Durability;
 use imserver::domain::ids::{AppId, UserId};
-use imserver::store::{Batch, Store};
+use imserver::store::{Batch, Store, WriterOptions};
 use tokio::sync::Semaphore;
 
 /// Commits `n` one-mutation batches with at most `window` in flight; returns the elapsed time.
 fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) -> Duration {
-    let (committer, writer) = store.start_writer(durability, 8192, 1024);
+    let (committer, writer) =
+        store.start_writer(WriterOptions { durability, wal_sync_ms: 100, queue: 8192, max_group: 1024 });
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let start = Instant::now();
     rt.block_on(async {

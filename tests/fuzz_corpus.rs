@@ -14,7 +14,10 @@ use imserver::protocol::wire;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A target's name and its entry point.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 3] = [
     ("frame_decoder", imserver::fuzzing::frame_decoder),
     ("request", |b| {
         imserver::fuzzing::request(b);
