@@ -226,6 +226,13 @@ impl Store {
         opts.set_keep_log_file_num(4);
         // All column families' memtables together; each flushes early when the total is hit.
         opts.set_db_write_buffer_size(256 << 20);
+        // Restart time is WAL replay. A WAL file lives until every column family with data in
+        // it has flushed, so quiet families (users, heads, subscriptions) would keep gigabytes
+        // alive (the default bound is 4x all write buffers, 1.8 GB here). Past this total the
+        // families holding the oldest WAL are flushed, so at most this much is replayed.
+        opts.set_max_total_wal_size(256 << 20);
+        // Open does not read every table file's statistics.
+        opts.set_skip_stats_update_on_db_open(true);
         let cache = Cache::new_lru_cache(128 << 20);
         let cfs = keys::ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
