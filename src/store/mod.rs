@@ -239,6 +239,11 @@ impl Store {
             let mut bb = BlockBasedOptions::default();
             bb.set_block_cache(&cache);
             bb.set_bloom_filter(10.0, false);
+            // Index and filter blocks live in the block cache, so their memory is bounded by
+            // it instead of growing with the data (L0's stay pinned: they are read most).
+            bb.set_cache_index_and_filter_blocks(true);
+            bb.set_cache_index_and_filter_blocks_with_high_priority(true);
+            bb.set_pin_l0_filter_and_index_blocks_in_cache(true);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             o.set_write_buffer_size(32 << 20);
