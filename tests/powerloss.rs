@@ -86,8 +86,9 @@ fn parse(trace: &Path) -> Trace {
     let mut pending: HashMap<String, (String, PathBuf, u64, u64)> = HashMap::new();
     for line in BufReader::new(std::fs::File::open(trace).unwrap()).lines() {
         let line = line.unwrap();
-        let mut parts = line.splitn(3, ' ');
-        let (Some(pid), Some(ts), Some(rest)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        // `PID TIMESTAMP CALL...`; strace pads the pid with spaces to a fixed width.
+        let Some((pid, r)) = line.trim_start().split_once(' ') else { continue };
+        let Some((ts, rest)) = r.trim_start().split_once(' ') else { continue };
         let (call, path, start, at_start, result) = if let Some(r) = rest.strip_prefix("<... ") {
             let Some((c, p, s, a)) = pending.remove(pid) else { continue };
             assert!(r.starts_with(&c), "resumed {r} after {c}");
