@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
             rx.await.unwrap().unwrap();
         });
         drop(committer);
-        writer.join();
+        writer.join().unwrap();
     }
     let (committer, writer) = store.start_writer(WriterOptions {
         durability: Durability::Wal,
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
     drop(outboxes);
     drop(router);
     shards.stop();
-    writer.join();
+    writer.join().unwrap();
 }
 
 criterion_group!(benches, bench);

@@ -37,7 +37,7 @@ fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) 
     });
     let elapsed = start.elapsed();
     drop(committer);
-    writer.join();
+    writer.join().unwrap();
     elapsed
 }
 

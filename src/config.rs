@@ -114,9 +114,9 @@ pub struct Limits {
     pub request_burst: u32,
     /// Refused requests in a row after which the connection is closed (`KickPush{RateLimited}`).
     pub rate_limit_strikes: u32,
-    /// Friends one user may have; adding or approving past it is `LimitExceeded`. (Checked on
-    /// the side that acts and the side that accepts; two adds racing on one user can pass it
-    /// by the number in flight.)
+    /// Friends one user may have; adding or approving past it is `LimitExceeded`. (Both users
+    /// are checked before anything changes; adds racing on one user can pass it by the number
+    /// in flight.)
     pub max_friends: usize,
     /// Blacklist entries one user may have.
     pub max_blacklist: usize,

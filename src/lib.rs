@@ -86,13 +86,17 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
     });
     net::listener::serve(listener, ctx.clone(), shutdown).await;
     drop(ctx);
-    tokio::task::spawn_blocking(move || {
+    let stored = tokio::task::spawn_blocking(move || {
         shards.stop();
-        writer.join();
+        let r = writer.join();
         drop(store);
+        r
     })
     .await
     .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    // A failed write or sync means some acknowledged change may not be durable: say so in the
+    // exit status.
+    stored?;
     tracing::info!("stopped");
     Ok(())
 }

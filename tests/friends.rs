@@ -371,6 +371,16 @@ async fn the_friend_limit_holds_for_adding_accepting_and_approving() {
     set_policy(&s, "dave", 0).await;
     bob.add_friend("dave", "", "", "").await.unwrap();
     assert_eq!(bob.answer_friend_request(req.id, true).await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    // Nor can a full requester be approved into a friend: alice (full) asked frank earlier.
+    s.import(&["frank"]).await;
+    set_policy(&s, "frank", 1).await;
+    alice.delete_friend("carol").await.unwrap();
+    let ask = alice.add_friend("frank", "", "", "").await.unwrap().expect("a request");
+    alice.add_friend("carol", "", "", "").await.unwrap();
+    let frank = s.user("frank").await;
+    assert_eq!(frank.answer_friend_request(ask.id, true).await.unwrap_err().code(), Some(ErrorCode::LimitExceeded));
+    assert!(!frank.get_relation("alice").await.unwrap().is_friend, "frank's side was not written");
+    assert!(!alice.get_relation("frank").await.unwrap().is_friend);
     // A delete makes room.
     alice.delete_friend("carol").await.unwrap();
     alice.add_friend("dave", "", "", "").await.unwrap();

@@ -32,11 +32,11 @@ fn rss_kb(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn login_frame(user: &str) -> Bytes {
+fn login_frame(user: &str, device: &str) -> Bytes {
     protocol::client_frame(1, |fbb| {
         let u = fbb.create_string(user);
         let t = fbb.create_string(&tk(user));
-        let d = fbb.create_string("raw");
+        let d = fbb.create_string(device);
         let r = wire::LoginReq::create(
             fbb,
             &wire::LoginReqArgs {
@@ -54,9 +54,9 @@ fn login_frame(user: &str) -> Bytes {
 
 /// A raw connection logged in as `user` (its login answer read), for writing bytes the SDK
 /// would never write.
-async fn raw_login(addr: &str, user: &str) -> TcpStream {
+async fn raw_login(addr: &str, user: &str, device: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&login_frame(user)).await.unwrap();
+    s.write_all(&login_frame(user, device)).await.unwrap();
     loop {
         let n = s.read_u32().await.unwrap() as usize;
         let mut body = vec![0; n];
@@ -80,7 +80,8 @@ async fn abuse(addr: &str, pid: u32, round: usize) -> u64 {
     let mut held = Vec::new();
     // Logged-in connections that send most of a 60 KB frame and stop.
     for i in 0..PARTIAL {
-        let mut s = raw_login(addr, &format!("p{}", i % 20)).await;
+        // 40 users, each connection its own device (at most 8 per user: none is kicked).
+        let mut s = raw_login(addr, &format!("p{}", i % 40), &format!("d{i}")).await;
         let mut v = 61_440u32.to_be_bytes().to_vec();
         v.extend(std::iter::repeat_n(0xab, 60_000));
         s.write_all(&v).await.unwrap();
@@ -99,7 +100,7 @@ async fn abuse(addr: &str, pid: u32, round: usize) -> u64 {
         held.push(s);
     }
     // Garbage frames on a logged-in connection, then a flood that gets it kicked.
-    let mut g = raw_login(addr, "flood").await;
+    let mut g = raw_login(addr, "flood", "f").await;
     let mut junk = Vec::new();
     for i in 0..2000u32 {
         junk.extend_from_slice(&40u32.to_be_bytes());
@@ -114,7 +115,7 @@ async fn abuse(addr: &str, pid: u32, round: usize) -> u64 {
     let _ = g.write_all(&flood).await;
     held.push(g);
     // A receiver that never reads while messages pile up for it: closed as a slow consumer.
-    let sink = raw_login(addr, "sink").await;
+    let sink = raw_login(addr, "sink", "s").await;
     held.push(sink);
     let sender = user(addr, "sender").await;
     let body = vec![b'm'; 200];
@@ -147,7 +148,7 @@ async fn memory_returns_to_its_level_after_rounds_of_abuse() {
     let (p, addr) = spawn_process(&["--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     let pid = p.0.id();
     let admin = user(&addr, "admin").await;
-    let mut ids: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+    let mut ids: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
     ids.extend(["flood", "sink", "sender", "alice", "bob"].map(String::from));
     let profiles: Vec<Profile> = ids.iter().map(|u| Profile::new(u)).collect();
     admin.import_users(&profiles).await.unwrap();

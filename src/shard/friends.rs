@@ -431,7 +431,7 @@ impl Shard {
                 // Received requests are bounded: the oldest answered ones make room (below);
                 // when they cannot, the request is refused before anything changes.
                 let answered = s.requests.values().filter(|r| r.state != wire::RequestState::Pending).count();
-                if s.requests.len() - old.len() + 1 > max_requests + answered {
+                if s.requests.len() - old.len() + 1 > max_requests.saturating_add(answered) {
                     let _ = reply.send(Err(DomainError::LimitExceeded("pending friend requests")));
                     return;
                 }

@@ -520,7 +520,7 @@ mod tests {
         assert!(store.read_stream(app, &me, 1, 0, 10).unwrap().0.is_empty());
         assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
         drop(c);
-        w.join();
+        w.join().unwrap();
         let mut heads = vec![];
         store.for_each_head(|a, usr, s, seq| heads.push((a, usr, s, seq))).unwrap();
         assert_eq!(heads, vec![(app, me, 0, 3)]);
@@ -547,7 +547,7 @@ mod tests {
             rt.block_on(c.commit(b, Box::new(move |r| tx.send((i, r.is_ok())).unwrap())));
         }
         drop(c);
-        w.join();
+        w.join().unwrap();
         let got: Vec<(u32, bool)> = rx.try_iter().collect();
         assert_eq!(got, (0..50).map(|i| (i, true)).collect::<Vec<_>>());
         let mut n = 0;

@@ -11,7 +11,8 @@
 //! In `wal` mode a second thread, the WAL syncer, fdatasyncs the WAL every `wal_sync_ms` when
 //! something was written since its last sync (RocksDB's `SyncWAL` runs beside writes). So a
 //! machine crash or power loss loses at most the writes acknowledged in the last interval
-//! (plus one fdatasync's duration); a process crash loses nothing in either mode.
+//! (plus up to two fdatasync durations: a write landing just after a sync began waits for the
+//! next one); a process crash loses nothing in either mode.
 //!
 //! When a write fails the store is marked failed: that group and every later commit get
 //! `StoreError::Failed`, because the shards' memory is now ahead of the disk. A restart
@@ -62,23 +63,31 @@ impl Committer {
 }
 
 pub struct WriterThread {
-    handle: JoinHandle<()>,
+    handle: JoinHandle<bool>,
+    failed: Arc<AtomicBool>,
     /// The WAL syncer (`wal` mode with a sync interval), stopped by dropping `stop`.
     syncer: Option<(crossbeam::channel::Sender<()>, JoinHandle<()>)>,
 }
 
 impl WriterThread {
     /// Waits for the writer to drain its queue (all `Committer`s must be dropped first) and
-    /// sync the WAL.
-    pub fn join(self) {
-        if self.handle.join().is_err() {
+    /// sync the WAL. `Err` when any write or sync failed, or the final sync did: then not
+    /// everything acknowledged may be durable, and the process should not exit cleanly.
+    pub fn join(self) -> Result<(), StoreError> {
+        let synced = self.handle.join().unwrap_or_else(|_| {
             tracing::error!("store writer thread panicked");
-        }
+            false
+        });
         if let Some((stop, handle)) = self.syncer {
             drop(stop);
             if handle.join().is_err() {
                 tracing::error!("WAL syncer thread panicked");
             }
+        }
+        if synced && !self.failed.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(StoreError::Failed)
         }
     }
 }
@@ -114,7 +123,7 @@ pub fn spawn(db: Arc<DB>, o: WriterOptions) -> (Committer, WriterThread) {
         .name("store-writer".into())
         .spawn(move || run(db, o.durability, rx, o.max_group.max(1), f2, written))
         .expect("spawning the writer thread at startup");
-    (Committer { tx, failed }, WriterThread { handle, syncer })
+    (Committer { tx, failed: failed.clone() }, WriterThread { handle, failed, syncer })
 }
 
 /// `wal` mode: every `every`, fdatasync the WAL if a group was written since the last sync.
@@ -149,7 +158,7 @@ fn run(
     max_group: usize,
     failed: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
-) {
+) -> bool {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Sync);
     let mut group: Vec<Commit> = Vec::with_capacity(max_group);
@@ -176,8 +185,12 @@ fn run(
         }
     }
     // Queue closed: everything queued is written. Make it durable whatever the mode.
-    if let Err(e) = db.flush_wal(true) {
-        tracing::error!(error = %e, "final WAL sync failed");
+    match db.flush_wal(true) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "final WAL sync failed");
+            false
+        }
     }
 }
 

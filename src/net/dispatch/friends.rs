@@ -320,6 +320,28 @@ pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool,
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     detached(id, async move {
         let shard = router.user_shard(app, &me);
+        if approve {
+            // The requester must have room for one more friend too: checked before anything
+            // changes (two approvals racing for one requester can pass it by one each).
+            let m = me.clone();
+            let list = ask(&router, shard, |reply| ShardCmd::GetFriendRequests { app, user: m, reply }).await;
+            if let Some(from) =
+                list.ok().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|q| q.id == request_id)).map(|q| q.from)
+            {
+                let m = me.clone();
+                let room = ask(&router, router.user_shard(app, &from), |reply| ShardCmd::FriendPrecheck {
+                    app,
+                    user: from,
+                    peer: m,
+                    reply,
+                })
+                .await
+                .and_then(|r| r);
+                if let Err(e) = room {
+                    return err_frame(id, &e);
+                }
+            }
+        }
         let m = me.clone();
         let answered = ask(&router, shard, |reply| ShardCmd::AnswerFriendRequest {
             app,
