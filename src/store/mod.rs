@@ -247,6 +247,10 @@ impl Store {
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             o.set_write_buffer_size(32 << 20);
+            // A busy family (idem, msgs) can fill a second memtable while the first flushes;
+            // with 2 RocksDB stopped writes for ~80 ms in a 13 M-message fill. The total stays
+            // bounded by `db_write_buffer_size`.
+            o.set_max_write_buffer_number(4);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(rocks)?;
