@@ -17,6 +17,10 @@ use imserver::shard::{ShardCmd, Shards};
 use imserver::store::{Batch, Store, WriterOptions};
 use tokio::sync::Semaphore;
 
+// As in the server binary (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAIRS: usize = 1000;
 const WINDOW: usize = 2048;
 
