@@ -270,10 +270,24 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Catchup { messages } => {
             report.scenario = "catchup".into();
             report.params = serde_json::json!({"messages": messages, "payload": cli.payload});
-            let (from, to) = (format!("ld{run}cs"), format!("ld{run}cr"));
-            import(&t, &cli.admin, &[from.clone(), to.clone()]).await?;
+            // The messages come from several senders (friends writing to one offline user),
+            // each within a connection's request budget (`limits.request_burst`, 10,000).
+            let to = format!("ld{run}cr");
+            let senders = messages.div_ceil(4000).max(1);
+            let froms: Vec<String> = (0..senders).map(|i| format!("ld{run}cs{i}")).collect();
+            let mut users = froms.clone();
+            users.push(to.clone());
+            import(&t, &cli.admin, &users).await?;
             let start = Instant::now();
-            scenarios::send_many(&t, &from, &to, messages, 256, cli.payload).await?;
+            let mut fills = Vec::new();
+            for (i, from) in froms.into_iter().enumerate() {
+                let n = messages / senders + u64::from((i as u64) < messages % senders);
+                let (t, to, payload) = (t.clone(), to.clone(), cli.payload);
+                fills.push(tokio::spawn(async move { scenarios::send_many(&t, &from, &to, n, 256, payload).await }));
+            }
+            for f in fills {
+                f.await??;
+            }
             let fill = start.elapsed();
             let usage = Usage::start(cli.server_pid);
             let start = Instant::now();
