@@ -125,6 +125,9 @@ pub struct Limits {
     pub max_friend_requests: usize,
     /// Friend groups one user may have.
     pub max_friend_groups: usize,
+    /// Users per shard whose conversation list and friendship state stay in memory; past it
+    /// the least recently used offline ones are dropped each second and reloaded on use.
+    pub loaded_users_per_shard: usize,
 }
 
 impl Default for Limits {
@@ -153,6 +156,7 @@ impl Default for Limits {
             max_blacklist: 10_000,
             max_friend_requests: 200,
             max_friend_groups: 100,
+            loaded_users_per_shard: 50_000,
         }
     }
 }

@@ -179,6 +179,12 @@ pub enum ShardCmd {
         user: UserId,
         reply: Reply<Result<FriendGroups, DomainError>>,
     },
+    /// Drop the loaded conversation lists and friendship state of these users (sent by the
+    /// shard to itself once the writes before it are durable): each goes only if it was not
+    /// used since it was picked (same use stamp) and has no device online.
+    Evict {
+        users: Vec<((AppId, UserId), u64)>,
+    },
     /// The relations of a pair changed: the conversation's shard drops what it cached.
     PairChanged {
         app: AppId,

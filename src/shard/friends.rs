@@ -145,6 +145,7 @@ fn storage(e: crate::store::StoreError) -> DomainError {
 impl Shard {
     /// Loads `user`'s friendship state from the store the first time it is needed.
     pub(super) fn ensure_social(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
+        let was_loaded = self.touch(app, user).ok_or(DomainError::UserNotFound)?;
         if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.social.is_some() {
             return Ok(());
         }
@@ -194,6 +195,9 @@ impl Shard {
         }
         if let Some(e) = self.users.get_mut(&(app, user.clone())) {
             e.social = Some(s);
+            if !was_loaded {
+                self.loaded += 1;
+            }
         }
         Ok(())
     }

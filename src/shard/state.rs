@@ -48,6 +48,8 @@ pub(super) struct UserEntry {
     pub convs: Option<HashMap<ConvRef, ConvView>>,
     /// The user's friends, blacklist and received requests, loaded on first use.
     pub social: Option<super::friends::Social>,
+    /// The shard's use stamp when `convs` or `social` was last used (see `Shard::touch`).
+    pub last_used: u64,
 }
 
 impl UserEntry {
@@ -60,7 +62,12 @@ impl UserEntry {
             facts_version: 0,
             convs: None,
             social: None,
+            last_used: 0,
         }
+    }
+
+    fn loaded(&self) -> bool {
+        self.convs.is_some() || self.social.is_some()
     }
 }
 
@@ -101,6 +108,12 @@ pub(super) struct Shard {
     /// Pairs whose conversation this shard owns: their friendship relations, for the send
     /// checks (read on first use, dropped when they change).
     pub pair_rel: HashMap<(AppId, Pair), super::friends::PairRelation>,
+    /// Counts uses of loaded per-user state (`touch`); a user's `last_used` is a stamp of it.
+    pub uses: u64,
+    /// Users whose conversation list or friendship state is loaded. Past
+    /// `limits.loaded_users_per_shard` the least recently used offline ones are dropped
+    /// (`evict_idle`), to be loaded again from the store on their next use.
+    pub loaded: usize,
 }
 
 pub(super) use crate::now_ms;
@@ -135,6 +148,8 @@ pub(super) fn load(
             local: VecDeque::new(),
             dirty_convs: HashSet::new(),
             pair_rel: HashMap::new(),
+            uses: 0,
+            loaded: 0,
         })
         .collect();
     let mut bad = None;
@@ -339,6 +354,7 @@ impl Shard {
                 self.read_all_friend_requests(app, user, origin, reply).await
             }
             ShardCmd::PairChanged { app, pair, done } => self.pair_changed(app, pair, done),
+            ShardCmd::Evict { users } => self.evict(users),
             ShardCmd::FriendGroup { app, user, name, op, members, origin, reply } => {
                 self.friend_group(app, user, name, op, members, origin, reply).await
             }
@@ -399,6 +415,64 @@ impl Shard {
         self.retry_deferred();
         self.flush_convs().await;
         self.expire_subscriptions().await;
+        self.evict_idle().await;
+    }
+
+    /// Marks `user`'s loaded state as used now; returns whether it was loaded before (the
+    /// caller loads what is missing and counts a newly loaded user with `loaded += 1`).
+    pub fn touch(&mut self, app: AppId, user: &UserId) -> Option<bool> {
+        self.uses += 1;
+        let stamp = self.uses;
+        let e = self.users.get_mut(&(app, user.clone()))?;
+        e.last_used = stamp;
+        Some(e.loaded())
+    }
+
+    /// Over `limits.loaded_users_per_shard`: picks the least recently used offline users
+    /// with loaded state (down to 90 % of the bound) and, once every write submitted so far
+    /// is durable (so a reload reads what memory holds), asks this shard to drop their state
+    /// with `ShardCmd::Evict`. A user used in between keeps it (its stamp moved on).
+    async fn evict_idle(&mut self) {
+        let cap = self.cfg.limits.loaded_users_per_shard.max(1);
+        if self.loaded <= cap {
+            return;
+        }
+        let mut idle: Vec<((AppId, UserId), u64)> = self
+            .users
+            .iter()
+            .filter(|(_, e)| e.loaded() && e.devices.is_empty())
+            .map(|(k, e)| (k.clone(), e.last_used))
+            .collect();
+        let excess = self.loaded - cap * 9 / 10;
+        if idle.len() > excess {
+            idle.select_nth_unstable_by_key(excess, |(_, used)| *used);
+            idle.truncate(excess);
+        }
+        if idle.is_empty() {
+            return;
+        }
+        let (router, me) = (self.router.clone(), self.id);
+        self.after_pending(move |r| {
+            if r.is_ok() {
+                // A full inbox drops it; the next tick picks again.
+                let _ = router.try_send(me, ShardCmd::Evict { users: idle });
+            }
+        })
+        .await;
+    }
+
+    fn evict(&mut self, users: Vec<((AppId, UserId), u64)>) {
+        let mut dropped = 0;
+        for (key, stamp) in users {
+            let Some(e) = self.users.get_mut(&key) else { continue };
+            if e.last_used == stamp && e.devices.is_empty() && e.loaded() {
+                e.convs = None;
+                e.social = None;
+                self.loaded -= 1;
+                dropped += 1;
+            }
+        }
+        tracing::debug!(shard = self.id, dropped, loaded = self.loaded, "evicted idle users' loaded state");
     }
 
     /// Submits `batch`; `then` runs on the writer thread once it is durable (or failed).
