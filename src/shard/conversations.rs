@@ -52,7 +52,7 @@ pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, head
 impl Shard {
     /// Loads `user`'s conversation list from the store the first time it is needed.
     pub(super) fn ensure_convs(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
-        let was_loaded = self.touch(app, user).ok_or(DomainError::UserNotFound)?;
+        let was_loaded = self.touch(app, user)?;
         if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.convs.is_some() {
             return Ok(());
         }

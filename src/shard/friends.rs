@@ -145,7 +145,7 @@ fn storage(e: crate::store::StoreError) -> DomainError {
 impl Shard {
     /// Loads `user`'s friendship state from the store the first time it is needed.
     pub(super) fn ensure_social(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
-        let was_loaded = self.touch(app, user).ok_or(DomainError::UserNotFound)?;
+        let was_loaded = self.touch(app, user)?;
         if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.social.is_some() {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::message::{IdGen, IdemRecord, MessageRecord, Pair};
-use crate::domain::sync::{Heads, Stream};
+use crate::domain::sync::{Heads, Stream, STREAM_COUNT};
 use crate::domain::user::{UserFacts, UserRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
@@ -50,6 +50,8 @@ pub(super) struct UserEntry {
     pub social: Option<super::friends::Social>,
     /// The shard's use stamp when `convs` or `social` was last used (see `Shard::touch`).
     pub last_used: u64,
+    /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
+    pub heads_loaded: bool,
 }
 
 impl UserEntry {
@@ -63,6 +65,7 @@ impl UserEntry {
             convs: None,
             social: None,
             last_used: 0,
+            heads_loaded: false,
         }
     }
 
@@ -167,13 +170,6 @@ pub(super) fn load(
     if let Some(u) = bad {
         return Err(StoreError::Corrupt(format!("user record {u}")));
     }
-    store.for_each_head(|app, user, stream, seq| {
-        if let (Some(e), Some(s)) =
-            (shards[router.user_shard(app, &user)].users.get_mut(&(app, user)), Stream::from_u8(stream))
-        {
-            e.heads.set(s, crate::domain::ids::Seq(seq));
-        }
-    })?;
     let now = now_ms();
     store.for_each_subscription(|app, target, sub, until| {
         let shard = &mut shards[router.user_shard(app, &target)];
@@ -418,14 +414,29 @@ impl Shard {
         self.evict_idle().await;
     }
 
-    /// Marks `user`'s loaded state as used now; returns whether it was loaded before (the
+    /// Marks `user`'s loaded state as used now, reading the user's stream heads on first use
+    /// (every change to a stream goes through `ensure_convs` or `ensure_social`, which call
+    /// this first); returns whether conversations or friendship state were loaded before (the
     /// caller loads what is missing and counts a newly loaded user with `loaded += 1`).
-    pub fn touch(&mut self, app: AppId, user: &UserId) -> Option<bool> {
+    pub fn touch(&mut self, app: AppId, user: &UserId) -> Result<bool, DomainError> {
         self.uses += 1;
         let stamp = self.uses;
-        let e = self.users.get_mut(&(app, user.clone()))?;
+        let e = self.users.get_mut(&(app, user.clone())).ok_or(DomainError::UserNotFound)?;
         e.last_used = stamp;
-        Some(e.loaded())
+        if !e.heads_loaded {
+            // Nothing of this user's streams can be in flight: every change bumps a head first.
+            let heads = self.store.stream_heads(app, user, STREAM_COUNT as u8).map_err(|err| {
+                tracing::error!(error = %err, "reading stream heads");
+                DomainError::StorageUnavailable
+            })?;
+            for (i, seq) in heads.into_iter().enumerate() {
+                if let Some(s) = Stream::from_u8(i as u8) {
+                    e.heads.set(s, crate::domain::ids::Seq(seq));
+                }
+            }
+            e.heads_loaded = true;
+        }
+        Ok(e.loaded())
     }
 
     /// Over `limits.loaded_users_per_shard`: picks the least recently used offline users

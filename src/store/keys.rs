@@ -13,7 +13,9 @@ pub const CF_META: &str = "default";
 pub const CF_USERS: &str = "users";
 /// [app u32][len u8][user][stream u8][seq u64] -> stream entry (item id, tombstone, payload)
 pub const CF_STREAM: &str = "stream";
-/// [app u32][len u8][user][stream u8] -> head seq u64
+/// [app u32][len u8][user][stream u8] -> head seq u64. Written by format 2 only: since
+/// format 3 a stream's head is its last entry (`Store::stream_heads`). Still opened, since
+/// directories written by format 2 have it.
 pub const CF_HEADS: &str = "heads";
 /// [app u32][len u8][target][subscriber] -> expiry ms u64
 pub const CF_SUBS: &str = "subs";
@@ -58,7 +60,7 @@ pub const ALL_CFS: [&str; 14] = [
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 fn app_user(cap: usize, app: AppId, user: &UserId) -> Vec<u8> {
     let u = user.as_str().as_bytes();
@@ -100,19 +102,6 @@ pub fn stream_entry(app: AppId, u: &UserId, stream: u8, seq: u64) -> Vec<u8> {
 pub fn decode_stream_seq(key: &[u8], prefix_len: usize) -> Option<u64> {
     let tail: [u8; 8] = key.get(prefix_len..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
-}
-
-pub fn head(app: AppId, u: &UserId, stream: u8) -> Vec<u8> {
-    stream_prefix(app, u, stream)
-}
-
-/// Decodes a CF_HEADS key.
-pub fn decode_head(key: &[u8]) -> Option<(AppId, UserId, u8)> {
-    let (app, user, rest) = decode_app_user(key)?;
-    match rest {
-        [stream] => Some((app, user, *stream)),
-        _ => None,
-    }
 }
 
 pub fn sub(app: AppId, target: &UserId, subscriber: &UserId) -> Vec<u8> {
@@ -290,13 +279,11 @@ mod tests {
     #[test]
     fn decoders_round_trip_and_refuse_garbage() {
         assert_eq!(decode_user(&user(AppId(7), &u("bob"))), Some((AppId(7), u("bob"))));
-        assert_eq!(decode_head(&head(AppId(7), &u("bob"), 4)), Some((AppId(7), u("bob"), 4)));
         assert_eq!(decode_sub(&sub(AppId(7), &u("t"), &u("s"))), Some((AppId(7), u("t"), u("s"))));
         let k = stream_entry(AppId(7), &u("bob"), 2, 99);
         assert_eq!(decode_stream_seq(&k, stream_prefix(AppId(7), &u("bob"), 2).len()), Some(99));
         assert_eq!(decode_user(&[0, 0]), None);
-        assert_eq!(decode_head(&[0, 0, 0, 1, 200, b'a']), None);
-        assert_eq!(decode_head(&head(AppId(1), &u("a"), 1)[..6]), None);
+        assert_eq!(decode_sub(&[0, 0, 0, 1, 200, b'a']), None);
         assert_eq!(decode_stream_seq(&k[..k.len() - 1], stream_prefix(AppId(7), &u("bob"), 2).len()), None);
     }
 }

@@ -100,7 +100,6 @@ impl Batch {
         let mut w = codec::Writer::with_capacity(item.len() + payload.map_or(0, |p| p.len()) + 16);
         w.bytes(item).bool(payload.is_none()).bytes(payload.unwrap_or_default());
         self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, seq), w.finish()));
-        self.ops.push(Op::Put(keys::CF_HEADS, keys::head(app, user, stream), seq.to_be_bytes().to_vec()));
     }
 
     /// A new or changed message, with its id index.
@@ -267,6 +266,12 @@ impl Store {
         match self.db.get_cf(meta, keys::META_FORMAT).map_err(rocks)? {
             None => self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks),
             Some(v) if v[..] == keys::FORMAT_VERSION.to_be_bytes() => Ok(()),
+            // Version 2 also kept each stream's head in CF_HEADS; version 3 reads heads from the
+            // streams themselves, so a version 2 directory is already valid: mark it 3 (which an
+            // older binary, that would not write heads, refuses).
+            Some(v) if v[..] == 2u32.to_be_bytes() => {
+                self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks)
+            }
             Some(v) => Err(StoreError::Corrupt(format!("unknown on-disk format {v:?}"))),
         }
     }
@@ -286,14 +291,24 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` for every stream head (start-up load): no stream is scanned.
-    pub fn for_each_head(&self, mut f: impl FnMut(AppId, UserId, u8, u64)) -> Result<(), StoreError> {
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_HEADS)?, IteratorMode::Start) {
-            let (k, v) = kv.map_err(rocks)?;
-            let (app, user, stream) = keys::decode_head(&k).ok_or_else(|| StoreError::Corrupt("head key".into()))?;
-            f(app, user, stream, be_u64(&v)?);
+    /// The head (newest seq) of each of a user's streams: the last entry's key, found by one
+    /// reverse seek per stream. Entries are never removed from the top of a stream (a moved
+    /// item takes a newer seq; a deleted one leaves a tombstone), so the last key is the head.
+    pub fn stream_heads(&self, app: AppId, user: &UserId, streams: u8) -> Result<Vec<u64>, StoreError> {
+        let mut heads = vec![0; streams as usize];
+        let cf = cf(&self.db, keys::CF_STREAM)?;
+        for (stream, head) in heads.iter_mut().enumerate() {
+            let prefix = keys::stream_prefix(app, user, stream as u8);
+            let last = keys::stream_entry(app, user, stream as u8, u64::MAX);
+            if let Some(kv) = self.db.iterator_cf(cf, IteratorMode::From(&last, Direction::Reverse)).next() {
+                let (k, _) = kv.map_err(rocks)?;
+                if k.starts_with(&prefix) {
+                    *head = keys::decode_stream_seq(&k, prefix.len())
+                        .ok_or_else(|| StoreError::Corrupt("stream key".into()))?;
+                }
+            }
         }
-        Ok(())
+        Ok(heads)
     }
 
     /// Calls `f(app, target, subscriber, expiry_ms)` for every status subscription.
@@ -528,9 +543,28 @@ mod tests {
         assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
         drop(c);
         w.join().unwrap();
-        let mut heads = vec![];
-        store.for_each_head(|a, usr, s, seq| heads.push((a, usr, s, seq))).unwrap();
-        assert_eq!(heads, vec![(app, me, 0, 3)]);
+        // Heads are the streams' last entries: stream 0 ends at 3 (the tombstone), others at 0;
+        // another user's streams (sharing the key prefix "me") do not leak in.
+        assert_eq!(store.stream_heads(app, &me, 3).unwrap(), vec![3, 0, 0]);
+        assert_eq!(store.stream_heads(app, &u("m"), 3).unwrap(), vec![0, 0, 0]);
+        assert_eq!(store.stream_heads(app, &u("mee"), 3).unwrap(), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn a_format_2_directory_is_upgraded_and_an_unknown_format_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = |v: u32| {
+            let store = Store::open(dir.path()).unwrap();
+            let meta = cf(&store.db, keys::CF_META).unwrap();
+            store.db.put_cf(meta, keys::META_FORMAT, v.to_be_bytes()).unwrap();
+        };
+        set(2);
+        let store = Store::open(dir.path()).unwrap();
+        let meta = cf(&store.db, keys::CF_META).unwrap();
+        assert_eq!(store.db.get_cf(meta, keys::META_FORMAT).unwrap().unwrap(), keys::FORMAT_VERSION.to_be_bytes());
+        drop(store);
+        set(keys::FORMAT_VERSION + 1);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
