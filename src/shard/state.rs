@@ -121,7 +121,7 @@ pub(super) struct Shard {
 
 pub(super) use crate::now_ms;
 
-/// Builds every shard's state from the store: users, stream heads, subscriptions. Streams and
+/// Builds every shard's state from the store: users, subscriptions. Streams (and their heads) and
 /// messages are not scanned.
 pub(super) fn load(
     cfg: &Arc<Config>,
