@@ -43,23 +43,7 @@ pub async fn login(
         LengthDelimitedCodec::builder().big_endian().length_field_length(4).max_frame_length(16 << 20).new_codec(),
     );
     let ticket = t.ticket(user);
-    let frame = protocol::client_frame(1, |fbb| {
-        let u = fbb.create_string(user);
-        let tk = fbb.create_string(&ticket);
-        let d = fbb.create_string(device);
-        let r = wire::LoginReq::create(
-            fbb,
-            &wire::LoginReqArgs {
-                app_id: t.app,
-                user_id: Some(u),
-                ticket: Some(tk),
-                client_type: ct,
-                device_id: Some(d),
-                protocol_version: protocol::PROTOCOL_VERSION,
-            },
-        );
-        (wire::Request::LoginReq, r.as_union_value())
-    });
+    let frame = protocol::client_frame(1, |fbb| protocol::login_req(fbb, t.app, user, &ticket, ct, device));
     wr.write_all(&frame).await?;
     loop {
         let buf = match rd.next().await {
@@ -93,23 +77,7 @@ pub fn ping(id: u64) -> Bytes {
 }
 
 pub fn send_msg(id: u64, to: &str, client_id: &str, body: &[u8]) -> Bytes {
-    protocol::client_frame(id, |fbb| {
-        let p = fbb.create_string(to);
-        let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(p) });
-        let c = fbb.create_string(client_id);
-        let b = fbb.create_vector(body);
-        let r = wire::SendMessageReq::create(
-            fbb,
-            &wire::SendMessageReqArgs {
-                from_user: None,
-                client_id: Some(c),
-                conv: Some(conv),
-                msg_type: 1,
-                body: Some(b),
-            },
-        );
-        (wire::Request::SendMessageReq, r.as_union_value())
-    })
+    protocol::client_frame(id, |fbb| protocol::send_req(fbb, to, client_id, 1, body, None))
 }
 
 pub fn receive_ack(id: u64, from: &str, server_id: u64, seq: u64) -> Bytes {

@@ -122,21 +122,7 @@ async fn truncated_frames_and_byte_at_a_time_writers() {
     // A valid login frame, one byte at a time.
     let mut raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
     let login = protocol::client_frame(1, |fbb| {
-        let u = fbb.create_string("alice");
-        let t = fbb.create_string(&ticket_for(APP, "alice", SECRET));
-        let d = fbb.create_string("slow");
-        let r = wire::LoginReq::create(
-            fbb,
-            &wire::LoginReqArgs {
-                app_id: APP,
-                user_id: Some(u),
-                ticket: Some(t),
-                client_type: wire::ClientType::Web,
-                device_id: Some(d),
-                protocol_version: 1,
-            },
-        );
-        (wire::Request::LoginReq, r.as_union_value())
+        protocol::login_req(fbb, APP, "alice", &ticket_for(APP, "alice", SECRET), wire::ClientType::Web, "slow")
     });
     for b in login.iter() {
         raw.write_all(&[*b]).await.unwrap();
@@ -228,26 +214,7 @@ fn seed_frames() -> Vec<Vec<u8>> {
         })
         .to_vec(),
     );
-    v.push(
-        protocol::client_frame(2, |fbb| {
-            let peer = fbb.create_string("bob");
-            let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(peer) });
-            let c = fbb.create_string("fuzz");
-            let b = fbb.create_vector(&[1u8, 2, 3]);
-            let r = wire::SendMessageReq::create(
-                fbb,
-                &wire::SendMessageReqArgs {
-                    from_user: None,
-                    client_id: Some(c),
-                    conv: Some(conv),
-                    msg_type: 1,
-                    body: Some(b),
-                },
-            );
-            (wire::Request::SendMessageReq, r.as_union_value())
-        })
-        .to_vec(),
-    );
+    v.push(protocol::client_frame(2, |fbb| protocol::send_req(fbb, "bob", "fuzz", 1, &[1, 2, 3], None)).to_vec());
     v.push(
         protocol::client_frame(3, |fbb| {
             let u = fbb.create_string("bob");

@@ -33,23 +33,7 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 fn login_frame(user: &str, device: &str) -> Bytes {
-    protocol::client_frame(1, |fbb| {
-        let u = fbb.create_string(user);
-        let t = fbb.create_string(&tk(user));
-        let d = fbb.create_string(device);
-        let r = wire::LoginReq::create(
-            fbb,
-            &wire::LoginReqArgs {
-                app_id: APP,
-                user_id: Some(u),
-                ticket: Some(t),
-                client_type: wire::ClientType::Android,
-                device_id: Some(d),
-                protocol_version: protocol::PROTOCOL_VERSION,
-            },
-        );
-        (wire::Request::LoginReq, r.as_union_value())
-    })
+    protocol::client_frame(1, |fbb| protocol::login_req(fbb, APP, user, &tk(user), wire::ClientType::Android, device))
 }
 
 /// A raw connection logged in as `user` (its login answer read), for writing bytes the SDK

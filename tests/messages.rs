@@ -357,21 +357,7 @@ async fn a_slow_reader_is_disconnected_not_buffered() {
     // bob never reads his socket: a raw connection that logs in and then sleeps.
     let mut raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
     let login = imserver::protocol::client_frame(1, |fbb| {
-        let u = fbb.create_string("bob");
-        let t = fbb.create_string(&ticket_for(APP, "bob", SECRET));
-        let d = fbb.create_string("stuck");
-        let r = wire::LoginReq::create(
-            fbb,
-            &wire::LoginReqArgs {
-                app_id: APP,
-                user_id: Some(u),
-                ticket: Some(t),
-                client_type: wire::ClientType::Web,
-                device_id: Some(d),
-                protocol_version: 1,
-            },
-        );
-        (wire::Request::LoginReq, r.as_union_value())
+        imserver::protocol::login_req(fbb, APP, "bob", &ticket_for(APP, "bob", SECRET), wire::ClientType::Web, "stuck")
     });
     tokio::io::AsyncWriteExt::write_all(&mut raw, &login).await.unwrap();
     let body = vec![7u8; 8000];

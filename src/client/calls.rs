@@ -6,7 +6,7 @@ use super::{
     Client, ClientError, Conversation, Frame, ItemOutcome, LoginInfo, Message, Profile, ProfileChange, SendAck, Status,
     SyncAnswer, SyncEntry,
 };
-use crate::protocol::{wire, PROTOCOL_VERSION};
+use crate::protocol::{self, wire};
 
 fn outcomes(f: &Frame) -> Result<Vec<ItemOutcome>, ClientError> {
     let r = f.get().response_as_batch_resp().ok_or(ClientError::Unexpected("BatchResp"))?;
@@ -31,25 +31,7 @@ impl Client {
         client_type: wire::ClientType,
         device_id: &str,
     ) -> Result<LoginInfo, ClientError> {
-        let f = self
-            .call(|fbb| {
-                let user_id = fbb.create_string(user_id);
-                let ticket = fbb.create_string(ticket);
-                let device_id = fbb.create_string(device_id);
-                let r = wire::LoginReq::create(
-                    fbb,
-                    &wire::LoginReqArgs {
-                        app_id,
-                        user_id: Some(user_id),
-                        ticket: Some(ticket),
-                        client_type,
-                        device_id: Some(device_id),
-                        protocol_version: PROTOCOL_VERSION,
-                    },
-                );
-                (wire::Request::LoginReq, r.as_union_value())
-            })
-            .await?;
+        let f = self.call(|fbb| protocol::login_req(fbb, app_id, user_id, ticket, client_type, device_id)).await?;
         let r = f.get().response_as_login_resp().ok_or(ClientError::Unexpected("LoginResp"))?;
         Ok(LoginInfo {
             session_id: r.session_id(),
@@ -298,25 +280,7 @@ impl Client {
         body: &[u8],
         as_user: Option<&str>,
     ) -> Result<SendAck, ClientError> {
-        let f = self
-            .call(|fbb| {
-                let from_user = as_user.map(|u| fbb.create_string(u));
-                let client_id = fbb.create_string(client_id);
-                let conv = p2p(fbb, to);
-                let body = fbb.create_vector(body);
-                let r = wire::SendMessageReq::create(
-                    fbb,
-                    &wire::SendMessageReqArgs {
-                        from_user,
-                        client_id: Some(client_id),
-                        conv: Some(conv),
-                        msg_type,
-                        body: Some(body),
-                    },
-                );
-                (wire::Request::SendMessageReq, r.as_union_value())
-            })
-            .await?;
+        let f = self.call(|fbb| protocol::send_req(fbb, to, client_id, msg_type, body, as_user)).await?;
         let a = f.get().response_as_send_ack().ok_or(ClientError::Unexpected("SendAck"))?;
         Ok(SendAck {
             client_id: a.client_id().unwrap_or_default().to_owned(),

@@ -125,6 +125,64 @@ pub fn kick(reason: wire::KickReason, message: &str) -> Bytes {
     })
 }
 
+/// What a request builder gives `client_frame`: the union tag and the request table.
+pub type RequestBody = (wire::Request, WIPOffset<UnionWIPOffset>);
+
+/// Writes a `LoginReq` (for `client_frame` or the SDK's `call`): the SDK, imload and the
+/// tests all log in with it.
+pub fn login_req(
+    fbb: &mut Fbb,
+    app_id: u32,
+    user: &str,
+    ticket: &str,
+    client_type: wire::ClientType,
+    device: &str,
+) -> RequestBody {
+    let user_id = fbb.create_string(user);
+    let ticket = fbb.create_string(ticket);
+    let device_id = fbb.create_string(device);
+    let r = wire::LoginReq::create(
+        fbb,
+        &wire::LoginReqArgs {
+            app_id,
+            user_id: Some(user_id),
+            ticket: Some(ticket),
+            client_type,
+            device_id: Some(device_id),
+            protocol_version: PROTOCOL_VERSION,
+        },
+    );
+    (wire::Request::LoginReq, r.as_union_value())
+}
+
+/// Writes a one-to-one `SendMessageReq` to `to`; `from_user`: an administrator sending for a
+/// user.
+pub fn send_req(
+    fbb: &mut Fbb,
+    to: &str,
+    client_id: &str,
+    msg_type: u32,
+    body: &[u8],
+    from_user: Option<&str>,
+) -> RequestBody {
+    let from_user = from_user.map(|u| fbb.create_string(u));
+    let peer = fbb.create_string(to);
+    let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(peer) });
+    let client_id = fbb.create_string(client_id);
+    let body = fbb.create_vector(body);
+    let r = wire::SendMessageReq::create(
+        fbb,
+        &wire::SendMessageReqArgs {
+            from_user,
+            client_id: Some(client_id),
+            conv: Some(conv),
+            msg_type,
+            body: Some(body),
+        },
+    );
+    (wire::Request::SendMessageReq, r.as_union_value())
+}
+
 /// A client frame (used by the SDK, the tests and the benches).
 pub fn client_frame(id: u64, f: impl FnOnce(&mut Fbb) -> (wire::Request, WIPOffset<UnionWIPOffset>)) -> Bytes {
     with_builder(|fbb| {
