@@ -14,7 +14,7 @@ use imserver::protocol::wire;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{spawn_process, Proc};
+use common::{spawn_process, whole_history, Proc};
 
 const APP: u32 = 1400000009;
 const SECRET: &str = "crash-secret";
@@ -103,19 +103,7 @@ async fn crash_loop_keeps_every_acknowledged_message_exactly_once() {
         a.login(APP, "admin", &tk("admin"), wire::ClientType::Backend, "check").await.unwrap();
         let mut total = 0;
         for (i, (from, to)) in pairs.iter().enumerate() {
-            let mut all = Vec::new();
-            let mut before = 0;
-            loop {
-                let (page, more) = a.history(to, before, 0, 500, Some(from)).await.unwrap();
-                if page.is_empty() {
-                    break;
-                }
-                before = page.iter().map(|m| m.seq).min().unwrap() - 1;
-                all.extend(page);
-                if !more || before == 0 {
-                    break;
-                }
-            }
+            let all = whole_history(&a, to, from).await.unwrap();
             let mut seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
             seqs.sort_unstable();
             assert_eq!(

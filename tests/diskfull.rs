@@ -13,7 +13,7 @@ use imserver::client::{Client, Profile};
 use imserver::protocol::wire::{self, ErrorCode};
 
 mod common;
-use common::{now_secs, spawn_process, Proc};
+use common::{now_secs, spawn_process, whole_history, Proc};
 
 const APP: u32 = 1400000015;
 const SECRET: &str = "disk-secret";
@@ -98,19 +98,8 @@ async fn a_full_disk_refuses_writes_with_a_typed_error_and_loses_nothing_acknowl
         spawn_process(&["--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     let a = login(&addr, "admin").await;
     let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut before = 0;
-    loop {
-        let (page, more) = a.history("bob", before, 0, 500, Some("alice")).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        before = page.iter().map(|m| m.seq).min().unwrap() - 1;
-        for m in page {
-            assert!(stored.insert(m.client_id, m.seq).is_none(), "a message stored twice");
-        }
-        if !more || before == 0 {
-            break;
-        }
+    for m in whole_history(&a, "bob", "alice").await.unwrap() {
+        assert!(stored.insert(m.client_id, m.seq).is_none(), "a message stored twice");
     }
     assert_eq!(stored, acked, "what is stored is exactly what was acknowledged");
     for cid in &refused {

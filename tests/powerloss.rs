@@ -24,7 +24,7 @@ use imserver::client::{Client, Profile};
 use imserver::protocol::wire;
 
 mod common;
-use common::{spawn_process, Proc};
+use common::{spawn_process, whole_history, Proc};
 
 const APP: u32 = 1400000013;
 const SECRET: &str = "power-secret";
@@ -257,19 +257,9 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
     let a = login(&addr, "admin").await;
     let (mut total, mut lost_before, mut lost_after) = (0, 0, 0);
     for ((from, to), acked) in PAIRS.iter().zip(&acked) {
-        let mut stored: HashMap<String, u64> = HashMap::new();
-        let mut before = 0;
-        loop {
-            let Ok((page, more)) = a.history(to, before, 0, 500, Some(from)).await else { break };
-            if page.is_empty() {
-                break;
-            }
-            before = page.iter().map(|m| m.seq).min().unwrap() - 1;
-            stored.extend(page.into_iter().map(|m| (m.client_id, m.seq)));
-            if !more || before == 0 {
-                break;
-            }
-        }
+        // After the control's power loss the users themselves are gone: nothing stored.
+        let stored: HashMap<String, u64> =
+            whole_history(&a, to, from).await.unwrap_or_default().into_iter().map(|m| (m.client_id, m.seq)).collect();
         for (cid, seq, at) in acked {
             total += 1;
             if stored.get(cid) != Some(seq) {

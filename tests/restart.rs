@@ -188,20 +188,7 @@ async fn kill_9_during_a_burst_of_sends_keeps_every_acked_message_once_without_g
     for w in 0..4 {
         let (me, to) = (format!("s{w}"), format!("r{}", w % 2));
         // The whole conversation, oldest first.
-        let mut all = Vec::new();
-        let mut before = 0;
-        loop {
-            // Newest first, page by page.
-            let (page, more) = admin.history(&to, before, 0, 500, Some(&me)).await.unwrap();
-            if page.is_empty() {
-                break;
-            }
-            before = page.iter().map(|m| m.seq).min().unwrap() - 1;
-            all.extend(page);
-            if !more || before == 0 {
-                break;
-            }
-        }
+        let all = whole_history(&admin, &to, &me).await.unwrap();
         let mut seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
         seqs.sort_unstable();
         seqs.dedup();

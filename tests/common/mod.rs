@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imserver::auth::ticket;
-use imserver::client::{Client, Profile};
+use imserver::client::{Client, ClientError, Message, Profile};
 use imserver::config::{AppConfig, Config, Durability, MultiDevicePolicy};
 use imserver::domain::ids::{AppId, UserId};
 use imserver::protocol::wire;
@@ -190,4 +190,23 @@ pub fn spawn_process(args: &[&str]) -> (Proc, String) {
     BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).unwrap();
     let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
     (Proc(child), addr)
+}
+
+/// A whole one-to-one conversation as `as_user` sees it with `peer`, read by an administrator
+/// newest page first (500 a page); the checkers of the crash tests compare it with their acks.
+pub async fn whole_history(admin: &Client, peer: &str, as_user: &str) -> Result<Vec<Message>, ClientError> {
+    let mut all = Vec::new();
+    let mut before = 0;
+    loop {
+        let (page, more) = admin.history(peer, before, 0, 500, Some(as_user)).await?;
+        if page.is_empty() {
+            break;
+        }
+        before = page.iter().map(|m| m.seq).min().unwrap() - 1;
+        all.extend(page);
+        if !more || before == 0 {
+            break;
+        }
+    }
+    Ok(all)
 }
