@@ -52,10 +52,11 @@ pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, head
 impl Shard {
     /// Loads `user`'s conversation list from the store the first time it is needed.
     pub(super) fn ensure_convs(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
-        let was_loaded = self.touch(app, user)?;
-        if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.convs.is_some() {
+        let e = self.touch(app, user)?;
+        if e.convs.is_some() {
             return Ok(());
         }
+        let was_loaded = e.loaded();
         let raw = self.store.user_convs(app, user).map_err(|e| {
             tracing::error!(error = %e, "loading a conversation list");
             DomainError::StorageUnavailable

@@ -145,10 +145,11 @@ fn storage(e: crate::store::StoreError) -> DomainError {
 impl Shard {
     /// Loads `user`'s friendship state from the store the first time it is needed.
     pub(super) fn ensure_social(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
-        let was_loaded = self.touch(app, user)?;
-        if self.users.get(&(app, user.clone())).ok_or(DomainError::UserNotFound)?.social.is_some() {
+        let e = self.touch(app, user)?;
+        if e.social.is_some() {
             return Ok(());
         }
+        let was_loaded = e.loaded();
         let (friends, blacks, requests, groups) = self.store.user_social(app, user).map_err(storage)?;
         let mut s = Social::default();
         for v in friends {

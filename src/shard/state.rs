@@ -69,7 +69,7 @@ impl UserEntry {
         }
     }
 
-    fn loaded(&self) -> bool {
+    pub fn loaded(&self) -> bool {
         self.convs.is_some() || self.social.is_some()
     }
 }
@@ -416,9 +416,9 @@ impl Shard {
 
     /// Marks `user`'s loaded state as used now, reading the user's stream heads on first use
     /// (every change to a stream goes through `ensure_convs` or `ensure_social`, which call
-    /// this first); returns whether conversations or friendship state were loaded before (the
-    /// caller loads what is missing and counts a newly loaded user with `loaded += 1`).
-    pub fn touch(&mut self, app: AppId, user: &UserId) -> Result<bool, DomainError> {
+    /// this first); returns the entry, in one lookup (the caller loads what is missing and
+    /// counts a user that had nothing loaded with `loaded += 1`).
+    pub fn touch(&mut self, app: AppId, user: &UserId) -> Result<&mut UserEntry, DomainError> {
         self.uses += 1;
         let stamp = self.uses;
         let e = self.users.get_mut(&(app, user.clone())).ok_or(DomainError::UserNotFound)?;
@@ -436,7 +436,7 @@ impl Shard {
             }
             e.heads_loaded = true;
         }
-        Ok(e.loaded())
+        Ok(e)
     }
 
     /// Over `limits.loaded_users_per_shard`: picks the least recently used offline users
