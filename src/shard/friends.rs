@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::domain::friend::{self, AddInfo, BlackEntry, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::message::Pair;
-use crate::domain::sync::Stream;
+use crate::domain::sync::{Heads, Stream};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::{FriendGroups, FriendPage, GroupOp, InboundAnswer, RelationAnswers, Reply};
@@ -142,7 +142,28 @@ fn storage(e: crate::store::StoreError) -> DomainError {
     DomainError::StorageUnavailable
 }
 
+/// Evaluates a `Result`; on an error, answers `reply` with it and returns from the handler.
+macro_rules! or_reply {
+    ($reply:expr, $r:expr) => {
+        match $r {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = $reply.send(Err(e));
+                return;
+            }
+        }
+    };
+}
+
 impl Shard {
+    /// `user`'s stream heads and friendship state (loaded if need be), to change them.
+    fn social_mut(&mut self, app: AppId, user: &UserId) -> Result<(&mut Heads, &mut Social), DomainError> {
+        self.ensure_social(app, user)?;
+        let e = self.users.get_mut(&(app, user.clone())).ok_or(DomainError::UserNotFound)?;
+        let s = e.social.as_mut().ok_or(DomainError::UserNotFound)?;
+        Ok((&mut e.heads, s))
+    }
+
     /// Loads `user`'s friendship state from the store the first time it is needed.
     pub(super) fn ensure_social(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
         let e = self.touch(app, user)?;
@@ -216,10 +237,7 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let max_groups = self.cfg.limits.max_friend_groups;
         let Some(s) = self.users.get_mut(&(app, user.clone())).and_then(|e| e.social.as_mut()) else { return };
         if matches!(op, GroupOp::Create | GroupOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
@@ -280,10 +298,7 @@ impl Shard {
         user: UserId,
         reply: Reply<Result<FriendGroups, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let out: FriendGroups = self
             .users
             .get(&(app, user))
@@ -385,10 +400,7 @@ impl Shard {
         by_admin: bool,
         reply: Reply<Result<InboundAnswer, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         if entry.rec.deleted {
             let _ = reply.send(Err(DomainError::UserDeleted));
@@ -517,10 +529,7 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<FriendEntry, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         if self.users.get(&(app, user.clone())).is_some_and(|e| e.rec.deleted) {
             let _ = reply.send(Err(DomainError::UserDeleted));
             return;
@@ -539,13 +548,8 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<Vec<UserId>, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         let peers: Vec<UserId> = match &peer {
             Some(p) if !s.friends.contains_key(p) => {
                 let _ = reply.send(Err(DomainError::NotFriends));
@@ -558,7 +562,7 @@ impl Shard {
         let mut frames = Vec::with_capacity(peers.len());
         for p in &peers {
             if let Some(f) = s.friends.remove(p) {
-                let seq = entry.heads.bump(Stream::Friends).0;
+                let seq = heads.bump(Stream::Friends).0;
                 batch.delete_friend(app, &user, p);
                 batch.put_stream_item(
                     app,
@@ -613,13 +617,8 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<FriendEntry, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         let Some(mut f) = s.friends.get(&peer).cloned() else {
             let _ = reply.send(Err(DomainError::NotFriends));
             return;
@@ -635,7 +634,7 @@ impl Shard {
             return;
         }
         let old = f.stream_seq;
-        f.stream_seq = entry.heads.bump(Stream::Friends).0;
+        f.stream_seq = heads.bump(Stream::Friends).0;
         let enc = f.encode();
         let mut batch = Batch::default();
         batch.put_friend(app, &user, &peer, enc.clone());
@@ -682,10 +681,7 @@ impl Shard {
         peer: UserId,
         reply: Reply<Result<(Option<FriendEntry>, bool), DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let s = self.users.get(&(app, user)).and_then(|e| e.social.as_ref());
         let out = s.map_or((None, false), |s| (s.friends.get(&peer).cloned(), s.blacks.contains_key(&peer)));
         self.after_pending(move |r| {
@@ -702,10 +698,7 @@ impl Shard {
         limit: usize,
         reply: Reply<Result<FriendPage, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let mut list: Vec<FriendEntry> = self
             .users
             .get(&(app, user))
@@ -734,22 +727,18 @@ impl Shard {
             let _ = reply.send(Err(DomainError::UserNotFound));
             return;
         }
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        let max_blacklist = self.cfg.limits.max_blacklist;
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         if s.blacks.contains_key(&peer) {
             let _ = reply.send(Err(DomainError::AlreadyInBlacklist));
             return;
         }
-        if s.blacks.len() >= self.cfg.limits.max_blacklist {
+        if s.blacks.len() >= max_blacklist {
             let _ = reply.send(Err(DomainError::LimitExceeded("blacklist entries")));
             return;
         }
-        let seq = entry.heads.bump(Stream::Blacklist).0;
+        let seq = heads.bump(Stream::Blacklist).0;
         let b = BlackEntry { peer: peer.clone(), create_ms: now_ms(), stream_seq: seq };
         let enc = b.encode();
         let replaced = s.black_tombs.remove(&peer);
@@ -769,18 +758,13 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         let Some(b) = s.blacks.remove(&peer) else {
             let _ = reply.send(Err(DomainError::NotInBlacklist));
             return;
         };
-        let seq = entry.heads.bump(Stream::Blacklist).0;
+        let seq = heads.bump(Stream::Blacklist).0;
         let mut batch = Batch::default();
         batch.delete_black(app, &user, &peer);
         batch.put_stream_item(
@@ -803,10 +787,7 @@ impl Shard {
         user: UserId,
         reply: Reply<Result<Vec<FriendRequest>, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        or_reply!(reply, self.ensure_social(app, &user));
         let list: Vec<FriendRequest> = self
             .users
             .get(&(app, user))
@@ -830,13 +811,9 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<FriendRequest, DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        let max_friends = self.cfg.limits.max_friends;
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         // Approving an approved request again (a retry after an interrupted approve) answers
         // it again, so the caller completes the requester's side.
         if let Some(r) = s.requests.get(&id).filter(|r| approve && r.state == wire::RequestState::Approved) {
@@ -854,7 +831,7 @@ impl Shard {
                 return;
             }
         };
-        if approve && !s.friends.contains_key(&req.from) && s.friends.len() >= self.cfg.limits.max_friends {
+        if approve && !s.friends.contains_key(&req.from) && s.friends.len() >= max_friends {
             let _ = reply.send(Err(DomainError::LimitExceeded("friends")));
             return;
         }
@@ -862,7 +839,7 @@ impl Shard {
         req.state = if approve { wire::RequestState::Approved } else { wire::RequestState::Rejected };
         req.read = true;
         req.update_ms = now_ms();
-        req.stream_seq = entry.heads.bump(Stream::FriendRequests).0;
+        req.stream_seq = heads.bump(Stream::FriendRequests).0;
         let enc = req.encode();
         let mut batch = Batch::default();
         batch.put_friend_request(app, &user, id, enc.clone());
@@ -917,19 +894,14 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        if let Err(e) = self.ensure_social(app, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
         let targets = self.devices_but(app, &user, origin);
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let Some(s) = entry.social.as_mut() else { return };
+        let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         let mut batch = Batch::default();
         let mut frames = Vec::new();
         for r in s.requests.values_mut().filter(|r| !r.read) {
             let old = r.stream_seq;
             r.read = true;
-            r.stream_seq = entry.heads.bump(Stream::FriendRequests).0;
+            r.stream_seq = heads.bump(Stream::FriendRequests).0;
             let enc = r.encode();
             batch.put_friend_request(app, &user, r.id, enc.clone());
             batch.put_stream_item(
