@@ -156,6 +156,11 @@ macro_rules! or_reply {
 }
 
 impl Shard {
+    /// `user`'s friendship state (loaded if need be), to read it.
+    fn social(&mut self, app: AppId, user: &UserId) -> Result<&Social, DomainError> {
+        Ok(self.social_mut(app, user)?.1)
+    }
+
     /// `user`'s stream heads and friendship state (loaded if need be), to change them.
     fn social_mut(&mut self, app: AppId, user: &UserId) -> Result<(&mut Heads, &mut Social), DomainError> {
         self.ensure_social(app, user)?;
@@ -237,9 +242,8 @@ impl Shard {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        or_reply!(reply, self.ensure_social(app, &user));
         let max_groups = self.cfg.limits.max_friend_groups;
-        let Some(s) = self.users.get_mut(&(app, user.clone())).and_then(|e| e.social.as_mut()) else { return };
+        let (_, s) = or_reply!(reply, self.social_mut(app, &user));
         if matches!(op, GroupOp::Create | GroupOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
             let _ = reply.send(Err(DomainError::NotFriends));
             return;
@@ -298,13 +302,8 @@ impl Shard {
         user: UserId,
         reply: Reply<Result<FriendGroups, DomainError>>,
     ) {
-        or_reply!(reply, self.ensure_social(app, &user));
-        let out: FriendGroups = self
-            .users
-            .get(&(app, user))
-            .and_then(|e| e.social.as_ref())
-            .map(|s| s.groups.iter().map(|(n, m)| (n.clone(), m.iter().cloned().collect())).collect())
-            .unwrap_or_default();
+        let s = or_reply!(reply, self.social(app, &user));
+        let out: FriendGroups = s.groups.iter().map(|(n, m)| (n.clone(), m.iter().cloned().collect())).collect();
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| out));
         })
@@ -660,12 +659,9 @@ impl Shard {
     ) {
         let mut out = Vec::with_capacity(pairs.len());
         for (owner, peer) in pairs {
-            if self.ensure_social(app, &owner).is_err() {
-                out.push(((owner, peer), (false, false)));
-                continue;
-            }
-            let s = self.users.get(&(app, owner.clone())).and_then(|e| e.social.as_ref());
-            let rel = s.map_or((false, false), |s| (s.friends.contains_key(&peer), s.blacks.contains_key(&peer)));
+            // A store failure fails the check rather than answering "no relation".
+            let s = or_reply!(reply, self.social(app, &owner));
+            let rel = (s.friends.contains_key(&peer), s.blacks.contains_key(&peer));
             out.push(((owner, peer), rel));
         }
         self.after_pending(move |r| {
@@ -681,9 +677,8 @@ impl Shard {
         peer: UserId,
         reply: Reply<Result<(Option<FriendEntry>, bool), DomainError>>,
     ) {
-        or_reply!(reply, self.ensure_social(app, &user));
-        let s = self.users.get(&(app, user)).and_then(|e| e.social.as_ref());
-        let out = s.map_or((None, false), |s| (s.friends.get(&peer).cloned(), s.blacks.contains_key(&peer)));
+        let s = or_reply!(reply, self.social(app, &user));
+        let out = (s.friends.get(&peer).cloned(), s.blacks.contains_key(&peer));
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| out));
         })
@@ -698,13 +693,8 @@ impl Shard {
         limit: usize,
         reply: Reply<Result<FriendPage, DomainError>>,
     ) {
-        or_reply!(reply, self.ensure_social(app, &user));
-        let mut list: Vec<FriendEntry> = self
-            .users
-            .get(&(app, user))
-            .and_then(|e| e.social.as_ref())
-            .map(|s| s.friends.values().filter(|f| f.stream_seq > after).cloned().collect())
-            .unwrap_or_default();
+        let s = or_reply!(reply, self.social(app, &user));
+        let mut list: Vec<FriendEntry> = s.friends.values().filter(|f| f.stream_seq > after).cloned().collect();
         list.sort_by_key(|f| f.stream_seq);
         let more = list.len() > limit;
         list.truncate(limit);
@@ -787,13 +777,8 @@ impl Shard {
         user: UserId,
         reply: Reply<Result<Vec<FriendRequest>, DomainError>>,
     ) {
-        or_reply!(reply, self.ensure_social(app, &user));
-        let list: Vec<FriendRequest> = self
-            .users
-            .get(&(app, user))
-            .and_then(|e| e.social.as_ref())
-            .map(|s| s.requests.values().cloned().collect())
-            .unwrap_or_default();
+        let s = or_reply!(reply, self.social(app, &user));
+        let list: Vec<FriendRequest> = s.requests.values().cloned().collect();
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| list));
         })
