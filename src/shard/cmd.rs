@@ -304,13 +304,13 @@ pub enum ShardCmd {
 
     // ---- one-to-one messages: run by a user's shard ----
     /// Record a message in `user`'s streams and conversation list, then push it to the user's
-    /// devices (but `exclude`, the sending device). `replay` = re-driven after a restart.
+    /// devices (but `exclude`, the sending device). Also re-driven at start-up from fan-out
+    /// records, which needs no flag: a record still there was never recorded.
     Deliver {
         app: AppId,
         user: UserId,
         msg: Arc<MessageRecord>,
         exclude: Option<ConnId>,
-        replay: bool,
     },
     /// Record a recall in `user`'s streams and push it.
     Recalled {
@@ -318,7 +318,6 @@ pub enum ShardCmd {
         user: UserId,
         msg: Arc<MessageRecord>,
         by: UserId,
-        replay: bool,
     },
     /// Tell `user` (a sender) that `by` received message `server_id`.
     Receipt {

@@ -225,15 +225,8 @@ impl Shard {
             user,
             msg: msg.clone(),
             exclude: Some(exclude),
-            replay: false,
         });
-        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver {
-            app,
-            user,
-            msg: msg.clone(),
-            exclude: None,
-            replay: false,
-        });
+        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver { app, user, msg: msg.clone(), exclude: None });
     }
 
     /// Remembers where a message sits in a user's Messages stream (bounded, oldest dropped).
@@ -299,13 +292,7 @@ impl Shard {
         })
         .await;
         for u in [tomb.from.clone(), tomb.to.clone()] {
-            self.route_user(app, &u, |user| ShardCmd::Recalled {
-                app,
-                user,
-                msg: tomb.clone(),
-                by: by.clone(),
-                replay: false,
-            });
+            self.route_user(app, &u, |user| ShardCmd::Recalled { app, user, msg: tomb.clone(), by: by.clone() });
         }
     }
 
@@ -351,28 +338,21 @@ impl Shard {
     }
 
     /// Records a message in `user`'s Messages stream and conversation list, then pushes it.
-    pub(super) async fn deliver(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        msg: Arc<MessageRecord>,
-        exclude: Option<ConnId>,
-        replay: bool,
-    ) {
+    pub(super) async fn deliver(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, exclude: Option<ConnId>) {
         let item = msg.server_id.to_be_bytes();
         let mut batch = Batch::default();
         // The fan-out record goes in the same batch as the stream entries: a replayed
         // delivery (its record still there) was never recorded, so it cannot be a duplicate.
         batch.delete_fanout(app, &user, msg.server_id, 0);
-        let _ = replay;
-        if self.ensure_convs(app, &user).is_err() || !self.users.contains_key(&(app, user.clone())) {
-            // The user is gone or the store failed: nothing to record (the fan-out record
-            // stays when the store failed, so a restart retries).
-            if self.users.contains_key(&(app, user.clone())) {
+        match self.ensure_convs(app, &user) {
+            Ok(()) => {}
+            // The user is gone: nothing to record, only the fan-out record to drop.
+            Err(DomainError::UserNotFound) => {
+                self.commit(batch, |_| {}).await;
                 return;
             }
-            self.commit(batch, |_| {}).await;
-            return;
+            // The store failed: the fan-out record stays, so a restart retries.
+            Err(_) => return,
         }
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
@@ -420,14 +400,7 @@ impl Shard {
     /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.
     /// A replay after a restart needs no special care: recording a recall twice leaves one
     /// tombstone in the stream.
-    pub(super) async fn recalled(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        msg: Arc<MessageRecord>,
-        by: UserId,
-        _replay: bool,
-    ) {
+    pub(super) async fn recalled(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, by: UserId) {
         let mut batch = Batch::default();
         batch.delete_fanout(app, &user, msg.server_id, 1);
         if self.ensure_convs(app, &user).is_err() {

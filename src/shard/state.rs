@@ -192,10 +192,10 @@ pub(super) fn load(
                 let s = router.user_shard(app, &user);
                 let msg = Arc::new(m);
                 shards[s].local.push_back(if kind == 0 {
-                    ShardCmd::Deliver { app, user, msg, exclude: None, replay: true }
+                    ShardCmd::Deliver { app, user, msg, exclude: None }
                 } else {
                     let by = msg.from.clone();
-                    ShardCmd::Recalled { app, user, msg, by, replay: true }
+                    ShardCmd::Recalled { app, user, msg, by }
                 });
             }
             _ => missing += 1,
@@ -364,10 +364,8 @@ impl Shard {
             ShardCmd::History { app, pair, before, after, limit, reply } => {
                 self.history(app, pair, before, after, limit, reply)
             }
-            ShardCmd::Deliver { app, user, msg, exclude, replay } => {
-                self.deliver(app, user, msg, exclude, replay).await
-            }
-            ShardCmd::Recalled { app, user, msg, by, replay } => self.recalled(app, user, msg, by, replay).await,
+            ShardCmd::Deliver { app, user, msg, exclude } => self.deliver(app, user, msg, exclude).await,
+            ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
             ShardCmd::Receipt { app, user, by, server_id, seq, server_sent, reply } => {
                 self.receipt(app, user, by, server_id, seq, server_sent, reply)
             }
