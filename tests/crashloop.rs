@@ -14,7 +14,7 @@ use imserver::protocol::wire;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{spawn_process, whole_history, Proc};
+use common::{spawn_process, whole_history, write_config, Proc};
 
 const APP: u32 = 1400000009;
 const SECRET: &str = "crash-secret";
@@ -47,9 +47,7 @@ async fn crash_loop_keeps_every_acknowledged_message_exactly_once() {
     let cycles: usize = std::env::var("IMSERVER_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"))
-        .unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "shards = 2");
     let pairs = [("s0", "r0"), ("s1", "r0"), ("s2", "r1")];
     let mut senders: Vec<Sender> = pairs.iter().map(|_| Sender::default()).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);

@@ -13,7 +13,7 @@ use imserver::client::{Client, Profile};
 use imserver::protocol::wire::{self, ErrorCode};
 
 mod common;
-use common::{now_secs, spawn_process, whole_history, Proc};
+use common::{now_secs, spawn_process, whole_history, write_config, Proc};
 
 const APP: u32 = 1400000015;
 const SECRET: &str = "disk-secret";
@@ -34,9 +34,7 @@ async fn login(addr: &str, user: &str) -> Client {
 async fn a_full_disk_refuses_writes_with_a_typed_error_and_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"))
-        .unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "shards = 2");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"));
     cmd.args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -12,7 +12,7 @@ use imserver::client::{Client, Profile, ProfileChange};
 use imserver::protocol::wire::{self, SyncStream};
 
 mod common;
-use common::{now_secs, Proc};
+use common::{now_secs, write_config, Proc};
 
 const APP: u32 = 1400000017;
 const SECRET: &str = "evict-secret";
@@ -53,15 +53,7 @@ async fn view(addr: &str, user: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_users_state_is_evicted_and_reloads_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "shards = 1\n[limits]\nloaded_users_per_shard = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\n\
-             admins = [\"admin\"]\n"
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "shards = 1\n[limits]\nloaded_users_per_shard = 2");
     let log = tmp.path().join("server.log");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"))
         .args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()])

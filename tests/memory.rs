@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod common;
-use common::{now_secs, spawn_process};
+use common::{now_secs, spawn_process, write_config};
 
 const APP: u32 = 1400000011;
 const SECRET: &str = "memory-secret";
@@ -119,15 +119,13 @@ async fn abuse(addr: &str, pid: u32, round: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_returns_to_its_level_after_rounds_of_abuse() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "shards = 2\ndurability = \"wal\"\n[limits]\nrequests_per_sec = 20000\nrequest_burst = 1000\n\
-             rate_limit_strikes = 500\noutbound_queue = 256\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        APP,
+        SECRET,
+        "shards = 2\ndurability = \"wal\"\n[limits]\nrequests_per_sec = 20000\nrequest_burst = 1000\n\
+         rate_limit_strikes = 500\noutbound_queue = 256",
+    );
     let data = tmp.path().join("data");
     let (p, addr) = spawn_process(&["--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     let pid = p.0.id();

@@ -24,7 +24,7 @@ use imserver::client::{Client, Profile};
 use imserver::protocol::wire;
 
 mod common;
-use common::{spawn_process, whole_history, Proc};
+use common::{spawn_process, whole_history, write_config, Proc};
 
 const APP: u32 = 1400000013;
 const SECRET: &str = "power-secret";
@@ -171,15 +171,12 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
     let _turn = ONE_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "shards = 2\ndurability = \"{durability}\"\nwal_sync_ms = {wal_sync_ms}\n[[apps]]\nid = {APP}\n\
-             secret = \"{SECRET}\"\nadmins = [\"admin\"]\n"
-        ),
-    )
-    .unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        APP,
+        SECRET,
+        &format!("shards = 2\ndurability = \"{durability}\"\nwal_sync_ms = {wal_sync_ms}"),
+    );
     let trace = tmp.path().join("strace.out");
     let mut strace = std::process::Command::new("strace")
         .args(["-f", "-ttt", "-y", "-s", "0", "-e", "trace=write,pwrite64,writev,fdatasync,fsync", "-o"])

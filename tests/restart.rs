@@ -56,9 +56,7 @@ fn spawn_server(dir: &std::path::Path, cfg: &std::path::Path) -> (Proc, String) 
 async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"))
-        .unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "shards = 2");
     let (mut proc_, addr) = spawn_server(&data, &cfg);
 
     // Four writers import users one at a time and record every acknowledged one.
@@ -107,8 +105,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_user() {
 async fn sigterm_closes_clients_with_a_reason_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n")).unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "");
     let (mut p, addr) = spawn_server(&data, &cfg);
     let mut c = Client::connect(&addr).await.unwrap();
     c.login(APP, "admin", &ticket_for(APP, "admin", SECRET), wire::ClientType::Backend, "b").await.unwrap();
@@ -142,9 +139,7 @@ fn send_signal(pid: i32, sig: i32) -> i32 {
 async fn kill_9_during_a_burst_of_sends_keeps_every_acked_message_once_without_gaps() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = tmp.path().join("imserver.toml");
-    std::fs::write(&cfg, format!("shards = 2\n[[apps]]\nid = {APP}\nsecret = \"{SECRET}\"\nadmins = [\"admin\"]\n"))
-        .unwrap();
+    let cfg = write_config(tmp.path(), APP, SECRET, "shards = 2");
     let (mut proc_, addr) = spawn_server(&data, &cfg);
     {
         let c = Client::connect(&addr).await.unwrap();

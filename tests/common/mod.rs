@@ -210,3 +210,12 @@ pub async fn whole_history(admin: &Client, peer: &str, as_user: &str) -> Result<
     }
     Ok(all)
 }
+
+/// Writes `dir/imserver.toml` for the real-process tests: `top` (top-level keys and tables
+/// such as `[limits]`), then one app with `secret` and the administrator "admin".
+pub fn write_config(dir: &Path, app: u32, secret: &str, top: &str) -> PathBuf {
+    let path = dir.join("imserver.toml");
+    std::fs::write(&path, format!("{top}\n[[apps]]\nid = {app}\nsecret = \"{secret}\"\nadmins = [\"admin\"]\n"))
+        .expect("writing the test config");
+    path
+}
