@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use crate::protocol::{self, wire};
 pub use calls::ConversationPage;
@@ -126,14 +126,7 @@ impl Client {
         });
         let w = waiters.clone();
         tokio::spawn(async move {
-            let mut reader = FramedRead::new(
-                rd,
-                LengthDelimitedCodec::builder()
-                    .big_endian()
-                    .length_field_length(4)
-                    .max_frame_length(MAX_SERVER_FRAME)
-                    .new_codec(),
-            );
+            let mut reader = FramedRead::new(rd, protocol::frame_codec(MAX_SERVER_FRAME));
             while let Some(Ok(buf)) = reader.next().await {
                 let Some(frame) = Frame::new(buf.freeze()) else {
                     break;
