@@ -112,12 +112,13 @@ fn parse(trace: &Path) -> Trace {
             let Some(path) = fd_path(rest).filter(|p| is_wal(p)) else { continue };
             let at_start = t.wals.get(&path).map_or(0, |w| w.written);
             let unfinished = rest.strip_suffix(" <unfinished ...>");
-            let asked = match unfinished {
-                Some(args) if name.starts_with("write") => {
-                    // writev's size is not on the line: count it as "anything".
-                    args.rsplit(", ").next().and_then(|n| n.parse().ok()).unwrap_or(1 << 40)
-                }
-                _ => 0,
+            // The arguments: up to `<unfinished ...>` or to `) = RESULT`.
+            let args = unfinished.or_else(|| rest.rsplit_once(") = ").map(|(a, _)| a)).unwrap_or(rest);
+            let asked = if name.starts_with("write") {
+                // writev's size is not on the line: count it as "anything".
+                args.rsplit(", ").next().and_then(|n| n.parse().ok()).unwrap_or(1 << 40)
+            } else {
+                0
             };
             let p = Pending { call: name.to_string(), path, start_us: ts_us(ts), at_start, asked };
             if unfinished.is_some() {
@@ -127,8 +128,14 @@ fn parse(trace: &Path) -> Trace {
             }
             (p, rest.rsplit(" = ").next().unwrap().to_string())
         };
-        let ok: i64 = result.split_whitespace().next().unwrap().parse().unwrap_or(-1);
+        let result = result.split_whitespace().next().unwrap_or("");
         let w = t.wals.entry(p.path).or_default();
+        // `= ?`: the kill came while the call ran. A write may or may not have reached the file.
+        if result == "?" {
+            w.unfinished += p.asked;
+            continue;
+        }
+        let ok: i64 = result.parse().unwrap_or(-1);
         match p.call.as_str() {
             "write" | "writev" if ok > 0 => w.written += ok as u64,
             "pwrite64" => panic!("a positioned WAL write: this model of the WAL does not hold"),
@@ -300,4 +307,29 @@ async fn control_without_wal_syncs_a_power_loss_loses_acknowledged_messages() {
     let (total, before, after, _, _) = run("wal", 0).await;
     assert!(total >= 100, "too few messages to tell: {total}");
     assert!(before + after > 0, "the simulated power loss dropped nothing: it simulates nothing");
+}
+
+/// The parser's reading of the three ways strace shows a write the kill interrupted.
+#[test]
+fn the_trace_parser_counts_writes_cut_by_the_kill_as_in_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t");
+    std::fs::write(
+        &trace,
+        "  101 1.000000 write(5</d/000004.log>, \"\"..., 100) = 100\n\
+           101 1.000010 fdatasync(5</d/000004.log>) = 0\n\
+           101 1.000020 write(5</d/000004.log>, \"\"..., 30) = 30\n\
+           102 1.000030 write(5</d/000004.log>, \"\"..., 40 <unfinished ...>\n\
+           101 1.000040 write(7</d/other.sst>, \"\"..., 999) = 999\n\
+           102 1.000050 <... write resumed>) = ?\n\
+           103 1.000060 write(5</d/000004.log>, \"\"..., 50) = ?\n\
+           104 1.000070 write(5</d/000004.log>, \"\"..., 60 <unfinished ...>\n\
+           102 1.000080 +++ killed by SIGKILL +++\n",
+    )
+    .unwrap();
+    let t = parse(&trace);
+    let w = &t.wals[Path::new("/d/000004.log")];
+    assert_eq!((w.written, w.synced, w.unfinished), (130, 100, 40 + 50 + 60));
+    assert_eq!((t.syncs, t.last_sync_start_us), (1, 1_000_010));
+    assert_eq!(t.wals.len(), 1, "only .log files are WALs");
 }
