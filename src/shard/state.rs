@@ -1,6 +1,7 @@
 //! One shard: its in-memory state, its loop, and the helpers every handler uses to make a
 //! change durable before anyone hears of it.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,6 +28,20 @@ pub(super) type IdemKey = (AppId, UserId, UserId, String);
 
 /// Commands taken from the inbox per wake-up.
 const DRAIN: usize = 256;
+
+/// A shard's open group is handed to the writer early once it holds this many operations.
+const GROUP_OPS: usize = 4096;
+
+/// What a commit runs once it is durable (or failed).
+type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
+
+/// The commits a shard made since its last flush: written as one, at the end of each batch of
+/// commands (`Shard::flush`), so a drain of 256 deliveries costs the writer one hand-off.
+#[derive(Default)]
+pub(super) struct Group {
+    batch: Batch,
+    thens: Vec<Then>,
+}
 
 pub(super) struct Device {
     pub outbox: Outbox,
@@ -80,9 +95,14 @@ pub(super) struct Shard {
     pub store: Store,
     pub committer: Committer,
     pub router: Router,
-    /// Commits submitted and not yet durable. While non-zero, replies that read state wait
-    /// behind them (see `after_pending`).
+    /// Commits made (buffered or submitted) and not yet durable. While non-zero, replies that
+    /// read state wait behind them (see `after_pending`).
     pub inflight: Arc<AtomicUsize>,
+    /// Commits made since the last flush, not yet handed to the writer.
+    pub group: RefCell<Group>,
+    /// Cross-shard commands sent while commits were buffered: they go out after those commits
+    /// are handed to the writer, so whatever they cause can never be durable first.
+    pub held: Vec<(usize, ShardCmd)>,
     pub users: HashMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
@@ -138,6 +158,8 @@ pub(super) fn load(
             committer: committer.clone(),
             router: router.clone(),
             inflight: Arc::new(AtomicUsize::new(0)),
+            group: RefCell::new(Group::default()),
+            held: Vec::new(),
             users: HashMap::new(),
             deferred: VecDeque::new(),
             expiries: BTreeMap::new(),
@@ -230,6 +252,9 @@ pub(super) fn run(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // What the last batch of commands committed goes to the writer as one group
+            // before the shard waits for more (or takes the next batch).
+            shard.flush().await;
             // Over the deferred bound, stop taking session commands (their senders wait: the
             // backpressure reaches the clients) until the other shards have taken our output.
             // Commands from other shards are always taken.
@@ -249,6 +274,7 @@ pub(super) fn run(
                         shard.run_local().await;
                     }
                     shard.flush_convs().await;
+                    shard.flush().await;
                     break;
                 }
                 // The tick before the inboxes, so a busy shard still flushes and expires.
@@ -484,19 +510,49 @@ impl Shard {
         tracing::debug!(shard = self.id, dropped, loaded = self.loaded, "evicted idle users' loaded state");
     }
 
-    /// Submits `batch`; `then` runs on the writer thread once it is durable (or failed).
+    /// Commits `batch`; `then` runs on the writer thread once it is durable (or failed). The
+    /// batch joins the shard's open group, written with the rest of this batch of commands
+    /// (`flush`); a group that grows past `GROUP_OPS` is handed over at once.
     pub async fn commit(&self, batch: Batch, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        let full = {
+            let mut g = self.group.borrow_mut();
+            g.batch.append(batch);
+            g.thens.push(Box::new(then));
+            g.batch.len() >= GROUP_OPS
+        };
+        if full {
+            self.submit_group().await;
+        }
+    }
+
+    /// Hands the open group to the writer (waiting while its queue is full).
+    async fn submit_group(&self) {
+        let Group { batch, thens } = std::mem::take(&mut *self.group.borrow_mut());
+        if thens.is_empty() {
+            return;
+        }
         let inflight = self.inflight.clone();
-        inflight.fetch_add(1, Ordering::AcqRel);
         self.committer
             .commit(
                 batch,
                 Box::new(move |r| {
-                    inflight.fetch_sub(1, Ordering::AcqRel);
-                    then(r.map_err(|_| DomainError::StorageUnavailable))
+                    inflight.fetch_sub(thens.len(), Ordering::AcqRel);
+                    let r = r.map_err(|_| DomainError::StorageUnavailable);
+                    for then in thens {
+                        then(r.clone());
+                    }
                 }),
             )
             .await;
+    }
+
+    /// Writes the open group, then sends the cross-shard commands held behind it.
+    pub async fn flush(&mut self) {
+        self.submit_group().await;
+        for (shard, cmd) in std::mem::take(&mut self.held) {
+            self.send_now(shard, cmd);
+        }
     }
 
     /// Runs `then` once every commit this shard already submitted is durable: right away when
@@ -531,8 +587,17 @@ impl Shard {
         }
     }
 
-    /// Sends to another shard without waiting; a full inbox defers the command.
+    /// Sends to another shard without waiting, once the commits made so far are handed to
+    /// the writer (`flush`); a full inbox defers the command.
     pub fn send_to_shard(&mut self, shard: usize, cmd: ShardCmd) {
+        if !self.held.is_empty() || !self.group.get_mut().thens.is_empty() {
+            self.held.push((shard, cmd));
+            return;
+        }
+        self.send_now(shard, cmd);
+    }
+
+    fn send_now(&mut self, shard: usize, cmd: ShardCmd) {
         if !self.deferred.is_empty() {
             // Keep order behind what is already deferred.
             self.defer(shard, cmd);

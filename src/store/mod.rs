@@ -75,6 +75,15 @@ impl Batch {
         self.ops.len()
     }
 
+    /// Adds `other`'s operations after this batch's.
+    pub fn append(&mut self, mut other: Batch) {
+        if self.ops.is_empty() {
+            std::mem::swap(&mut self.ops, &mut other.ops);
+        } else {
+            self.ops.append(&mut other.ops);
+        }
+    }
+
     pub fn put_user(&mut self, app: AppId, user: &UserId, record: Vec<u8>) {
         self.ops.push(Op::Put(keys::CF_USERS, keys::user(app, user), record));
     }
