@@ -25,9 +25,12 @@ struct Args {
     /// sync (fdatasync before every ack, the default) or wal (survives a process crash only).
     #[arg(long)]
     durability: Option<Durability>,
-    /// Number of shards (default: number of cores).
+    /// Number of shards (default: half the cores, at least 1).
     #[arg(long)]
     shards: Option<usize>,
+    /// Threads running connections (default: half the cores, at least 1).
+    #[arg(long)]
+    io_threads: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,8 +58,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(s) = args.shards {
         cfg.shards = s;
     }
+    if let Some(n) = args.io_threads {
+        cfg.io_threads = n;
+    }
     raise_nofile(cfg.limits.max_connections);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cfg.io_thread_count()).enable_all().build()?;
     rt.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
