@@ -187,6 +187,11 @@ pub fn recall(
     Ok(t)
 }
 
+/// The shard that issued a server message id.
+pub fn id_shard(server_id: u64) -> u8 {
+    ((server_id >> 16) & 0x3f) as u8
+}
+
 /// Server message ids: milliseconds (42 bits) · shard (6 bits) · counter (16 bits), and never
 /// below the last one issued, so they grow per shard and differ across shards.
 #[derive(Debug, Clone)]
@@ -198,6 +203,22 @@ pub struct IdGen {
 impl IdGen {
     pub fn new(shard: usize) -> IdGen {
         IdGen { shard: (shard as u64) & 0x3f, last: 0 }
+    }
+
+    /// An id generator whose ids are all above `max` (the highest id already stored), even if
+    /// the clock went back since it was issued.
+    pub fn after(shard: usize, max: u64) -> IdGen {
+        let mut g = IdGen::new(shard);
+        if max > 0 {
+            // The millisecond after `max`'s, counter 0: `next` issues ids above this.
+            g.last = (((max >> 22) + 1) << 22) | (g.shard << 16);
+        }
+        g
+    }
+
+    /// The last id issued (or the floor it started after).
+    pub fn last(&self) -> u64 {
+        self.last
     }
 
     pub fn next(&mut self, now_ms: u64) -> u64 {
@@ -308,7 +329,23 @@ mod tests {
             let x = c.next(7);
             assert!(x > prev);
             assert_eq!((x >> 16) & 0x3f, 3, "shard bits stay");
+            assert_eq!(id_shard(x), 3);
             prev = x;
         }
+    }
+
+    #[test]
+    fn a_generator_started_after_the_newest_id_issues_only_ids_above_it() {
+        // The newest stored id came from shard 5, in a later millisecond than the clock now says.
+        let newest = IdGen::new(5).next(9_000);
+        for shard in [0, 5, 9] {
+            let mut g = IdGen::after(shard, newest);
+            assert!(g.last() > newest, "marks taken before the first send cover nothing stored");
+            let first = g.next(1_000);
+            assert!(first > newest);
+            assert_eq!(id_shard(first), shard as u8);
+            assert!(g.next(20_000) > first, "a clock that catches up moves on");
+        }
+        assert_eq!(IdGen::after(2, 0).last(), 0);
     }
 }

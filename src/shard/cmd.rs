@@ -304,13 +304,21 @@ pub enum ShardCmd {
 
     // ---- one-to-one messages: run by a user's shard ----
     /// Record a message in `user`'s streams and conversation list, then push it to the user's
-    /// devices (but `exclude`, the sending device). Also re-driven at start-up from fan-out
-    /// records, which needs no flag: a record still there was never recorded.
+    /// devices (but `exclude`, the sending device). A live delivery advances the user shard's
+    /// delivery mark for the message's source shard; one re-driven at start-up from a fan-out
+    /// record (`from_record`) deletes that record instead.
     Deliver {
         app: AppId,
         user: UserId,
         msg: Arc<MessageRecord>,
         exclude: Option<ConnId>,
+        from_record: bool,
+    },
+    /// Shard `source` has sent this shard every delivery of a message with a server id up to
+    /// `upto` (sent once a second, behind those deliveries): the delivery mark may move there.
+    DeliveredUpTo {
+        source: u8,
+        upto: u64,
     },
     /// Record a recall in `user`'s streams and push it.
     Recalled {

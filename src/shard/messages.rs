@@ -131,7 +131,7 @@ impl Shard {
     }
 
     /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
-    /// message + its id index + idempotency record + both deliveries in one batch, acks
+    /// message + its id index + idempotency record in one batch, acks
     /// the sender once that is durable, and hands the deliveries to the users' shards.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
@@ -203,8 +203,6 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_message(app, &pair.lo, &pair.hi, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
-        batch.put_fanout(app, &msg.from, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
-        batch.put_fanout(app, &msg.to, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
         self.conv_heads.insert((app, pair), msg.seq);
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
@@ -225,8 +223,15 @@ impl Shard {
             user,
             msg: msg.clone(),
             exclude: Some(exclude),
+            from_record: false,
         });
-        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver { app, user, msg: msg.clone(), exclude: None });
+        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver {
+            app,
+            user,
+            msg: msg.clone(),
+            exclude: None,
+            from_record: false,
+        });
     }
 
     /// Remembers where a message sits in a user's Messages stream (bounded, oldest dropped).
@@ -338,21 +343,47 @@ impl Shard {
     }
 
     /// Records a message in `user`'s Messages stream and conversation list, then pushes it.
-    pub(super) async fn deliver(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, exclude: Option<ConnId>) {
+    ///
+    /// What makes a crash between the message's commit and this one harmless: a live delivery
+    /// moves this shard's delivery mark for the message's source shard (`Shard::mark_delivered`,
+    /// written in the same group as the stream entries), and start-up re-drives what is above
+    /// the marks; a re-driven delivery deletes its fan-out record in the same batch instead.
+    /// Either way a delivery recorded once is never recorded again.
+    pub(super) async fn deliver(
+        &mut self,
+        app: AppId,
+        user: UserId,
+        msg: Arc<MessageRecord>,
+        exclude: Option<ConnId>,
+        from_record: bool,
+    ) {
         let item = msg.server_id.to_be_bytes();
         let mut batch = Batch::default();
-        // The fan-out record goes in the same batch as the stream entries: a replayed
-        // delivery (its record still there) was never recorded, so it cannot be a duplicate.
-        batch.delete_fanout(app, &user, msg.server_id, 0);
+        if from_record {
+            batch.delete_fanout(app, &user, msg.server_id, 0);
+        } else {
+            self.mark_delivered(msg.server_id);
+        }
         match self.ensure_convs(app, &user) {
             Ok(()) => {}
-            // The user is gone: nothing to record, only the fan-out record to drop.
+            // The user is gone: nothing to record (but the fan-out record to drop).
             Err(DomainError::UserNotFound) => {
-                self.commit(batch, |_| {}).await;
+                if from_record {
+                    self.commit(batch, |_| {}).await;
+                }
                 return;
             }
-            // The store failed: the fan-out record stays, so a restart retries.
-            Err(_) => return,
+            // The store failed: a fan-out record makes a restart retry this delivery.
+            Err(_) => {
+                if !from_record {
+                    if let Some(pair) = msg.pair() {
+                        let mut b = Batch::default();
+                        b.put_fanout(app, &user, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
+                        self.commit(b, |_| {}).await;
+                    }
+                }
+                return;
+            }
         }
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };

@@ -43,6 +43,20 @@ pub(super) struct Group {
     thens: Vec<Then>,
 }
 
+/// This shard's delivery marks, by source shard: how far it has recorded the deliveries each
+/// shard sent it (`recorded`), and what the store has (`written`). A group carries the marks
+/// that moved, so they are durable exactly when the stream entries they cover are.
+pub(super) struct Marks {
+    recorded: [u64; 64],
+    written: [u64; 64],
+}
+
+impl Default for Marks {
+    fn default() -> Self {
+        Marks { recorded: [0; 64], written: [0; 64] }
+    }
+}
+
 pub(super) struct Device {
     pub outbox: Outbox,
     pub client_type: ClientType,
@@ -100,6 +114,7 @@ pub(super) struct Shard {
     pub inflight: Arc<AtomicUsize>,
     /// Commits made since the last flush, not yet handed to the writer.
     pub group: RefCell<Group>,
+    pub marks: RefCell<Marks>,
     /// Cross-shard commands sent while commits were buffered: they go out after those commits
     /// are handed to the writer, so whatever they cause can never be durable first.
     pub held: Vec<(usize, ShardCmd)>,
@@ -159,6 +174,7 @@ pub(super) fn load(
             router: router.clone(),
             inflight: Arc::new(AtomicUsize::new(0)),
             group: RefCell::new(Group::default()),
+            marks: RefCell::new(Marks::default()),
             held: Vec::new(),
             users: HashMap::new(),
             deferred: VecDeque::new(),
@@ -203,6 +219,10 @@ pub(super) fn load(
         // Expired ones too: the first tick deletes them from the store.
         shard.expiries.entry(until).or_default().push((app, target, sub));
     })?;
+    let newest = recover_deliveries(store, n)?;
+    for sh in shards.iter_mut() {
+        sh.ids = IdGen::after(sh.id, newest);
+    }
     // Deliveries that were durable but not yet recorded by the user's shard when the process
     // stopped: re-drive them first thing (the user's shard skips what it already has).
     let mut replays = 0usize;
@@ -214,7 +234,7 @@ pub(super) fn load(
                 let s = router.user_shard(app, &user);
                 let msg = Arc::new(m);
                 shards[s].local.push_back(if kind == 0 {
-                    ShardCmd::Deliver { app, user, msg, exclude: None }
+                    ShardCmd::Deliver { app, user, msg, exclude: None, from_record: true }
                 } else {
                     let by = msg.from.clone();
                     ShardCmd::Recalled { app, user, msg, by }
@@ -228,6 +248,49 @@ pub(super) fn load(
         tracing::info!(replays, missing, "re-driving unrecorded deliveries");
     }
     Ok(shards)
+}
+
+/// Finds the deliveries that were durable (their message is) but not recorded in their
+/// user's stream when the process stopped: those of messages above the delivery floor that no
+/// delivery mark covers. Each gets a fan-out record, re-driven at start like any other. Then
+/// the marks start over, for `shards` shards, above a new floor: the newest message id, which
+/// is returned. One synced write, before any shard runs.
+fn recover_deliveries(store: &Store, shards: usize) -> Result<u64, StoreError> {
+    let (floor, marks) = store.delivery_marks()?;
+    let mut batch = Batch::default();
+    let newest = match floor {
+        // A new directory, or one from format 3: every delivery not recorded has a record.
+        None => store.max_message_id()?,
+        Some((floor, old_shards)) => {
+            let old_shards = old_shards.max(1) as usize;
+            let mark: HashMap<(u8, u8), u64> = marks.iter().copied().collect();
+            // Below the lowest mark, when every pair of shards has one, everything is recorded.
+            let pairs = (0..old_shards).flat_map(|t| (0..old_shards).map(move |s| (t as u8, s as u8)));
+            let lowest = pairs.map(|k| mark.get(&k).copied()).collect::<Option<Vec<u64>>>();
+            let from = floor.max(lowest.and_then(|v| v.into_iter().min()).unwrap_or(0));
+            let mut pending = 0usize;
+            let newest = store.for_each_message_after(from, |app, id, (lo, hi, seq)| {
+                let source = crate::domain::message::id_shard(id);
+                for u in [&lo, &hi] {
+                    let t = crate::shard::shard_of(app, u, old_shards) as u8;
+                    if mark.get(&(t, source)).is_none_or(|m| *m < id) {
+                        batch.put_fanout(app, u, id, 0, &lo, &hi, seq);
+                        pending += 1;
+                    }
+                }
+            })?;
+            if pending > 0 {
+                tracing::info!(pending, from, "deliveries above the delivery marks get fan-out records");
+            }
+            newest
+        }
+    };
+    for ((t, s), _) in marks {
+        batch.delete_delivery_mark(t, s);
+    }
+    batch.put_delivery_floor(newest, shards as u8);
+    store.write_now(batch)?;
+    Ok(newest)
 }
 
 /// The shard thread: a single-threaded runtime draining the inbox in batches.
@@ -390,7 +453,10 @@ impl Shard {
             ShardCmd::History { app, pair, before, after, limit, reply } => {
                 self.history(app, pair, before, after, limit, reply)
             }
-            ShardCmd::Deliver { app, user, msg, exclude } => self.deliver(app, user, msg, exclude).await,
+            ShardCmd::Deliver { app, user, msg, exclude, from_record } => {
+                self.deliver(app, user, msg, exclude, from_record).await
+            }
+            ShardCmd::DeliveredUpTo { source, upto } => self.mark_delivered_up_to(source, upto),
             ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
             ShardCmd::Receipt { app, user, by, server_id, seq, server_sent, reply } => {
                 self.receipt(app, user, by, server_id, seq, server_sent, reply)
@@ -432,6 +498,19 @@ impl Shard {
     }
 
     async fn on_tick(&mut self) {
+        // Every shard learns how far this one's deliveries go, behind those deliveries, so
+        // its mark for this shard moves even when none were for it (start-up scans the
+        // messages above the lowest mark).
+        let upto = self.ids.last();
+        for s in 0..self.router.len() {
+            let cmd = ShardCmd::DeliveredUpTo { source: self.id as u8, upto };
+            if s == self.id {
+                self.local.push_back(cmd);
+            } else {
+                self.send_to_shard(s, cmd);
+            }
+        }
+        self.run_local().await;
         self.retry_deferred();
         self.flush_convs().await;
         self.expire_subscriptions().await;
@@ -526,10 +605,36 @@ impl Shard {
         }
     }
 
-    /// Hands the open group to the writer (waiting while its queue is full).
+    /// A live delivery of message `server_id` is (being) recorded: the mark for its source
+    /// shard moves with the group that records it.
+    pub fn mark_delivered(&self, server_id: u64) {
+        let source = crate::domain::message::id_shard(server_id) as usize;
+        let mut m = self.marks.borrow_mut();
+        m.recorded[source] = m.recorded[source].max(server_id);
+    }
+
+    /// Shard `source` sent every delivery up to `upto` before this command, and each was
+    /// handled (its entries are in this or an earlier group).
+    fn mark_delivered_up_to(&self, source: u8, upto: u64) {
+        let mut m = self.marks.borrow_mut();
+        let s = source as usize & 63;
+        m.recorded[s] = m.recorded[s].max(upto);
+    }
+
+    /// Hands the open group to the writer (waiting while its queue is full), with the
+    /// delivery marks that moved.
     async fn submit_group(&self) {
-        let Group { batch, thens } = std::mem::take(&mut *self.group.borrow_mut());
-        if thens.is_empty() {
+        let Group { mut batch, thens } = std::mem::take(&mut *self.group.borrow_mut());
+        {
+            let mut m = self.marks.borrow_mut();
+            for s in 0..64 {
+                if m.recorded[s] > m.written[s] {
+                    batch.put_delivery_mark(self.id as u8, s as u8, m.recorded[s]);
+                    m.written[s] = m.recorded[s];
+                }
+            }
+        }
+        if thens.is_empty() && batch.is_empty() {
             return;
         }
         let inflight = self.inflight.clone();

@@ -29,7 +29,9 @@ pub const CF_USER_CONVS: &str = "user_convs";
 /// [app u32][len u8][sender][len u8][peer][client id] -> idempotency record
 pub const CF_IDEM: &str = "idem";
 /// [app u32][len u8][user][server id u64][kind u8] -> pair + seq: a delivery (kind 0) or a
-/// recall (kind 1) the user's shard has not recorded yet (replayed at start-up)
+/// recall (kind 1) the user's shard has not recorded yet (replayed at start-up). Recalls write
+/// them as they happen; deliveries get one only at start-up, when the delivery marks show
+/// them unrecorded (or when a user shard could not read the user's state)
 pub const CF_FANOUT: &str = "fanout";
 
 /// [app u32][len u8][user][peer] -> the user's friend entry for peer
@@ -60,7 +62,30 @@ pub const ALL_CFS: [&str; 14] = [
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+
+/// CF_META: [floor u64][shards u8]: every delivery of a message with a server id up to the
+/// floor is recorded in its user's stream or has a fan-out record; `shards` is the shard count
+/// the delivery marks below were written with. Rewritten at every start.
+pub const META_DELIVERY_FLOOR: &[u8] = b"delivery_floor";
+
+/// CF_META: [b"dmark"][user shard u8][source shard u8] -> server id u64: the user shard has
+/// recorded every delivery the source shard sent it up to this id (a delivery mark).
+pub const DELIVERY_MARK_PREFIX: &[u8] = b"dmark";
+
+pub fn delivery_mark(user_shard: u8, source_shard: u8) -> Vec<u8> {
+    let mut k = DELIVERY_MARK_PREFIX.to_vec();
+    k.push(user_shard);
+    k.push(source_shard);
+    k
+}
+
+pub fn decode_delivery_mark(key: &[u8]) -> Option<(u8, u8)> {
+    match key.strip_prefix(DELIVERY_MARK_PREFIX)? {
+        [t, s] => Some((*t, *s)),
+        _ => None,
+    }
+}
 
 fn app_user(cap: usize, app: AppId, user: &UserId) -> Vec<u8> {
     let u = user.as_str().as_bytes();
@@ -147,6 +172,15 @@ pub fn msg(app: AppId, lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
     let mut k = conv(app, lo, hi);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+pub fn decode_msg_id(key: &[u8]) -> Option<(AppId, u64)> {
+    match key {
+        [a0, a1, a2, a3, id @ ..] if id.len() == 8 => {
+            Some((AppId(u32::from_be_bytes([*a0, *a1, *a2, *a3])), u64::from_be_bytes(id.try_into().ok()?)))
+        }
+        _ => None,
+    }
 }
 
 pub fn msg_id(app: AppId, server_id: u64) -> Vec<u8> {

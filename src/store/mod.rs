@@ -182,6 +182,25 @@ impl Batch {
         ));
     }
 
+    /// Shard `user_shard` has recorded every delivery from `source_shard` up to `server_id`.
+    pub fn put_delivery_mark(&mut self, user_shard: u8, source_shard: u8, server_id: u64) {
+        self.ops.push(Op::Put(
+            keys::CF_META,
+            keys::delivery_mark(user_shard, source_shard),
+            server_id.to_be_bytes().to_vec(),
+        ));
+    }
+
+    pub fn delete_delivery_mark(&mut self, user_shard: u8, source_shard: u8) {
+        self.ops.push(Op::Delete(keys::CF_META, keys::delivery_mark(user_shard, source_shard)));
+    }
+
+    pub fn put_delivery_floor(&mut self, floor: u64, shards: u8) {
+        let mut v = floor.to_be_bytes().to_vec();
+        v.push(shards);
+        self.ops.push(Op::Put(keys::CF_META, keys::META_DELIVERY_FLOOR.to_vec(), v));
+    }
+
     pub fn delete_fanout(&mut self, app: AppId, user: &UserId, server_id: u64, kind: u8) {
         self.ops.push(Op::Delete(keys::CF_FANOUT, keys::fanout(app, user, server_id, kind)));
     }
@@ -278,7 +297,9 @@ impl Store {
             // Version 2 also kept each stream's head in CF_HEADS; version 3 reads heads from the
             // streams themselves, so a version 2 directory is already valid: mark it 3 (which an
             // older binary, that would not write heads, refuses).
-            Some(v) if v[..] == 2u32.to_be_bytes() => {
+            // Version 3 had no delivery marks: every delivery not yet recorded had a fan-out
+            // record, which version 4 still honours (a missing floor is the newest message).
+            Some(v) if v[..] == 2u32.to_be_bytes() || v[..] == 3u32.to_be_bytes() => {
                 self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks)
             }
             Some(v) => Err(StoreError::Corrupt(format!("unknown on-disk format {v:?}"))),
@@ -488,6 +509,93 @@ impl Store {
     /// Calls `f(app, user, server_id, (lo, hi, seq))` for every delivery not yet recorded.
     /// Calls `f(app, user, server_id, kind, (lo, hi, seq))` for every delivery or recall not
     /// yet recorded by its user's shard.
+    /// The delivery floor and shard count (`keys::META_DELIVERY_FLOOR`) and every delivery
+    /// mark ((user shard, source shard) -> server id).
+    #[allow(clippy::type_complexity)]
+    pub fn delivery_marks(&self) -> Result<(Option<(u64, u8)>, Vec<((u8, u8), u64)>), StoreError> {
+        let meta = cf(&self.db, keys::CF_META)?;
+        let floor = match self.db.get_cf(meta, keys::META_DELIVERY_FLOOR).map_err(rocks)? {
+            Some(v) if v.len() == 9 => Some((u64::from_be_bytes(v[..8].try_into().unwrap_or_default()), v[8])),
+            Some(_) => return Err(StoreError::Corrupt("delivery floor".into())),
+            None => None,
+        };
+        let mut marks = Vec::new();
+        let it = self.db.iterator_cf(meta, IteratorMode::From(keys::DELIVERY_MARK_PREFIX, Direction::Forward));
+        for kv in it {
+            let (k, v) = kv.map_err(rocks)?;
+            if !k.starts_with(keys::DELIVERY_MARK_PREFIX) {
+                break;
+            }
+            let ts = keys::decode_delivery_mark(&k).ok_or_else(|| StoreError::Corrupt("delivery mark key".into()))?;
+            let id: [u8; 8] = v[..].try_into().map_err(|_| StoreError::Corrupt("delivery mark".into()))?;
+            marks.push((ts, u64::from_be_bytes(id)));
+        }
+        Ok((floor, marks))
+    }
+
+    /// Calls `f(app, server id, (lo, hi, seq))` for every message whose server id is above
+    /// `after` (for every app: one seek per app), and returns the highest server id stored
+    /// (`after` when none is above it).
+    pub fn for_each_message_after(
+        &self,
+        after: u64,
+        mut f: impl FnMut(AppId, u64, (UserId, UserId, u64)),
+    ) -> Result<u64, StoreError> {
+        let Some(from) = after.checked_add(1) else { return Ok(after) };
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, keys::CF_MSG_IDS)?);
+        let mut max = after;
+        it.seek(keys::msg_id(AppId(0), from));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (app, id) = keys::decode_msg_id(k).ok_or_else(|| StoreError::Corrupt("message id key".into()))?;
+            if id < from {
+                // The next app's first ids: skip to the ones above `after`.
+                it.seek(keys::msg_id(app, from));
+                continue;
+            }
+            let loc = keys::decode_msg_location(v).ok_or_else(|| StoreError::Corrupt("message location".into()))?;
+            max = max.max(id);
+            f(app, id, loc);
+            it.next();
+        }
+        it.status().map_err(rocks)?;
+        Ok(max)
+    }
+
+    /// The highest server id of any stored message (0 when there is none): one reverse seek
+    /// per app.
+    pub fn max_message_id(&self) -> Result<u64, StoreError> {
+        let mut it = self.db.raw_iterator_cf(cf(&self.db, keys::CF_MSG_IDS)?);
+        let mut max = 0;
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            let (app, _) = keys::decode_msg_id(k).ok_or_else(|| StoreError::Corrupt("message id key".into()))?;
+            it.seek_for_prev(keys::msg_id(app, u64::MAX));
+            let (_, id) =
+                it.key().and_then(keys::decode_msg_id).ok_or_else(|| StoreError::Corrupt("message id".into()))?;
+            max = max.max(id);
+            match app.0.checked_add(1) {
+                Some(next) => it.seek(keys::msg_id(AppId(next), 0)),
+                None => break,
+            }
+        }
+        it.status().map_err(rocks)?;
+        Ok(max)
+    }
+
+    /// Writes `batch` now, fdatasync'ed, bypassing the writer (start-up, before any shard runs).
+    pub fn write_now(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                Op::Put(c, k, v) => wb.put_cf(cf(&self.db, c)?, k, v),
+                Op::Delete(c, k) => wb.delete_cf(cf(&self.db, c)?, k),
+            }
+        }
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(true);
+        self.db.write_opt(wb, &o).map_err(rocks)
+    }
+
     pub fn for_each_fanout(
         &self,
         mut f: impl FnMut(AppId, UserId, u64, u8, (UserId, UserId, u64)),
@@ -560,20 +668,48 @@ mod tests {
     }
 
     #[test]
-    fn a_format_2_directory_is_upgraded_and_an_unknown_format_refused() {
+    fn format_2_and_3_directories_are_upgraded_and_an_unknown_format_refused() {
         let dir = tempfile::tempdir().unwrap();
         let set = |v: u32| {
             let store = Store::open(dir.path()).unwrap();
             let meta = cf(&store.db, keys::CF_META).unwrap();
             store.db.put_cf(meta, keys::META_FORMAT, v.to_be_bytes()).unwrap();
         };
-        set(2);
-        let store = Store::open(dir.path()).unwrap();
-        let meta = cf(&store.db, keys::CF_META).unwrap();
-        assert_eq!(store.db.get_cf(meta, keys::META_FORMAT).unwrap().unwrap(), keys::FORMAT_VERSION.to_be_bytes());
-        drop(store);
+        for old in [2, 3] {
+            set(old);
+            let store = Store::open(dir.path()).unwrap();
+            let meta = cf(&store.db, keys::CF_META).unwrap();
+            assert_eq!(store.db.get_cf(meta, keys::META_FORMAT).unwrap().unwrap(), keys::FORMAT_VERSION.to_be_bytes());
+        }
         set(keys::FORMAT_VERSION + 1);
         assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn messages_after_an_id_are_found_in_every_app_and_marks_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.max_message_id().unwrap(), 0);
+        let mut b = Batch::default();
+        for (app, id) in [(1, 5), (1, 9), (1, 20), (2, 3), (2, 30), (7, 10)] {
+            b.put_message(AppId(app), &u("a"), &u("b"), id, id, vec![1]);
+        }
+        b.put_delivery_mark(1, 0, 42);
+        b.put_delivery_mark(0, 1, 7);
+        b.put_delivery_floor(8, 2);
+        store.write_now(b).unwrap();
+        let mut seen = Vec::new();
+        let newest =
+            store.for_each_message_after(8, |app, id, (lo, hi, seq)| seen.push((app.0, id, lo, hi, seq))).unwrap();
+        let ids: Vec<(u32, u64)> = seen.iter().map(|s| (s.0, s.1)).collect();
+        assert_eq!(ids, vec![(1, 9), (1, 20), (2, 30), (7, 10)]);
+        assert_eq!((&seen[0].2, &seen[0].3, seen[0].4), (&u("a"), &u("b"), 9));
+        assert_eq!(newest, 30);
+        assert_eq!(store.for_each_message_after(30, |_, _, _| panic!("nothing is above 30")).unwrap(), 30);
+        assert_eq!(store.max_message_id().unwrap(), 30);
+        let (floor, mut marks) = store.delivery_marks().unwrap();
+        marks.sort();
+        assert_eq!((floor, marks), (Some((8, 2)), vec![((0, 1), 7), ((1, 0), 42)]));
     }
 
     #[test]
