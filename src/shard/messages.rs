@@ -22,6 +22,25 @@ use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::{self, Batch};
 
+/// A message recently recorded in a user's Messages stream (`Shard::recent_stream`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RecentDelivery {
+    /// Where it sits in the user's Messages stream.
+    pub stream_seq: u64,
+    /// Its seq in the conversation.
+    pub conv_seq: u64,
+    /// The other user of the conversation (`peer_hash`).
+    pub peer: u64,
+}
+
+/// A fixed 64-bit hash of a user id (SipHash with fixed keys), to tell peers apart in memory.
+fn peer_hash(u: &UserId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    u.as_str().hash(&mut h);
+    h.finish()
+}
+
 /// The ack a sender gets.
 pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool) -> Bytes {
     protocol::response(req_id, |fbb| {
@@ -234,10 +253,13 @@ impl Shard {
         });
     }
 
-    /// Remembers where a message sits in a user's Messages stream (bounded, oldest dropped).
-    fn remember_stream_pos(&mut self, app: AppId, user: &UserId, server_id: u64, seq: u64) {
-        let key = (app, user.clone(), server_id);
-        if self.recent_stream.insert(key.clone(), seq).is_none() {
+    /// Remembers where a message sits in a user's Messages stream, and what it is (bounded,
+    /// oldest dropped).
+    fn remember_stream_pos(&mut self, app: AppId, user: &UserId, msg: &MessageRecord, stream_seq: u64) {
+        let key = (app, user.clone(), msg.server_id);
+        let peer = if &msg.from == user { &msg.to } else { &msg.from };
+        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: peer_hash(peer) };
+        if self.recent_stream.insert(key.clone(), d).is_none() {
             self.recent_stream_order.push_back(key);
         }
         while self.recent_stream_order.len() > self.cfg.limits.recent_client_ids.max(1) {
@@ -411,7 +433,7 @@ impl Shard {
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();
         // The receiver has no device online: the server sends the receipt itself.
         let server_receipt = msg.to == user && entry.devices.is_empty();
-        self.remember_stream_pos(app, &user, msg.server_id, m_seq);
+        self.remember_stream_pos(app, &user, &msg, m_seq);
         let frame = message_push(&msg, &user, m_seq);
         let router = self.router.clone();
         self.commit(batch, move |r| {
@@ -444,7 +466,7 @@ impl Shard {
         // Where the message sits now, if delivered recently: that entry moves to the new seq.
         // An older entry stays; it only refers to the message, which is now a tombstone, so
         // no body is left behind either way (a device sees the tombstone twice at most).
-        let replaced = self.recent_stream.get(&(app, user.clone(), msg.server_id)).copied();
+        let replaced = self.recent_stream.get(&(app, user.clone(), msg.server_id)).map(|d| d.stream_seq);
         let Some(pair) = msg.pair() else { return };
         let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
@@ -466,7 +488,7 @@ impl Shard {
         }
         let targets: Vec<Outbox> = entry.devices.iter().map(|d| d.outbox.clone()).collect();
         let frame = recall_push(&msg, &user, &by, m_seq);
-        self.remember_stream_pos(app, &user, msg.server_id, m_seq);
+        self.remember_stream_pos(app, &user, &msg, m_seq);
         self.commit(batch, move |r| {
             if r.is_ok() {
                 for t in &targets {
@@ -490,23 +512,38 @@ impl Shard {
         server_sent: bool,
         reply: Option<Reply<Result<(), DomainError>>>,
     ) {
-        // One index read: the message must be of this pair at this seq. (Which of the two
-        // sent it is not checked: a false claim would only be about the acker's own receipt.)
-        let check = match self.store.message_location(app, server_id) {
-            Ok(Some((lo, hi, s))) if s == seq && Pair::new(&user, &by).is_some_and(|p| p.lo == lo && p.hi == hi) => {
-                Ok(())
-            }
-            Ok(_) => Err(DomainError::MessageNotFound),
-            Err(e) => {
-                tracing::error!(error = %e, "reading a message location");
-                Err(DomainError::StorageUnavailable)
-            }
+        // The message must be of this pair at this seq. (Which of the two sent it is not
+        // checked: a false claim would only be about the acker's own receipt.) A message
+        // recorded recently in the user's stream is checked from memory, others by one read.
+        let recent = self.recent_stream.get(&(app, user.clone(), server_id));
+        let check = match recent.map(|d| d.conv_seq == seq && d.peer == peer_hash(&by)) {
+            Some(true) => Ok(()),
+            Some(false) => Err(DomainError::MessageNotFound),
+            None => self.stored_receipt_check(app, &user, &by, server_id, seq),
         };
         if check.is_ok() {
             self.push_local(app, &user, &receipt_push(&by, server_id, seq, server_sent));
         }
         if let Some(r) = reply {
             let _ = r.send(check);
+        }
+    }
+
+    fn stored_receipt_check(
+        &self,
+        app: AppId,
+        user: &UserId,
+        by: &UserId,
+        server_id: u64,
+        seq: u64,
+    ) -> Result<(), DomainError> {
+        match self.store.message_location(app, server_id) {
+            Ok(Some((lo, hi, s))) if s == seq && Pair::new(user, by).is_some_and(|p| p.lo == lo && p.hi == hi) => Ok(()),
+            Ok(_) => Err(DomainError::MessageNotFound),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a message location");
+                Err(DomainError::StorageUnavailable)
+            }
         }
     }
 

@@ -135,7 +135,7 @@ pub(super) struct Shard {
     /// Where recently delivered messages sit in their user's Messages stream, so a recall
     /// moves that entry instead of adding a second one. Bounded like `recent_ids`; a recall of
     /// an older message adds an entry (both refer to the tombstone).
-    pub recent_stream: HashMap<(AppId, UserId, u64), u64>,
+    pub recent_stream: HashMap<(AppId, UserId, u64), super::messages::RecentDelivery>,
     pub recent_stream_order: VecDeque<(AppId, UserId, u64)>,
     pub ids: IdGen,
     /// Commands this shard sent to itself; run right after the command that sent them.
