@@ -81,8 +81,12 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let mut bucket = (!sess.admin)
         .then(|| Bucket::new(lim.requests_per_sec, lim.request_burst, lim.rate_limit_strikes, crate::now_ms()));
     // The reason to close, and a last frame to send after every pending answer (Logout's Ok).
+    // One idle timer for the connection's life, checked lazily: a frame only notes its time,
+    // and when the timer fires it either closes the connection or moves to the new deadline
+    // (a timer registered and dropped per frame cost more than the frame's dispatch).
+    let idle_timer = tokio::time::sleep_until(tokio::time::Instant::from_std(last_frame + idle));
+    tokio::pin!(idle_timer);
     let (reason, last) = loop {
-        let deadline = tokio::time::Instant::from_std(last_frame + idle);
         tokio::select! {
             biased;
             _ = closing.changed() => break (KickReason::ServerShutdown, None),
@@ -110,7 +114,13 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                     }
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => break (KickReason::IdleTimeout, None),
+            _ = &mut idle_timer => {
+                let deadline = last_frame + idle;
+                if deadline <= Instant::now() {
+                    break (KickReason::IdleTimeout, None);
+                }
+                idle_timer.as_mut().reset(tokio::time::Instant::from_std(deadline));
+            }
         }
     };
     // Requests already taken are answered before the close: their changes happen either way,

@@ -538,7 +538,9 @@ impl Shard {
         seq: u64,
     ) -> Result<(), DomainError> {
         match self.store.message_location(app, server_id) {
-            Ok(Some((lo, hi, s))) if s == seq && Pair::new(user, by).is_some_and(|p| p.lo == lo && p.hi == hi) => Ok(()),
+            Ok(Some((lo, hi, s))) if s == seq && Pair::new(user, by).is_some_and(|p| p.lo == lo && p.hi == hi) => {
+                Ok(())
+            }
             Ok(_) => Err(DomainError::MessageNotFound),
             Err(e) => {
                 tracing::error!(error = %e, "reading a message location");
