@@ -67,11 +67,19 @@ fn bench(c: &mut Criterion) {
     let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
     let next = AtomicU64::new(0);
-    // One outbox per sender, drained and dropped as a session's writer would.
+    // At most WINDOW sends in flight: a permit is taken per send and given back per ack.
+    let window = Arc::new(Semaphore::new(WINDOW));
+    // One outbox per sender, drained and dropped as a session's writer would. The senders'
+    // users have no device online, so an outbox only ever gets acks.
     let outboxes: Vec<Outbox> = (0..PAIRS)
         .map(|i| {
             let (tx, mut rx) = Outbox::new(ConnId(i as u64 + 1), 1 << 16);
-            rt.spawn(async move { while rx.next().await.is_some() {} });
+            let window = window.clone();
+            rt.spawn(async move {
+                while rx.next().await.is_some() {
+                    window.add_permits(1);
+                }
+            });
             tx
         })
         .collect();
@@ -84,14 +92,13 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             rt.block_on(async {
-                let window = Arc::new(Semaphore::new(WINDOW));
                 for _ in 0..iters {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let i = (n % PAIRS as u64) as usize;
-                    let permit = window.clone().acquire_owned().await.unwrap();
+                    window.acquire().await.unwrap().forget();
                     let (from, to) = users[i].clone();
                     let pair = imserver::domain::message::Pair::new(&from, &to).unwrap();
-                    let (answered, done) = tokio::sync::oneshot::channel();
+                    let answered = outboxes[i].take_request();
                     let cmd = ShardCmd::Send {
                         app,
                         from,
@@ -102,12 +109,10 @@ fn bench(c: &mut Criterion) {
                         origin: Origin { outbox: outboxes[i].clone(), req_id: n + 1, answered },
                     };
                     router.send(router.pair_shard(app, &pair), cmd).await.unwrap();
-                    tokio::spawn(async move {
-                        let _ = done.await;
-                        drop(permit);
-                    });
                 }
-                let _ = window.acquire_many(WINDOW as u32).await.unwrap();
+                // Every ack is back: the window is whole again for the next sample.
+                window.acquire_many(WINDOW as u32).await.unwrap().forget();
+                window.add_permits(WINDOW);
             });
             start.elapsed()
         })

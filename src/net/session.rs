@@ -92,7 +92,9 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
             _ = closing.changed() => break (KickReason::ServerShutdown, None),
             _ = &mut writer => { writer_done = true; break (KickReason::None, None) }
             Some(resp) = pending.next(), if !pending.is_empty() => { if let Some(r) = resp { outbox.send(r); } }
-            frame = reader.next(), if pending.len() < max_inflight => match frame {
+            // Requests answered by a shard straight to the outbox (sends) count as well.
+            _ = outbox.some_answered(), if pending.len() + outbox.unanswered() >= max_inflight => {}
+            frame = reader.next(), if pending.len() + outbox.unanswered() < max_inflight => match frame {
                 None => break (KickReason::None, None),
                 Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
                 Some(Ok(buf)) => {
@@ -131,6 +133,9 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                 if let Some(r) = resp {
                     outbox.send(r);
                 }
+            }
+            while outbox.unanswered() > 0 {
+                outbox.some_answered().await;
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(ctx.cfg.timeouts.write_secs), drain).await;

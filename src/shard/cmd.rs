@@ -35,7 +35,7 @@ pub struct Origin {
     pub outbox: Outbox,
     pub req_id: u64,
     /// Dropped once the answer is queued: the session counts the request in flight until then.
-    pub answered: oneshot::Sender<()>,
+    pub answered: crate::shard::outbox::Unanswered,
 }
 
 /// An incoming add's outcome, the request it created, and whether the target already had the

@@ -116,6 +116,15 @@ impl Router {
         self.shards[shard].send(cmd).await.map_err(|_| RouteError::Closed)
     }
 
+    /// Queues a command from a connection (the session inbox) without waiting; gives it back
+    /// when full.
+    pub fn try_submit(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
+        self.shards[shard].try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) => Rejected { reason: RouteError::Full, cmd: Box::new(c) },
+            mpsc::error::TrySendError::Closed(c) => Rejected { reason: RouteError::Closed, cmd: Box::new(c) },
+        })
+    }
+
     /// Queues a command on a shard's peer inbox without waiting; gives it back when full.
     pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
         self.peers[shard].try_send(cmd).map_err(|e| match e {

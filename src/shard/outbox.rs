@@ -4,7 +4,7 @@
 //! Nothing is dropped silently: when the queue is full the connection is closed as a slow
 //! consumer (it will resync by seq after reconnecting), and the close reason is sent to it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,6 +18,20 @@ struct Inner {
     /// 0 while open; otherwise the `KickReason` the connection is closing with.
     closing: AtomicU8,
     wake: Notify,
+    /// Requests taken from the connection and not answered yet (see `Unanswered`).
+    unanswered: AtomicUsize,
+    answered: Notify,
+}
+
+/// A request the connection took and has not answered: whoever answers it holds this and
+/// drops it once the answer is queued. The session stops reading while too many are out.
+pub struct Unanswered(Arc<Inner>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.unanswered.fetch_sub(1, Ordering::AcqRel);
+        self.0.answered.notify_one();
+    }
 }
 
 /// The internal marker of a close without a kick frame.
@@ -46,7 +60,13 @@ pub enum Next {
 impl Outbox {
     pub fn new(conn: ConnId, capacity: usize) -> (Outbox, OutboxRx) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let inner = Arc::new(Inner { conn, closing: AtomicU8::new(0), wake: Notify::new() });
+        let inner = Arc::new(Inner {
+            conn,
+            closing: AtomicU8::new(0),
+            wake: Notify::new(),
+            unanswered: AtomicUsize::new(0),
+            answered: Notify::new(),
+        });
         (Outbox { inner: inner.clone(), tx }, OutboxRx { rx, inner })
     }
 
@@ -82,6 +102,22 @@ impl Outbox {
 
     pub fn is_closing(&self) -> bool {
         self.inner.closing.load(Ordering::Acquire) != 0
+    }
+
+    /// Counts a request as taken until the returned guard is dropped.
+    pub fn take_request(&self) -> Unanswered {
+        self.inner.unanswered.fetch_add(1, Ordering::AcqRel);
+        Unanswered(self.inner.clone())
+    }
+
+    /// Requests taken and not answered.
+    pub fn unanswered(&self) -> usize {
+        self.inner.unanswered.load(Ordering::Acquire)
+    }
+
+    /// Completes after a request was answered (possibly one answered before the call).
+    pub async fn some_answered(&self) {
+        self.inner.answered.notified().await
     }
 }
 
@@ -134,6 +170,27 @@ mod tests {
         // A later reason does not replace the first.
         tx.close(KickReason::UserDeleted);
         assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+    }
+
+    #[tokio::test]
+    async fn requests_count_as_unanswered_until_their_guard_drops() {
+        let (tx, _rx) = Outbox::new(ConnId(1), 2);
+        let (a, b) = (tx.take_request(), tx.clone().take_request());
+        assert_eq!(tx.unanswered(), 2);
+        let waiter = tokio::spawn({
+            let tx = tx.clone();
+            async move {
+                tx.some_answered().await;
+                tx.unanswered()
+            }
+        });
+        tokio::task::yield_now().await;
+        drop(a);
+        assert_eq!(waiter.await.unwrap(), 1, "the waiter wakes once one is answered");
+        // Answered on another thread (as a shard's completion does).
+        std::thread::spawn(move || drop(b)).join().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), tx.some_answered()).await.unwrap();
+        assert_eq!(tx.unanswered(), 0);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::Origin;
 use crate::shard::wire_friends::{black_wire, friend_wire, request_wire};
-use crate::shard::ShardCmd;
+use crate::shard::{Rejected, RouteError, ShardCmd};
 
 type R = Result<Outcome, Immediate>;
 
@@ -34,7 +34,7 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let to = conv.peer;
     let pair = Pair::new(&from, &to).ok_or(DomainError::InvalidArgument("cannot message oneself"))?;
     let (router, app) = (cx.router(), cx.s.app);
-    let (answered, done) = tokio::sync::oneshot::channel();
+    let answered = cx.outbox.take_request();
     let cmd = ShardCmd::Send {
         app,
         from,
@@ -46,15 +46,19 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     };
     let shard = router.pair_shard(app, &pair);
     let id = cx.id;
-    // The conversation's shard answers this connection directly once the message is durable;
-    // this future ends when it has, so the send counts as in flight until then.
-    Ok(Outcome::Forwarded(Box::pin(async move {
-        if router.send(shard, cmd).await.is_err() {
-            return Some(err_frame(id, &DomainError::ShuttingDown));
-        }
-        let _ = done.await;
-        None
-    })))
+    // The conversation's shard answers this connection directly once the message is durable
+    // and then drops `answered`: the send counts as in flight until then. Only when the
+    // shard's inbox is full does a future wait to hand it over.
+    match router.try_submit(shard, cmd) {
+        Ok(()) => Ok(Outcome::Done),
+        Err(Rejected { reason: RouteError::Full, cmd }) => Ok(Outcome::Forwarded(Box::pin(async move {
+            match router.send(shard, *cmd).await {
+                Ok(()) => None,
+                Err(_) => Some(err_frame(id, &DomainError::ShuttingDown)),
+            }
+        }))),
+        Err(Rejected { reason: RouteError::Closed, .. }) => Err(DomainError::ShuttingDown.into()),
+    }
 }
 
 pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
