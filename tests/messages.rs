@@ -153,7 +153,7 @@ async fn many_concurrent_senders_get_gap_free_ordered_seqs() {
 #[tokio::test]
 async fn receipts_are_relayed_or_sent_by_the_server() {
     let s = TestServer::start().await;
-    s.import(&["alice", "bob"]).await;
+    s.import(&["alice", "bob", "carol"]).await;
     let mut alice = s.user("alice").await;
     let receipt = |f: &Frame| {
         f.get()
@@ -171,6 +171,15 @@ async fn receipts_are_relayed_or_sent_by_the_server() {
     assert_eq!(alice.wait_push(WAIT, receipt).await, Some((ack.server_id, "bob".into(), false)));
     // An ack for a message that does not exist is refused.
     assert_eq!(bob.receive_ack("alice", 12345, 1).await.unwrap_err().code(), Some(ErrorCode::MessageNotFound));
+    // So is one that names a real message with the wrong seq, or from outside its conversation
+    // (checked from the sender's recent deliveries, without a store read).
+    let wrong_seq = bob.receive_ack("alice", m.server_id, m.seq + 1).await.unwrap_err();
+    assert_eq!(wrong_seq.code(), Some(ErrorCode::MessageNotFound));
+    let carol = s.user("carol").await;
+    let outsider = carol.receive_ack("alice", m.server_id, m.seq).await.unwrap_err();
+    assert_eq!(outsider.code(), Some(ErrorCode::MessageNotFound));
+    // None of the refused acks reached alice as a receipt.
+    assert_eq!(alice.wait_push(Duration::from_millis(300), receipt).await, None);
 }
 
 #[tokio::test]

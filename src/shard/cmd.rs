@@ -334,8 +334,8 @@ pub enum ShardCmd {
         by: UserId,
         server_id: u64,
         seq: u64,
-        server_sent: bool,
-        reply: Option<Reply<Result<(), DomainError>>>,
+        /// The acker's connection, answered directly.
+        origin: Origin,
     },
     /// `user` has read the conversation with `peer` up to `seq`.
     Read {

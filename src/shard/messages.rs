@@ -502,16 +502,7 @@ impl Shard {
     /// Relays a receive-ack to the sender's devices. Checks that the message exists and was
     /// sent by `user` to `by`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn receipt(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        by: UserId,
-        server_id: u64,
-        seq: u64,
-        server_sent: bool,
-        reply: Option<Reply<Result<(), DomainError>>>,
-    ) {
+    pub(super) fn receipt(&mut self, app: AppId, user: UserId, by: UserId, server_id: u64, seq: u64, origin: Origin) {
         // The message must be of this pair at this seq. (Which of the two sent it is not
         // checked: a false claim would only be about the acker's own receipt.) A message
         // recorded recently in the user's stream is checked from memory, others by one read.
@@ -521,12 +512,16 @@ impl Shard {
             Some(false) => Err(DomainError::MessageNotFound),
             None => self.stored_receipt_check(app, &user, &by, server_id, seq),
         };
-        if check.is_ok() {
-            self.push_local(app, &user, &receipt_push(&by, server_id, seq, server_sent));
+        match check {
+            Ok(()) => {
+                self.push_local(app, &user, &receipt_push(&by, server_id, seq, false));
+                origin.outbox.send(protocol::ok(origin.req_id));
+            }
+            Err(e) => {
+                origin.outbox.send(error_frame(origin.req_id, &e));
+            }
         }
-        if let Some(r) = reply {
-            let _ = r.send(check);
-        }
+        drop(origin.answered);
     }
 
     fn stored_receipt_check(

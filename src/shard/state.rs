@@ -458,8 +458,8 @@ impl Shard {
             }
             ShardCmd::DeliveredUpTo { source, upto } => self.mark_delivered_up_to(source, upto),
             ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
-            ShardCmd::Receipt { app, user, by, server_id, seq, server_sent, reply } => {
-                self.receipt(app, user, by, server_id, seq, server_sent, reply)
+            ShardCmd::Receipt { app, user, by, server_id, seq, origin } => {
+                self.receipt(app, user, by, server_id, seq, origin)
             }
             ShardCmd::Read { app, user, conv, seq, origin, reply } => {
                 self.read(app, user, conv, seq, origin, reply).await

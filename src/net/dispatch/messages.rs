@@ -47,8 +47,25 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let shard = router.pair_shard(app, &pair);
     let id = cx.id;
     // The conversation's shard answers this connection directly once the message is durable
-    // and then drops `answered`: the send counts as in flight until then. Only when the
-    // shard's inbox is full does a future wait to hand it over.
+    // and then drops `answered`: the send counts as in flight until then.
+    submit(router, shard, cmd, id)
+}
+
+pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
+    let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
+    let conv = dw::parse_conv(r.conv())?;
+    let (server_id, seq) = (r.server_id(), r.seq());
+    let router = cx.router();
+    let shard = router.user_shard(cx.s.app, &conv.peer);
+    let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
+    // The sender's shard answers this connection directly (see `send`).
+    let cmd = ShardCmd::Receipt { app: cx.s.app, user: conv.peer, by: me, server_id, seq, origin };
+    submit(router, shard, cmd, cx.id)
+}
+
+/// Hands a command that answers its connection itself to a shard: at once, or by a future
+/// when the shard's inbox is full.
+fn submit(router: crate::shard::Router, shard: usize, cmd: ShardCmd, id: u64) -> R {
     match router.try_submit(shard, cmd) {
         Ok(()) => Ok(Outcome::Done),
         Err(Rejected { reason: RouteError::Full, cmd }) => Ok(Outcome::Forwarded(Box::pin(async move {
@@ -59,28 +76,6 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
         }))),
         Err(Rejected { reason: RouteError::Closed, .. }) => Err(DomainError::ShuttingDown.into()),
     }
-}
-
-pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
-    let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
-    let conv = dw::parse_conv(r.conv())?;
-    let (server_id, seq) = (r.server_id(), r.seq());
-    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
-    pending(async move {
-        let sender = conv.peer;
-        let shard = router.user_shard(app, &sender);
-        let res = ask(&router, shard, |reply| ShardCmd::Receipt {
-            app,
-            user: sender,
-            by: me,
-            server_id,
-            seq,
-            server_sent: false,
-            reply: Some(reply),
-        })
-        .await;
-        ok_or_err(id, res.and_then(|r| r))
-    })
 }
 
 pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
