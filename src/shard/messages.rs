@@ -29,16 +29,8 @@ pub(super) struct RecentDelivery {
     pub stream_seq: u64,
     /// Its seq in the conversation.
     pub conv_seq: u64,
-    /// The other user of the conversation (`peer_hash`).
-    pub peer: u64,
-}
-
-/// A fixed 64-bit hash of a user id (SipHash with fixed keys), to tell peers apart in memory.
-fn peer_hash(u: &UserId) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    u.as_str().hash(&mut h);
-    h.finish()
+    /// The other user of the conversation (`Shard::keyer`'s key of the id).
+    pub peer: u128,
 }
 
 /// The ack a sender gets.
@@ -124,7 +116,7 @@ impl Shard {
         to: &UserId,
         client_id: &str,
     ) -> Result<Option<IdemRecord>, DomainError> {
-        if let Some(r) = self.recent_ids.get(&(app, from.clone(), to.clone(), client_id.to_owned())) {
+        if let Some(r) = self.recent_ids.get(self.keyer.key((app.0, from.as_str(), to.as_str(), client_id))) {
             return Ok(Some(r.clone()));
         }
         match self.store.idem(app, from, to, client_id) {
@@ -138,15 +130,8 @@ impl Shard {
     }
 
     fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &UserId, client_id: &str, rec: IdemRecord) {
-        let key = (app, from.clone(), to.clone(), client_id.to_owned());
-        if self.recent_ids.insert(key.clone(), rec).is_none() {
-            self.recent_order.push_back(key);
-        }
-        while self.recent_order.len() > self.cfg.limits.recent_client_ids.max(1) {
-            if let Some(old) = self.recent_order.pop_front() {
-                self.recent_ids.remove(&old);
-            }
-        }
+        let key = self.keyer.key((app.0, from.as_str(), to.as_str(), client_id));
+        self.recent_ids.insert(key, rec);
     }
 
     /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
@@ -256,17 +241,10 @@ impl Shard {
     /// Remembers where a message sits in a user's Messages stream, and what it is (bounded,
     /// oldest dropped).
     fn remember_stream_pos(&mut self, app: AppId, user: &UserId, msg: &MessageRecord, stream_seq: u64) {
-        let key = (app, user.clone(), msg.server_id);
+        let key = self.keyer.key((app.0, user.as_str(), msg.server_id));
         let peer = if &msg.from == user { &msg.to } else { &msg.from };
-        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: peer_hash(peer) };
-        if self.recent_stream.insert(key.clone(), d).is_none() {
-            self.recent_stream_order.push_back(key);
-        }
-        while self.recent_stream_order.len() > self.cfg.limits.recent_client_ids.max(1) {
-            if let Some(old) = self.recent_stream_order.pop_front() {
-                self.recent_stream.remove(&old);
-            }
-        }
+        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: self.keyer.key(peer.as_str()) };
+        self.recent_stream.insert(key, d);
     }
 
     /// Sends a command to `user`'s shard (run here when that is this shard).
@@ -434,16 +412,20 @@ impl Shard {
         // The receiver has no device online: the server sends the receipt itself.
         let server_receipt = msg.to == user && entry.devices.is_empty();
         self.remember_stream_pos(app, &user, &msg, m_seq);
-        let frame = message_push(&msg, &user, m_seq);
-        let router = self.router.clone();
+        // Built only for someone to get it: the sender's own delivery usually has no device
+        // left once the sending one is excluded.
+        let frame = (!targets.is_empty()).then(|| message_push(&msg, &user, m_seq));
+        let receipt = server_receipt.then(|| (self.router.clone(), msg));
         self.commit(batch, move |r| {
             if r.is_err() {
                 return;
             }
-            for t in &targets {
-                t.send(frame.clone());
+            if let Some(frame) = frame {
+                for t in &targets {
+                    t.send(frame.clone());
+                }
             }
-            if server_receipt {
+            if let Some((router, msg)) = receipt {
                 router.push(app, &msg.from, receipt_push(&msg.to, msg.server_id, msg.seq, true));
             }
         })
@@ -466,7 +448,8 @@ impl Shard {
         // Where the message sits now, if delivered recently: that entry moves to the new seq.
         // An older entry stays; it only refers to the message, which is now a tombstone, so
         // no body is left behind either way (a device sees the tombstone twice at most).
-        let replaced = self.recent_stream.get(&(app, user.clone(), msg.server_id)).map(|d| d.stream_seq);
+        let replaced =
+            self.recent_stream.get(self.keyer.key((app.0, user.as_str(), msg.server_id))).map(|d| d.stream_seq);
         let Some(pair) = msg.pair() else { return };
         let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
@@ -506,8 +489,8 @@ impl Shard {
         // The message must be of this pair at this seq. (Which of the two sent it is not
         // checked: a false claim would only be about the acker's own receipt.) A message
         // recorded recently in the user's stream is checked from memory, others by one read.
-        let recent = self.recent_stream.get(&(app, user.clone(), server_id));
-        let check = match recent.map(|d| d.conv_seq == seq && d.peer == peer_hash(&by)) {
+        let recent = self.recent_stream.get(self.keyer.key((app.0, user.as_str(), server_id)));
+        let check = match recent.map(|d| d.conv_seq == seq && d.peer == self.keyer.key(by.as_str())) {
             Some(true) => Ok(()),
             Some(false) => Err(DomainError::MessageNotFound),
             None => self.stored_receipt_check(app, &user, &by, server_id, seq),

@@ -17,6 +17,7 @@ pub mod wire_friends {
 }
 mod messages;
 pub mod outbox;
+mod recent;
 mod state;
 mod users;
 

@@ -20,11 +20,9 @@ use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
 use crate::shard::cmd::ShardCmd;
 use crate::shard::outbox::Outbox;
+use crate::shard::recent::{Keyer, Recent};
 use crate::shard::{Rejected, RouteError, Router};
 use crate::store::{Batch, Committer, Store, StoreError};
-
-/// (app, sender, peer, client id): client message ids are unique per sender and conversation.
-pub(super) type IdemKey = (AppId, UserId, UserId, String);
 
 /// Commands taken from the inbox per wake-up.
 const DRAIN: usize = 256;
@@ -130,13 +128,16 @@ pub(super) struct Shard {
     pub conv_heads: HashMap<(AppId, Pair), u64>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
     /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
-    pub recent_ids: HashMap<IdemKey, IdemRecord>,
-    pub recent_order: VecDeque<IdemKey>,
+    /// Keyed by (app, sender, peer, client id): client message ids are unique per sender and
+    /// conversation.
+    pub recent_ids: Recent<IdemRecord>,
     /// Where recently delivered messages sit in their user's Messages stream, so a recall
     /// moves that entry instead of adding a second one. Bounded like `recent_ids`; a recall of
     /// an older message adds an entry (both refer to the tombstone).
-    pub recent_stream: HashMap<(AppId, UserId, u64), super::messages::RecentDelivery>,
-    pub recent_stream_order: VecDeque<(AppId, UserId, u64)>,
+    /// Keyed by (app, user, server id).
+    pub recent_stream: Recent<super::messages::RecentDelivery>,
+    /// Makes the keys of `recent_ids` and `recent_stream`.
+    pub keyer: Keyer,
     pub ids: IdGen,
     /// Commands this shard sent to itself; run right after the command that sent them.
     pub local: VecDeque<ShardCmd>,
@@ -181,10 +182,9 @@ pub(super) fn load(
             expiries: BTreeMap::new(),
             facts: HashMap::new(),
             conv_heads: HashMap::new(),
-            recent_ids: HashMap::new(),
-            recent_order: VecDeque::new(),
-            recent_stream: HashMap::new(),
-            recent_stream_order: VecDeque::new(),
+            recent_ids: Recent::new(cfg.limits.recent_client_ids),
+            recent_stream: Recent::new(cfg.limits.recent_client_ids),
+            keyer: Keyer::new(),
             ids: IdGen::new(id),
             local: VecDeque::new(),
             dirty_convs: HashSet::new(),
