@@ -21,6 +21,17 @@ struct Inner {
     /// Requests taken from the connection and not answered yet (see `Unanswered`).
     unanswered: AtomicUsize,
     answered: Notify,
+    /// Commands of this connection waiting for room in a shard's inbox (see `Waiting`).
+    waiting: AtomicUsize,
+}
+
+/// A command of the connection waiting for room in a shard's inbox; dropped once it is in.
+pub struct Waiting(Arc<Inner>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A request the connection took and has not answered: whoever answers it holds this and
@@ -66,6 +77,7 @@ impl Outbox {
             wake: Notify::new(),
             unanswered: AtomicUsize::new(0),
             answered: Notify::new(),
+            waiting: AtomicUsize::new(0),
         });
         (Outbox { inner: inner.clone(), tx }, OutboxRx { rx, inner })
     }
@@ -108,6 +120,17 @@ impl Outbox {
     pub fn take_request(&self) -> Unanswered {
         self.inner.unanswered.fetch_add(1, Ordering::AcqRel);
         Unanswered(self.inner.clone())
+    }
+
+    /// Counts a command as waiting for room in a shard's inbox until the guard is dropped.
+    pub fn start_waiting(&self) -> Waiting {
+        self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(self.inner.clone())
+    }
+
+    /// Commands of this connection waiting for room in a shard's inbox.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
     }
 
     /// Requests taken and not answered.

@@ -274,6 +274,14 @@ impl Store {
             bb.set_cache_index_and_filter_blocks(true);
             bb.set_cache_index_and_filter_blocks_with_high_priority(true);
             bb.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            // Partitioned: a big table file's filter and index come in 4 KiB pieces, each
+            // cached on its own. Whole, a compacted `idem` file's filter (2.9 MB) was larger
+            // than a block-cache shard (128 MiB / 64), so it was never kept: every send's
+            // client-id lookup read and checked it again, and the shard stalled for seconds.
+            bb.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+            bb.set_partition_filters(true);
+            bb.set_metadata_block_size(4096);
+            bb.set_pin_top_level_index_and_filter(true);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             o.set_write_buffer_size(32 << 20);
@@ -513,9 +521,6 @@ impl Store {
         self.db.get_cf(cf(&self.db, keys::CF_IDEM)?, keys::idem(app, sender, peer, client_id)).map_err(rocks)
     }
 
-    /// Calls `f(app, user, server_id, (lo, hi, seq))` for every delivery not yet recorded.
-    /// Calls `f(app, user, server_id, kind, (lo, hi, seq))` for every delivery or recall not
-    /// yet recorded by its user's shard.
     /// The delivery floor and shard count (`keys::META_DELIVERY_FLOOR`) and every delivery
     /// mark ((user shard, source shard) -> server id).
     #[allow(clippy::type_complexity)]
@@ -603,6 +608,8 @@ impl Store {
         self.db.write_opt(wb, &o).map_err(rocks)
     }
 
+    /// Calls `f(app, user, server_id, kind, (lo, hi, seq))` for every fan-out record: a
+    /// delivery or recall not yet recorded by its user's shard.
     pub fn for_each_fanout(
         &self,
         mut f: impl FnMut(AppId, UserId, u64, u8, (UserId, UserId, u64)),
@@ -717,6 +724,30 @@ mod tests {
         let (floor, mut marks) = store.delivery_marks().unwrap();
         marks.sort();
         assert_eq!((floor, marks), (Some((8, 2)), vec![((0, 1), 7), ((1, 0), 42)]));
+    }
+
+    #[test]
+    fn table_files_index_and_filter_in_partitions() {
+        // A whole filter of a big file did not fit a block-cache shard and was read again for
+        // every lookup; partitions are cached one by one.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        for i in 0..50_000u32 {
+            b.put_idem(AppId(1), &u("sender"), &u("peer"), &format!("client-id-{i}"), vec![7; 24]);
+        }
+        store.write_now(b).unwrap();
+        let idem = cf(&store.db, keys::CF_IDEM).unwrap();
+        store.db.flush_cf(idem).unwrap();
+        let props = store.db.property_value_cf(idem, "rocksdb.aggregated-table-properties").unwrap().unwrap();
+        let partitions: u64 = props
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("# index partitions="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(partitions > 1, "a partitioned index: {props}");
+        assert!(store.idem(AppId(1), &u("sender"), &u("peer"), "client-id-49999").unwrap().is_some());
+        assert!(store.idem(AppId(1), &u("sender"), &u("peer"), "client-id-50000").unwrap().is_none());
     }
 
     #[test]

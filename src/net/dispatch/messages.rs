@@ -45,10 +45,9 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
         origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered },
     };
     let shard = router.pair_shard(app, &pair);
-    let id = cx.id;
     // The conversation's shard answers this connection directly once the message is durable
     // and then drops `answered`: the send counts as in flight until then.
-    submit(router, shard, cmd, id)
+    submit(cx, router, shard, cmd)
 }
 
 pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
@@ -60,22 +59,32 @@ pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
     let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
     // The sender's shard answers this connection directly (see `send`).
     let cmd = ShardCmd::Receipt { app: cx.s.app, user: conv.peer, by: me, server_id, seq, origin };
-    submit(router, shard, cmd, cx.id)
+    submit(cx, router, shard, cmd)
 }
 
 /// Hands a command that answers its connection itself to a shard: at once, or by a future
-/// when the shard's inbox is full.
-fn submit(router: crate::shard::Router, shard: usize, cmd: ShardCmd, id: u64) -> R {
-    match router.try_submit(shard, cmd) {
-        Ok(()) => Ok(Outcome::Done),
-        Err(Rejected { reason: RouteError::Full, cmd }) => Ok(Outcome::Forwarded(Box::pin(async move {
-            match router.send(shard, *cmd).await {
-                Ok(()) => None,
-                Err(_) => Some(err_frame(id, &DomainError::ShuttingDown)),
-            }
-        }))),
-        Err(Rejected { reason: RouteError::Closed, .. }) => Err(DomainError::ShuttingDown.into()),
-    }
+/// when the shard's inbox is full. While one of the connection's commands waits for room,
+/// later ones wait behind it (the session's futures take room in the order they were made),
+/// so a client's commands reach the shards in the order it sent them.
+fn submit(cx: Cx<'_>, router: crate::shard::Router, shard: usize, cmd: ShardCmd) -> R {
+    let cmd = if cx.outbox.waiting() == 0 {
+        match router.try_submit(shard, cmd) {
+            Ok(()) => return Ok(Outcome::Done),
+            Err(Rejected { reason: RouteError::Closed, .. }) => return Err(DomainError::ShuttingDown.into()),
+            Err(Rejected { reason: RouteError::Full, cmd }) => *cmd,
+        }
+    } else {
+        cmd
+    };
+    let (waiting, id) = (cx.outbox.start_waiting(), cx.id);
+    Ok(Outcome::Forwarded(Box::pin(async move {
+        let sent = router.send(shard, cmd).await;
+        drop(waiting);
+        match sent {
+            Ok(()) => None,
+            Err(_) => Some(err_frame(id, &DomainError::ShuttingDown)),
+        }
+    })))
 }
 
 pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
