@@ -216,6 +216,15 @@ impl IdGen {
         g
     }
 
+    /// The generator a shard starts with: ids above `newest` (the highest stored) and from
+    /// `now_ms` on. Its `last()` is above zero even before it issues anything, so a shard
+    /// that never sends still moves the other shards' delivery marks for it (an empty store
+    /// would otherwise leave them unwritten, and the next start would scan every message).
+    pub fn starting(shard: usize, newest: u64, now_ms: u64) -> IdGen {
+        let now = (now_ms & ((1 << 42) - 1)).saturating_sub(1) << 22;
+        IdGen::after(shard, newest.max(now).max(1))
+    }
+
     /// The last id issued (or the floor it started after).
     pub fn last(&self) -> u64 {
         self.last
@@ -347,5 +356,12 @@ mod tests {
             assert!(g.next(20_000) > first, "a clock that catches up moves on");
         }
         assert_eq!(IdGen::after(2, 0).last(), 0);
+        // A shard's starting generator: above the newest stored id, and never at zero.
+        let g = IdGen::starting(2, 0, 5_000);
+        assert!(g.last() > 0, "an empty store still gives marks something to move to");
+        let mut g = IdGen::starting(2, newest, 1_000);
+        assert!(g.last() > newest && g.next(1_000) > newest, "a clock behind the store");
+        let mut g = IdGen::starting(2, 1 << 22, 50_000);
+        assert!(g.next(50_000) >> 22 >= 49_999, "a store behind the clock");
     }
 }

@@ -490,6 +490,8 @@ impl Shard {
         // checked: a false claim would only be about the acker's own receipt.) A message
         // recorded recently in the user's stream is checked from memory, others by one read.
         let recent = self.recent_stream.get(self.keyer.key((app.0, user.as_str(), server_id)));
+        // After a store failure memory may hold deliveries that never became durable.
+        let recent = if self.committer.has_failed() { None } else { recent };
         let check = match recent.map(|d| d.conv_seq == seq && d.peer == self.keyer.key(by.as_str())) {
             Some(true) => Ok(()),
             Some(false) => Err(DomainError::MessageNotFound),

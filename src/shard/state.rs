@@ -220,8 +220,9 @@ pub(super) fn load(
         shard.expiries.entry(until).or_default().push((app, target, sub));
     })?;
     let newest = recover_deliveries(store, n)?;
+    let now = now_ms();
     for sh in shards.iter_mut() {
-        sh.ids = IdGen::after(sh.id, newest);
+        sh.ids = IdGen::starting(sh.id, newest, now);
     }
     // Deliveries that were durable but not yet recorded by the user's shard when the process
     // stopped: re-drive them first thing (the user's shard skips what it already has).
@@ -268,8 +269,9 @@ fn recover_deliveries(store: &Store, shards: usize) -> Result<u64, StoreError> {
             let pairs = (0..old_shards).flat_map(|t| (0..old_shards).map(move |s| (t as u8, s as u8)));
             let lowest = pairs.map(|k| mark.get(&k).copied()).collect::<Option<Vec<u64>>>();
             let from = floor.max(lowest.and_then(|v| v.into_iter().min()).unwrap_or(0));
-            let mut pending = 0usize;
+            let (mut pending, mut scanned) = (0usize, 0usize);
             let newest = store.for_each_message_after(from, |app, id, (lo, hi, seq)| {
+                scanned += 1;
                 let source = crate::domain::message::id_shard(id);
                 for u in [&lo, &hi] {
                     let t = crate::shard::shard_of(app, u, old_shards) as u8;
@@ -279,9 +281,12 @@ fn recover_deliveries(store: &Store, shards: usize) -> Result<u64, StoreError> {
                     }
                 }
             })?;
-            if pending > 0 {
-                tracing::info!(pending, from, "deliveries above the delivery marks get fan-out records");
-            }
+            tracing::info!(
+                scanned,
+                pending,
+                from,
+                "messages above the delivery marks checked; unrecorded deliveries get fan-out records"
+            );
             newest
         }
     };
