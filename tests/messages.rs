@@ -481,3 +481,46 @@ async fn my_own_sends_read_the_conversation_even_after_a_restart() {
     assert_eq!((c.read_seq, c.unread), (4, 0));
     drop(keep);
 }
+
+/// A client that pipelines many sends while the conversation shard's inbox is full (a queue
+/// of one): the later sends wait behind the waiting ones instead of overtaking them, so the
+/// conversation's seqs follow the order the client sent them.
+#[tokio::test]
+async fn pipelined_sends_keep_their_order_when_the_shard_inbox_is_full() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| c.limits.shard_queue = 1).await;
+    s.import(&["alice", "bob"]).await;
+    let raw = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let (rd, mut wr) = raw.into_split();
+    let mut frames = tokio_util::codec::FramedRead::new(rd, imserver::protocol::frame_codec(1 << 20));
+    let login = imserver::protocol::client_frame(1, |fbb| {
+        imserver::protocol::login_req(fbb, APP, "alice", &ticket_for(APP, "alice", SECRET), wire::ClientType::Web, "p")
+    });
+    wr.write_all(&login).await.unwrap();
+    let answer = frames.next().await.unwrap().unwrap();
+    assert!(imserver::protocol::decode_server(&answer).unwrap().response_as_login_resp().is_some());
+    // All sends in one write: the session reads them in a burst, faster than the shard drains.
+    const N: u64 = 300;
+    let mut burst = Vec::new();
+    for i in 0..N {
+        let cid = format!("c{i}");
+        burst.extend_from_slice(&imserver::protocol::client_frame(i + 2, |fbb| {
+            imserver::protocol::send_req(fbb, "bob", &cid, 1, cid.as_bytes(), None)
+        }));
+    }
+    wr.write_all(&burst).await.unwrap();
+    let mut seq_of = HashMap::new();
+    while (seq_of.len() as u64) < N {
+        let f = tokio::time::timeout(WAIT, frames.next()).await.expect("every send answered").unwrap().unwrap();
+        let f = imserver::protocol::decode_server(&f).unwrap();
+        if let Some(ack) = f.response_as_send_ack() {
+            seq_of.insert(f.id(), ack.seq());
+        } else {
+            assert!(f.response_as_error().is_none(), "a send failed: {:?}", f.response_as_error());
+        }
+    }
+    for i in 0..N {
+        assert_eq!(seq_of[&(i + 2)], i + 1, "send {i} took its place in the conversation");
+    }
+}
