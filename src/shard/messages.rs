@@ -250,12 +250,7 @@ impl Shard {
     /// Sends a command to `user`'s shard (run here when that is this shard).
     pub(super) fn route_user(&mut self, app: AppId, user: &UserId, make: impl FnOnce(UserId) -> ShardCmd) {
         let s = self.router.user_shard(app, user);
-        let cmd = make(user.clone());
-        if s == self.id {
-            self.local.push_back(cmd);
-        } else {
-            self.send_to_shard(s, cmd);
-        }
+        self.send_to(s, make(user.clone()));
     }
 
     pub(super) async fn recall(
@@ -489,9 +484,11 @@ impl Shard {
         // The message must be of this pair at this seq. (Which of the two sent it is not
         // checked: a false claim would only be about the acker's own receipt.) A message
         // recorded recently in the user's stream is checked from memory, others by one read.
-        let recent = self.recent_stream.get(self.keyer.key((app.0, user.as_str(), server_id)));
         // After a store failure memory may hold deliveries that never became durable.
-        let recent = if self.committer.has_failed() { None } else { recent };
+        let recent = match self.committer.has_failed() {
+            true => None,
+            false => self.recent_stream.get(self.keyer.key((app.0, user.as_str(), server_id))),
+        };
         let check = match recent.map(|d| d.conv_seq == seq && d.peer == self.keyer.key(by.as_str())) {
             Some(true) => Ok(()),
             Some(false) => Err(DomainError::MessageNotFound),

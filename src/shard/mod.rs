@@ -120,18 +120,21 @@ impl Router {
     /// Queues a command from a connection (the session inbox) without waiting; gives it back
     /// when full.
     pub fn try_submit(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
-        self.shards[shard].try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) => Rejected { reason: RouteError::Full, cmd: Box::new(c) },
-            mpsc::error::TrySendError::Closed(c) => Rejected { reason: RouteError::Closed, cmd: Box::new(c) },
-        })
+        self.shards[shard].try_send(cmd).map_err(Rejected::from)
     }
 
     /// Queues a command on a shard's peer inbox without waiting; gives it back when full.
     pub fn try_send(&self, shard: usize, cmd: ShardCmd) -> Result<(), Rejected> {
-        self.peers[shard].try_send(cmd).map_err(|e| match e {
+        self.peers[shard].try_send(cmd).map_err(Rejected::from)
+    }
+}
+
+impl From<mpsc::error::TrySendError<ShardCmd>> for Rejected {
+    fn from(e: mpsc::error::TrySendError<ShardCmd>) -> Rejected {
+        match e {
             mpsc::error::TrySendError::Full(c) => Rejected { reason: RouteError::Full, cmd: Box::new(c) },
             mpsc::error::TrySendError::Closed(c) => Rejected { reason: RouteError::Closed, cmd: Box::new(c) },
-        })
+        }
     }
 }
 

@@ -508,12 +508,7 @@ impl Shard {
         // messages above the lowest mark).
         let upto = self.ids.last();
         for s in 0..self.router.len() {
-            let cmd = ShardCmd::DeliveredUpTo { source: self.id as u8, upto };
-            if s == self.id {
-                self.local.push_back(cmd);
-            } else {
-                self.send_to_shard(s, cmd);
-            }
+            self.send_to(s, ShardCmd::DeliveredUpTo { source: self.id as u8, upto });
         }
         self.run_local().await;
         self.retry_deferred();
@@ -694,6 +689,16 @@ impl Shard {
             for d in &e.devices {
                 d.outbox.send(frame.clone());
             }
+        }
+    }
+
+    /// Sends a command to a shard: to this one through `local` (run right after the current
+    /// command), to another with `send_to_shard`.
+    pub fn send_to(&mut self, shard: usize, cmd: ShardCmd) {
+        if shard == self.id {
+            self.local.push_back(cmd);
+        } else {
+            self.send_to_shard(shard, cmd);
         }
     }
 

@@ -228,6 +228,18 @@ fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError
     db.cf_handle(name).ok_or(StoreError::MissingCf(name))
 }
 
+/// The RocksDB batch of `ops`, in their order (the writer's groups, start-up's `write_now`).
+fn write_batch<'a>(db: &DB, ops: impl IntoIterator<Item = &'a Op>) -> Result<rocksdb::WriteBatch, StoreError> {
+    let mut wb = rocksdb::WriteBatch::default();
+    for op in ops {
+        match op {
+            Op::Put(c, k, v) => wb.put_cf(cf(db, c)?, k, v),
+            Op::Delete(c, k) => wb.delete_cf(cf(db, c)?, k),
+        }
+    }
+    Ok(wb)
+}
+
 fn rocks(e: rocksdb::Error) -> StoreError {
     StoreError::Rocks(e.to_string())
 }
@@ -596,13 +608,7 @@ impl Store {
 
     /// Writes `batch` now, fdatasync'ed, bypassing the writer (start-up, before any shard runs).
     pub fn write_now(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut wb = rocksdb::WriteBatch::default();
-        for op in batch.ops {
-            match op {
-                Op::Put(c, k, v) => wb.put_cf(cf(&self.db, c)?, k, v),
-                Op::Delete(c, k) => wb.delete_cf(cf(&self.db, c)?, k),
-            }
-        }
+        let wb = write_batch(&self.db, &batch.ops)?;
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
         self.db.write_opt(wb, &o).map_err(rocks)

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rocksdb::{WriteBatch, WriteOptions, DB};
+use rocksdb::{WriteOptions, DB};
 use tokio::sync::mpsc;
 
 use super::{Batch, Op, StoreError};
@@ -210,13 +210,7 @@ fn write_group(db: &DB, opts: &WriteOptions, group: &[Commit]) -> Result<(), Sto
     // one key keep their order (a later put or delete still wins).
     let mut ops: Vec<&Op> = group.iter().flat_map(|c| c.batch.ops.iter()).collect();
     ops.sort_by(|a, b| op_key(a).cmp(&op_key(b)));
-    let mut wb = WriteBatch::default();
-    for op in ops {
-        match op {
-            Op::Put(cf, k, v) => wb.put_cf(super::cf(db, cf)?, k, v),
-            Op::Delete(cf, k) => wb.delete_cf(super::cf(db, cf)?, k),
-        }
-    }
+    let wb = super::write_batch(db, ops)?;
     if wb.is_empty() {
         return Ok(());
     }
