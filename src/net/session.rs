@@ -93,8 +93,8 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
             _ = &mut writer => { writer_done = true; break (KickReason::None, None) }
             Some(resp) = pending.next(), if !pending.is_empty() => { if let Some(r) = resp { outbox.send(r); } }
             // Requests answered by a shard straight to the outbox (sends) count as well.
-            _ = outbox.some_answered(), if pending.len() + outbox.unanswered() >= max_inflight => {}
-            frame = reader.next(), if pending.len() + outbox.unanswered() < max_inflight => match frame {
+            _ = outbox.some_answered(), if in_flight(&pending, &outbox) >= max_inflight => {}
+            frame = reader.next(), if in_flight(&pending, &outbox) < max_inflight => match frame {
                 None => break (KickReason::None, None),
                 Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
                 Some(Ok(buf)) => {
@@ -156,6 +156,13 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     if !writer_done {
         let _ = writer.await;
     }
+}
+
+/// Requests taken and not answered: the session's futures plus those a shard answers straight
+/// to the outbox, less the ones counted twice (a future waiting for room in a shard's inbox
+/// for a command that carries its `Unanswered` guard).
+fn in_flight<T>(pending: &FuturesUnordered<T>, outbox: &Outbox) -> usize {
+    (pending.len() + outbox.unanswered()).saturating_sub(outbox.waiting())
 }
 
 /// A framing error: an oversized length prefix gets an answer; I/O errors just end.

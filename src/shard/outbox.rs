@@ -26,6 +26,8 @@ struct Inner {
 }
 
 /// A command of the connection waiting for room in a shard's inbox; dropped once it is in.
+/// Only for commands that also carry an `Unanswered` guard (the session subtracts these so a
+/// waiting command is not counted twice against `max_inflight_per_conn`).
 pub struct Waiting(Arc<Inner>);
 
 impl Drop for Waiting {
