@@ -1,392 +1,51 @@
 //! `imctl`: the command-line client, on the SDK. Readable output by default, `--json` for
 //! scripts. Mints its own ticket when given `--secret`.
+//!
+//! `cli.rs` holds the flags and subcommands, `show.rs` how answers, pushes and errors print;
+//! this file runs one command. An error prints as one line on stderr and exits with 1.
 
+mod cli;
+mod show;
+
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::Parser;
+use cli::{client_type, field, stream, Cli, Cmd};
 use imserver::auth::ticket;
-use imserver::client::{Client, ItemOutcome, Profile, ProfileChange};
-use imserver::config::DEV_SECRET;
-use imserver::protocol::wire;
-
-#[derive(Parser)]
-#[command(version, about = "Command-line client for imserver")]
-struct Cli {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:7700", global = true)]
-    addr: String,
-    /// App id.
-    #[arg(long, default_value_t = 1400000000, global = true)]
-    app: u32,
-    /// Who to log in as (an app administrator for admin operations).
-    #[arg(long, default_value = "admin", global = true)]
-    user: String,
-    /// A ticket to log in with; minted from --secret when absent.
-    #[arg(long, global = true)]
-    ticket: Option<String>,
-    /// The app secret, to mint a ticket (defaults to the built-in development app's).
-    #[arg(long, default_value = DEV_SECRET, global = true)]
-    secret: String,
-    /// Client type: ios, android, web, windows, mac, linux, ipad, miniprogram, backend.
-    #[arg(long, default_value = "backend", global = true)]
-    client_type: String,
-    /// Device id.
-    #[arg(long, default_value = "imctl", global = true)]
-    device: String,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Mint a login ticket (TLSSigAPIv2 format) and print it.
-    Sign {
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 86400)]
-        ttl: u64,
-    },
-    /// Log in and report the session.
-    Login,
-    /// Round-trip a heartbeat.
-    Ping,
-    /// [admin] Create users: each ID, or ID:NICKNAME.
-    ImportUsers {
-        users: Vec<String>,
-        /// Extra JSON stored with each user.
-        #[arg(long)]
-        extra: Option<String>,
-    },
-    /// [admin] Soft-delete users.
-    DeleteUsers { users: Vec<String> },
-    /// Read profiles, optionally only some fields (nickname,avatar,gender,birthday,location,
-    /// signature,friend_add_policy,silent,forbidden,extra,times).
-    GetUsers {
-        users: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        fields: Vec<String>,
-    },
-    /// Read one profile.
-    GetUser { user: String },
-    /// Change a profile (mine, or --target's as an administrator).
-    Modify {
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long)]
-        nickname: Option<String>,
-        #[arg(long)]
-        avatar: Option<String>,
-        #[arg(long)]
-        gender: Option<u8>,
-        #[arg(long)]
-        birthday: Option<String>,
-        #[arg(long)]
-        location: Option<String>,
-        #[arg(long)]
-        signature: Option<String>,
-        /// 0 anyone, 1 needs approval, 2 nobody.
-        #[arg(long)]
-        friend_policy: Option<u8>,
-        #[arg(long)]
-        extra: Option<String>,
-        #[arg(long)]
-        silent: Option<bool>,
-        #[arg(long)]
-        forbidden: Option<bool>,
-    },
-    /// Which users are online, on which devices.
-    Status { users: Vec<String> },
-    /// Sync a stream: friends, friend-requests, blacklist, conversations, groups, messages.
-    Sync {
-        stream: String,
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        /// As an administrator, whose stream.
-        #[arg(long)]
-        target: Option<String>,
-    },
-    /// Send a one-to-one text message (an administrator may send --as another user).
-    Send {
-        to: String,
-        text: String,
-        /// Client message id (idempotency key); a fresh one when absent.
-        #[arg(long)]
-        client_id: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        msg_type: u32,
-        #[arg(long = "as")]
-        as_user: Option<String>,
-    },
-    /// List my conversations.
-    Conversations {
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        #[arg(long = "as")]
-        as_user: Option<String>,
-    },
-    /// Pin / mute a conversation.
-    Conversation {
-        peer: String,
-        #[arg(long)]
-        pin: Option<bool>,
-        #[arg(long)]
-        mute: Option<bool>,
-    },
-    /// Remove a conversation from my list (--client-only: just tell my other devices).
-    DeleteConversation {
-        peer: String,
-        #[arg(long)]
-        client_only: bool,
-    },
-    /// Read a conversation's history, newest first (or oldest first with --after).
-    History {
-        peer: String,
-        #[arg(long, default_value_t = 0)]
-        before: u64,
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-        #[arg(long = "as")]
-        as_user: Option<String>,
-    },
-    /// Mark a conversation read up to a seq.
-    Read { peer: String, seq: u64 },
-    /// Recall a message by server id.
-    Recall {
-        peer: String,
-        server_id: u64,
-        #[arg(long = "as")]
-        as_user: Option<String>,
-    },
-    /// Add a friend (a request when the other side needs approval).
-    AddFriend {
-        to: String,
-        #[arg(long, default_value = "")]
-        wording: String,
-        #[arg(long, default_value = "")]
-        source: String,
-        #[arg(long, default_value = "")]
-        remark: String,
-    },
-    /// Remove a friend (my side only), or all with --all.
-    DeleteFriend {
-        peer: Option<String>,
-        #[arg(long)]
-        all: bool,
-    },
-    /// My friends.
-    Friends {
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
-    /// My relation to one user.
-    Relation { peer: String },
-    /// Check friendship (or --black: blacklists) with users, --both for both directions.
-    Check {
-        users: Vec<String>,
-        #[arg(long)]
-        both: bool,
-        #[arg(long)]
-        black: bool,
-    },
-    /// Blacklist a user (--remove to take them off).
-    Black {
-        peer: String,
-        #[arg(long)]
-        remove: bool,
-    },
-    /// Friend requests I received; --approve ID / --reject ID / --read-all.
-    Requests {
-        #[arg(long)]
-        approve: Option<u64>,
-        #[arg(long)]
-        reject: Option<u64>,
-        #[arg(long)]
-        read_all: bool,
-    },
-    /// Friend groups: list, or --create/--delete/--add/--remove NAME with members.
-    FriendGroups {
-        #[arg(long)]
-        create: Option<String>,
-        #[arg(long)]
-        delete: Option<String>,
-        #[arg(long)]
-        add: Option<String>,
-        #[arg(long)]
-        remove: Option<String>,
-        members: Vec<String>,
-    },
-    /// Stay logged in and print every push; optionally follow users' online status.
-    Watch {
-        #[arg(long, value_delimiter = ',')]
-        follow: Vec<String>,
-        /// Stop after this many seconds (default: until interrupted).
-        #[arg(long)]
-        secs: Option<u64>,
-        /// Acknowledge received messages to their senders, as a real client does.
-        #[arg(long)]
-        ack: bool,
-    },
-}
+use imserver::client::{Client, FriendRequestInfo, Profile, ProfileChange};
+use show::{describe_message, describe_push, devices, print_outcomes, print_profile};
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn client_type(s: &str) -> anyhow::Result<wire::ClientType> {
-    wire::ClientType::ENUM_VALUES
-        .iter()
-        .copied()
-        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(s)))
-        .ok_or_else(|| anyhow!("unknown client type {s}"))
-}
-
-fn field(s: &str) -> anyhow::Result<wire::UserField> {
-    let norm: String = s.chars().filter(|c| *c != '_').collect();
-    wire::UserField::ENUM_VALUES
-        .iter()
-        .copied()
-        .find(|t| t.variant_name().is_some_and(|n| n.eq_ignore_ascii_case(&norm)))
-        .ok_or_else(|| anyhow!("unknown field {s}"))
-}
-
-fn stream(s: &str) -> anyhow::Result<wire::SyncStream> {
-    Ok(match s {
-        "friends" => wire::SyncStream::Friends,
-        "friend-requests" => wire::SyncStream::FriendRequests,
-        "blacklist" => wire::SyncStream::Blacklist,
-        "conversations" => wire::SyncStream::Conversations,
-        "groups" => wire::SyncStream::JoinedGroups,
-        "messages" => wire::SyncStream::Messages,
-        other => bail!("unknown stream {other}"),
-    })
-}
-
-fn print_outcomes(json: bool, items: &[ItemOutcome]) {
-    if json {
-        let v: Vec<_> =
-            items.iter().map(|(id, c)| serde_json::json!({"id": id, "code": c.0, "error": c.variant_name()})).collect();
-        println!("{}", serde_json::Value::Array(v));
-    } else {
-        for (id, c) in items {
-            if *c == wire::ErrorCode::None {
-                println!("{id}: ok");
-            } else {
-                println!("{id}: {} ({})", c.variant_name().unwrap_or("?"), c.0);
-            }
-        }
-    }
-}
-
-fn print_profile(p: &Profile) {
-    println!("{}", p.user_id);
-    let rows = [
-        ("nickname", p.nickname.clone()),
-        ("avatar", p.avatar.clone()),
-        ("gender", p.gender.to_string()),
-        ("birthday", p.birthday.clone()),
-        ("location", p.location.clone()),
-        ("signature", p.signature.clone()),
-        ("friend_add_policy", p.friend_add_policy.to_string()),
-        ("silent", p.silent.to_string()),
-        ("forbidden", p.forbidden.to_string()),
-        ("extra", p.extra.clone()),
-        ("deleted", p.deleted.to_string()),
-    ];
-    for (k, v) in rows {
-        if !v.is_empty() {
-            println!("  {k:<18} {v}");
-        }
-    }
-}
-
-fn describe_message(m: &imserver::client::Message) -> String {
-    let body = if m.recalled { "(recalled)".to_string() } else { String::from_utf8_lossy(&m.body).into_owned() };
-    format!("#{} {} -> {} [{}]: {}", m.seq, m.from, m.to, m.server_id, body)
-}
-
-fn describe_push(f: &imserver::client::Frame) -> String {
-    let sf = f.get();
-    if let Some(k) = sf.event_as_kick_push() {
-        return format!("kick: {}", k.reason().variant_name().unwrap_or("?"));
-    }
-    if let Some(s) = sf.event_as_status_changed_push() {
-        if let Some(st) = s.status() {
-            let s = imserver::client::Status::from_wire(&st);
-            let devs: Vec<String> = s
-                .devices
-                .iter()
-                .map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id))
-                .collect();
-            return format!(
-                "status: {} {} [{}]",
-                s.user_id,
-                if s.online { "online" } else { "offline" },
-                devs.join(", ")
-            );
-        }
-    }
-    if let Some(u) = sf.event_as_user_info_changed_push() {
-        if let Some(p) = u.user() {
-            return format!(
-                "profile changed: {} nickname={:?}",
-                p.user_id().unwrap_or_default(),
-                p.nickname().unwrap_or_default()
-            );
-        }
-    }
-    if let Some(m) = sf.event_as_message_push().and_then(|p| p.message()) {
-        return format!("message: {}", describe_message(&imserver::client::Message::from_wire(&m)));
-    }
-    if let Some(r) = sf.event_as_receipt_push() {
-        return format!(
-            "received: {} got message {}{}",
-            r.by_user().unwrap_or_default(),
-            r.server_id(),
-            if r.server_sent() { " (server-sent: offline)" } else { "" }
-        );
-    }
-    if let Some(r) = sf.event_as_read_receipt_push() {
-        return format!("read: {} read up to seq {}", r.user_id().unwrap_or_default(), r.read_seq());
-    }
-    if let Some(r) = sf.event_as_recall_push() {
-        return format!("recalled: message {} by {}", r.server_id(), r.by_user().unwrap_or_default());
-    }
-    if let Some(c) = sf.event_as_sync_changed_push().and_then(|p| p.item()) {
-        return match c.conversation() {
-            Some(cv) => format!(
-                "conversation changed: {} unread {} read {} pinned {} muted {}",
-                cv.conv().and_then(|x| x.peer()).unwrap_or_default(),
-                cv.unread(),
-                cv.read_seq(),
-                cv.pinned(),
-                cv.muted()
-            ),
-            None => format!("sync changed: item {} (seq {})", c.id().unwrap_or_default(), c.seq()),
-        };
-    }
-    if let Some(c) = sf.event_as_conversation_deleted_push().and_then(|p| p.conv()) {
-        return format!("conversation deleted: {}", c.peer().unwrap_or_default());
-    }
-    if let Some(e) = f.error() {
-        return format!("error: {e}");
-    }
-    format!("push: {}", sf.event_type().variant_name().unwrap_or("?"))
-}
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", show::error_line(&e));
+            if verbose {
+                eprint!("{}", show::error_details(&e));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The id of the pending request `from` sent me.
+fn pending_from(list: &[FriendRequestInfo], from: &str) -> anyhow::Result<u64> {
+    match list.iter().find(|r| r.from == from && r.state == 0) {
+        Some(r) => Ok(r.id),
+        None => bail!("no pending friend request from {from}"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let ticket = match &cli.ticket {
         Some(t) => t.clone(),
         None => ticket::sign(cli.app as u64, &cli.user, cli.secret.as_bytes(), now_secs(), 86400),
@@ -494,12 +153,12 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&st)?);
             } else {
                 for s in st {
-                    let devs: Vec<String> = s
-                        .devices
-                        .iter()
-                        .map(|d| format!("{}/{}", d.client_type.variant_name().unwrap_or("?"), d.device_id))
-                        .collect();
-                    println!("{}: {} {}", s.user_id, if s.online { "online" } else { "offline" }, devs.join(" "));
+                    println!(
+                        "{}: {} {}",
+                        s.user_id,
+                        if s.online { "online" } else { "offline" },
+                        devices(&s).join(" ")
+                    );
                 }
             }
         }
@@ -632,12 +291,21 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("ok");
         }
-        Cmd::Requests { approve, reject, read_all } => {
-            if let Some(id) = approve {
-                c.answer_friend_request(id, true).await?;
+        Cmd::Requests { approve, reject, approve_from, reject_from, read_all } => {
+            let mut answers = vec![];
+            answers.extend(approve.map(|id| (id, true)));
+            answers.extend(reject.map(|id| (id, false)));
+            if approve_from.is_some() || reject_from.is_some() {
+                let list = c.friend_requests().await?;
+                if let Some(u) = approve_from {
+                    answers.push((pending_from(&list, &u)?, true));
+                }
+                if let Some(u) = reject_from {
+                    answers.push((pending_from(&list, &u)?, false));
+                }
             }
-            if let Some(id) = reject {
-                c.answer_friend_request(id, false).await?;
+            for (id, yes) in answers {
+                c.answer_friend_request(id, yes).await?;
             }
             if read_all {
                 c.read_all_friend_requests().await?;
@@ -674,12 +342,21 @@ async fn main() -> anyhow::Result<()> {
                 print_outcomes(json, &c.subscribe_status(&strs(&follow), 0).await?);
             }
             let until = secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            // Logged in (and subscribed): from here on every push prints. Scripts that start a
+            // watcher in the background may wait for this line.
+            match secs {
+                Some(s) => println!("watching as {}/{} for {s} s", cli.user, cli.device),
+                None => println!("watching as {}/{} until interrupted", cli.user, cli.device),
+            }
             let beat = Duration::from_secs(info.heartbeat_secs.max(1) as u64);
             loop {
-                if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                let now = tokio::time::Instant::now();
+                if until.is_some_and(|u| now >= u) {
                     break;
                 }
-                match c.next_push(beat).await {
+                // Wake at the deadline, or after a heartbeat interval without pushes to ping.
+                let wait = until.map_or(beat, |u| beat.min(u - now));
+                match c.next_push(wait).await {
                     Some(f) => {
                         println!("{}", describe_push(&f));
                         let got = f
@@ -691,6 +368,7 @@ async fn main() -> anyhow::Result<()> {
                             c.receive_ack(&from, server_id, seq).await?;
                         }
                     }
+                    None if until.is_some_and(|u| tokio::time::Instant::now() >= u) => break,
                     None => {
                         if c.ping().await.is_err() {
                             println!("connection closed");
