@@ -50,6 +50,7 @@ async fn a_full_disk_refuses_writes_with_a_typed_error_and_loses_nothing_acknowl
             Ok(())
         });
     }
+    common::contend_if_asked(&mut cmd);
     let mut child = Proc(cmd.spawn().unwrap());
     let mut line = String::new();
     BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();

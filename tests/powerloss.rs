@@ -185,15 +185,16 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
         &format!("shards = 2\ndurability = \"{durability}\"\nwal_sync_ms = {wal_sync_ms}"),
     );
     let trace = tmp.path().join("strace.out");
-    let mut strace = std::process::Command::new("strace")
+    let mut strace = std::process::Command::new("strace");
+    strace
         .args(["-f", "-ttt", "-y", "-s", "0", "-e", "trace=write,pwrite64,writev,fdatasync,fsync", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_imserver"))
         .args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("strace runs (apt-get install strace)");
+        .stderr(std::process::Stdio::null());
+    common::contend_if_asked(&mut strace);
+    let mut strace = strace.spawn().expect("strace runs (apt-get install strace)");
     let mut line = String::new();
     BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();

@@ -38,6 +38,25 @@ pub struct Origin {
     pub answered: crate::shard::outbox::Unanswered,
 }
 
+/// A message's deliveries to the users one shard owns (for a one-to-one message: its sender
+/// and receiver when they share a shard, else one of them), recorded in one batch.
+///
+/// One command per (message, user shard) is what makes the delivery marks sound: a live
+/// delivery moves the shard's mark for the message's source shard to the message's id in the
+/// same atomic write as the stream entries, so a durable mark covers every delivery of that
+/// message to that shard. (Sent as two commands, the first could be recorded, with the mark,
+/// and the process killed before the second: start-up then took the second as recorded, and
+/// the message was missing from that user's Messages stream.)
+pub struct Deliver {
+    pub app: AppId,
+    pub msg: Arc<MessageRecord>,
+    /// Each user to record it for, with the connection that sent it, if any (not pushed to).
+    pub to: Vec<(UserId, Option<ConnId>)>,
+    /// Re-driven at start-up from fan-out records (one user each): each delivery deletes its
+    /// record instead of moving the mark.
+    pub from_record: bool,
+}
+
 /// An incoming add's outcome, the request it created, and whether the target already had the
 /// adder as a friend (nothing was written).
 pub type InboundAnswer = (Inbound, Option<FriendRequest>, bool);
@@ -303,17 +322,9 @@ pub enum ShardCmd {
     },
 
     // ---- one-to-one messages: run by a user's shard ----
-    /// Record a message in `user`'s streams and conversation list, then push it to the user's
-    /// devices (but `exclude`, the sending device). A live delivery advances the user shard's
-    /// delivery mark for the message's source shard; one re-driven at start-up from a fan-out
-    /// record (`from_record`) deletes that record instead.
-    Deliver {
-        app: AppId,
-        user: UserId,
-        msg: Arc<MessageRecord>,
-        exclude: Option<ConnId>,
-        from_record: bool,
-    },
+    /// Record a message in the streams and conversation lists of the users of this shard it
+    /// is for, then push it to their devices. See `Deliver`.
+    Deliver(Deliver),
     /// Shard `source` has sent this shard every delivery of a message with a server id up to
     /// `upto` (sent once a second, behind those deliveries): the delivery mark may move there.
     DeliveredUpTo {

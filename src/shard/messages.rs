@@ -17,7 +17,7 @@ use crate::domain::user;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{MessagePage, Origin, Reply, ShardCmd};
+use crate::shard::cmd::{Deliver, MessagePage, Origin, Reply, ShardCmd};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::{self, Batch};
@@ -31,6 +31,14 @@ pub(super) struct RecentDelivery {
     pub conv_seq: u64,
     /// The other user of the conversation (`Shard::keyer`'s key of the id).
     pub peer: u128,
+}
+
+/// What recording one delivery leaves to do once it is durable.
+struct Recorded {
+    /// The devices to push the message to, and the push.
+    push: Option<(Vec<Outbox>, Bytes)>,
+    /// The receiver has no device online: the server sends the sender a receipt.
+    server_receipt: bool,
 }
 
 /// The ack a sender gets.
@@ -222,20 +230,22 @@ impl Shard {
         .await;
         // The users' shards record and push the message. Their commits queue behind this one
         // in the single writer, so they can never be durable before the message is.
-        self.route_user(app, &msg.from.clone(), |user| ShardCmd::Deliver {
-            app,
-            user,
-            msg: msg.clone(),
-            exclude: Some(exclude),
-            from_record: false,
-        });
-        self.route_user(app, &msg.to.clone(), |user| ShardCmd::Deliver {
-            app,
-            user,
-            msg: msg.clone(),
-            exclude: None,
-            from_record: false,
-        });
+        self.route_deliveries(app, &msg, exclude);
+    }
+
+    /// Hands a new message to its users' shards: one `Deliver` per shard, so sender and
+    /// receiver on one shard are recorded in one batch (see `cmd::Deliver`).
+    fn route_deliveries(&mut self, app: AppId, msg: &Arc<MessageRecord>, exclude: ConnId) {
+        let (from_shard, to_shard) = (self.router.user_shard(app, &msg.from), self.router.user_shard(app, &msg.to));
+        let sender = (msg.from.clone(), Some(exclude));
+        let receiver = (msg.to.clone(), None);
+        let deliver = |to| ShardCmd::Deliver(Deliver { app, msg: msg.clone(), to, from_record: false });
+        if from_shard == to_shard {
+            self.send_to(from_shard, deliver(vec![sender, receiver]));
+        } else {
+            self.send_to(from_shard, deliver(vec![sender]));
+            self.send_to(to_shard, deliver(vec![receiver]));
+        }
     }
 
     /// Remembers where a message sits in a user's Messages stream, and what it is (bounded,
@@ -337,51 +347,86 @@ impl Shard {
         let _ = reply.send(r);
     }
 
-    /// Records a message in `user`'s Messages stream and conversation list, then pushes it.
+    /// Records a message in the Messages streams and conversation lists of the users `d` is
+    /// for (all of this shard), in one batch, then pushes it to their devices.
     ///
     /// What makes a crash between the message's commit and this one harmless: a live delivery
-    /// moves this shard's delivery mark for the message's source shard (`Shard::mark_delivered`,
-    /// written in the same group as the stream entries), and start-up re-drives what is above
-    /// the marks; a re-driven delivery deletes its fan-out record in the same batch instead.
+    /// moves this shard's delivery mark for the message's source shard (`Shard::mark_delivered`)
+    /// in the same group as the stream entries of every user of this shard the message is for
+    /// (one command, one batch: see `cmd::Deliver`), and start-up re-drives what is above the
+    /// marks; a re-driven delivery deletes its fan-out record in the same batch instead.
     /// Either way a delivery recorded once is never recorded again.
-    pub(super) async fn deliver(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        msg: Arc<MessageRecord>,
-        exclude: Option<ConnId>,
-        from_record: bool,
-    ) {
-        let item = msg.server_id.to_be_bytes();
+    pub(super) async fn deliver(&mut self, d: Deliver) {
+        let Deliver { app, msg, to, from_record } = d;
         let mut batch = Batch::default();
-        if from_record {
-            batch.delete_fanout(app, &user, msg.server_id, 0);
-        } else {
+        let mut pushes: Vec<(Vec<Outbox>, Bytes)> = Vec::new();
+        let mut receipt = false;
+        for (user, exclude) in to {
+            match self.ensure_convs(app, &user) {
+                Ok(()) => {}
+                // The user is gone: nothing to record (but the fan-out record to drop).
+                Err(DomainError::UserNotFound) => {
+                    if from_record {
+                        batch.delete_fanout(app, &user, msg.server_id, 0);
+                    }
+                    continue;
+                }
+                // The store failed: a fan-out record makes a restart retry this delivery (a
+                // re-driven one keeps its record).
+                Err(_) => {
+                    if let (false, Some(pair)) = (from_record, msg.pair()) {
+                        batch.put_fanout(app, &user, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
+                    }
+                    continue;
+                }
+            }
+            if from_record {
+                batch.delete_fanout(app, &user, msg.server_id, 0);
+            }
+            if let Some(p) = self.record_delivery(&mut batch, app, &user, &msg, exclude) {
+                receipt |= p.server_receipt;
+                if let Some(push) = p.push {
+                    pushes.push(push);
+                }
+            }
+        }
+        if !from_record {
+            // Before the commit: should the commit hand the group over, the mark goes with it.
             self.mark_delivered(msg.server_id);
         }
-        match self.ensure_convs(app, &user) {
-            Ok(()) => {}
-            // The user is gone: nothing to record (but the fan-out record to drop).
-            Err(DomainError::UserNotFound) => {
-                if from_record {
-                    self.commit(batch, |_| {}).await;
-                }
-                return;
-            }
-            // The store failed: a fan-out record makes a restart retry this delivery.
-            Err(_) => {
-                if !from_record {
-                    if let Some(pair) = msg.pair() {
-                        let mut b = Batch::default();
-                        b.put_fanout(app, &user, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
-                        self.commit(b, |_| {}).await;
-                    }
-                }
-                return;
-            }
+        if batch.is_empty() {
+            return;
         }
-        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
+        let receipt = receipt.then(|| (self.router.clone(), msg));
+        self.commit(batch, move |r| {
+            if r.is_err() {
+                return;
+            }
+            for (targets, frame) in &pushes {
+                for t in targets {
+                    t.send(frame.clone());
+                }
+            }
+            if let Some((router, msg)) = receipt {
+                router.push(app, &msg.from, receipt_push(&msg.to, msg.server_id, msg.seq, true));
+            }
+        })
+        .await;
+    }
+
+    /// Adds `msg` to `user`'s Messages stream and conversation list (in memory and `batch`);
+    /// what to push once that is durable. `user`'s conversation list is loaded.
+    fn record_delivery(
+        &mut self,
+        batch: &mut Batch,
+        app: AppId,
+        user: &UserId,
+        msg: &Arc<MessageRecord>,
+        exclude: Option<ConnId>,
+    ) -> Option<Recorded> {
+        let pair = msg.pair()?;
+        let entry = self.users.get_mut(&(app, user.clone()))?;
+        let peer = if &msg.from == user { msg.to.clone() } else { msg.from.clone() };
         let conv = ConvRef::p2p(peer);
         let convs = entry.convs.get_or_insert_with(Default::default);
         let before = convs.get(&conv);
@@ -391,40 +436,29 @@ impl Shard {
         // last seq and own-read seq are written behind (`flush_convs`) and re-derived from
         // the conversation at load.
         let listed = before.is_some_and(|v| !v.hidden);
-        let mut view = conversation::on_message(before, conv.clone(), &msg, &user);
+        let mut view = conversation::on_message(before, conv.clone(), msg, user);
         let m_seq = entry.heads.bump(Stream::Messages).0;
-        let Some(pair) = msg.pair() else { return };
         let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
-        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&pointer), None);
+        let item = msg.server_id.to_be_bytes();
+        batch.put_stream_item(app, user, Stream::Messages as u8, m_seq, &item, Some(&pointer), None);
         if listed {
             self.dirty_convs.insert((app, user.clone(), conv.clone()));
         } else {
-            super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut view);
+            super::conversations::put_conv_change(batch, app, user, &mut entry.heads, &mut view);
         }
         convs.insert(conv, view);
         let targets: Vec<Outbox> =
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();
         // The receiver has no device online: the server sends the receipt itself.
-        let server_receipt = msg.to == user && entry.devices.is_empty();
-        self.remember_stream_pos(app, &user, &msg, m_seq);
+        let server_receipt = &msg.to == user && entry.devices.is_empty();
+        self.remember_stream_pos(app, user, msg, m_seq);
         // Built only for someone to get it: the sender's own delivery usually has no device
         // left once the sending one is excluded.
-        let frame = (!targets.is_empty()).then(|| message_push(&msg, &user, m_seq));
-        let receipt = server_receipt.then(|| (self.router.clone(), msg));
-        self.commit(batch, move |r| {
-            if r.is_err() {
-                return;
-            }
-            if let Some(frame) = frame {
-                for t in &targets {
-                    t.send(frame.clone());
-                }
-            }
-            if let Some((router, msg)) = receipt {
-                router.push(app, &msg.from, receipt_push(&msg.to, msg.server_id, msg.seq, true));
-            }
-        })
-        .await;
+        let push = (!targets.is_empty()).then(|| {
+            let frame = message_push(msg, user, m_seq);
+            (targets, frame)
+        });
+        Some(Recorded { push, server_receipt })
     }
 
     /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.

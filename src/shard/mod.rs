@@ -10,6 +10,8 @@
 
 pub mod cmd;
 mod conversations;
+#[cfg(test)]
+mod crash_tests;
 mod friends;
 /// Wire encoders of friendship records (shared with the dispatch layer).
 pub mod wire_friends {

@@ -18,7 +18,7 @@ use crate::domain::sync::{Heads, Stream, STREAM_COUNT};
 use crate::domain::user::{UserFacts, UserRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
-use crate::shard::cmd::ShardCmd;
+use crate::shard::cmd::{Deliver, ShardCmd};
 use crate::shard::outbox::Outbox;
 use crate::shard::recent::{Keyer, Recent};
 use crate::shard::{Rejected, RouteError, Router};
@@ -235,7 +235,7 @@ pub(super) fn load(
                 let s = router.user_shard(app, &user);
                 let msg = Arc::new(m);
                 shards[s].local.push_back(if kind == 0 {
-                    ShardCmd::Deliver { app, user, msg, exclude: None, from_record: true }
+                    ShardCmd::Deliver(Deliver { app, msg, to: vec![(user, None)], from_record: true })
                 } else {
                     let by = msg.from.clone();
                     ShardCmd::Recalled { app, user, msg, by }
@@ -264,6 +264,7 @@ fn recover_deliveries(store: &Store, shards: usize) -> Result<u64, StoreError> {
         None => store.max_message_id()?,
         Some((floor, old_shards)) => {
             let old_shards = old_shards.max(1) as usize;
+            tracing::debug!(floor, old_shards, ?marks, "recovery: delivery floor and marks");
             let mark: HashMap<(u8, u8), u64> = marks.iter().copied().collect();
             // Below the lowest mark, when every pair of shards has one, everything is recorded.
             let pairs = (0..old_shards).flat_map(|t| (0..old_shards).map(move |s| (t as u8, s as u8)));
@@ -275,7 +276,10 @@ fn recover_deliveries(store: &Store, shards: usize) -> Result<u64, StoreError> {
                 let source = crate::domain::message::id_shard(id);
                 for u in [&lo, &hi] {
                     let t = crate::shard::shard_of(app, u, old_shards) as u8;
-                    if mark.get(&(t, source)).is_none_or(|m| *m < id) {
+                    let m = mark.get(&(t, source)).copied();
+                    let redo = m.is_none_or(|m| m < id);
+                    tracing::trace!(id, source, t, mark = ?m, user = %u, redo, "recovery: delivery above the floor");
+                    if redo {
                         batch.put_fanout(app, u, id, 0, &lo, &hi, seq);
                         pending += 1;
                     }
@@ -390,7 +394,7 @@ pub(super) fn run(
 
 impl Shard {
     /// The one exhaustive dispatch of shard commands.
-    async fn handle(&mut self, cmd: ShardCmd) {
+    pub(super) async fn handle(&mut self, cmd: ShardCmd) {
         match cmd {
             ShardCmd::Login { app, user, device, reply } => self.login(app, user, device, reply).await,
             ShardCmd::Disconnect { app, user, conn } => self.disconnect(app, user, conn),
@@ -458,9 +462,7 @@ impl Shard {
             ShardCmd::History { app, pair, before, after, limit, reply } => {
                 self.history(app, pair, before, after, limit, reply)
             }
-            ShardCmd::Deliver { app, user, msg, exclude, from_record } => {
-                self.deliver(app, user, msg, exclude, from_record).await
-            }
+            ShardCmd::Deliver(d) => self.deliver(d).await,
             ShardCmd::DeliveredUpTo { source, upto } => self.mark_delivered_up_to(source, upto),
             ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,
             ShardCmd::Receipt { app, user, by, server_id, seq, origin } => {
@@ -496,7 +498,7 @@ impl Shard {
     }
 
     /// Runs the commands this shard sent to itself, in order.
-    async fn run_local(&mut self) {
+    pub(super) async fn run_local(&mut self) {
         while let Some(cmd) = self.local.pop_front() {
             Box::pin(self.handle(cmd)).await;
         }

@@ -178,14 +178,30 @@ impl Drop for Proc {
 /// Starts `imserver` on an ephemeral port with `args` (data dir, config, durability...) and
 /// returns it with the address it printed.
 pub fn spawn_process(args: &[&str]) -> (Proc, String) {
+    spawn_process_on(args, None)
+}
+
+/// `spawn_process`, with every thread of the server pinned to CPU `cpu` when given (see
+/// `Contention`).
+pub fn spawn_process_on(args: &[&str], cpu: Option<usize>) -> (Proc, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--listen", "127.0.0.1:0"])
+    // IMSERVER_BIN runs another build of the server under the same test (an A/B of a fix).
+    let bin = std::env::var_os("IMSERVER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_imserver").into());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("imserver starts");
+        .stderr(std::process::Stdio::null());
+    // IMSERVER_TEST_SERVER_LOG=FILE appends the servers' logs there (with RUST_LOG set).
+    if let Some(path) = std::env::var_os("IMSERVER_TEST_SERVER_LOG") {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("server log file");
+        cmd.stderr(f);
+    }
+    match cpu {
+        Some(cpu) => pin_child(&mut cmd, cpu),
+        None => contend_if_asked(&mut cmd),
+    }
+    let mut child = cmd.spawn().expect("imserver starts");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).unwrap();
     let addr = line.split_whitespace().nth(3).expect("imserver listening on ADDR").to_string();
@@ -218,4 +234,79 @@ pub fn write_config(dir: &Path, app: u32, secret: &str, top: &str) -> PathBuf {
     std::fs::write(&path, format!("{top}\n[[apps]]\nid = {app}\nsecret = \"{secret}\"\nadmins = [\"admin\"]\n"))
         .expect("writing the test config");
     path
+}
+
+/// Pins `cmd`'s process (every thread it starts) to CPU `cpu`.
+pub fn pin_child(cmd: &mut std::process::Command, cpu: usize) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls sched_setaffinity, which is
+    // async-signal-safe, on a set built on the stack.
+    unsafe {
+        cmd.pre_exec(move || pin_to(cpu));
+    }
+}
+
+/// With `IMSERVER_TEST_CONTENTION=1`, the real-process tests run their server (or strace and
+/// the server under it) pinned to CPU 0 beside a busy thread of this test process, as the
+/// crash loop always does: `scripts/contended-crash-tests.sh` runs the kill -9, restart and
+/// power-loss tests so, many times.
+pub fn contend_if_asked(cmd: &mut std::process::Command) {
+    static SPINNER: std::sync::OnceLock<Contention> = std::sync::OnceLock::new();
+    if std::env::var("IMSERVER_TEST_CONTENTION").is_ok_and(|v| v == "1") {
+        let c = SPINNER.get_or_init(|| Contention::start(1));
+        pin_child(cmd, c.cpu);
+    }
+}
+
+/// Pins the calling thread (and what it forks and execs afterwards) to one CPU.
+pub fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// CPU contention for the crash tests: busy threads pinned to the CPU the server is pinned to,
+/// so the server's threads (shards, connection threads, the writer) are preempted at arbitrary
+/// points and run far apart in time, as on a loaded machine. Stops when dropped.
+pub struct Contention {
+    pub cpu: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Contention {
+    /// `spinners` busy threads on CPU 0 (the server goes there too: `spawn_process_on`).
+    pub fn start(spinners: usize) -> Contention {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let cpu = 0;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let threads = (0..spinners)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let _ = pin_to(cpu);
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Contention { cpu, stop, threads }
+    }
+}
+
+impl Drop for Contention {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
