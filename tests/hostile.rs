@@ -315,3 +315,115 @@ async fn mutated_frames_over_tcp_never_hurt_the_server() {
     let a = s.admin().await;
     a.sync(wire::SyncStream::Messages, 0, 500, Some("bob")).await.unwrap();
 }
+
+/// A one-to-one send to `to` whose conversation type is `conv_type` as given.
+fn send_with_conv_type(
+    fbb: &mut flatbuffers::FlatBufferBuilder<'static>,
+    to: &str,
+    conv_type: u8,
+) -> protocol::RequestBody {
+    let peer = fbb.create_string(to);
+    let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType(conv_type), peer: Some(peer) });
+    let client_id = fbb.create_string("c1");
+    let body = fbb.create_vector(b"hi");
+    let r = wire::SendMessageReq::create(
+        fbb,
+        &wire::SendMessageReqArgs {
+            from_user: None,
+            client_id: Some(client_id),
+            conv: Some(conv),
+            msg_type: 1,
+            body: Some(body),
+        },
+    );
+    (wire::Request::SendMessageReq, r.as_union_value())
+}
+
+/// Asserts that `as_user`'s conversation with `peer` holds no message.
+async fn no_messages(admin: &imserver::client::Client, peer: &str, as_user: &str) {
+    match whole_history(admin, peer, as_user).await {
+        Ok(v) => assert!(v.is_empty(), "{v:?}"),
+        Err(e) => assert_eq!(e.code(), Some(ErrorCode::ConversationNotFound)),
+    }
+}
+
+#[tokio::test]
+async fn out_of_range_enum_values_are_invalid_arguments_and_change_nothing() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let c = s.user("alice").await;
+    let code = |r: Result<imserver::client::Frame, imserver::client::ClientError>| r.unwrap_err().code();
+    for black in [false, true] {
+        let r = c
+            .call(|fbb| {
+                let bob = fbb.create_string("bob");
+                let to_users = fbb.create_vector(&[bob]);
+                if black {
+                    let args = wire::CheckBlackReqArgs {
+                        user_id: None,
+                        to_users: Some(to_users),
+                        direction: wire::CheckDirection(9),
+                    };
+                    (wire::Request::CheckBlackReq, wire::CheckBlackReq::create(fbb, &args).as_union_value())
+                } else {
+                    let args = wire::CheckFriendReqArgs {
+                        user_id: None,
+                        to_users: Some(to_users),
+                        direction: wire::CheckDirection(9),
+                    };
+                    (wire::Request::CheckFriendReq, wire::CheckFriendReq::create(fbb, &args).as_union_value())
+                }
+            })
+            .await;
+        assert_eq!(code(r), Some(ErrorCode::InvalidArgument), "black: {black}");
+    }
+    let r = c.call(|fbb| send_with_conv_type(fbb, "bob", 9)).await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidArgument));
+    let r = c
+        .call(|fbb| {
+            let args = wire::SyncReqArgs { user_id: None, stream: wire::SyncStream(99), after_seq: 0, limit: 10 };
+            (wire::Request::SyncReq, wire::SyncReq::create(fbb, &args).as_union_value())
+        })
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidArgument));
+    // A profile change with an out-of-range gender.
+    let r = c
+        .call(|fbb| {
+            let args = wire::ModifyUserInfoReqArgs { gender: wire::Gender(7), set_gender: true, ..Default::default() };
+            (wire::Request::ModifyUserInfoReq, wire::ModifyUserInfoReq::create(fbb, &args).as_union_value())
+        })
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidArgument));
+    // Nothing was sent: the conversation is still empty, on both sides.
+    let a = s.admin().await;
+    no_messages(&a, "bob", "alice").await;
+    no_messages(&a, "alice", "bob").await;
+    let (found, _) = a.get_user_info(&["alice"], &[]).await.unwrap();
+    assert_eq!(found[0].gender, 0);
+    c.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn request_id_0_is_refused_with_id_0_and_not_executed() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut a = s.admin().await;
+    let import = protocol::client_frame(0, |fbb| {
+        let id = fbb.create_string("carol");
+        let p = wire::UserProfile::create(fbb, &wire::UserProfileArgs { user_id: Some(id), ..Default::default() });
+        let users = fbb.create_vector(&[p]);
+        let r = wire::ImportUserReq::create(fbb, &wire::ImportUserReqArgs { users: Some(users) });
+        (wire::Request::ImportUserReq, r.as_union_value())
+    });
+    a.send_raw(import).await.unwrap();
+    assert_eq!(next_error(&mut a).await, (ErrorCode::InvalidArgument, 0));
+    let (found, missing) = a.get_user_info(&["carol"], &[]).await.unwrap();
+    assert!(found.is_empty() && missing == vec!["carol".to_string()]);
+
+    let mut c = s.user("alice").await;
+    let send = protocol::client_frame(0, |fbb| protocol::send_req(fbb, "bob", "c0", 1, b"hi", None));
+    c.send_raw(send).await.unwrap();
+    assert_eq!(next_error(&mut c).await, (ErrorCode::InvalidArgument, 0));
+    no_messages(&a, "bob", "alice").await;
+    c.ping().await.unwrap();
+}

@@ -171,3 +171,65 @@ async fn malformed_login_frame_is_refused() {
     let _ = protocol::PROTOCOL_VERSION;
     s.admin().await.ping().await.unwrap();
 }
+
+/// A login as the SDK writes it, but with the given protocol version.
+async fn login_with_version(s: &TestServer, version: u32) -> Result<(), imserver::client::ClientError> {
+    let c = s.connect().await;
+    let t = ticket_for(APP, "alice", SECRET);
+    c.call(|fbb| {
+        let user_id = fbb.create_string("alice");
+        let ticket = fbb.create_string(&t);
+        let device_id = fbb.create_string("d");
+        let r = wire::LoginReq::create(
+            fbb,
+            &wire::LoginReqArgs {
+                app_id: APP,
+                user_id: Some(user_id),
+                ticket: Some(ticket),
+                client_type: wire::ClientType::Ios,
+                device_id: Some(device_id),
+                protocol_version: version,
+            },
+        );
+        (wire::Request::LoginReq, r.as_union_value())
+    })
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn only_the_current_protocol_version_may_log_in() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    for v in [0, 2, 99] {
+        let e = login_with_version(&s, v).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "version {v}");
+    }
+    login_with_version(&s, protocol::PROTOCOL_VERSION).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ticket_signed_with_this_apps_secret_for_another_app_id_is_a_mismatch() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let t = ticket::sign(OTHER_APP as u64, "alice", SECRET.as_bytes(), now_secs(), 3600);
+    assert_eq!(login_err(&s, APP, "alice", &t).await, ErrorCode::TicketUserMismatch);
+}
+
+#[tokio::test]
+async fn a_login_with_request_id_0_is_refused_with_id_0_and_closed() {
+    let s = TestServer::start().await;
+    s.import(&["alice"]).await;
+    let mut c = s.connect().await;
+    let t = ticket_for(APP, "alice", SECRET);
+    let f = protocol::client_frame(0, |fbb| protocol::login_req(fbb, APP, "alice", &t, wire::ClientType::Ios, "d"));
+    c.send_raw(f).await.unwrap();
+    let answer = c.next_push(WAIT).await.expect("an answer");
+    assert_eq!(answer.get().id(), 0);
+    assert_eq!(error_code(&answer), Some(ErrorCode::InvalidArgument));
+    assert!(c.closed(WAIT).await);
+    // Not logged in: alice is offline.
+    let a = s.admin().await;
+    let st = a.query_online_status(&["alice"]).await.unwrap();
+    assert!(!st[0].online);
+}

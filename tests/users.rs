@@ -291,3 +291,32 @@ async fn pipelined_requests_are_answered_before_logout_closes() {
     assert_eq!(m.unwrap().nickname, "last words");
     l.unwrap();
 }
+
+#[tokio::test]
+async fn modify_pushes_to_friends_on_every_shard_and_not_to_others() {
+    let s = TestServer::start().await;
+    let friends = ["bob", "carol", "dan", "erin", "fay", "gus"];
+    s.import(&["alice", "bob", "carol", "dan", "erin", "fay", "gus", "zed"]).await;
+    let alice = s.user("alice").await;
+    for f in friends {
+        assert_eq!(alice.add_friend(f, "", "", "").await.unwrap(), None, "{f}");
+    }
+    let mut devices = Vec::new();
+    for f in friends {
+        devices.push(s.user(f).await);
+    }
+    let mut zed = s.user("zed").await;
+    let change = ProfileChange { nickname: Some("Alice II".into()), ..Default::default() };
+    alice.modify_user_info(&change).await.unwrap();
+    let alices = |f: &imserver::client::Frame| {
+        f.get()
+            .event_as_user_info_changed_push()
+            .and_then(|u| u.user())
+            .filter(|u| u.user_id() == Some("alice"))
+            .map(|u| u.nickname().unwrap_or_default().to_owned())
+    };
+    for (f, d) in friends.iter().zip(devices.iter_mut()) {
+        assert_eq!(d.wait_push(WAIT, alices).await.as_deref(), Some("Alice II"), "{f}");
+    }
+    assert!(zed.wait_push(Duration::from_millis(300), alices).await.is_none(), "a non-friend is not told");
+}

@@ -1,6 +1,7 @@
 //! Users: the profile record and the rules of import, delete, read and modify.
 
 use crate::domain::ids::UserId;
+use crate::domain::wire::known;
 use crate::domain::DomainError;
 use crate::protocol::wire::{FriendAddPolicy, Gender, UserField};
 use crate::store::codec::{Corrupt, Reader, Writer};
@@ -106,12 +107,8 @@ fn check_len(s: &str, max: usize, what: &'static str) -> Result<(), DomainError>
 }
 
 fn check_enums(gender: Gender, policy: FriendAddPolicy) -> Result<(), DomainError> {
-    if gender.variant_name().is_none() {
-        return Err(DomainError::InvalidArgument("gender"));
-    }
-    if policy.variant_name().is_none() {
-        return Err(DomainError::InvalidArgument("friend_add_policy"));
-    }
+    known(gender, "gender")?;
+    known(policy, "friend_add_policy")?;
     Ok(())
 }
 
@@ -241,9 +238,7 @@ impl FieldMask {
         }
         let mut m = 0u16;
         for f in fields {
-            if f.variant_name().is_none() {
-                return Err(DomainError::InvalidArgument("fields"));
-            }
+            known(*f, "fields")?;
             m |= 1 << f.0;
         }
         Ok(FieldMask(m))

@@ -11,6 +11,51 @@ use crate::protocol::wire::{self, UserField};
 
 type Fbb<'a> = FlatBufferBuilder<'a>;
 
+/// A generated FlatBuffers enum. The generated types are open (any byte decodes), so every
+/// enum field a request carries passes through [`known`] before it is used.
+pub trait WireEnum: Copy {
+    /// Whether the value is one of the schema's variants.
+    fn is_known(self) -> bool;
+}
+
+macro_rules! wire_enums {
+    ($($t:ident),* $(,)?) => {
+        $(impl WireEnum for wire::$t {
+            fn is_known(self) -> bool {
+                self.variant_name().is_some()
+            }
+        })*
+    };
+}
+
+wire_enums!(
+    ClientType,
+    Gender,
+    FriendAddPolicy,
+    UserField,
+    SyncStream,
+    ConvType,
+    CheckDirection,
+    GroupType,
+    GroupRole,
+    JoinPolicy,
+    RequestState,
+);
+
+/// A request's enum field as sent, or `InvalidArgument(what)` when it is out of range.
+pub fn known<E: WireEnum>(v: E, what: &'static str) -> Result<E, DomainError> {
+    if v.is_known() {
+        Ok(v)
+    } else {
+        Err(DomainError::InvalidArgument(what))
+    }
+}
+
+/// checkFriend / checkBlack: whether both directions are asked for.
+pub fn both_directions(d: wire::CheckDirection) -> Result<bool, DomainError> {
+    Ok(known(d, "direction")? == wire::CheckDirection::Both)
+}
+
 pub fn user_id(s: Option<&str>, what: &'static str) -> Result<UserId, DomainError> {
     let s = s.ok_or(DomainError::MissingField(what))?;
     UserId::new(s).ok_or(DomainError::InvalidArgument(what))
@@ -177,8 +222,9 @@ pub fn conv_id<'a>(fbb: &mut Fbb<'a>, kind: ConvKind, peer: &str) -> WIPOffset<w
 /// A conversation reference from the wire: P2P only for now (groups come with their issue).
 pub fn parse_conv(c: Option<wire::ConvId<'_>>) -> Result<ConvRef, DomainError> {
     let c = c.ok_or(DomainError::MissingField("conv"))?;
+    let kind = known(c.type_(), "conv.type")?;
     let peer = user_id(c.peer(), "conv.peer")?;
-    match c.type_() {
+    match kind {
         wire::ConvType::P2P => Ok(ConvRef::p2p(peer)),
         wire::ConvType::Group => Err(DomainError::NotImplemented),
         _ => Err(DomainError::InvalidArgument("conv.type")),

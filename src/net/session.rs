@@ -187,9 +187,20 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
         return fail(0, ErrorCode::MalformedFrame, "malformed frame");
     };
     let id = frame.id();
+    if id == 0 {
+        return fail(0, ErrorCode::InvalidArgument, "request id 0 is reserved for pushes");
+    }
     let Some(req) = frame.request_as_login_req() else {
         return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
     };
+    if req.protocol_version() != protocol::PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol_version {} is not served; this server speaks {}",
+            req.protocol_version(),
+            protocol::PROTOCOL_VERSION
+        );
+        return fail(id, ErrorCode::InvalidArgument, &msg);
+    }
     let app_id = AppId(req.app_id());
     let Some(app) = ctx.cfg.app(app_id) else {
         return fail(id, ErrorCode::UnknownApp, "unknown app");
@@ -204,10 +215,9 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     if device_id.len() > 128 {
         return fail(id, ErrorCode::InvalidArgument, "device_id");
     }
-    let client_type = req.client_type();
-    if client_type.variant_name().is_none() {
+    let Ok(client_type) = crate::domain::wire::known(req.client_type(), "client_type") else {
         return fail(id, ErrorCode::InvalidArgument, "client_type");
-    }
+    };
     let checked = ticket::verify(
         t,
         app_id.0 as u64,

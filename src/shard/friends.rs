@@ -157,7 +157,7 @@ macro_rules! or_reply {
 
 impl Shard {
     /// `user`'s friendship state (loaded if need be), to read it.
-    fn social(&mut self, app: AppId, user: &UserId) -> Result<&Social, DomainError> {
+    pub(super) fn social(&mut self, app: AppId, user: &UserId) -> Result<&Social, DomainError> {
         Ok(self.social_mut(app, user)?.1)
     }
 

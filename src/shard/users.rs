@@ -272,7 +272,7 @@ impl Shard {
             return;
         };
         // Own devices hear of the change (all but the one that made it); a forbidden account
-        // loses its sessions. Friends are told too once friendships exist (issue 4).
+        // loses its sessions.
         let targets: Vec<Outbox> =
             entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
         let forbid = change.forbidden == Some(true);
@@ -282,6 +282,14 @@ impl Shard {
             Vec::new()
         };
         let pushes = if forbid { self.status_pushes(app, &id) } else { Vec::new() };
+        // The user's friends hear of it too, on whatever shard they live.
+        let friends: Vec<UserId> = match self.social(app, &id) {
+            Ok(s) => s.friends.keys().cloned().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "friends unreadable; the profile push reaches own devices only");
+                Vec::new()
+            }
+        };
         let router = self.router.clone();
         let push = protocol::push(|fbb| {
             let p = dw::profile(fbb, &rec, FieldMask::ALL);
@@ -292,6 +300,9 @@ impl Shard {
             Ok(()) => {
                 for t in &targets {
                     t.send(push.clone());
+                }
+                for f in &friends {
+                    router.push(app, f, push.clone());
                 }
                 for o in kicked {
                     o.close(wire::KickReason::UserForbidden);

@@ -86,6 +86,11 @@ pub fn request(ctx: &Ctx, s: &Session, outbox: &Outbox, buf: &[u8]) -> Outcome {
         }
     };
     let id = frame.id();
+    if id == 0 {
+        // An answer with id 0 would read as a push: refused, and not executed.
+        outbox.send(protocol::error(0, wire::ErrorCode::InvalidArgument, "request id 0 is reserved for pushes"));
+        return Outcome::Done;
+    }
     match route(Cx { ctx, s, outbox, id }, &frame) {
         Ok(o) => o,
         Err(Immediate::Frame(f)) => {
@@ -196,11 +201,11 @@ fn route(cx: Cx<'_>, f: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
         Request::GetRelationReq => friends::get_relation(cx, table(f.request_as_get_relation_req())?),
         Request::CheckFriendReq => {
             let r = table(f.request_as_check_friend_req())?;
-            friends::check(cx, r.user_id(), r.to_users(), r.direction() == wire::CheckDirection::Both, false)
+            friends::check(cx, r.user_id(), r.to_users(), dw::both_directions(r.direction())?, false)
         }
         Request::CheckBlackReq => {
             let r = table(f.request_as_check_black_req())?;
-            friends::check(cx, r.user_id(), r.to_users(), r.direction() == wire::CheckDirection::Both, true)
+            friends::check(cx, r.user_id(), r.to_users(), dw::both_directions(r.direction())?, true)
         }
         Request::GetFriendsReq => friends::get_friends(cx, table(f.request_as_get_friends_req())?),
         Request::AddBlackReq => {
