@@ -217,6 +217,39 @@ async fn read_moves_forward_syncs_devices_and_tells_the_peer() {
 }
 
 #[tokio::test]
+async fn a_read_past_the_last_message_is_clamped_everywhere() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut alice = s.user("alice").await;
+    let bob = s.login("bob", wire::ClientType::Ios, "phone").await;
+    let mut bob_desk = s.login("bob", wire::ClientType::Mac, "desk").await;
+    for i in 0..2 {
+        alice.send_message("bob", &format!("c{i}"), 1, b"x", None).await.unwrap();
+    }
+    // "Read everything" with a seq far beyond the last message (2): accepted, recorded as 2.
+    bob.read("alice", u64::MAX).await.unwrap();
+    let rr = |f: &Frame| f.get().event_as_read_receipt_push().map(|r| r.read_seq());
+    assert_eq!(alice.wait_push(WAIT, rr).await, Some(2), "the peer's receipt carries the recorded seq");
+    let synced = |f: &Frame| {
+        f.get().event_as_sync_changed_push().and_then(|p| p.item()).and_then(|i| i.conversation()).map(|c| c.read_seq())
+    };
+    assert_eq!(bob_desk.wait_push(WAIT, synced).await, Some(2), "my other devices get the recorded seq");
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (2, 0));
+    let sync = bob.sync(SyncStream::Conversations, 0, 100, None).await.unwrap();
+    assert_eq!(sync.items.last().and_then(|i| i.conversation.as_ref()).map(|c| c.read_seq), Some(2));
+    // The clamp does not pre-read what comes later: the next message is unread.
+    alice.send_message("bob", "c2", 1, b"x", None).await.unwrap();
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (2, 1));
+    // Reading past the end again moves the read seq to the new last message, no further.
+    bob.read("alice", 1000).await.unwrap();
+    assert_eq!(alice.wait_push(WAIT, rr).await, Some(3));
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (3, 0));
+}
+
+#[tokio::test]
 async fn recall_within_the_window_by_the_sender_only() {
     let s = TestServer::start_with(|c| c.apps[0].recall_window_secs = 1).await;
     s.import(&["alice", "bob"]).await;
