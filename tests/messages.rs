@@ -310,6 +310,33 @@ async fn history_pages_both_ways_and_get_messages_checks_membership() {
 }
 
 #[tokio::test]
+async fn history_pages_oldest_first_from_the_beginning() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    for i in 1..=7u64 {
+        alice.send_message("bob", &format!("o{i}"), 1, b"x", None).await.unwrap();
+    }
+    let bob = s.user("bob").await;
+    let seqs = |p: &[Message]| p.iter().map(|m| m.seq).collect::<Vec<_>>();
+    // From the first message, then onwards from the last seq received.
+    let (page, more) = bob.history_oldest_first("alice", 0, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![1, 2, 3], true));
+    let (page, more) = bob.history_oldest_first("alice", 3, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![4, 5, 6], true));
+    let (page, more) = bob.history_oldest_first("alice", 6, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![7], false));
+    let (page, more) = bob.history_oldest_first("alice", 7, 3, None).await.unwrap();
+    assert_eq!((page.len(), more), (0, false));
+    // Old clients, which never set the flag, still get newest first for after_seq = 0.
+    let (page, _) = bob.history("alice", 0, 0, 3, None).await.unwrap();
+    assert_eq!(seqs(&page), vec![7, 6, 5]);
+    // An administrator reads it the same way for a user.
+    let (page, _) = s.admin().await.history_oldest_first("alice", 0, 2, Some("bob")).await.unwrap();
+    assert_eq!(seqs(&page), vec![1, 2]);
+}
+
+#[tokio::test]
 async fn conversations_pin_mute_delete_and_come_back() {
     let s = TestServer::start().await;
     s.import(&["alice", "bob", "carol"]).await;
