@@ -217,6 +217,39 @@ async fn read_moves_forward_syncs_devices_and_tells_the_peer() {
 }
 
 #[tokio::test]
+async fn a_read_past_the_last_message_is_clamped_everywhere() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let mut alice = s.user("alice").await;
+    let bob = s.login("bob", wire::ClientType::Ios, "phone").await;
+    let mut bob_desk = s.login("bob", wire::ClientType::Mac, "desk").await;
+    for i in 0..2 {
+        alice.send_message("bob", &format!("c{i}"), 1, b"x", None).await.unwrap();
+    }
+    // "Read everything" with a seq far beyond the last message (2): accepted, recorded as 2.
+    bob.read("alice", u64::MAX).await.unwrap();
+    let rr = |f: &Frame| f.get().event_as_read_receipt_push().map(|r| r.read_seq());
+    assert_eq!(alice.wait_push(WAIT, rr).await, Some(2), "the peer's receipt carries the recorded seq");
+    let synced = |f: &Frame| {
+        f.get().event_as_sync_changed_push().and_then(|p| p.item()).and_then(|i| i.conversation()).map(|c| c.read_seq())
+    };
+    assert_eq!(bob_desk.wait_push(WAIT, synced).await, Some(2), "my other devices get the recorded seq");
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (2, 0));
+    let sync = bob.sync(SyncStream::Conversations, 0, 100, None).await.unwrap();
+    assert_eq!(sync.items.last().and_then(|i| i.conversation.as_ref()).map(|c| c.read_seq), Some(2));
+    // The clamp does not pre-read what comes later: the next message is unread.
+    alice.send_message("bob", "c2", 1, b"x", None).await.unwrap();
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (2, 1));
+    // Reading past the end again moves the read seq to the new last message, no further.
+    bob.read("alice", 1000).await.unwrap();
+    assert_eq!(alice.wait_push(WAIT, rr).await, Some(3));
+    let c = bob.conversations(0, 50, None).await.unwrap().conversations.remove(0);
+    assert_eq!((c.read_seq, c.unread), (3, 0));
+}
+
+#[tokio::test]
 async fn recall_within_the_window_by_the_sender_only() {
     let s = TestServer::start_with(|c| c.apps[0].recall_window_secs = 1).await;
     s.import(&["alice", "bob"]).await;
@@ -274,6 +307,33 @@ async fn history_pages_both_ways_and_get_messages_checks_membership() {
     assert!(carol.get_messages(&ids[..3], None).await.unwrap().is_empty());
     assert!(carol.history("alice", 0, 0, 10, None).await.unwrap().0.is_empty());
     assert_eq!(bob.get_messages(&ids[..3], None).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn history_pages_oldest_first_from_the_beginning() {
+    let s = TestServer::start().await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    for i in 1..=7u64 {
+        alice.send_message("bob", &format!("o{i}"), 1, b"x", None).await.unwrap();
+    }
+    let bob = s.user("bob").await;
+    let seqs = |p: &[Message]| p.iter().map(|m| m.seq).collect::<Vec<_>>();
+    // From the first message, then onwards from the last seq received.
+    let (page, more) = bob.history_oldest_first("alice", 0, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![1, 2, 3], true));
+    let (page, more) = bob.history_oldest_first("alice", 3, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![4, 5, 6], true));
+    let (page, more) = bob.history_oldest_first("alice", 6, 3, None).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![7], false));
+    let (page, more) = bob.history_oldest_first("alice", 7, 3, None).await.unwrap();
+    assert_eq!((page.len(), more), (0, false));
+    // Old clients, which never set the flag, still get newest first for after_seq = 0.
+    let (page, _) = bob.history("alice", 0, 0, 3, None).await.unwrap();
+    assert_eq!(seqs(&page), vec![7, 6, 5]);
+    // An administrator reads it the same way for a user.
+    let (page, _) = s.admin().await.history_oldest_first("alice", 0, 2, Some("bob")).await.unwrap();
+    assert_eq!(seqs(&page), vec![1, 2]);
 }
 
 #[tokio::test]

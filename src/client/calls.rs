@@ -347,13 +347,37 @@ impl Client {
         limit: u32,
         as_user: Option<&str>,
     ) -> Result<(Vec<Message>, bool), ClientError> {
+        self.history_page(peer, before_seq, after_seq, false, limit, as_user).await
+    }
+
+    /// A page of my conversation with `peer`, oldest first after `after_seq` (0 = from the
+    /// first message).
+    pub async fn history_oldest_first(
+        &self,
+        peer: &str,
+        after_seq: u64,
+        limit: u32,
+        as_user: Option<&str>,
+    ) -> Result<(Vec<Message>, bool), ClientError> {
+        self.history_page(peer, 0, after_seq, true, limit, as_user).await
+    }
+
+    async fn history_page(
+        &self,
+        peer: &str,
+        before_seq: u64,
+        after_seq: u64,
+        oldest_first: bool,
+        limit: u32,
+        as_user: Option<&str>,
+    ) -> Result<(Vec<Message>, bool), ClientError> {
         let f = self
             .call(|fbb| {
                 let user_id = as_user.map(|u| fbb.create_string(u));
                 let conv = p2p(fbb, peer);
                 let r = wire::GetHistoryReq::create(
                     fbb,
-                    &wire::GetHistoryReqArgs { user_id, conv: Some(conv), before_seq, after_seq, limit },
+                    &wire::GetHistoryReqArgs { user_id, conv: Some(conv), before_seq, after_seq, limit, oldest_first },
                 );
                 (wire::Request::GetHistoryReq, r.as_union_value())
             })

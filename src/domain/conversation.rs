@@ -161,7 +161,9 @@ pub fn on_recall(view: &ConvView, tomb: &MessageRecord) -> Option<ConvView> {
     }
 }
 
-/// "Read up to `seq`": never backwards, never past the last message. `None` = no change.
+/// "Read up to `seq`": never backwards, and a `seq` past the last message is clamped to it
+/// (not refused: "read everything" may name any larger seq, and a later message stays
+/// unread). `None` = no change.
 pub fn read(view: &ConvView, seq: u64) -> Option<ConvView> {
     let to = seq.min(view.last_seq);
     if to <= view.read_seq {
@@ -220,6 +222,8 @@ mod tests {
         assert!(read(&v, 3).is_none(), "never backwards");
         let r = read(&v, 99).unwrap();
         assert_eq!((r.read_seq, r.unread()), (4, 0), "never past the last message");
+        assert_eq!(read(&v, u64::MAX).map(|r| r.read_seq), Some(4), "clamped, not refused");
+        assert!(read(&r, u64::MAX).is_none(), "clamped to where it already is: no change");
         // An older message arriving late does not replace the last one.
         let late = on_message(Some(&r), c, &m(2, "alice", "bob"), &me);
         assert_eq!(late.last.as_ref().unwrap().seq, 4);

@@ -187,6 +187,30 @@ pub fn recall(
     Ok(t)
 }
 
+/// Which seqs of a conversation one history page reads, and in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRange {
+    /// Lowest seq (inclusive).
+    pub from: u64,
+    /// Highest seq (inclusive).
+    pub to: u64,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// The rule of `GetHistoryReq`: oldest first after `after_seq` (exclusive) when it is non-zero
+/// or `oldest_first` is set, `before_seq` then ignored; otherwise newest first from
+/// `before_seq` (inclusive; 0 = from the newest). Old clients never set `oldest_first`, so for
+/// them `after_seq = 0` keeps meaning newest first.
+pub fn history_range(before_seq: u64, after_seq: u64, oldest_first: bool) -> HistoryRange {
+    if oldest_first || after_seq > 0 {
+        HistoryRange { from: after_seq.saturating_add(1), to: u64::MAX, descending: false }
+    } else {
+        let to = if before_seq == 0 { u64::MAX } else { before_seq };
+        HistoryRange { from: 1, to, descending: true }
+    }
+}
+
 /// The shard that issued a server message id.
 pub fn id_shard(server_id: u64) -> u8 {
     ((server_id >> 16) & 0x3f) as u8
@@ -250,6 +274,17 @@ impl IdGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_ranges() {
+        let r = |from, to, descending| HistoryRange { from, to, descending };
+        assert_eq!(history_range(0, 0, false), r(1, u64::MAX, true), "newest first from the newest");
+        assert_eq!(history_range(15, 0, false), r(1, 15, true), "before_seq is inclusive");
+        assert_eq!(history_range(15, 20, false), r(21, u64::MAX, false), "after_seq wins, exclusive");
+        assert_eq!(history_range(0, 0, true), r(1, u64::MAX, false), "oldest first from the first message");
+        assert_eq!(history_range(99, 5, true), r(6, u64::MAX, false), "before_seq ignored");
+        assert_eq!(history_range(0, u64::MAX, false).from, u64::MAX, "no overflow");
+    }
 
     fn u(s: &str) -> UserId {
         UserId::new(s).unwrap()

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::friend::{AddInfo, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{MessageRecord, Pair};
+use crate::domain::message::{HistoryRange, MessageRecord, Pair};
 use crate::domain::sync::{Stream, SyncPage};
 use crate::domain::user::{UserChange, UserFacts, UserRecord};
 use crate::domain::wire::UserStatus;
@@ -313,10 +313,8 @@ pub enum ShardCmd {
     History {
         app: AppId,
         pair: Pair,
-        /// Newest first from here (inclusive; `u64::MAX` = the newest)...
-        before: u64,
-        /// ...or, when non-zero, oldest first after this seq.
-        after: u64,
+        /// The seqs and their order (`domain::message::history_range`).
+        range: HistoryRange,
         limit: usize,
         reply: Reply<Result<MessagePage, DomainError>>,
     },

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::domain::conversation::{self, ConvKind, ConvRef};
 use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{self, IdemRecord, MessageRecord, Pair};
+use crate::domain::message::{self, HistoryRange, IdemRecord, MessageRecord, Pair};
 use crate::domain::sync::Stream;
 use crate::domain::user;
 use crate::domain::wire as dw;
@@ -325,17 +325,13 @@ impl Shard {
         &mut self,
         app: AppId,
         pair: Pair,
-        before: u64,
-        after: u64,
+        range: HistoryRange,
         limit: usize,
         reply: Reply<Result<MessagePage, DomainError>>,
     ) {
-        let r = if after > 0 {
-            self.store.messages(app, &pair.lo, &pair.hi, after.saturating_add(1), u64::MAX, false, limit)
-        } else {
-            self.store.messages(app, &pair.lo, &pair.hi, 1, before, true, limit)
-        };
-        let r = r
+        let r = self
+            .store
+            .messages(app, &pair.lo, &pair.hi, range.from, range.to, range.descending, limit)
             .map_err(|e| {
                 tracing::error!(error = %e, "reading history");
                 DomainError::StorageUnavailable

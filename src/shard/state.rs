@@ -459,9 +459,7 @@ impl Shard {
             ShardCmd::Recall { app, pair, by, by_admin, server_id, reply } => {
                 self.recall(app, pair, by, by_admin, server_id, reply).await
             }
-            ShardCmd::History { app, pair, before, after, limit, reply } => {
-                self.history(app, pair, before, after, limit, reply)
-            }
+            ShardCmd::History { app, pair, range, limit, reply } => self.history(app, pair, range, limit, reply),
             ShardCmd::Deliver(d) => self.deliver(d).await,
             ShardCmd::DeliveredUpTo { source, upto } => self.mark_delivered_up_to(source, upto),
             ShardCmd::Recalled { app, user, msg, by } => self.recalled(app, user, msg, by).await,

@@ -7,7 +7,7 @@ use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::friend::{BlackEntry, FriendEntry, FriendRequest};
 use crate::domain::ids::UserId;
-use crate::domain::message::{self, MessageRecord, Pair};
+use crate::domain::message::{self, history_range, MessageRecord, Pair};
 use crate::domain::sync::{page_size, Stream, SyncPage};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
@@ -136,18 +136,12 @@ pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
     let viewer = subject(cx.s, r.user_id())?;
     let conv = dw::parse_conv(r.conv())?;
     let pair = Pair::new(&viewer, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
-    let before = match r.before_seq() {
-        0 => u64::MAX,
-        n => n,
-    };
-    let (after, limit) = (r.after_seq(), page_size(r.limit(), cx.lim().max_page));
+    let range = history_range(r.before_seq(), r.after_seq(), r.oldest_first());
+    let limit = page_size(r.limit(), cx.lim().max_page);
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.pair_shard(app, &pair);
-        match ask(&router, shard, |reply| ShardCmd::History { app, pair, before, after, limit, reply })
-            .await
-            .and_then(|r| r)
-        {
+        match ask(&router, shard, |reply| ShardCmd::History { app, pair, range, limit, reply }).await.and_then(|r| r) {
             Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
             Err(e) => err_frame(id, &e),
         }

@@ -12571,6 +12571,7 @@ impl<'a> GetHistoryReq<'a> {
   pub const VT_BEFORE_SEQ: ::flatbuffers::VOffsetT = 8;
   pub const VT_AFTER_SEQ: ::flatbuffers::VOffsetT = 10;
   pub const VT_LIMIT: ::flatbuffers::VOffsetT = 12;
+  pub const VT_OLDEST_FIRST: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -12587,6 +12588,7 @@ impl<'a> GetHistoryReq<'a> {
     builder.add_limit(args.limit);
     if let Some(x) = args.conv { builder.add_conv(x); }
     if let Some(x) = args.user_id { builder.add_user_id(x); }
+    builder.add_oldest_first(args.oldest_first);
     builder.finish()
   }
 
@@ -12626,6 +12628,13 @@ impl<'a> GetHistoryReq<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(GetHistoryReq::VT_LIMIT, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn oldest_first(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(GetHistoryReq::VT_OLDEST_FIRST, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GetHistoryReq<'_> {
@@ -12639,6 +12648,7 @@ impl ::flatbuffers::Verifiable for GetHistoryReq<'_> {
      .visit_field::<u64>("before_seq", Self::VT_BEFORE_SEQ, false)?
      .visit_field::<u64>("after_seq", Self::VT_AFTER_SEQ, false)?
      .visit_field::<u32>("limit", Self::VT_LIMIT, false)?
+     .visit_field::<bool>("oldest_first", Self::VT_OLDEST_FIRST, false)?
      .finish();
     Ok(())
   }
@@ -12649,6 +12659,7 @@ pub struct GetHistoryReqArgs<'a> {
     pub before_seq: u64,
     pub after_seq: u64,
     pub limit: u32,
+    pub oldest_first: bool,
 }
 impl<'a> Default for GetHistoryReqArgs<'a> {
   #[inline]
@@ -12659,6 +12670,7 @@ impl<'a> Default for GetHistoryReqArgs<'a> {
       before_seq: 0,
       after_seq: 0,
       limit: 0,
+      oldest_first: false,
     }
   }
 }
@@ -12689,6 +12701,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GetHistoryReqBuilder<'a, 'b, 
     self.fbb_.push_slot::<u32>(GetHistoryReq::VT_LIMIT, limit, 0);
   }
   #[inline]
+  pub fn add_oldest_first(&mut self, oldest_first: bool) {
+    self.fbb_.push_slot::<bool>(GetHistoryReq::VT_OLDEST_FIRST, oldest_first, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GetHistoryReqBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     GetHistoryReqBuilder {
@@ -12711,6 +12727,7 @@ impl ::core::fmt::Debug for GetHistoryReq<'_> {
       ds.field("before_seq", &self.before_seq());
       ds.field("after_seq", &self.after_seq());
       ds.field("limit", &self.limit());
+      ds.field("oldest_first", &self.oldest_first());
       ds.finish()
   }
 }
