@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use imserver::client::{Profile, ProfileChange};
+use imserver::domain::ids::UserId;
 use imserver::protocol::wire::{self, ErrorCode, UserField};
 
 #[tokio::test]
@@ -296,6 +297,9 @@ async fn pipelined_requests_are_answered_before_logout_closes() {
 async fn modify_pushes_to_friends_on_every_shard_and_not_to_others() {
     let s = TestServer::start().await;
     let friends = ["bob", "carol", "dan", "erin", "fay", "gus"];
+    // The test server runs 2 shards: some friends live on alice's, some on the other.
+    let shard = |u: &str| imserver::shard::shard_of(imserver::domain::ids::AppId(APP), &UserId::new(u).unwrap(), 2);
+    assert!(friends.iter().any(|f| shard(f) == shard("alice")) && friends.iter().any(|f| shard(f) != shard("alice")));
     s.import(&["alice", "bob", "carol", "dan", "erin", "fay", "gus", "zed"]).await;
     let alice = s.user("alice").await;
     for f in friends {

@@ -282,6 +282,13 @@ pub enum ShardCmd {
         user: UserId,
         frame: Bytes,
     },
+    /// Hands one encoded push to every online device of each of `users` (all of this shard):
+    /// a push to many users costs one command per shard, not one per user.
+    PushEach {
+        app: AppId,
+        users: Vec<UserId>,
+        frame: Bytes,
+    },
     Sync {
         app: AppId,
         user: UserId,

@@ -153,6 +153,27 @@ impl Router {
             }
         }
     }
+
+    /// `users` grouped by the shard that owns them (empty groups left out), for `push_each`.
+    pub fn by_shard<'a>(&self, app: AppId, users: impl IntoIterator<Item = &'a UserId>) -> Vec<(usize, Vec<UserId>)> {
+        let mut by_shard: Vec<Vec<UserId>> = vec![Vec::new(); self.len()];
+        for u in users {
+            by_shard[self.user_shard(app, u)].push(u.clone());
+        }
+        by_shard.into_iter().enumerate().filter(|(_, u)| !u.is_empty()).collect()
+    }
+
+    /// `push` to many users, grouped by `by_shard`: one command per shard, not one per user
+    /// (a full inbox drops that shard's share, as `push` does).
+    pub fn push_each(&self, app: AppId, groups: Vec<(usize, Vec<UserId>)>, frame: bytes::Bytes) {
+        for (shard, users) in groups {
+            if let Err(r) = self.try_send(shard, ShardCmd::PushEach { app, users, frame: frame.clone() }) {
+                if r.reason == RouteError::Full {
+                    tracing::warn!(shard, "shard inbox full; dropping a push to many users");
+                }
+            }
+        }
+    }
 }
 
 /// The running shard threads.

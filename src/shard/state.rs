@@ -412,6 +412,11 @@ impl Shard {
                 self.unsubscribe(app, subscriber, targets, reply).await
             }
             ShardCmd::Push { app, user, frame } => self.push_local(app, &user, &frame),
+            ShardCmd::PushEach { app, users, frame } => {
+                for u in &users {
+                    self.push_local(app, u, &frame);
+                }
+            }
             ShardCmd::Sync { app, user, stream, after, limit, reply } => {
                 self.sync(app, user, stream, after, limit, reply).await
             }
@@ -725,7 +730,7 @@ impl Shard {
 
     fn defer(&mut self, shard: usize, cmd: ShardCmd) {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
-            if let ShardCmd::Push { .. } = cmd {
+            if let ShardCmd::Push { .. } | ShardCmd::PushEach { .. } = cmd {
                 // A push of a status or profile change: the client can re-read it
                 // (queryOnlineStatus, getUserInfo). Logged, never silent.
                 tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");

@@ -282,15 +282,16 @@ impl Shard {
             Vec::new()
         };
         let pushes = if forbid { self.status_pushes(app, &id) } else { Vec::new() };
-        // The user's friends hear of it too, on whatever shard they live.
-        let friends: Vec<UserId> = match self.social(app, &id) {
-            Ok(s) => s.friends.keys().cloned().collect(),
+        // The user's friends hear of it too, on whatever shard they live: grouped by shard
+        // here, not on the writer thread that runs the completion.
+        let router = self.router.clone();
+        let friends = match self.social(app, &id) {
+            Ok(s) => router.by_shard(app, s.friends.keys()),
             Err(e) => {
                 tracing::warn!(error = %e.message(), "friends unreadable; the profile push reaches own devices only");
                 Vec::new()
             }
         };
-        let router = self.router.clone();
         let push = protocol::push(|fbb| {
             let p = dw::profile(fbb, &rec, FieldMask::ALL);
             let p = wire::UserInfoChangedPush::create(fbb, &wire::UserInfoChangedPushArgs { user: Some(p) });
@@ -301,9 +302,7 @@ impl Shard {
                 for t in &targets {
                     t.send(push.clone());
                 }
-                for f in &friends {
-                    router.push(app, f, push.clone());
-                }
+                router.push_each(app, friends, push.clone());
                 for o in kicked {
                     o.close(wire::KickReason::UserForbidden);
                 }
