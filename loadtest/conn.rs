@@ -38,7 +38,7 @@ pub async fn login(
     let s = TcpStream::connect(&t.addr).await.with_context(|| format!("connecting to {}", t.addr))?;
     s.set_nodelay(true)?;
     let (rd, mut wr) = s.into_split();
-    let mut rd = FramedRead::new(rd, protocol::frame_codec(16 << 20));
+    let mut rd = FramedRead::new(rd, protocol::frame_codec(protocol::MAX_SERVER_FRAME));
     let ticket = t.ticket(user);
     let frame = protocol::client_frame(1, |fbb| protocol::login_req(fbb, t.app, user, &ticket, ct, device));
     wr.write_all(&frame).await?;

@@ -275,8 +275,10 @@ impl Config {
         if self.limits.max_message_body + 1024 > self.limits.max_frame {
             return Err("limits.max_message_body must leave 1 KiB of room below limits.max_frame".into());
         }
-        if self.limits.max_frame > 16 * 1024 * 1024 {
-            return Err("limits.max_frame above 16 MiB".into());
+        // A message as large as a client frame must fit, with a page's worth of others, in one
+        // server frame (`protocol::MAX_SERVER_FRAME`, 1 MiB).
+        if self.limits.max_frame > crate::protocol::MAX_SERVER_FRAME / 4 {
+            return Err("limits.max_frame above 256 KiB".into());
         }
         Ok(())
     }

@@ -119,7 +119,14 @@ impl Harness {
     fn session(&self, admin: bool) -> Session {
         let app = self.ctx.cfg.apps[0].id;
         let me = UserId::new(if admin { "admin" } else { "alice" }).expect("a valid id");
-        Session { app, user: (!admin).then(|| me.clone()), me, admin, conn: ConnId(1) }
+        Session {
+            app,
+            user: (!admin).then(|| me.clone()),
+            me,
+            admin,
+            conn: ConnId(1),
+            protocol_version: crate::protocol::PROTOCOL_VERSION,
+        }
     }
 }
 

@@ -294,10 +294,12 @@ async fn history_pages_both_ways_and_get_messages_checks_membership() {
     let (page, more) = alice.history("bob", 0, 0, 10, None).await.unwrap();
     assert!(more);
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), (16..=25).rev().collect::<Vec<_>>());
-    let (page, more) = alice.history("bob", 15, 0, 10, None).await.unwrap();
+    // The next older page: before the oldest seq received (exclusive).
+    let (page, more) = alice.history("bob", 16, 0, 10, None).await.unwrap();
     assert_eq!((page[0].seq, page[9].seq, more), (15, 6, true));
-    let (page, more) = alice.history("bob", 5, 0, 10, None).await.unwrap();
-    assert_eq!((page.len(), more), (5, false));
+    let (page, more) = alice.history("bob", 6, 0, 10, None).await.unwrap();
+    assert_eq!((page.len(), page[0].seq, more), (5, 5, false));
+    assert!(alice.history("bob", 1, 0, 10, None).await.unwrap().0.is_empty(), "nothing before the first");
     let (page, more) = alice.history("bob", 0, 20, 10, None).await.unwrap();
     assert_eq!((page.iter().map(|m| m.seq).collect::<Vec<_>>(), more), ((21..=25).collect::<Vec<_>>(), false));
     let bob = s.user("bob").await;

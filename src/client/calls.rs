@@ -15,11 +15,12 @@ fn outcomes(f: &Frame) -> Result<Vec<ItemOutcome>, ClientError> {
         .unwrap_or_default())
 }
 
-fn profiles(f: &Frame) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
+/// The profiles and missing ids of a `UserInfoResp`, and whether it was cut by size.
+fn profiles(f: &Frame) -> Result<(Vec<Profile>, Vec<String>, bool), ClientError> {
     let r = f.get().response_as_user_info_resp().ok_or(ClientError::Unexpected("UserInfoResp"))?;
     let users = r.users().map(|v| v.iter().map(|p| Profile::from_wire(&p)).collect()).unwrap_or_default();
     let missing = r.missing().map(|v| v.iter().map(str::to_owned).collect()).unwrap_or_default();
-    Ok((users, missing))
+    Ok((users, missing, r.more()))
 }
 
 impl Client {
@@ -112,12 +113,33 @@ impl Client {
         outcomes(&f)
     }
 
-    /// Profiles of `ids` (only `fields`, all when empty); and the ids not found.
+    /// Profiles of `ids` (only `fields`, all when empty); and the ids not found. An answer cut
+    /// by size is continued with the ids it did not reach.
     pub async fn get_user_info(
         &self,
         ids: &[&str],
         fields: &[wire::UserField],
     ) -> Result<(Vec<Profile>, Vec<String>), ClientError> {
+        let (mut users, mut missing, mut rest) = (Vec::new(), Vec::new(), ids);
+        loop {
+            let (u, m, more) = self.get_user_info_page(rest, fields).await?;
+            let answered = u.len() + m.len();
+            users.extend(u);
+            missing.extend(m);
+            if !more || answered == 0 || answered >= rest.len() {
+                return Ok((users, missing));
+            }
+            rest = &rest[answered..];
+        }
+    }
+
+    /// One `GetUserInfoReq`: profiles, missing ids, and whether the answer was cut by size
+    /// (then the ids after the answered ones were not looked at).
+    pub async fn get_user_info_page(
+        &self,
+        ids: &[&str],
+        fields: &[wire::UserField],
+    ) -> Result<(Vec<Profile>, Vec<String>, bool), ClientError> {
         let f = self
             .call(|fbb| {
                 let v: Vec<_> = ids.iter().map(|s| fbb.create_string(s)).collect();
@@ -325,7 +347,27 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Messages by server id (those I may see; all, for an administrator). An answer cut by
+    /// size is continued with the ids after the last message it held.
     pub async fn get_messages(&self, server_ids: &[u64], as_user: Option<&str>) -> Result<Vec<Message>, ClientError> {
+        let (mut all, mut rest) = (Vec::new(), server_ids);
+        loop {
+            let (page, more) = self.get_messages_page(rest, as_user).await?;
+            let next = page.last().and_then(|m| rest.iter().position(|&id| id == m.server_id)).map(|i| i + 1);
+            all.extend(page);
+            match next {
+                Some(i) if more && i < rest.len() => rest = &rest[i..],
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// One `GetMessagesReq`: the messages found, and whether the answer was cut by size.
+    pub async fn get_messages_page(
+        &self,
+        server_ids: &[u64],
+        as_user: Option<&str>,
+    ) -> Result<(Vec<Message>, bool), ClientError> {
         let f = self
             .call(|fbb| {
                 let user_id = as_user.map(|u| fbb.create_string(u));
@@ -334,11 +376,11 @@ impl Client {
                 (wire::Request::GetMessagesReq, r.as_union_value())
             })
             .await?;
-        Ok(messages(&f)?.0)
+        messages(&f)
     }
 
-    /// A page of my conversation with `peer`: newest first from `before_seq` (0 = newest), or
-    /// oldest first after `after_seq` when it is non-zero.
+    /// A page of my conversation with `peer`: newest first before `before_seq` (exclusive;
+    /// 0 = from the newest), or oldest first after `after_seq` (exclusive) when it is non-zero.
     pub async fn history(
         &self,
         peer: &str,

@@ -24,8 +24,6 @@ use crate::protocol::{self, wire};
 pub use calls::ConversationPage;
 pub use types::*;
 
-/// The largest frame the client accepts from a server.
-const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 /// Pushes buffered for the application; when full, the client stops reading the socket.
 const PUSH_BUFFER: usize = 4096;
 
@@ -63,6 +61,11 @@ impl Frame {
     fn new(body: Bytes) -> Option<Frame> {
         protocol::decode_server(&body).ok()?;
         Some(Frame { body })
+    }
+
+    /// The FlatBuffer's size: the value of the frame's length prefix.
+    pub fn size(&self) -> usize {
+        self.body.len()
     }
 
     /// The frame's tables. (Verified when received; verified again here, cheaply, so no
@@ -126,7 +129,7 @@ impl Client {
         });
         let w = waiters.clone();
         tokio::spawn(async move {
-            let mut reader = FramedRead::new(rd, protocol::frame_codec(MAX_SERVER_FRAME));
+            let mut reader = FramedRead::new(rd, protocol::frame_codec(protocol::MAX_SERVER_FRAME));
             while let Some(Ok(buf)) = reader.next().await {
                 let Some(frame) = Frame::new(buf.freeze()) else {
                     break;

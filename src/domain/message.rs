@@ -199,14 +199,19 @@ pub struct HistoryRange {
 }
 
 /// The rule of `GetHistoryReq`: oldest first after `after_seq` (exclusive) when it is non-zero
-/// or `oldest_first` is set, `before_seq` then ignored; otherwise newest first from
-/// `before_seq` (inclusive; 0 = from the newest). Old clients never set `oldest_first`, so for
-/// them `after_seq = 0` keeps meaning newest first.
-pub fn history_range(before_seq: u64, after_seq: u64, oldest_first: bool) -> HistoryRange {
+/// or `oldest_first` is set, `before_seq` then ignored; otherwise newest first before
+/// `before_seq` (0 = from the newest). Both bounds are exclusive from protocol version 2 on;
+/// version 1 clients keep their inclusive `before_seq`. Old clients never set `oldest_first`,
+/// so for them `after_seq = 0` keeps meaning newest first.
+pub fn history_range(before_seq: u64, after_seq: u64, oldest_first: bool, protocol_version: u32) -> HistoryRange {
     if oldest_first || after_seq > 0 {
         HistoryRange { from: after_seq.saturating_add(1), to: u64::MAX, descending: false }
     } else {
-        let to = if before_seq == 0 { u64::MAX } else { before_seq };
+        let to = match before_seq {
+            0 => u64::MAX,
+            b if protocol_version >= 2 => b - 1,
+            b => b,
+        };
         HistoryRange { from: 1, to, descending: true }
     }
 }
@@ -278,12 +283,16 @@ mod tests {
     #[test]
     fn history_ranges() {
         let r = |from, to, descending| HistoryRange { from, to, descending };
-        assert_eq!(history_range(0, 0, false), r(1, u64::MAX, true), "newest first from the newest");
-        assert_eq!(history_range(15, 0, false), r(1, 15, true), "before_seq is inclusive");
-        assert_eq!(history_range(15, 20, false), r(21, u64::MAX, false), "after_seq wins, exclusive");
-        assert_eq!(history_range(0, 0, true), r(1, u64::MAX, false), "oldest first from the first message");
-        assert_eq!(history_range(99, 5, true), r(6, u64::MAX, false), "before_seq ignored");
-        assert_eq!(history_range(0, u64::MAX, false).from, u64::MAX, "no overflow");
+        for v in [1, 2] {
+            assert_eq!(history_range(0, 0, false, v), r(1, u64::MAX, true), "newest first from the newest");
+            assert_eq!(history_range(15, 20, false, v), r(21, u64::MAX, false), "after_seq wins, exclusive");
+            assert_eq!(history_range(0, 0, true, v), r(1, u64::MAX, false), "oldest first from the first message");
+            assert_eq!(history_range(99, 5, true, v), r(6, u64::MAX, false), "before_seq ignored");
+            assert_eq!(history_range(0, u64::MAX, false, v).from, u64::MAX, "no overflow");
+        }
+        assert_eq!(history_range(15, 0, false, 2), r(1, 14, true), "before_seq is exclusive");
+        assert_eq!(history_range(1, 0, false, 2), r(1, 0, true), "before the first: nothing");
+        assert_eq!(history_range(15, 0, false, 1), r(1, 15, true), "version 1: before_seq is inclusive");
     }
 
     fn u(s: &str) -> UserId {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod friend;
 pub mod ids;
 pub mod message;
+pub mod page;
 pub mod presence;
 pub mod ratelimit;
 pub mod sync;

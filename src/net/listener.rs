@@ -5,12 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{session, Ctx};
+use super::{linger, session, Ctx};
 use crate::protocol::{self, wire::ErrorCode};
 
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
@@ -49,11 +48,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
 }
 
 /// Answers a connection over the limit with an error frame and closes it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(stream: TcpStream) {
     let frame = protocol::error(0, ErrorCode::TooManyConnections, "too many connections");
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = stream.write_all(&frame).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    linger::close_with(stream, &frame, Duration::from_secs(2)).await;
 }

@@ -2,6 +2,7 @@
 //! connection (framing, login, heartbeats, dispatch of requests to shards).
 
 pub mod dispatch;
+pub mod linger;
 pub mod listener;
 pub mod session;
 

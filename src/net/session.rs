@@ -9,15 +9,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::dispatch::{self, Session};
+use super::linger;
 use super::Ctx;
 use crate::auth::ticket::{self, TicketError};
 use crate::domain::ids::{AppId, ConnId, UserId};
@@ -37,7 +38,8 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
     let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
-    let mut writer = tokio::spawn(write_loop(wr, orx, Duration::from_secs(ctx.cfg.timeouts.write_secs)));
+    let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
+    let mut writer = tokio::spawn(write_loop(wr, orx, write_timeout));
     // A small read buffer to start with: an idle connection should cost little memory; it
     // grows for larger frames (up to the frame limit).
     let mut reader =
@@ -48,8 +50,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
         r = tokio::time::timeout(ctx.cfg.login_timeout(), reader.next()) => r,
         _ = closing.changed() => {
             outbox.close(KickReason::ServerShutdown);
-            let _ = writer.await;
-            return;
+            return finish(writer.await, reader, write_timeout).await;
         }
     };
     let sess = match first {
@@ -66,8 +67,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     };
     let Some(sess) = sess else {
         outbox.close(KickReason::None);
-        let _ = writer.await;
-        return;
+        return finish(writer.await, reader, write_timeout).await;
     };
     reader.decoder_mut().set_max_frame_length(ctx.cfg.limits.max_frame);
 
@@ -75,7 +75,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let max_inflight = ctx.cfg.limits.max_inflight_per_conn.max(1);
     let mut pending = FuturesUnordered::new();
     let mut last_frame = Instant::now();
-    let mut writer_done = false;
+    let mut written = None;
     let lim = &ctx.cfg.limits;
     // Administrators (app backends) are trusted with bulk work: no rate limit.
     let mut bucket = (!sess.admin)
@@ -86,11 +86,16 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     // (a timer registered and dropped per frame cost more than the frame's dispatch).
     let idle_timer = tokio::time::sleep_until(tokio::time::Instant::from_std(last_frame + idle));
     tokio::pin!(idle_timer);
+    let closed = outbox.closed();
+    tokio::pin!(closed);
     let (reason, last) = loop {
         tokio::select! {
             biased;
             _ = closing.changed() => break (KickReason::ServerShutdown, None),
-            _ = &mut writer => { writer_done = true; break (KickReason::None, None) }
+            w = &mut writer => { written = Some(w); break (KickReason::None, None) }
+            // Closed by a shard (a kick, a slow consumer): stop taking requests at once, while
+            // the writer may still be waiting for the client to read its last frames.
+            _ = &mut closed => break (KickReason::None, None),
             Some(resp) = pending.next(), if !pending.is_empty() => { if let Some(r) = resp { outbox.send(r); } }
             // Requests answered by a shard straight to the outbox (sends) count as well.
             _ = outbox.some_answered(), if in_flight(&pending, &outbox) >= max_inflight => {}
@@ -127,7 +132,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     };
     // Requests already taken are answered before the close: their changes happen either way,
     // so the client must hear of them. Bounded by the write timeout.
-    if !writer_done {
+    if written.is_none() {
         let drain = async {
             while let Some(resp) = pending.next().await {
                 if let Some(r) = resp {
@@ -138,7 +143,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                 outbox.some_answered().await;
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(ctx.cfg.timeouts.write_secs), drain).await;
+        let _ = tokio::time::timeout(write_timeout, drain).await;
         if let Some(f) = last {
             outbox.send(f);
         }
@@ -153,8 +158,24 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
             .await;
     }
     outbox.close(reason);
-    if !writer_done {
-        let _ = writer.await;
+    let written = match written {
+        Some(w) => w,
+        None => writer.await,
+    };
+    finish(written, reader, write_timeout).await;
+}
+
+/// The end of every connection: once the writer has sent its last frame and shut the
+/// sending side, the socket lingers until the client has it all (see `net::linger`).
+async fn finish(
+    written: Result<Option<OwnedWriteHalf>, tokio::task::JoinError>,
+    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    within: Duration,
+) {
+    if let Ok(Some(wr)) = written {
+        if let Ok(stream) = reader.into_inner().reunite(wr) {
+            linger::until_acknowledged(&stream, tokio::time::Instant::now() + within).await;
+        }
     }
 }
 
@@ -193,12 +214,10 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     let Some(req) = frame.request_as_login_req() else {
         return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
     };
-    if req.protocol_version() != protocol::PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol_version {} is not served; this server speaks {}",
-            req.protocol_version(),
-            protocol::PROTOCOL_VERSION
-        );
+    let protocol_version = req.protocol_version();
+    if !protocol::SERVED_VERSIONS.contains(&protocol_version) {
+        let (lo, hi) = (protocol::SERVED_VERSIONS.start(), protocol::SERVED_VERSIONS.end());
+        let msg = format!("protocol_version {protocol_version} is not served; this server speaks {lo} to {hi}");
         return fail(id, ErrorCode::InvalidArgument, &msg);
     }
     let app_id = AppId(req.app_id());
@@ -270,17 +289,24 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     });
     outbox.send(resp);
     tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
-    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn })
+    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn, protocol_version })
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Duration) {
+///
+/// Every close the server starts ends with the `KickPush` of its reason, a slow consumer's
+/// too: frames still queued are dropped (the client resyncs by seq), but the bytes already
+/// taken for the socket are finished, so the kick follows whole frames and a client that
+/// reads again before the write timeout finds it.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Duration) -> Option<OwnedWriteHalf> {
     // Allocated on first use and given back after a burst, so idle connections hold no
-    // write buffer.
+    // write buffer. Holds whole frames; `buf[..]` is what the socket has not taken yet.
     let mut buf = BytesMut::new();
-    while let Some(next) = rx.next().await {
-        match next {
-            Next::Frame(f) => {
+    let reason = loop {
+        match rx.next().await {
+            None => break KickReason::None,
+            Some(Next::Close(reason)) => break reason,
+            Some(Next::Frame(f)) => {
                 buf.extend_from_slice(&f);
                 while buf.len() < WRITE_CHUNK {
                     match rx.try_next() {
@@ -288,38 +314,57 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Dur
                         None => break,
                     }
                 }
-                tokio::select! {
-                    r = tokio::time::timeout(write_timeout, wr.write_all(&buf)) => match r {
-                        Ok(Ok(())) => {
-                            buf.clear();
-                            if buf.capacity() > WRITE_CHUNK {
-                                buf = BytesMut::new();
-                            }
+                match write_out(&mut wr, &mut buf, &rx, write_timeout).await {
+                    Written::All => {
+                        if buf.capacity() > WRITE_CHUNK {
+                            buf = BytesMut::new();
                         }
-                        _ => return,
-                    },
-                    // The client stopped reading and its queue overflowed: drop it now; it
-                    // resyncs by seq when it reconnects.
-                    _ = rx.stalled() => return,
-                }
-            }
-            Next::Close(reason) => {
-                if reason != KickReason::SlowConsumer {
-                    while let Some(f) = rx.try_next() {
-                        buf.extend_from_slice(&f);
                     }
+                    Written::Stalled => break KickReason::SlowConsumer,
+                    Written::Failed => return None,
                 }
-                if reason != KickReason::None {
-                    let name = reason.variant_name().unwrap_or("closed");
-                    buf.extend_from_slice(&protocol::kick(reason, name));
-                }
-                let _ = tokio::time::timeout(write_timeout, async {
-                    let _ = wr.write_all(&buf).await;
-                    let _ = wr.shutdown().await;
-                })
-                .await;
-                return;
             }
         }
+    };
+    // Queued frames go out before the kick, except to a slow consumer: it cannot take them,
+    // and they are freed now rather than when the connection ends.
+    while let Some(f) = rx.try_next() {
+        if reason != KickReason::SlowConsumer {
+            buf.extend_from_slice(&f);
+        }
     }
+    if reason != KickReason::None {
+        let name = reason.variant_name().unwrap_or("closed");
+        buf.extend_from_slice(&protocol::kick(reason, name));
+    }
+    let sent = tokio::time::timeout(write_timeout, async {
+        wr.write_all(&buf).await?;
+        wr.shutdown().await
+    })
+    .await;
+    matches!(sent, Ok(Ok(()))).then_some(wr)
+}
+
+enum Written {
+    All,
+    /// The connection was closed as a slow consumer meanwhile; `buf` holds the rest.
+    Stalled,
+    Failed,
+}
+
+/// Writes `buf` out, consuming what the socket takes, until it is empty, the write timeout
+/// passes or the connection is found to be a slow consumer.
+async fn write_out(wr: &mut OwnedWriteHalf, buf: &mut BytesMut, rx: &OutboxRx, write_timeout: Duration) -> Written {
+    let deadline = tokio::time::Instant::now() + write_timeout;
+    while !buf.is_empty() {
+        tokio::select! {
+            // `write` is cancel-safe: when the stall wins, nothing was taken.
+            r = tokio::time::timeout_at(deadline, wr.write(buf)) => match r {
+                Ok(Ok(n)) if n > 0 => buf.advance(n),
+                _ => return Written::Failed,
+            },
+            _ = rx.stalled() => return Written::Stalled,
+        }
+    }
+    Written::All
 }

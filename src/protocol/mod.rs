@@ -23,8 +23,17 @@ use wire::{ClientFrame, ErrorCode, Push, Response, ServerFrame};
 /// Bytes of the length prefix.
 pub const LEN_PREFIX: usize = 4;
 
-/// The current protocol version, sent in `LoginReq.protocol_version`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest server frame: the FlatBuffer after the length prefix, inclusive. Lists are cut
+/// by size to stay under it (`domain::page`); any other answer that would pass it is replaced
+/// by `Error{ResponseTooLarge}`.
+pub const MAX_SERVER_FRAME: usize = 1024 * 1024;
+
+/// The current protocol version, sent in `LoginReq.protocol_version`. Version 2 made
+/// `GetHistoryReq.before_seq` exclusive, like `after_seq`; nothing else differs from 1.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The versions a client may log in with.
+pub const SERVED_VERSIONS: std::ops::RangeInclusive<u32> = 1..=PROTOCOL_VERSION;
 
 fn verifier_opts(len: usize) -> VerifierOptions {
     VerifierOptions {
@@ -84,14 +93,22 @@ fn with_builder<T>(f: impl FnOnce(&mut Fbb) -> WIPOffset<T>) -> Bytes {
 }
 
 /// A server response frame to request `id`.
+///
+/// One past `MAX_SERVER_FRAME` becomes `Error{ResponseTooLarge}`: a client sized for the bound
+/// never meets a larger frame.
 pub fn response(id: u64, f: impl FnOnce(&mut Fbb) -> (Response, WIPOffset<UnionWIPOffset>)) -> Bytes {
-    with_builder(|fbb| {
+    let frame = with_builder(|fbb| {
         let (response_type, body) = f(fbb);
         ServerFrame::create(
             fbb,
             &wire::ServerFrameArgs { id, response_type, response: Some(body), ..Default::default() },
         )
-    })
+    });
+    if frame.len() - LEN_PREFIX > MAX_SERVER_FRAME {
+        tracing::warn!(id, bytes = frame.len(), "an answer over the frame bound was refused");
+        return error(id, ErrorCode::ResponseTooLarge, "the answer would pass 1 MiB; ask for fewer items");
+    }
+    frame
 }
 
 /// A server push frame.
@@ -194,6 +211,25 @@ pub fn client_frame(id: u64, f: impl FnOnce(&mut Fbb) -> (wire::Request, WIPOffs
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_over_the_frame_bound_becomes_response_too_large() {
+        let big = |n: usize| {
+            response(9, |fbb| {
+                let body = fbb.create_vector(&vec![0u8; n]);
+                let m = wire::Message::create(fbb, &wire::MessageArgs { body: Some(body), ..Default::default() });
+                let v = fbb.create_vector(&[m]);
+                let r = wire::MessagesResp::create(fbb, &wire::MessagesRespArgs { messages: Some(v), more: false });
+                (Response::MessagesResp, r.as_union_value())
+            })
+        };
+        let under = big(MAX_SERVER_FRAME - 200);
+        assert!(under.len() - LEN_PREFIX <= MAX_SERVER_FRAME);
+        assert!(decode_server(&under[LEN_PREFIX..]).unwrap().response_as_messages_resp().is_some());
+        let over = big(MAX_SERVER_FRAME);
+        let f = decode_server(&over[LEN_PREFIX..]).unwrap();
+        assert_eq!((f.id(), f.response_as_error().map(|e| e.code())), (9, Some(ErrorCode::ResponseTooLarge)));
+    }
 
     #[test]
     fn error_frame_round_trips() {

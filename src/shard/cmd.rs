@@ -374,7 +374,7 @@ pub enum ShardCmd {
         viewer: UserId,
         admin: bool,
         ids: Vec<u64>,
-        reply: Reply<Result<Vec<MessageRecord>, DomainError>>,
+        reply: Reply<Result<MessagePage, DomainError>>,
     },
     GetConversations {
         app: AppId,

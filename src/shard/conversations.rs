@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::domain::conversation::{self, ConvRef, ConvView};
 use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::page;
 use crate::domain::sync::{Heads, Stream};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
@@ -152,6 +153,7 @@ impl Shard {
         list.sort_by_key(|v| v.stream_seq);
         let more = list.len() > limit;
         list.truncate(limit);
+        let more = page::cut(&mut list, page::PAGE_BYTES) || more;
         let head = list.last().map_or(after, |v| v.stream_seq);
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| (list, head, more)));

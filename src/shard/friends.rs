@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::domain::friend::{self, AddInfo, BlackEntry, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::message::Pair;
+use crate::domain::page;
 use crate::domain::sync::{Heads, Stream};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
@@ -698,6 +699,7 @@ impl Shard {
         list.sort_by_key(|f| f.stream_seq);
         let more = list.len() > limit;
         list.truncate(limit);
+        let more = page::cut(&mut list, page::PAGE_BYTES) || more;
         let head = list.last().map_or(after, |f| f.stream_seq);
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| (list, head, more)));

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::domain::conversation::{self, ConvKind, ConvRef};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::message::{self, HistoryRange, IdemRecord, MessageRecord, Pair};
+use crate::domain::page::{self, WireSize};
 use crate::domain::sync::Stream;
 use crate::domain::user;
 use crate::domain::wire as dw;
@@ -338,7 +339,9 @@ impl Shard {
             })
             .and_then(|(raw, more)| {
                 let msgs: Result<Vec<_>, _> = raw.iter().map(|v| MessageRecord::decode(v)).collect();
-                msgs.map(|m| (m, more)).map_err(|_| DomainError::StorageUnavailable)
+                let mut msgs = msgs.map_err(|_| DomainError::StorageUnavailable)?;
+                let cut = page::cut(&mut msgs, page::PAGE_BYTES);
+                Ok((msgs, more || cut))
             });
         let _ = reply.send(r);
     }
@@ -631,12 +634,21 @@ impl Shard {
         viewer: UserId,
         admin: bool,
         ids: Vec<u64>,
-        reply: Reply<Result<Vec<MessageRecord>, DomainError>>,
+        reply: Reply<Result<MessagePage, DomainError>>,
     ) {
         let mut out = Vec::with_capacity(ids.len());
+        let mut bytes = 0usize;
         for id in ids {
             match self.load_message(app, id) {
-                Ok(Some(m)) if admin || m.from == viewer || m.to == viewer => out.push(m),
+                Ok(Some(m)) if admin || m.from == viewer || m.to == viewer => {
+                    // Cut by size: the ids after the last message answered were not looked at.
+                    bytes += m.wire_size();
+                    if bytes > page::PAGE_BYTES && !out.is_empty() {
+                        let _ = reply.send(Ok((out, true)));
+                        return;
+                    }
+                    out.push(m)
+                }
                 Ok(_) => {}
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -644,7 +656,7 @@ impl Shard {
                 }
             }
         }
-        let _ = reply.send(Ok(out));
+        let _ = reply.send(Ok((out, false)));
     }
 }
 

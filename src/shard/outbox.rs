@@ -17,7 +17,9 @@ struct Inner {
     conn: ConnId,
     /// 0 while open; otherwise the `KickReason` the connection is closing with.
     closing: AtomicU8,
+    /// Wakes the writer (one waiter, the permit kept) and the session (`closed`).
     wake: Notify,
+    wake_session: Notify,
     /// Requests taken from the connection and not answered yet (see `Unanswered`).
     unanswered: AtomicUsize,
     answered: Notify,
@@ -77,6 +79,7 @@ impl Outbox {
             conn,
             closing: AtomicU8::new(0),
             wake: Notify::new(),
+            wake_session: Notify::new(),
             unanswered: AtomicUsize::new(0),
             answered: Notify::new(),
             waiting: AtomicUsize::new(0),
@@ -111,6 +114,19 @@ impl Outbox {
         let r = if reason.0 == 0 { QUIET } else { reason.0 };
         if self.inner.closing.compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.inner.wake.notify_one();
+            self.inner.wake_session.notify_waiters();
+        }
+    }
+
+    /// Completes once the connection is asked to close, for whatever reason.
+    pub async fn closed(&self) {
+        loop {
+            // Registered before the check, so a close between the two is not missed.
+            let notified = self.inner.wake_session.notified();
+            if self.is_closing() {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -192,6 +208,7 @@ mod tests {
         assert!(!tx.send(Bytes::from_static(b"c")));
         assert!(tx.is_closing());
         assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));
+        tokio::time::timeout(std::time::Duration::from_secs(5), tx.closed()).await.expect("the session learns it");
         // A later reason does not replace the first.
         tx.close(KickReason::UserDeleted);
         assert!(matches!(rx.next().await, Some(Next::Close(KickReason::SlowConsumer))));

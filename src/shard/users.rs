@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::page;
 use crate::domain::presence::{devices_to_kick, DeviceView};
 use crate::domain::sync::{Change, Stream, SyncPage};
 use crate::domain::user::{self, FieldMask, UserChange, UserRecord};
@@ -525,7 +526,6 @@ impl Shard {
         }
         let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
             Ok((entries, more)) => {
-                let head = entries.last().map_or(after, |e| e.seq);
                 let changes: Result<Vec<Change>, DomainError> = entries
                     .into_iter()
                     .map(|e| {
@@ -536,7 +536,11 @@ impl Shard {
                         Ok(Change { seq: crate::domain::ids::Seq(e.seq), item: e.item, payload })
                     })
                     .collect();
-                changes.map(|changes| SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more })
+                changes.map(|mut changes| {
+                    let cut = page::cut(&mut changes, page::PAGE_BYTES);
+                    let head = changes.last().map_or(after, |c| c.seq.0);
+                    SyncPage { stream, changes, head: crate::domain::ids::Seq(head), more: more || cut }
+                })
             }
             Err(e) => {
                 tracing::error!(error = %e, "sync read failed");

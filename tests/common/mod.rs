@@ -218,9 +218,9 @@ pub async fn whole_history(admin: &Client, peer: &str, as_user: &str) -> Result<
         if page.is_empty() {
             break;
         }
-        before = page.iter().map(|m| m.seq).min().unwrap() - 1;
+        before = page.iter().map(|m| m.seq).min().unwrap();
         all.extend(page);
-        if !more || before == 0 {
+        if !more || before == 1 {
             break;
         }
     }
@@ -309,4 +309,29 @@ impl Drop for Contention {
             let _ = t.join();
         }
     }
+}
+
+/// A login as the SDK writes it, but with the given protocol version.
+pub async fn login_with_version(s: &TestServer, user: &str, version: u32) -> Result<Client, ClientError> {
+    let c = s.connect().await;
+    let t = ticket_for(APP, user, SECRET);
+    c.call(|fbb| {
+        let user_id = fbb.create_string(user);
+        let ticket = fbb.create_string(&t);
+        let device_id = fbb.create_string("d");
+        let r = wire::LoginReq::create(
+            fbb,
+            &wire::LoginReqArgs {
+                app_id: APP,
+                user_id: Some(user_id),
+                ticket: Some(ticket),
+                client_type: wire::ClientType::Ios,
+                device_id: Some(device_id),
+                protocol_version: version,
+            },
+        );
+        (wire::Request::LoginReq, r.as_union_value())
+    })
+    .await?;
+    Ok(c)
 }

@@ -151,13 +151,16 @@ pub enum Cmd {
         #[arg(long)]
         client_only: bool,
     },
-    /// Read a conversation's history, newest first (or oldest first with --after).
+    /// Read a conversation's history, newest first before --before (exclusive), or oldest
+    /// first after --after (exclusive; with --oldest-first, from the first message).
     History {
         peer: String,
         #[arg(long, default_value_t = 0)]
         before: u64,
         #[arg(long, default_value_t = 0)]
         after: u64,
+        #[arg(long)]
+        oldest_first: bool,
         #[arg(long, default_value_t = 20)]
         limit: u32,
         #[arg(long = "as")]

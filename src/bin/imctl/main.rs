@@ -225,8 +225,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.delete_conversation(&peer, client_only).await?;
             println!("deleted");
         }
-        Cmd::History { peer, before, after, limit, as_user } => {
-            let (msgs, more) = c.history(&peer, before, after, limit, as_user.as_deref()).await?;
+        Cmd::History { peer, before, after, oldest_first, limit, as_user } => {
+            let (msgs, more) = if oldest_first {
+                c.history_oldest_first(&peer, after, limit, as_user.as_deref()).await?
+            } else {
+                c.history(&peer, before, after, limit, as_user.as_deref()).await?
+            };
             if json {
                 println!("{}", serde_json::json!({"messages": msgs, "more": more}));
             } else {

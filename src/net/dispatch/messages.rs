@@ -126,7 +126,7 @@ pub fn get_messages(cx: Cx<'_>, r: wire::GetMessagesReq<'_>) -> R {
             .await
             .and_then(|r| r)
         {
-            Ok(msgs) => messages_resp(id, &msgs, &viewer, false),
+            Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
             Err(e) => err_frame(id, &e),
         }
     })
@@ -136,7 +136,7 @@ pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
     let viewer = subject(cx.s, r.user_id())?;
     let conv = dw::parse_conv(r.conv())?;
     let pair = Pair::new(&viewer, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
-    let range = history_range(r.before_seq(), r.after_seq(), r.oldest_first());
+    let range = history_range(r.before_seq(), r.after_seq(), r.oldest_first(), cx.s.protocol_version);
     let limit = page_size(r.limit(), cx.lim().max_page);
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {

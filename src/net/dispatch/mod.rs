@@ -36,6 +36,8 @@ pub struct Session {
     pub user: Option<UserId>,
     pub admin: bool,
     pub conn: ConnId,
+    /// The `LoginReq.protocol_version` the client speaks (`protocol::SERVED_VERSIONS`).
+    pub protocol_version: u32,
 }
 
 pub type Answer = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;

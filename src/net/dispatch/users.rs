@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::gather::{ask, broadcast_facts, by_user, scatter};
 use super::{admin_only, batch_resp, err_frame, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::ids::{AppId, UserId};
+use crate::domain::page::{self, WireSize};
 use crate::domain::user::{FieldMask, UserRecord};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
@@ -90,7 +91,7 @@ pub fn modify(cx: Cx<'_>, r: wire::ModifyUserInfoReq<'_>) -> R {
         match res.and_then(|r| r) {
             Ok((rec, facts)) => {
                 broadcast_facts(&router, app, facts).await;
-                user_info_resp(id, &[rec], &[], FieldMask::ALL)
+                user_info_resp(id, &[rec], &[], FieldMask::ALL, false)
             }
             Err(e) => err_frame(id, &e),
         }
@@ -174,13 +175,19 @@ fn outcomes_resp(id: u64, ids: Vec<UserId>, answers: Vec<Vec<(UserId, Result<(),
     batch_resp(id, &items)
 }
 
-fn user_info_resp(id: u64, users: &[UserRecord], missing: &[(UserId, DomainError)], mask: FieldMask) -> Bytes {
+fn user_info_resp(
+    id: u64,
+    users: &[UserRecord],
+    missing: &[(UserId, DomainError)],
+    mask: FieldMask,
+    more: bool,
+) -> Bytes {
     protocol::response(id, |fbb| {
         let us: Vec<_> = users.iter().map(|u| dw::profile(fbb, u, mask)).collect();
         let us = fbb.create_vector(&us);
         let ms: Vec<_> = missing.iter().map(|(u, _)| fbb.create_string(u.as_str())).collect();
         let ms = fbb.create_vector(&ms);
-        let r = wire::UserInfoResp::create(fbb, &wire::UserInfoRespArgs { users: Some(us), missing: Some(ms) });
+        let r = wire::UserInfoResp::create(fbb, &wire::UserInfoRespArgs { users: Some(us), missing: Some(ms), more });
         (wire::Response::UserInfoResp, r.as_union_value())
     })
 }
@@ -199,9 +206,18 @@ async fn get_users(
         by_user(scatter(&router, app, keyed, |users, reply| ShardCmd::GetUsers { app, users, admin, reply }).await);
     let mut found = Vec::new();
     let mut missing = Vec::new();
+    let (mut bytes, mut more) = (0usize, false);
     for u in ids {
         match got.remove(&u) {
-            Some(Ok(rec)) => found.push(rec),
+            Some(Ok(rec)) => {
+                // Cut by size: the ids from here on are not answered (`more`).
+                bytes += rec.wire_size();
+                if bytes > page::PAGE_BYTES && !found.is_empty() {
+                    more = true;
+                    break;
+                }
+                found.push(rec)
+            }
             Some(Err(e)) => missing.push((u, e)),
             None => missing.push((u, DomainError::ShuttingDown)),
         }
@@ -211,5 +227,5 @@ async fn get_users(
             return err_frame(id, e);
         }
     }
-    user_info_resp(id, &found, &missing, mask)
+    user_info_resp(id, &found, &missing, mask, more)
 }

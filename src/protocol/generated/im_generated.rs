@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 9004;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 61] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 62] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::FrameTooLarge,
@@ -38,6 +38,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 61] = [
   ErrorCode::IdleTimeout,
   ErrorCode::DuplicateRequestId,
   ErrorCode::LimitExceeded,
+  ErrorCode::ResponseTooLarge,
   ErrorCode::UserNotFound,
   ErrorCode::UserDeleted,
   ErrorCode::UserAlreadyExists,
@@ -106,6 +107,7 @@ impl ErrorCode {
   pub const IdleTimeout: Self = Self(1017);
   pub const DuplicateRequestId: Self = Self(1018);
   pub const LimitExceeded: Self = Self(1019);
+  pub const ResponseTooLarge: Self = Self(1020);
   pub const UserNotFound: Self = Self(2000);
   pub const UserDeleted: Self = Self(2001);
   pub const UserAlreadyExists: Self = Self(2002);
@@ -171,6 +173,7 @@ impl ErrorCode {
     Self::IdleTimeout,
     Self::DuplicateRequestId,
     Self::LimitExceeded,
+    Self::ResponseTooLarge,
     Self::UserNotFound,
     Self::UserDeleted,
     Self::UserAlreadyExists,
@@ -236,6 +239,7 @@ impl ErrorCode {
       Self::IdleTimeout => Some("IdleTimeout"),
       Self::DuplicateRequestId => Some("DuplicateRequestId"),
       Self::LimitExceeded => Some("LimitExceeded"),
+      Self::ResponseTooLarge => Some("ResponseTooLarge"),
       Self::UserNotFound => Some("UserNotFound"),
       Self::UserDeleted => Some("UserDeleted"),
       Self::UserAlreadyExists => Some("UserAlreadyExists"),
@@ -15018,6 +15022,7 @@ impl<'a> ::flatbuffers::Follow<'a> for UserInfoResp<'a> {
 impl<'a> UserInfoResp<'a> {
   pub const VT_USERS: ::flatbuffers::VOffsetT = 4;
   pub const VT_MISSING: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MORE: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -15031,6 +15036,7 @@ impl<'a> UserInfoResp<'a> {
     let mut builder = UserInfoRespBuilder::new(_fbb);
     if let Some(x) = args.missing { builder.add_missing(x); }
     if let Some(x) = args.users { builder.add_users(x); }
+    builder.add_more(args.more);
     builder.finish()
   }
 
@@ -15049,6 +15055,13 @@ impl<'a> UserInfoResp<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(UserInfoResp::VT_MISSING, None)}
   }
+  #[inline]
+  pub fn more(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UserInfoResp::VT_MORE, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for UserInfoResp<'_> {
@@ -15059,6 +15072,7 @@ impl ::flatbuffers::Verifiable for UserInfoResp<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<UserProfile>>>>("users", Self::VT_USERS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("missing", Self::VT_MISSING, false)?
+     .visit_field::<bool>("more", Self::VT_MORE, false)?
      .finish();
     Ok(())
   }
@@ -15066,6 +15080,7 @@ impl ::flatbuffers::Verifiable for UserInfoResp<'_> {
 pub struct UserInfoRespArgs<'a> {
     pub users: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<UserProfile<'a>>>>>,
     pub missing: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub more: bool,
 }
 impl<'a> Default for UserInfoRespArgs<'a> {
   #[inline]
@@ -15073,6 +15088,7 @@ impl<'a> Default for UserInfoRespArgs<'a> {
     UserInfoRespArgs {
       users: None,
       missing: None,
+      more: false,
     }
   }
 }
@@ -15089,6 +15105,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UserInfoRespBuilder<'a, 'b, A
   #[inline]
   pub fn add_missing(&mut self, missing: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(UserInfoResp::VT_MISSING, missing);
+  }
+  #[inline]
+  pub fn add_more(&mut self, more: bool) {
+    self.fbb_.push_slot::<bool>(UserInfoResp::VT_MORE, more, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> UserInfoRespBuilder<'a, 'b, A> {
@@ -15110,6 +15130,7 @@ impl ::core::fmt::Debug for UserInfoResp<'_> {
     let mut ds = f.debug_struct("UserInfoResp");
       ds.field("users", &self.users());
       ds.field("missing", &self.missing());
+      ds.field("more", &self.more());
       ds.finish()
   }
 }
