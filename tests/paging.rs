@@ -207,3 +207,42 @@ async fn before_seq_is_exclusive_from_version_2_and_inclusive_for_version_1() {
     assert_eq!(seqs(v1.history("alice", 0, 5, 10, None).await.unwrap().0), [6, 7, 8, 9, 10]);
     assert_eq!(protocol::PROTOCOL_VERSION, 2, "the SDK speaks the exclusive bounds");
 }
+
+#[tokio::test]
+async fn friend_lists_are_cut_by_size() {
+    let s = TestServer::start().await;
+    let peers: Vec<String> = (0..130).map(|i| format!("f{i:03}")).collect();
+    let mut all: Vec<&str> = peers.iter().map(String::as_str).collect();
+    all.push("bob");
+    s.import(&all).await;
+    let bob = s.user("bob").await;
+    // 130 friends with a 4 KiB extra each: about 530 KiB.
+    for p in &peers {
+        assert!(bob.add_friend(p, "hi", "test", "").await.unwrap().is_none(), "friends at once");
+        bob.update_friend(p, None, Some(&"e".repeat(4096))).await.unwrap();
+    }
+    let f = bounded(
+        bob.call(|fbb| {
+            let r = wire::GetFriendsReq::create(
+                fbb,
+                &wire::GetFriendsReqArgs { after_seq: 0, limit: 500, ..Default::default() },
+            );
+            (wire::Request::GetFriendsReq, r.as_union_value())
+        })
+        .await
+        .unwrap(),
+    );
+    let r = f.get().response_as_friends_resp().unwrap();
+    assert!(r.more() && r.friends().unwrap().len() < peers.len(), "cut by size");
+    let (mut seen, mut after) = (Vec::new(), 0);
+    loop {
+        let (page, head, more) = bob.get_friends(after, 500).await.unwrap();
+        seen.extend(page.into_iter().map(|f| f.user_id));
+        after = head;
+        if !more {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, peers, "every friend once");
+}
