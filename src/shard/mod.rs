@@ -23,7 +23,7 @@ mod recent;
 mod state;
 mod users;
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -60,13 +60,24 @@ pub struct Rejected {
     pub cmd: Box<ShardCmd>,
 }
 
-/// A stable hash: the same entity maps to the same shard in every process with the same
-/// shard count. (`DefaultHasher::new()` uses fixed keys.)
+/// The routing hash, fixed for good: SipHash-1-3 with both keys 0 over the app id (4 bytes,
+/// little-endian), then each id's bytes followed by one 0xff byte. The same entity maps to
+/// the same shard in every build with the same shard count; persisted delivery marks rely
+/// on it. (These are the values std's `DefaultHasher` gave when data was first written with
+/// it; std does not promise to keep them, this function does. Pinned by a test vector.)
+fn route_hash(app: AppId, ids: &[&str]) -> u64 {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    h.write(&app.0.to_le_bytes());
+    for id in ids {
+        h.write(id.as_bytes());
+        h.write(&[0xff]);
+    }
+    h.finish()
+}
+
+/// The shard that owns a user.
 pub fn shard_of(app: AppId, user: &UserId, n: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    app.0.hash(&mut h);
-    user.as_str().hash(&mut h);
-    (h.finish() % n as u64) as usize
+    (route_hash(app, &[user.as_str()]) % n as u64) as usize
 }
 
 /// The receiving ends of every shard's two inboxes, in shard order.
@@ -107,11 +118,7 @@ impl Router {
 
     /// The shard that owns a P2P conversation.
     pub fn pair_shard(&self, app: AppId, pair: &crate::domain::message::Pair) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        app.0.hash(&mut h);
-        pair.lo.as_str().hash(&mut h);
-        pair.hi.as_str().hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (route_hash(app, &[pair.lo.as_str(), pair.hi.as_str()]) % self.shards.len() as u64) as usize
     }
 
     /// Queues a command, waiting while the shard's inbox is full (backpressure to the caller).
@@ -218,6 +225,19 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_hash_is_pinned() {
+        // Values computed when this function replaced `DefaultHasher` (the same values): a
+        // change here moves users between shards and breaks persisted delivery marks.
+        assert_eq!(route_hash(AppId(1400000001), &["alice"]), PINNED[0]);
+        assert_eq!(route_hash(AppId(1400000001), &["alice", "bob"]), PINNED[1]);
+        assert_eq!(route_hash(AppId(0), &[""]), PINNED[2]);
+        let u = |s: &str| UserId::new(s).unwrap();
+        assert_eq!(shard_of(AppId(1400000001), &u("alice"), 4), (PINNED[0] % 4) as usize);
+    }
+
+    const PINNED: [u64; 3] = [10824086629965884522, 2641869600528014153, 7905721452564903634];
 
     #[test]
     fn shard_of_is_stable_and_spreads() {
