@@ -57,9 +57,9 @@ pub enum DomainError {
     #[error("this app requires friendship to message")]
     FriendRequired,
     #[error("friend group not found")]
-    FriendGroupNotFound,
+    FriendTagNotFound,
     #[error("friend group exists")]
-    FriendGroupExists,
+    FriendTagExists,
     #[error("server overloaded")]
     Overloaded,
     #[error("storage unavailable")]
@@ -99,8 +99,8 @@ impl DomainError {
             DomainError::AlreadyInBlacklist => ErrorCode::AlreadyInBlacklist,
             DomainError::NotInBlacklist => ErrorCode::NotInBlacklist,
             DomainError::FriendRequired => ErrorCode::FriendRequired,
-            DomainError::FriendGroupNotFound => ErrorCode::FriendGroupNotFound,
-            DomainError::FriendGroupExists => ErrorCode::FriendGroupExists,
+            DomainError::FriendTagNotFound => ErrorCode::FriendGroupNotFound,
+            DomainError::FriendTagExists => ErrorCode::FriendGroupExists,
             DomainError::Overloaded => ErrorCode::Overloaded,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,

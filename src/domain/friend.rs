@@ -147,10 +147,10 @@ impl FriendRequest {
     }
 }
 
-/// Longest friend group name (how many groups a user may have is `limits.max_friend_groups`).
-pub const MAX_GROUP_NAME: usize = 64;
+/// Longest friend tag name (how many tags a user may have is `limits.max_friend_groups`).
+pub const MAX_TAG_NAME: usize = 64;
 
-/// The stored form of a friend group's members.
+/// The stored form of a friend tag's members.
 pub fn encode_members<'a>(members: impl Iterator<Item = &'a UserId>) -> Vec<u8> {
     let mut w = Writer::with_capacity(64);
     w.u8(1);
@@ -175,11 +175,11 @@ pub fn decode_members(b: &[u8]) -> Result<Vec<UserId>, Corrupt> {
     Ok(out)
 }
 
-pub fn valid_group_name(name: &str) -> Result<(), DomainError> {
+pub fn valid_tag_name(name: &str) -> Result<(), DomainError> {
     if name.is_empty() {
         return Err(DomainError::MissingField("name"));
     }
-    if name.len() > MAX_GROUP_NAME {
+    if name.len() > MAX_TAG_NAME {
         return Err(DomainError::InvalidArgument("name"));
     }
     Ok(())

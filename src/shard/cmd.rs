@@ -61,17 +61,17 @@ pub struct Deliver {
 /// adder as a friend (nothing was written).
 pub type InboundAnswer = (Inbound, Option<FriendRequest>, bool);
 
-/// What to do to a friend group.
+/// What to do to a friend tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupOp {
+pub enum TagOp {
     Create,
     Delete,
     Add,
     Remove,
 }
 
-/// A user's friend groups: (name, members).
-pub type FriendGroups = Vec<(String, Vec<UserId>)>;
+/// A user's friend tags: (name, members).
+pub type FriendTags = Vec<(String, Vec<UserId>)>;
 
 /// A page of friends: entries, the newest change seq among them, more remain.
 pub type FriendPage = (Vec<FriendEntry>, u64, bool);
@@ -184,19 +184,19 @@ pub enum ShardCmd {
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     },
-    FriendGroup {
+    FriendTag {
         app: AppId,
         user: UserId,
         name: String,
-        op: GroupOp,
+        op: TagOp,
         members: Vec<UserId>,
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     },
-    GetFriendGroups {
+    GetFriendTags {
         app: AppId,
         user: UserId,
-        reply: Reply<Result<FriendGroups, DomainError>>,
+        reply: Reply<Result<FriendTags, DomainError>>,
     },
     /// Drop the loaded conversation lists and friendship state of these users (sent by the
     /// shard to itself once the writes before it are durable): each goes only if it was not

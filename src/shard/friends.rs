@@ -13,7 +13,7 @@ use crate::domain::page;
 use crate::domain::sync::{Heads, Stream};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{FriendGroups, FriendPage, GroupOp, InboundAnswer, RelationAnswers, Reply};
+use crate::shard::cmd::{FriendTags, FriendPage, TagOp, InboundAnswer, RelationAnswers, Reply};
 use crate::shard::outbox::Outbox;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::Batch;
@@ -24,8 +24,8 @@ pub(super) struct Social {
     pub friends: HashMap<UserId, FriendEntry>,
     pub blacks: HashMap<UserId, BlackEntry>,
     pub requests: BTreeMap<u64, FriendRequest>,
-    /// Friend groups (tags): name -> members.
-    pub groups: BTreeMap<String, std::collections::BTreeSet<UserId>>,
+    /// Friend tags (the wire calls them friend groups): name -> members.
+    pub tags: BTreeMap<String, std::collections::BTreeSet<UserId>>,
     /// Where the tombstones of deleted friends / blacklist entries sit in their streams, so
     /// that adding one again moves its entry (a stream holds each item once).
     pub friend_tombs: HashMap<UserId, u64>,
@@ -177,7 +177,7 @@ impl Shard {
             return Ok(());
         }
         let was_loaded = e.loaded();
-        let (friends, blacks, requests, groups) = self.store.user_social(app, user).map_err(storage)?;
+        let (friends, blacks, requests, tags) = self.store.user_social(app, user).map_err(storage)?;
         let mut s = Social::default();
         for v in friends {
             match FriendEntry::decode(&v) {
@@ -203,12 +203,12 @@ impl Shard {
                 Err(_) => tracing::error!(user = %user, "skipping a friend request that does not decode"),
             }
         }
-        for (name, v) in groups {
+        for (name, v) in tags {
             match (String::from_utf8(name), friend::decode_members(&v)) {
                 (Ok(n), Ok(m)) => {
-                    s.groups.insert(n, m.into_iter().collect());
+                    s.tags.insert(n, m.into_iter().collect());
                 }
-                _ => tracing::error!(user = %user, "skipping a friend group that does not decode"),
+                _ => tracing::error!(user = %user, "skipping a friend tag that does not decode"),
             }
         }
         // Tombstones are found in the streams themselves (one entry per item, so this reads
@@ -230,43 +230,43 @@ impl Shard {
         Ok(())
     }
 
-    /// Friend groups: create (with members), delete, add or remove members. Members must be
+    /// Friend tags (friend groups on the wire): create (with members), delete, add or remove members. Members must be
     /// my friends.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn friend_group(
+    pub(super) async fn friend_tag(
         &mut self,
         app: AppId,
         user: UserId,
         name: String,
-        op: GroupOp,
+        op: TagOp,
         members: Vec<UserId>,
         origin: Option<ConnId>,
         reply: Reply<Result<(), DomainError>>,
     ) {
-        let max_groups = self.cfg.limits.max_friend_groups;
+        let max_tags = self.cfg.limits.max_friend_groups;
         let (_, s) = or_reply!(reply, self.social_mut(app, &user));
-        if matches!(op, GroupOp::Create | GroupOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
+        if matches!(op, TagOp::Create | TagOp::Add) && members.iter().any(|m| !s.friends.contains_key(m)) {
             let _ = reply.send(Err(DomainError::NotFriends));
             return;
         }
         let mut batch = Batch::default();
         let r = match op {
-            GroupOp::Create if s.groups.contains_key(&name) => Err(DomainError::FriendGroupExists),
-            GroupOp::Create if s.groups.len() >= max_groups => Err(DomainError::LimitExceeded("friend groups")),
-            GroupOp::Create => {
-                s.groups.insert(name.clone(), members.into_iter().collect());
+            TagOp::Create if s.tags.contains_key(&name) => Err(DomainError::FriendTagExists),
+            TagOp::Create if s.tags.len() >= max_tags => Err(DomainError::LimitExceeded("friend groups")),
+            TagOp::Create => {
+                s.tags.insert(name.clone(), members.into_iter().collect());
                 Ok(())
             }
-            _ if !s.groups.contains_key(&name) => Err(DomainError::FriendGroupNotFound),
-            GroupOp::Delete => {
-                s.groups.remove(&name);
-                batch.delete_friend_group(app, &user, &name);
+            _ if !s.tags.contains_key(&name) => Err(DomainError::FriendTagNotFound),
+            TagOp::Delete => {
+                s.tags.remove(&name);
+                batch.delete_friend_tag(app, &user, &name);
                 Ok(())
             }
-            GroupOp::Add | GroupOp::Remove => {
-                if let Some(g) = s.groups.get_mut(&name) {
+            TagOp::Add | TagOp::Remove => {
+                if let Some(g) = s.tags.get_mut(&name) {
                     for m in members {
-                        if op == GroupOp::Add {
+                        if op == TagOp::Add {
                             g.insert(m);
                         } else {
                             g.remove(&m);
@@ -280,10 +280,10 @@ impl Shard {
             let _ = reply.send(Err(e));
             return;
         }
-        if let Some(g) = s.groups.get(&name) {
-            batch.put_friend_group(app, &user, &name, friend::encode_members(g.iter()));
+        if let Some(g) = s.tags.get(&name) {
+            batch.put_friend_tag(app, &user, &name, friend::encode_members(g.iter()));
         }
-        // My other devices re-read their friend groups.
+        // My other devices re-read their friend tags.
         let targets = self.devices_but(app, &user, origin);
         let frame = friend_event("groups_changed", &user);
         self.commit(batch, move |r| {
@@ -297,14 +297,14 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn get_friend_groups(
+    pub(super) async fn get_friend_tags(
         &mut self,
         app: AppId,
         user: UserId,
-        reply: Reply<Result<FriendGroups, DomainError>>,
+        reply: Reply<Result<FriendTags, DomainError>>,
     ) {
         let s = or_reply!(reply, self.social(app, &user));
-        let out: FriendGroups = s.groups.iter().map(|(n, m)| (n.clone(), m.iter().cloned().collect())).collect();
+        let out: FriendTags = s.tags.iter().map(|(n, m)| (n.clone(), m.iter().cloned().collect())).collect();
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| out));
         })
@@ -575,10 +575,10 @@ impl Shard {
                 );
                 s.friend_tombs.insert(p.clone(), seq);
                 frames.push(changed_push(Stream::Friends, seq, p.as_str(), true, None));
-                // A former friend leaves my friend groups too.
-                for (name, members) in s.groups.iter_mut() {
+                // A former friend leaves my friend tags too.
+                for (name, members) in s.tags.iter_mut() {
                     if members.remove(p) {
-                        batch.put_friend_group(app, &user, name, friend::encode_members(members.iter()));
+                        batch.put_friend_tag(app, &user, name, friend::encode_members(members.iter()));
                     }
                 }
             }

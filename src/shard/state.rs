@@ -28,7 +28,7 @@ use crate::store::{Batch, Committer, Store, StoreError};
 const DRAIN: usize = 256;
 
 /// A shard's open group is handed to the writer early once it holds this many operations.
-const GROUP_OPS: usize = 4096;
+const COMMIT_GROUP_OPS: usize = 4096;
 
 /// What a commit runs once it is durable (or failed).
 type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
@@ -36,7 +36,7 @@ type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
 /// The commits a shard made since its last flush: written as one, at the end of each batch of
 /// commands (`Shard::flush`), so a drain of 256 deliveries costs the writer one hand-off.
 #[derive(Default)]
-pub(super) struct Group {
+pub(super) struct CommitGroup {
     batch: Batch,
     thens: Vec<Then>,
 }
@@ -111,7 +111,7 @@ pub(super) struct Shard {
     /// read state wait behind them (see `after_pending`).
     pub inflight: Arc<AtomicUsize>,
     /// Commits made since the last flush, not yet handed to the writer.
-    pub group: RefCell<Group>,
+    pub commit_group: RefCell<CommitGroup>,
     pub marks: RefCell<Marks>,
     /// Cross-shard commands sent while commits were buffered: they go out after those commits
     /// are handed to the writer, so whatever they cause can never be durable first.
@@ -174,7 +174,7 @@ pub(super) fn load(
             committer: committer.clone(),
             router: router.clone(),
             inflight: Arc::new(AtomicUsize::new(0)),
-            group: RefCell::new(Group::default()),
+            commit_group: RefCell::new(CommitGroup::default()),
             marks: RefCell::new(Marks::default()),
             held: Vec::new(),
             users: HashMap::new(),
@@ -454,10 +454,10 @@ impl Shard {
             }
             ShardCmd::PairChanged { app, pair, done } => self.pair_changed(app, pair, done),
             ShardCmd::Evict { users } => self.evict(users),
-            ShardCmd::FriendGroup { app, user, name, op, members, origin, reply } => {
-                self.friend_group(app, user, name, op, members, origin, reply).await
+            ShardCmd::FriendTag { app, user, name, op, members, origin, reply } => {
+                self.friend_tag(app, user, name, op, members, origin, reply).await
             }
-            ShardCmd::GetFriendGroups { app, user, reply } => self.get_friend_groups(app, user, reply).await,
+            ShardCmd::GetFriendTags { app, user, reply } => self.get_friend_tags(app, user, reply).await,
             ShardCmd::Send { app, from, to, client_id, msg_type, body, origin } => {
                 self.send(app, from, to, client_id, msg_type, body, origin).await
             }
@@ -596,17 +596,17 @@ impl Shard {
 
     /// Commits `batch`; `then` runs on the writer thread once it is durable (or failed). The
     /// batch joins the shard's open group, written with the rest of this batch of commands
-    /// (`flush`); a group that grows past `GROUP_OPS` is handed over at once.
+    /// (`flush`); a group that grows past `COMMIT_GROUP_OPS` is handed over at once.
     pub async fn commit(&self, batch: Batch, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let full = {
-            let mut g = self.group.borrow_mut();
+            let mut g = self.commit_group.borrow_mut();
             g.batch.append(batch);
             g.thens.push(Box::new(then));
-            g.batch.len() >= GROUP_OPS
+            g.batch.len() >= COMMIT_GROUP_OPS
         };
         if full {
-            self.submit_group().await;
+            self.submit_commit_group().await;
         }
     }
 
@@ -628,8 +628,8 @@ impl Shard {
 
     /// Hands the open group to the writer (waiting while its queue is full), with the
     /// delivery marks that moved.
-    async fn submit_group(&self) {
-        let Group { mut batch, thens } = std::mem::take(&mut *self.group.borrow_mut());
+    async fn submit_commit_group(&self) {
+        let CommitGroup { mut batch, thens } = std::mem::take(&mut *self.commit_group.borrow_mut());
         {
             let mut m = self.marks.borrow_mut();
             for s in 0..64 {
@@ -659,7 +659,7 @@ impl Shard {
 
     /// Writes the open group, then sends the cross-shard commands held behind it.
     pub async fn flush(&mut self) {
-        self.submit_group().await;
+        self.submit_commit_group().await;
         for (shard, cmd) in std::mem::take(&mut self.held) {
             self.send_now(shard, cmd);
         }
@@ -710,7 +710,7 @@ impl Shard {
     /// Sends to another shard without waiting, once the commits made so far are handed to
     /// the writer (`flush`); a full inbox defers the command.
     pub fn send_to_shard(&mut self, shard: usize, cmd: ShardCmd) {
-        if !self.held.is_empty() || !self.group.get_mut().thens.is_empty() {
+        if !self.held.is_empty() || !self.commit_group.get_mut().thens.is_empty() {
             self.held.push((shard, cmd));
             return;
         }

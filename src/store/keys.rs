@@ -40,8 +40,9 @@ pub const CF_FRIENDS: &str = "friends";
 pub const CF_BLACKS: &str = "blacks";
 /// [app u32][len u8][user][request id u64] -> a friend request the user received
 pub const CF_FREQS: &str = "freqs";
-/// [app u32][len u8][user][group name] -> the members of one of the user's friend groups
-pub const CF_FGROUPS: &str = "fgroups";
+/// [app u32][len u8][user][tag name] -> the members of one of the user's friend tags (the
+/// column family keeps its first name)
+pub const CF_FRIEND_TAGS: &str = "fgroups";
 
 pub const ALL_CFS: [&str; 14] = [
     CF_META,
@@ -57,7 +58,7 @@ pub const ALL_CFS: [&str; 14] = [
     CF_FRIENDS,
     CF_BLACKS,
     CF_FREQS,
-    CF_FGROUPS,
+    CF_FRIEND_TAGS,
 ];
 
 /// The on-disk format version, stored under this key in CF_META.

@@ -43,7 +43,7 @@ impl From<codec::Corrupt> for StoreError {
 /// A key (or its suffix) and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// (friends, blacklist, requests, (friend group name, members)).
+/// (friends, blacklist, requests, (friend tag name, members)).
 pub type SocialRaw = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Entry>);
 
 pub(crate) enum Op {
@@ -142,12 +142,12 @@ impl Batch {
         self.ops.push(Op::Delete(keys::CF_BLACKS, keys::user_peer(app, user, peer)));
     }
 
-    pub fn put_friend_group(&mut self, app: AppId, user: &UserId, name: &str, members: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_FGROUPS, keys::user_named(app, user, name), members));
+    pub fn put_friend_tag(&mut self, app: AppId, user: &UserId, name: &str, members: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_FRIEND_TAGS, keys::user_named(app, user, name), members));
     }
 
-    pub fn delete_friend_group(&mut self, app: AppId, user: &UserId, name: &str) {
-        self.ops.push(Op::Delete(keys::CF_FGROUPS, keys::user_named(app, user, name)));
+    pub fn delete_friend_tag(&mut self, app: AppId, user: &UserId, name: &str) {
+        self.ops.push(Op::Delete(keys::CF_FRIEND_TAGS, keys::user_named(app, user, name)));
     }
 
     pub fn delete_friend_request(&mut self, app: AppId, user: &UserId, id: u64) {
@@ -492,7 +492,7 @@ impl Store {
             self.user_values(keys::CF_FRIENDS, app, user)?,
             self.user_values(keys::CF_BLACKS, app, user)?,
             self.user_values(keys::CF_FREQS, app, user)?,
-            self.user_entries(keys::CF_FGROUPS, app, user)?,
+            self.user_entries(keys::CF_FRIEND_TAGS, app, user)?,
         ))
     }
 

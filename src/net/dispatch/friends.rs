@@ -15,7 +15,7 @@ use crate::domain::message::Pair;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::GroupOp;
+use crate::shard::cmd::TagOp;
 use crate::shard::wire_friends::{friend_wire, request_wire};
 use crate::shard::{Router, ShardCmd};
 
@@ -391,40 +391,40 @@ pub fn read_all(cx: Cx<'_>, r: wire::ReadAllFriendRequestsReq<'_>) -> R {
     })
 }
 
-/// Friend groups: create, delete, add or remove members.
-pub fn group(
+/// Friend tags (friend groups on the wire): create, delete, add or remove members.
+pub fn tag(
     cx: Cx<'_>,
     user_id: Option<&str>,
     name: Option<&str>,
     members: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<&str>>>,
-    op: GroupOp,
+    op: TagOp,
 ) -> R {
     let me = subject(cx.s, user_id)?;
     let name = name.ok_or(DomainError::MissingField("name"))?.to_owned();
-    crate::domain::friend::valid_group_name(&name)?;
+    crate::domain::friend::valid_tag_name(&name)?;
     let members = match (op, members) {
-        (GroupOp::Delete, _) => Vec::new(),
-        // A group may be created empty.
-        (GroupOp::Create, m) if m.is_none_or(|v| v.is_empty()) => Vec::new(),
+        (TagOp::Delete, _) => Vec::new(),
+        // A tag may be created empty.
+        (TagOp::Create, m) if m.is_none_or(|v| v.is_empty()) => Vec::new(),
         (_, m) => dw::user_ids(m, cx.lim().max_batch)?,
     };
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &me);
-        let r = ask(&router, shard, |reply| ShardCmd::FriendGroup { app, user: me, name, op, members, origin, reply })
+        let r = ask(&router, shard, |reply| ShardCmd::FriendTag { app, user: me, name, op, members, origin, reply })
             .await;
         ok_or_err(id, r.and_then(|r| r))
     })
 }
 
-pub fn get_groups(cx: Cx<'_>, r: wire::GetFriendGroupsReq<'_>) -> R {
+pub fn get_tags(cx: Cx<'_>, r: wire::GetFriendGroupsReq<'_>) -> R {
     let me = subject(cx.s, r.user_id())?;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.user_shard(app, &me);
-        match ask(&router, shard, |reply| ShardCmd::GetFriendGroups { app, user: me, reply }).await.and_then(|r| r) {
-            Ok(groups) => protocol::response(id, |fbb| {
-                let v: Vec<_> = groups
+        match ask(&router, shard, |reply| ShardCmd::GetFriendTags { app, user: me, reply }).await.and_then(|r| r) {
+            Ok(tags) => protocol::response(id, |fbb| {
+                let v: Vec<_> = tags
                     .iter()
                     .map(|(n, m)| {
                         let name = fbb.create_string(n);

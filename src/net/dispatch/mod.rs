@@ -23,7 +23,7 @@ use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire, wire::Request};
-use crate::shard::cmd::GroupOp;
+use crate::shard::cmd::TagOp;
 use crate::shard::outbox::Outbox;
 use crate::shard::Router;
 
@@ -230,21 +230,21 @@ fn route(cx: Cx<'_>, f: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
         Request::ReadAllFriendRequestsReq => friends::read_all(cx, table(f.request_as_read_all_friend_requests_req())?),
         Request::CreateFriendGroupReq => {
             let r = table(f.request_as_create_friend_group_req())?;
-            friends::group(cx, r.user_id(), r.name(), r.members(), GroupOp::Create)
+            friends::tag(cx, r.user_id(), r.name(), r.members(), TagOp::Create)
         }
         Request::DeleteFriendGroupReq => {
             let r = table(f.request_as_delete_friend_group_req())?;
-            friends::group(cx, r.user_id(), r.name(), None, GroupOp::Delete)
+            friends::tag(cx, r.user_id(), r.name(), None, TagOp::Delete)
         }
         Request::AddFriendGroupMemberReq => {
             let r = table(f.request_as_add_friend_group_member_req())?;
-            friends::group(cx, r.user_id(), r.name(), r.members(), GroupOp::Add)
+            friends::tag(cx, r.user_id(), r.name(), r.members(), TagOp::Add)
         }
         Request::RemoveFriendGroupMemberReq => {
             let r = table(f.request_as_remove_friend_group_member_req())?;
-            friends::group(cx, r.user_id(), r.name(), r.members(), GroupOp::Remove)
+            friends::tag(cx, r.user_id(), r.name(), r.members(), TagOp::Remove)
         }
-        Request::GetFriendGroupsReq => friends::get_groups(cx, table(f.request_as_get_friend_groups_req())?),
+        Request::GetFriendGroupsReq => friends::get_tags(cx, table(f.request_as_get_friend_groups_req())?),
         // Groups: the schema is final, the handlers arrive with their issue. Until then they
         // answer NotImplemented (never silence).
         Request::CreateGroupReq
