@@ -12,8 +12,9 @@ use imserver::config::{Config, Durability};
 use imserver::domain::ids::{ConnId, UserId};
 use imserver::domain::user::UserRecord;
 use imserver::shard::cmd::Origin;
+use imserver::shard::cmd::SendMessage;
 use imserver::shard::outbox::Outbox;
-use imserver::shard::{ShardCmd, Shards};
+use imserver::shard::Shards;
 use imserver::store::{Batch, Store, WriterOptions};
 use tokio::sync::Semaphore;
 
@@ -99,7 +100,7 @@ fn bench(c: &mut Criterion) {
                     let (from, to) = users[i].clone();
                     let pair = imserver::domain::message::Pair::new(&from, &to).unwrap();
                     let answered = outboxes[i].take_request();
-                    let cmd = ShardCmd::Send {
+                    let cmd = SendMessage {
                         app,
                         from,
                         to,
@@ -107,7 +108,8 @@ fn bench(c: &mut Criterion) {
                         msg_type: 1,
                         body: vec![b'x'; 200],
                         origin: Origin { outbox: outboxes[i].clone(), req_id: n + 1, answered },
-                    };
+                    }
+                    .into();
                     router.send(router.pair_shard(app, &pair), cmd).await.unwrap();
                 }
                 // Every ack is back: the window is whole again for the next sample.

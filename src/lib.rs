@@ -1,18 +1,27 @@
 //! imserver: an instant-messaging server. One TCP port, length-prefixed FlatBuffers frames,
 //! a sharded reactor over embedded RocksDB.
 //!
-//! Map of the crate (dependencies point down: net -> shard -> domain -> store; all -> protocol):
+//! Map of the crate (dependencies point down: net -> flows -> shard -> domain -> store; all ->
+//! protocol):
 //! - `config`: every limit and knob, with defaults; TOML file + flags.
 //! - `protocol`: bytes <-> frames: the flatc-generated schema (`protocol/im.fbs`), framing,
 //!   verification and frame builders.
 //! - `auth`: login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
 //! - `net`: sockets only: `listener` (accept, connection limit, shutdown), `session` (login
-//!   handshake, heartbeats, idle timeout, writer), `dispatch` (the one exhaustive match over
-//!   requests; scatter/gather over shards).
-//! - `shard`: the reactor: shard threads owning state partitions, bounded inboxes, the
-//!   `Router`, and per-connection `Outbox`es.
-//! - `domain`: the product rules, one file per area, synchronous and I/O-free.
-//! - `store`: the only code that touches RocksDB: key layouts, value codec, group commit.
+//!   handshake, heartbeats, idle timeout, writer), `linger` (the end of a connection),
+//!   `dispatch` (the one exhaustive match over requests: parse, route, answer).
+//! - `flows`: multi-shard sequences (friend add/approve/delete, blacklist, admin user changes
+//!   with fact replication) as detached tasks of idempotent shard steps.
+//! - `shard`: the reactor. `router` (who owns an entity; bounded inboxes), `cmd/` (commands by
+//!   area, one struct each), `state/` (a shard's memory; `load`, `run`, `evict`, `commit`,
+//!   `route`), handlers by area (`users`, `friends`, `messages`, `conversations`), `common`
+//!   (shared handler helpers), `gather` (ask shards and wait), `recent` (bounded memories),
+//!   `outbox` (a connection as shards see it).
+//! - `domain`: the product rules, one file per area (`user`, `presence`, `friend`, `message`,
+//!   `conversation`, `sync`, `page`, `ratelimit`), synchronous and I/O-free; `ids`, `error`,
+//!   `wire` (domain <-> wire tables).
+//! - `store`: the only code that touches RocksDB: `keys` (layouts), `codec` (values),
+//!   `writer` (group commit), reads and upgrades in `mod.rs`.
 //! - `client`: the async Rust SDK used by tests and `imctl`. (`imload`, in `loadtest/`, speaks
 //!   raw frames to spend less of the machine on itself.)
 //!
@@ -22,6 +31,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod flows;
 pub mod fuzzing;
 pub mod net;
 pub mod protocol;

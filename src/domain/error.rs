@@ -71,6 +71,11 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// The error answer to request `id`: the one place a domain error becomes a frame.
+    pub fn frame(&self, id: u64) -> bytes::Bytes {
+        crate::protocol::error(id, self.code(), &self.message())
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             DomainError::InvalidArgument(_) => ErrorCode::InvalidArgument,

@@ -2,10 +2,35 @@
 //! and the rules that change them. A friendship is two directed relations, each owned by its
 //! user; deleting is one-way (my side only).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use crate::domain::ids::UserId;
 use crate::domain::DomainError;
 use crate::protocol::wire::{FriendAddPolicy, RequestState};
 use crate::store::codec::{Corrupt, Reader, Writer};
+
+/// One user's friendship state.
+#[derive(Default)]
+pub struct Social {
+    pub friends: HashMap<UserId, FriendEntry>,
+    pub blacks: HashMap<UserId, BlackEntry>,
+    pub requests: BTreeMap<u64, FriendRequest>,
+    /// Friend tags (the wire calls them friend groups): name -> members.
+    pub tags: BTreeMap<String, BTreeSet<UserId>>,
+    /// Where the tombstones of deleted friends / blacklist entries sit in their streams, so
+    /// that adding one again moves its entry (a stream holds each item once).
+    pub friend_tombs: HashMap<UserId, u64>,
+    pub black_tombs: HashMap<UserId, u64>,
+}
+
+/// What the conversation's shard knows of a pair for the send checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PairRelation {
+    pub lo_friend_hi: bool,
+    pub hi_friend_lo: bool,
+    pub lo_black_hi: bool,
+    pub hi_black_lo: bool,
+}
 
 /// Longest remark, source, wording; longest extra.
 pub const MAX_FIELD: usize = 256;

@@ -3,7 +3,8 @@
 //!
 //! Each stream holds every item at most once, at the seq of its latest change; a deleted item
 //! stays as a tombstone so that a device that was offline learns to remove it. The shard keeps
-//! each stream's head seq in memory (loaded at start from the heads column, not by scanning).
+//! each stream's head seq in memory, read on a user's first use with one reverse seek per
+//! stream (`Store::stream_heads`; a stream's last key is its head).
 
 use crate::domain::ids::Seq;
 use crate::protocol::wire::SyncStream;

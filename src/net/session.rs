@@ -24,9 +24,8 @@ use crate::auth::ticket::{self, TicketError};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::ratelimit::{Bucket, Verdict};
 use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
-use crate::shard::cmd::DeviceLogin;
+use crate::shard::cmd::{DeviceLogin, Disconnect, Login};
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
-use crate::shard::ShardCmd;
 
 /// Bytes gathered from the queue before one write.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -151,10 +150,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     if let Some(user) = &sess.user {
         let _ = ctx
             .router
-            .send(
-                ctx.router.user_shard(sess.app, user),
-                ShardCmd::Disconnect { app: sess.app, user: user.clone(), conn },
-            )
+            .send(ctx.router.user_shard(sess.app, user), Disconnect { app: sess.app, user: user.clone(), conn }.into())
             .await;
     }
     outbox.close(reason);
@@ -257,12 +253,13 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     let admin = app.admins.contains(&user);
     if !admin {
         let (tx, rx) = oneshot::channel();
-        let cmd = ShardCmd::Login {
+        let cmd = Login {
             app: app_id,
             user: user.clone(),
             device: DeviceLogin { client_type, device_id: device_id.to_owned(), outbox: outbox.clone() },
             reply: tx,
-        };
+        }
+        .into();
         if ctx.router.send(ctx.router.user_shard(app_id, &user), cmd).await.is_err() {
             return fail(id, ErrorCode::ShuttingDown, "shutting down");
         }

@@ -4,15 +4,15 @@
 use bytes::Bytes;
 
 use crate::domain::conversation::{self, ConvRef, ConvView};
-use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
-use crate::domain::sync::{Heads, Stream};
+use crate::domain::sync::Stream;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{ConvPage, Reply};
-use crate::shard::outbox::Outbox;
-use crate::shard::state::Shard;
+use crate::shard::cmd::{DeleteConversation, GetConversations, UpdateConversation};
+use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
+use crate::shard::state::{devices_but, Shard};
 use crate::store::Batch;
 
 fn deleted_push(conv: &ConvRef) -> Bytes {
@@ -23,33 +23,6 @@ fn deleted_push(conv: &ConvRef) -> Bytes {
     })
 }
 
-/// A `SyncChangedPush` carrying my updated entry for a conversation.
-pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
-    protocol::push(|fbb| {
-        let c = dw::conversation(fbb, v, user);
-        let id = fbb.create_string(&String::from_utf8_lossy(&v.conv.item_id()));
-        let item = wire::SyncItem::create(
-            fbb,
-            &wire::SyncItemArgs { seq: v.stream_seq, id: Some(id), conversation: Some(c), ..Default::default() },
-        );
-        let p = wire::SyncChangedPush::create(
-            fbb,
-            &wire::SyncChangedPushArgs { stream: Stream::Conversations.to_wire(), item: Some(item) },
-        );
-        (wire::Push::SyncChangedPush, p.as_union_value())
-    })
-}
-
-/// A change of my conversation list: the entry moves to the next seq of my Conversations
-/// stream (its previous stream entry removed) and is written, both in `batch`.
-pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, v: &mut ConvView) {
-    let old = (v.stream_seq > 0).then_some(v.stream_seq);
-    v.stream_seq = heads.bump(Stream::Conversations).0;
-    let item = v.conv.item_id();
-    batch.put_stream_item(app, user, Stream::Conversations as u8, v.stream_seq, &item, Some(&[]), old);
-    batch.put_user_conv(app, user, &item, v.encode());
-}
-
 impl Shard {
     /// Loads `user`'s conversation list from the store the first time it is needed.
     pub(super) fn ensure_convs(&mut self, app: AppId, user: &UserId) -> Result<(), DomainError> {
@@ -58,10 +31,7 @@ impl Shard {
             return Ok(());
         }
         let was_loaded = e.loaded();
-        let raw = self.store.user_convs(app, user).map_err(|e| {
-            tracing::error!(error = %e, "loading a conversation list");
-            DomainError::StorageUnavailable
-        })?;
+        let raw = self.store.user_convs(app, user).map_err(stored("loading a conversation list"))?;
         let mut map = std::collections::HashMap::with_capacity(raw.len());
         for v in raw {
             // One bad entry must not block the user's every delivery: skip it, loudly.
@@ -132,14 +102,8 @@ impl Shard {
     }
 
     /// My visible conversations with a change seq after `after`, oldest change first.
-    pub(super) async fn get_conversations(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        after: u64,
-        limit: usize,
-        reply: Reply<Result<ConvPage, DomainError>>,
-    ) {
+    pub(super) async fn get_conversations(&mut self, c: GetConversations) {
+        let GetConversations { app, user, after, limit, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
             return;
@@ -161,17 +125,8 @@ impl Shard {
         .await;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn update_conversation(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        conv: ConvRef,
-        pinned: Option<bool>,
-        muted: Option<bool>,
-        origin: Option<ConnId>,
-        reply: Reply<Result<ConvView, DomainError>>,
-    ) {
+    pub(super) async fn update_conversation(&mut self, c: UpdateConversation) {
+        let UpdateConversation { app, user, conv, pinned, muted, origin, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
             return;
@@ -192,42 +147,22 @@ impl Shard {
         };
         let mut batch = Batch::default();
         put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
-        let targets: Vec<Outbox> =
-            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let targets = devices_but(&entry.devices, origin);
         convs.insert(conv, v.clone());
         let push = conversation_changed_push(&user, &v);
-        self.commit(batch, move |r| match r {
-            Ok(()) => {
-                for t in &targets {
-                    t.send(push.clone());
-                }
-                let _ = reply.send(Ok(v));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        })
-        .await;
+        self.commit_then(batch, targets, vec![push], reply, v).await;
     }
 
     /// Removes a conversation from my list (a tombstone in my Conversations stream; a later
     /// message brings it back), or with `client_only` only tells my other devices.
-    pub(super) async fn delete_conversation(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        conv: ConvRef,
-        client_only: bool,
-        origin: Option<ConnId>,
-        reply: Reply<Result<(), DomainError>>,
-    ) {
+    pub(super) async fn delete_conversation(&mut self, c: DeleteConversation) {
+        let DeleteConversation { app, user, conv, client_only, origin, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
             return;
         }
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
-        let targets: Vec<Outbox> =
-            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let targets = devices_but(&entry.devices, origin);
         let push = deleted_push(&conv);
         if client_only {
             for t in &targets {

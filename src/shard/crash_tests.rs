@@ -9,10 +9,10 @@ use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::message::Pair;
 use crate::domain::sync::Stream;
 use crate::domain::user::UserRecord;
-use crate::shard::cmd::{Origin, ShardCmd};
+use crate::shard::cmd::{Origin, SendMessage};
 use crate::shard::outbox::Outbox;
+use crate::shard::router::{shard_of, Router};
 use crate::shard::state::{self, Shard};
-use crate::shard::{shard_of, Router};
 use crate::store::{Batch, Committer, Store, WriterOptions, WriterThread};
 
 const SHARDS: usize = 2;
@@ -42,7 +42,7 @@ fn users_sharing_a_shard(app: AppId, router: &Router) -> (UserId, UserId, usize,
 
 struct Run {
     router: Router,
-    inboxes: crate::shard::Inboxes,
+    inboxes: crate::shard::router::Inboxes,
     shards: Vec<Shard>,
     committer: Committer,
     writer: WriterThread,
@@ -116,7 +116,7 @@ fn a_kill_between_a_messages_deliveries_to_one_shard_loses_neither() {
             let mut run = start(&cfg, &store);
             let (outbox, mut acks) = Outbox::new(ConnId(1), 16);
             let answered = outbox.take_request();
-            let send = ShardCmd::Send {
+            let send = SendMessage {
                 app,
                 from: a.clone(),
                 to: b.clone(),
@@ -124,7 +124,8 @@ fn a_kill_between_a_messages_deliveries_to_one_shard_loses_neither() {
                 msg_type: 1,
                 body: b"hello".to_vec(),
                 origin: Origin { outbox, req_id: 1, answered },
-            };
+            }
+            .into();
             run.shards[p].handle(send).await;
             run.settle(p).await;
             let Some(crate::shard::outbox::Next::Frame(ack)) = acks.next().await else {

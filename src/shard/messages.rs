@@ -2,8 +2,8 @@
 //!
 //! The conversation's shard (chosen by its `Pair`) runs `send`, `recall` and `history`: it
 //! alone assigns the conversation's seqs, so they are gap-free and ordered. The users' shards
-//! run `deliver` and `recalled` (their streams, conversation lists and devices), `receipt`,
-//! `read` and `read_receipt`. See docs/architecture.md, "The message path".
+//! run `deliver` and `recalled` (their streams, conversation lists and devices), `receipt`
+//! `read`. See docs/architecture.md, "The message path".
 
 use std::sync::Arc;
 
@@ -11,28 +11,21 @@ use bytes::Bytes;
 
 use crate::domain::conversation::{self, ConvKind, ConvRef};
 use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{self, HistoryRange, IdemRecord, MessageRecord, Pair};
+use crate::domain::message::{self, IdemRecord, MessageRecord, Pair};
 use crate::domain::page::{self, WireSize};
 use crate::domain::sync::Stream;
 use crate::domain::user;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{Deliver, MessagePage, Origin, Reply, ShardCmd};
+use crate::shard::cmd::{
+    Deliver, GetHistory, GetMessages, ReadConversation, RecallMessage, Recalled, Receipt, SendMessage, ShardCmd,
+};
+use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
 use crate::shard::outbox::Outbox;
-use crate::shard::state::{now_ms, Shard};
+use crate::shard::recent::RecentDelivery;
+use crate::shard::state::{devices_but, now_ms, Shard};
 use crate::store::{self, Batch};
-
-/// A message recently recorded in a user's Messages stream (`Shard::recent_stream`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct RecentDelivery {
-    /// Where it sits in the user's Messages stream.
-    pub stream_seq: u64,
-    /// Its seq in the conversation.
-    pub conv_seq: u64,
-    /// The other user of the conversation (`Shard::keyer`'s key of the id).
-    pub peer: u128,
-}
 
 /// What recording one delivery leaves to do once it is durable.
 struct Recorded {
@@ -58,10 +51,6 @@ pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate:
         );
         (wire::Response::SendAck, a.as_union_value())
     })
-}
-
-fn error_frame(req_id: u64, e: &DomainError) -> Bytes {
-    protocol::error(req_id, e.code(), &e.message())
 }
 
 fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
@@ -109,10 +98,7 @@ impl Shard {
         if let Some(h) = self.conv_heads.get(&(app, pair.clone())) {
             return Ok(*h);
         }
-        let h = self.store.conv_head(app, &pair.lo, &pair.hi).map_err(|e| {
-            tracing::error!(error = %e, "reading a conversation head");
-            DomainError::StorageUnavailable
-        })?;
+        let h = self.store.conv_head(app, &pair.lo, &pair.hi).map_err(stored("reading a conversation head"))?;
         self.conv_heads.insert((app, pair.clone()), h);
         Ok(h)
     }
@@ -146,45 +132,36 @@ impl Shard {
     /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
     /// message + its id index + idempotency record in one batch, acks
     /// the sender once that is durable, and hands the deliveries to the users' shards.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn send(
-        &mut self,
-        app: AppId,
-        from: UserId,
-        to: UserId,
-        client_id: String,
-        msg_type: u32,
-        body: Vec<u8>,
-        origin: Origin,
-    ) {
+    pub(super) async fn send(&mut self, c: SendMessage) {
+        let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
         let Some(pair) = Pair::new(&from, &to) else {
-            origin.outbox.send(error_frame(origin.req_id, &DomainError::InvalidArgument("cannot message oneself")));
+            origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
             return;
         };
         let checks = user::check_sender(self.facts.get(&(app, from.clone())))
             .and_then(|_| user::check_receiver(self.facts.get(&(app, to.clone()))))
             .and_then(|_| self.check_pair(app, &from, &pair));
         if let Err(e) = checks {
-            origin.outbox.send(error_frame(origin.req_id, &e));
+            origin.outbox.send(e.frame(origin.req_id));
             return;
         }
         let hash = message::content_hash(&to, msg_type, &body);
         match self.known_client_id(app, &from, &to, &client_id) {
             Err(e) => {
-                origin.outbox.send(error_frame(origin.req_id, &e));
+                origin.outbox.send(e.frame(origin.req_id));
                 return;
             }
             Ok(Some(known)) => {
                 // A retry: the original ack, once the original is durable. Nothing is stored.
                 let frame = match message::retry(&known, hash) {
                     Ok(i) => ack_frame(origin.req_id, &client_id, &i, true),
-                    Err(e) => error_frame(origin.req_id, &e),
+                    Err(e) => e.frame(origin.req_id),
                 };
                 let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
                 self.after_pending(move |r| {
                     outbox.send(match r {
                         Ok(()) => frame,
-                        Err(e) => error_frame(req_id, &e),
+                        Err(e) => e.frame(req_id),
                     });
                     drop(answered);
                 })
@@ -196,7 +173,7 @@ impl Shard {
         let head = match self.conv_head(app, &pair) {
             Ok(h) => h,
             Err(e) => {
-                origin.outbox.send(error_frame(origin.req_id, &e));
+                origin.outbox.send(e.frame(origin.req_id));
                 return;
             }
         };
@@ -224,7 +201,7 @@ impl Shard {
         self.commit(batch, move |r| {
             outbox.send(match r {
                 Ok(()) => ack,
-                Err(e) => error_frame(req_id, &e),
+                Err(e) => e.frame(req_id),
             });
             drop(answered);
         })
@@ -240,7 +217,7 @@ impl Shard {
         let (from_shard, to_shard) = (self.router.user_shard(app, &msg.from), self.router.user_shard(app, &msg.to));
         let sender = (msg.from.clone(), Some(exclude));
         let receiver = (msg.to.clone(), None);
-        let deliver = |to| ShardCmd::Deliver(Deliver { app, msg: msg.clone(), to, from_record: false });
+        let deliver = |to| (Deliver { app, msg: msg.clone(), to, from_record: false }).into();
         if from_shard == to_shard {
             self.send_to(from_shard, deliver(vec![sender, receiver]));
         } else {
@@ -264,15 +241,8 @@ impl Shard {
         self.send_to(s, make(user.clone()));
     }
 
-    pub(super) async fn recall(
-        &mut self,
-        app: AppId,
-        pair: Pair,
-        by: UserId,
-        by_admin: bool,
-        server_id: u64,
-        reply: Reply<Result<(), DomainError>>,
-    ) {
+    pub(super) async fn recall(&mut self, c: RecallMessage) {
+        let RecallMessage { app, pair, by, by_admin, server_id, reply } = c;
         let msg = match self.load_message(app, server_id) {
             Ok(Some(m)) if m.pair().as_ref() == Some(&pair) => m,
             Ok(_) => {
@@ -303,16 +273,13 @@ impl Shard {
         })
         .await;
         for u in [tomb.from.clone(), tomb.to.clone()] {
-            self.route_user(app, &u, |user| ShardCmd::Recalled { app, user, msg: tomb.clone(), by: by.clone() });
+            self.route_user(app, &u, |user| Recalled { app, user, msg: tomb.clone(), by: by.clone() }.into());
         }
     }
 
     /// A message by server id, from the store.
     fn load_message(&self, app: AppId, server_id: u64) -> Result<Option<MessageRecord>, DomainError> {
-        let fail = |e: crate::store::StoreError| {
-            tracing::error!(error = %e, "reading a message");
-            DomainError::StorageUnavailable
-        };
+        let fail = stored("reading a message");
         let Some((lo, hi, seq)) = self.store.message_location(app, server_id).map_err(fail)? else {
             return Ok(None);
         };
@@ -322,21 +289,12 @@ impl Shard {
         }
     }
 
-    pub(super) fn history(
-        &mut self,
-        app: AppId,
-        pair: Pair,
-        range: HistoryRange,
-        limit: usize,
-        reply: Reply<Result<MessagePage, DomainError>>,
-    ) {
+    pub(super) fn history(&mut self, c: GetHistory) {
+        let GetHistory { app, pair, range, limit, reply } = c;
         let r = self
             .store
             .messages(app, &pair.lo, &pair.hi, range.from, range.to, range.descending, limit)
-            .map_err(|e| {
-                tracing::error!(error = %e, "reading history");
-                DomainError::StorageUnavailable
-            })
+            .map_err(stored("reading history"))
             .and_then(|(raw, more)| {
                 let msgs: Result<Vec<_>, _> = raw.iter().map(|v| MessageRecord::decode(v)).collect();
                 let mut msgs = msgs.map_err(|_| DomainError::StorageUnavailable)?;
@@ -443,11 +401,10 @@ impl Shard {
         if listed {
             self.dirty_convs.insert((app, user.clone(), conv.clone()));
         } else {
-            super::conversations::put_conv_change(batch, app, user, &mut entry.heads, &mut view);
+            put_conv_change(batch, app, user, &mut entry.heads, &mut view);
         }
         convs.insert(conv, view);
-        let targets: Vec<Outbox> =
-            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()).collect();
+        let targets = devices_but(&entry.devices, exclude);
         // The receiver has no device online: the server sends the receipt itself.
         let server_receipt = &msg.to == user && entry.devices.is_empty();
         self.remember_stream_pos(app, user, msg, m_seq);
@@ -463,7 +420,8 @@ impl Shard {
     /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.
     /// A replay after a restart needs no special care: recording a recall twice leaves one
     /// tombstone in the stream.
-    pub(super) async fn recalled(&mut self, app: AppId, user: UserId, msg: Arc<MessageRecord>, by: UserId) {
+    pub(super) async fn recalled(&mut self, c: Recalled) {
+        let Recalled { app, user, msg, by } = c;
         let mut batch = Batch::default();
         batch.delete_fanout(app, &user, msg.server_id, 1);
         if self.ensure_convs(app, &user).is_err() {
@@ -493,7 +451,7 @@ impl Shard {
             }
             let visible = convs.get(&conv).filter(|v| !v.hidden);
             if let Some(mut v) = visible.and_then(|v| conversation::on_recall(v, &msg)) {
-                super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
+                put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
                 convs.insert(conv, v);
             }
         }
@@ -512,8 +470,8 @@ impl Shard {
 
     /// Relays a receive-ack to the sender's devices. Checks that the message exists and was
     /// sent by `user` to `by`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn receipt(&mut self, app: AppId, user: UserId, by: UserId, server_id: u64, seq: u64, origin: Origin) {
+    pub(super) fn receipt(&mut self, c: Receipt) {
+        let Receipt { app, user, by, server_id, seq, origin } = c;
         // The message must be of this pair at this seq. (Which of the two sent it is not
         // checked: a false claim would only be about the acker's own receipt.) A message
         // recorded recently in the user's stream is checked from memory, others by one read.
@@ -533,7 +491,7 @@ impl Shard {
                 origin.outbox.send(protocol::ok(origin.req_id));
             }
             Err(e) => {
-                origin.outbox.send(error_frame(origin.req_id, &e));
+                origin.outbox.send(e.frame(origin.req_id));
             }
         }
         drop(origin.answered);
@@ -560,15 +518,8 @@ impl Shard {
     }
 
     /// "Read up to seq" for one of my conversations.
-    pub(super) async fn read(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        conv: ConvRef,
-        seq: u64,
-        origin: Option<ConnId>,
-        reply: Reply<Result<(), DomainError>>,
-    ) {
+    pub(super) async fn read(&mut self, c: ReadConversation) {
+        let ReadConversation { app, user, conv, seq, origin, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
             return;
@@ -601,10 +552,9 @@ impl Shard {
             return;
         };
         let mut batch = Batch::default();
-        super::conversations::put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
-        let own = super::conversations::conversation_changed_push(&user, &v);
-        let targets: Vec<Outbox> =
-            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        put_conv_change(&mut batch, app, &user, &mut entry.heads, &mut v);
+        let own = conversation_changed_push(&user, &v);
+        let targets = devices_but(&entry.devices, origin);
         let read_seq = v.read_seq;
         convs.insert(conv.clone(), v);
         let router = self.router.clone();
@@ -623,19 +573,9 @@ impl Shard {
         .await;
     }
 
-    pub(super) fn read_receipt(&mut self, app: AppId, user: UserId, reader: UserId, read_seq: u64) {
-        self.push_local(app, &user, &read_receipt_push(&reader, read_seq));
-    }
-
     /// Messages by server id, only from conversations the viewer belongs to (any, for admins).
-    pub(super) fn get_messages(
-        &mut self,
-        app: AppId,
-        viewer: UserId,
-        admin: bool,
-        ids: Vec<u64>,
-        reply: Reply<Result<MessagePage, DomainError>>,
-    ) {
+    pub(super) fn get_messages(&mut self, c: GetMessages) {
+        let GetMessages { app, viewer, admin, ids, reply } = c;
         let mut out = Vec::with_capacity(ids.len());
         let mut bytes = 0usize;
         for id in ids {

@@ -81,6 +81,17 @@ impl<V> Recent<V> {
     }
 }
 
+/// A message recently recorded in a user's Messages stream (`Shard::recent_stream`).
+#[derive(Clone, Copy, Debug)]
+pub struct RecentDelivery {
+    /// Where it sits in the user's Messages stream.
+    pub stream_seq: u64,
+    /// Its seq in the conversation.
+    pub conv_seq: u64,
+    /// The other user of the conversation (`Shard::keyer`'s key of the id).
+    pub peer: u128,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,17 +3,18 @@
 
 use bytes::Bytes;
 
-use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
 use crate::domain::presence::{devices_to_kick, DeviceView};
 use crate::domain::sync::{Change, Stream, SyncPage};
-use crate::domain::user::{self, FieldMask, UserChange, UserRecord};
+use crate::domain::user::{self, FieldMask};
 use crate::domain::wire::{self as dw, DeviceStatus, UserStatus};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{DeviceLogin, FactsList, ItemOutcomes, Reply};
-use crate::shard::outbox::Outbox;
-use crate::shard::state::{now_ms, Device, Shard, UserEntry};
+use crate::shard::cmd::{
+    DeleteUsers, Disconnect, GetUsers, ImportUsers, Login, ModifyUser, QueryStatus, ReadStream, Subscribe, Unsubscribe,
+};
+use crate::shard::state::{devices_but, now_ms, Device, Shard, UserEntry};
 use crate::store::Batch;
 
 fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
@@ -43,13 +44,8 @@ fn status_push(s: &UserStatus) -> Bytes {
 }
 
 impl Shard {
-    pub(super) async fn login(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        dev: DeviceLogin,
-        reply: Reply<Result<(), DomainError>>,
-    ) {
+    pub(super) async fn login(&mut self, c: Login) {
+        let Login { app, user, device: dev, reply } = c;
         let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
         let max = self.cfg.limits.max_devices_per_user;
         let key = (app, user.clone());
@@ -86,7 +82,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) fn disconnect(&mut self, app: AppId, user: UserId, conn: ConnId) {
+    pub(super) fn disconnect(&mut self, c: Disconnect) {
+        let Disconnect { app, user, conn } = c;
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
             return;
         };
@@ -131,12 +128,8 @@ impl Shard {
         subs.into_iter().map(|s| (s, frame.clone())).collect()
     }
 
-    pub(super) async fn import_users(
-        &mut self,
-        app: AppId,
-        users: Vec<UserRecord>,
-        reply: Reply<(ItemOutcomes, FactsList)>,
-    ) {
+    pub(super) async fn import_users(&mut self, c: ImportUsers) {
+        let ImportUsers { app, users, reply } = c;
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
@@ -164,12 +157,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn delete_users(
-        &mut self,
-        app: AppId,
-        users: Vec<UserId>,
-        reply: Reply<(ItemOutcomes, FactsList)>,
-    ) {
+    pub(super) async fn delete_users(&mut self, c: DeleteUsers) {
+        let DeleteUsers { app, users, reply } = c;
         let now = now_ms();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(users.len());
@@ -215,13 +204,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn get_users(
-        &mut self,
-        app: AppId,
-        users: Vec<UserId>,
-        admin: bool,
-        reply: Reply<Vec<(UserId, Result<UserRecord, DomainError>)>>,
-    ) {
+    pub(super) async fn get_users(&mut self, c: GetUsers) {
+        let GetUsers { app, users, admin, reply } = c;
         let out: Vec<_> = users
             .into_iter()
             .map(|id| {
@@ -243,15 +227,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn modify_user(
-        &mut self,
-        app: AppId,
-        id: UserId,
-        change: UserChange,
-        by_admin: bool,
-        origin: Option<ConnId>,
-        reply: Reply<Result<(UserRecord, FactsList), DomainError>>,
-    ) {
+    pub(super) async fn modify_user(&mut self, c: ModifyUser) {
+        let ModifyUser { app, user: id, change, by_admin, origin, reply } = c;
         let key = (app, id.clone());
         let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
             Ok(r) => r,
@@ -274,8 +251,7 @@ impl Shard {
         };
         // Own devices hear of the change (all but the one that made it); a forbidden account
         // loses its sessions.
-        let targets: Vec<Outbox> =
-            entry.devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect();
+        let targets = devices_but(&entry.devices, origin);
         let forbid = change.forbidden == Some(true);
         let kicked = if forbid {
             std::mem::take(&mut entry.devices).into_iter().map(|d| d.outbox).collect()
@@ -322,19 +298,14 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn query_status(&mut self, app: AppId, users: Vec<UserId>, reply: Reply<Vec<UserStatus>>) {
+    pub(super) async fn query_status(&mut self, c: QueryStatus) {
+        let QueryStatus { app, users, reply } = c;
         let out: Vec<UserStatus> = users.iter().map(|u| status_of(u, self.users.get(&(app, u.clone())))).collect();
         let _ = reply.send(out);
     }
 
-    pub(super) async fn subscribe(
-        &mut self,
-        app: AppId,
-        subscriber: UserId,
-        targets: Vec<UserId>,
-        until_ms: u64,
-        reply: Reply<ItemOutcomes>,
-    ) {
+    pub(super) async fn subscribe(&mut self, c: Subscribe) {
+        let Subscribe { app, subscriber, targets, until_ms, reply } = c;
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         let mut first_status = Vec::new();
@@ -386,13 +357,8 @@ impl Shard {
         .await;
     }
 
-    pub(super) async fn unsubscribe(
-        &mut self,
-        app: AppId,
-        subscriber: UserId,
-        targets: Vec<UserId>,
-        reply: Reply<ItemOutcomes>,
-    ) {
+    pub(super) async fn unsubscribe(&mut self, c: Unsubscribe) {
+        let Unsubscribe { app, subscriber, targets, reply } = c;
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
@@ -499,15 +465,8 @@ impl Shard {
         }
     }
 
-    pub(super) async fn sync(
-        &mut self,
-        app: AppId,
-        user: UserId,
-        stream: Stream,
-        after: u64,
-        limit: usize,
-        reply: Reply<Result<SyncPage, DomainError>>,
-    ) {
+    pub(super) async fn sync(&mut self, c: ReadStream) {
+        let ReadStream { app, user, stream, after, limit, reply } = c;
         if let Err(e) = user::live(self.users.get(&(app, user.clone())).map(|e| &e.rec)) {
             let _ = reply.send(Err(e));
             return;

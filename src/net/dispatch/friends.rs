@@ -1,32 +1,23 @@
-//! Friendship: two-sided operations as sequences of one-sided shard steps. An add asks the
-//! adder's shard (already friends?), then the target's (blacklist, policy: writes its side or a
-//! request), then the adder's (writes its side); a change that affects sending then tells the
-//! pair's conversation shard, and only then is the client answered. A crash between the steps
-//! leaves a one-way friendship (a legal state: deletes are one-way too) that the client's
-//! retry of the unanswered add completes, since every step is idempotent.
+//! Friendship requests: parsed here, run by one shard or by a flow (`flows::friends`) for
+//! the two-sided operations, and answered.
 
 use bytes::Bytes;
 
-use super::gather::{ask, scatter};
-use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
-use crate::domain::friend::{AddInfo, FriendEntry, Inbound};
-use crate::domain::ids::{AppId, UserId};
-use crate::domain::message::Pair;
+use super::{err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
+use crate::domain::friend::{AddInfo, FriendEntry};
+use crate::domain::ids::UserId;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
+use crate::flows::{self, friends};
 use crate::protocol::{self, wire};
-use crate::shard::cmd::TagOp;
+use crate::shard::cmd::{
+    FriendTag, FriendUpdate, GetFriendRequests, GetFriendTags, GetFriends, ReadAllFriendRequests, Relation, Relations,
+    TagOp,
+};
+use crate::shard::gather::{ask, scatter};
 use crate::shard::wire_friends::{friend_wire, request_wire};
-use crate::shard::{Router, ShardCmd};
 
 type R = Result<Outcome, Immediate>;
-
-fn ok_or_err(id: u64, r: Result<(), DomainError>) -> Bytes {
-    match r {
-        Ok(()) => protocol::ok(id),
-        Err(e) => err_frame(id, &e),
-    }
-}
 
 /// The other user of a friendship operation, never oneself.
 fn peer_of(me: &UserId, named: Option<&str>) -> Result<UserId, DomainError> {
@@ -41,25 +32,6 @@ fn text(s: Option<&str>) -> String {
     s.unwrap_or_default().to_owned()
 }
 
-/// Runs a multi-step operation as its own task, so that once started it completes (every
-/// step, and the conversation shard hearing of it) even if the connection that asked goes away.
-fn detached(id: u64, f: impl std::future::Future<Output = Bytes> + Send + 'static) -> R {
-    pending(async move {
-        match tokio::spawn(f).await {
-            Ok(b) => b,
-            Err(_) => err_frame(id, &DomainError::ShuttingDown),
-        }
-    })
-}
-
-/// Tells the pair's conversation shard that their relations changed, and waits for it.
-async fn pair_changed(router: &Router, app: AppId, a: &UserId, b: &UserId) {
-    if let Some(pair) = Pair::new(a, b) {
-        let shard = router.pair_shard(app, &pair);
-        let _ = ask(router, shard, |done| ShardCmd::PairChanged { app, pair, done }).await;
-    }
-}
-
 pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
     let me = subject(cx.s, r.user_id())?;
     let peer = peer_of(&me, r.to_user())?;
@@ -70,37 +42,13 @@ pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
         extra: text(r.extra()),
     };
     info.validate()?;
-    let (router, app, id, by_admin, origin) = (cx.router(), cx.s.app, cx.id, cx.s.admin, Some(cx.s.conn));
-    detached(id, async move {
-        let (mine, theirs) = (router.user_shard(app, &me), router.user_shard(app, &peer));
-        let (m, p) = (me.clone(), peer.clone());
-        let i_have_them = match ask(&router, mine, |reply| ShardCmd::FriendPrecheck { app, user: m, peer: p, reply })
-            .await
-            .and_then(|r| r)
-        {
-            Ok(h) => h,
-            Err(e) => return err_frame(id, &e),
-        };
-        let (m, p, i) = (me.clone(), peer.clone(), info.clone());
-        let inbound =
-            ask(&router, theirs, |reply| ShardCmd::FriendInbound { app, user: p, from: m, info: i, by_admin, reply })
-                .await
-                .and_then(|r| r);
-        match inbound {
+    let a = friends::AddFriend { app: cx.s.app, me, peer, info, by_admin: cx.s.admin, origin: Some(cx.s.conn) };
+    let (router, id) = (cx.router(), cx.id);
+    pending(async move {
+        match flows::detached(friends::add(router, a)).await {
+            Ok(friends::Added::Friends) => add_resp(id, true, None),
+            Ok(friends::Added::Requested(request)) => add_resp(id, false, request.as_ref()),
             Err(e) => err_frame(id, &e),
-            Ok((_, _, true)) if i_have_them => err_frame(id, &DomainError::AlreadyFriends),
-            Ok((Inbound::Requested, request, _)) => add_resp(id, false, request.as_ref()),
-            Ok((Inbound::Added, _, _)) => {
-                let (m, p) = (me.clone(), peer.clone());
-                let mine_side =
-                    ask(&router, mine, |reply| ShardCmd::FriendAddSide { app, user: m, peer: p, info, origin, reply })
-                        .await;
-                if let Err(e) = mine_side.and_then(|r| r) {
-                    return err_frame(id, &e);
-                }
-                pair_changed(&router, app, &me, &peer).await;
-                add_resp(id, true, None)
-            }
         }
     })
 }
@@ -126,26 +74,7 @@ pub fn delete_all(cx: Cx<'_>, r: wire::DeleteAllFriendsReq<'_>) -> R {
 
 fn delete_friends(cx: Cx<'_>, me: UserId, peer: Option<UserId>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    detached(id, async move {
-        let shard = router.user_shard(app, &me);
-        let (m, named) = (me.clone(), peer.clone());
-        let r = ask(&router, shard, |reply| ShardCmd::FriendDelete { app, user: m, peer, origin, reply })
-            .await
-            .and_then(|r| r);
-        if let (Err(_), Some(p)) = (&r, &named) {
-            // Perhaps a retry after an interrupted delete: make sure the pair's shard knows.
-            pair_changed(&router, app, &me, p).await;
-        }
-        match r {
-            Ok(removed) => {
-                for p in &removed {
-                    pair_changed(&router, app, &me, p).await;
-                }
-                protocol::ok(id)
-            }
-            Err(e) => err_frame(id, &e),
-        }
-    })
+    pending(async move { ok_or_err(id, flows::detached(friends::delete(router, app, me, peer, origin)).await) })
 }
 
 pub fn update(cx: Cx<'_>, r: wire::UpdateFriendReq<'_>) -> R {
@@ -158,9 +87,8 @@ pub fn update(cx: Cx<'_>, r: wire::UpdateFriendReq<'_>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &me);
-        let r =
-            ask(&router, shard, |reply| ShardCmd::FriendUpdate { app, user: me, peer, remark, extra, origin, reply })
-                .await;
+        let r = ask(&router, shard, |reply| FriendUpdate { app, user: me, peer, remark, extra, origin, reply }.into())
+            .await;
         ok_or_err(id, r.and_then(|r| r).map(|_| ()))
     })
 }
@@ -171,13 +99,12 @@ pub fn get_relation(cx: Cx<'_>, r: wire::GetRelationReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let (m, p) = (me.clone(), peer.clone());
-        let mine =
-            ask(&router, router.user_shard(app, &me), |reply| ShardCmd::Relation { app, user: m, peer: p, reply })
-                .await
-                .and_then(|r| r);
+        let mine = ask(&router, router.user_shard(app, &me), |reply| Relation { app, user: m, peer: p, reply }.into())
+            .await
+            .and_then(|r| r);
         let (m, p) = (me.clone(), peer.clone());
         let theirs =
-            ask(&router, router.user_shard(app, &peer), |reply| ShardCmd::Relation { app, user: p, peer: m, reply })
+            ask(&router, router.user_shard(app, &peer), |reply| Relation { app, user: p, peer: m, reply }.into())
                 .await
                 .and_then(|r| r);
         match (mine, theirs) {
@@ -217,7 +144,7 @@ pub fn check(
         if both {
             pairs.extend(targets.iter().map(|t| (t.clone(), (t.clone(), me.clone()))));
         }
-        let answers = scatter(&router, app, pairs, |pairs, reply| ShardCmd::Relations { app, pairs, reply }).await;
+        let answers = scatter(&router, app, pairs, |pairs, reply| Relations { app, pairs, reply }.into()).await;
         let mut rel = std::collections::HashMap::new();
         for a in answers {
             match a {
@@ -263,7 +190,7 @@ pub fn get_friends(cx: Cx<'_>, r: wire::GetFriendsReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.user_shard(app, &me);
-        match ask(&router, shard, |reply| ShardCmd::GetFriends { app, user: me, after, limit, reply })
+        match ask(&router, shard, |reply| GetFriends { app, user: me, after, limit, reply }.into())
             .await
             .and_then(|r| r)
         {
@@ -283,19 +210,7 @@ pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool
     let me = subject(cx.s, user_id)?;
     let peer = peer_of(&me, to_user)?;
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    detached(id, async move {
-        let shard = router.user_shard(app, &me);
-        let (m, p) = (me.clone(), peer.clone());
-        let r = if add {
-            ask(&router, shard, |reply| ShardCmd::BlackAdd { app, user: m, peer: p, origin, reply }).await
-        } else {
-            ask(&router, shard, |reply| ShardCmd::BlackDelete { app, user: m, peer: p, origin, reply }).await
-        };
-        // Also after `AlreadyInBlacklist` / `NotInBlacklist`: a retry of an interrupted change
-        // must still reach the pair's shard.
-        pair_changed(&router, app, &me, &peer).await;
-        ok_or_err(id, r.and_then(|r| r))
-    })
+    pending(async move { ok_or_err(id, flows::detached(friends::black(router, app, me, peer, add, origin)).await) })
 }
 
 pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
@@ -303,7 +218,7 @@ pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.user_shard(app, &me);
-        match ask(&router, shard, |reply| ShardCmd::GetFriendRequests { app, user: me, reply }).await.and_then(|r| r) {
+        match ask(&router, shard, |reply| GetFriendRequests { app, user: me, reply }.into()).await.and_then(|r| r) {
             Ok(list) => protocol::response(id, |fbb| {
                 let v: Vec<_> = list.iter().map(|q| request_wire(fbb, q)).collect();
                 let v = fbb.create_vector(&v);
@@ -317,68 +232,9 @@ pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
 
 pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool, remark: String) -> R {
     let me = subject(cx.s, user_id)?;
-    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    detached(id, async move {
-        let shard = router.user_shard(app, &me);
-        if approve {
-            // The requester must have room for one more friend too: checked before anything
-            // changes (two approvals racing for one requester can pass it by one each).
-            let m = me.clone();
-            let list = ask(&router, shard, |reply| ShardCmd::GetFriendRequests { app, user: m, reply }).await;
-            if let Some(from) =
-                list.ok().and_then(|r| r.ok()).and_then(|l| l.into_iter().find(|q| q.id == request_id)).map(|q| q.from)
-            {
-                let m = me.clone();
-                let room = ask(&router, router.user_shard(app, &from), |reply| ShardCmd::FriendPrecheck {
-                    app,
-                    user: from,
-                    peer: m,
-                    reply,
-                })
-                .await
-                .and_then(|r| r);
-                if let Err(e) = room {
-                    return err_frame(id, &e);
-                }
-            }
-        }
-        let m = me.clone();
-        let answered = ask(&router, shard, |reply| ShardCmd::AnswerFriendRequest {
-            app,
-            user: m,
-            id: request_id,
-            approve,
-            remark,
-            origin,
-            reply,
-        })
-        .await
-        .and_then(|r| r);
-        let req = match answered {
-            Ok(r) => r,
-            Err(e) => return err_frame(id, &e),
-        };
-        if approve {
-            // The requester's side, with what they said when they asked.
-            let (from, m) = (req.from.clone(), me.clone());
-            let info = req.info.clone();
-            let side = ask(&router, router.user_shard(app, &from), |reply| ShardCmd::FriendAddSide {
-                app,
-                user: from,
-                peer: m,
-                info,
-                origin: None,
-                reply,
-            })
-            .await;
-            // My side is written whatever happens to theirs: the pair's shard must know.
-            pair_changed(&router, app, &me, &req.from).await;
-            if let Err(e) = side.and_then(|r| r) {
-                return err_frame(id, &e);
-            }
-        }
-        protocol::ok(id)
-    })
+    let a = friends::AnswerRequest { app: cx.s.app, me, id: request_id, approve, remark, origin: Some(cx.s.conn) };
+    let (router, id) = (cx.router(), cx.id);
+    pending(async move { ok_or_err(id, flows::detached(friends::answer(router, a)).await) })
 }
 
 pub fn read_all(cx: Cx<'_>, r: wire::ReadAllFriendRequestsReq<'_>) -> R {
@@ -386,7 +242,7 @@ pub fn read_all(cx: Cx<'_>, r: wire::ReadAllFriendRequestsReq<'_>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &me);
-        let r = ask(&router, shard, |reply| ShardCmd::ReadAllFriendRequests { app, user: me, origin, reply }).await;
+        let r = ask(&router, shard, |reply| ReadAllFriendRequests { app, user: me, origin, reply }.into()).await;
         ok_or_err(id, r.and_then(|r| r))
     })
 }
@@ -411,8 +267,7 @@ pub fn tag(
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &me);
-        let r = ask(&router, shard, |reply| ShardCmd::FriendTag { app, user: me, name, op, members, origin, reply })
-            .await;
+        let r = ask(&router, shard, |reply| FriendTag { app, user: me, name, op, members, origin, reply }.into()).await;
         ok_or_err(id, r.and_then(|r| r))
     })
 }
@@ -422,7 +277,7 @@ pub fn get_tags(cx: Cx<'_>, r: wire::GetFriendGroupsReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.user_shard(app, &me);
-        match ask(&router, shard, |reply| ShardCmd::GetFriendTags { app, user: me, reply }).await.and_then(|r| r) {
+        match ask(&router, shard, |reply| GetFriendTags { app, user: me, reply }.into()).await.and_then(|r| r) {
             Ok(tags) => protocol::response(id, |fbb| {
                 let v: Vec<_> = tags
                     .iter()

@@ -2,8 +2,7 @@
 
 use bytes::Bytes;
 
-use super::gather::ask;
-use super::{err_frame, pending, subject, Cx, Immediate, Outcome};
+use super::{err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::conversation::{ConvRef, ConvView};
 use crate::domain::friend::{BlackEntry, FriendEntry, FriendRequest};
 use crate::domain::ids::UserId;
@@ -12,18 +11,15 @@ use crate::domain::sync::{page_size, Stream, SyncPage};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::Origin;
+use crate::shard::cmd::{
+    DeleteConversation, GetConversations, GetHistory, GetMessages, Origin, ReadConversation, ReadStream, RecallMessage,
+    Receipt, SendMessage, UpdateConversation,
+};
+use crate::shard::gather::ask;
 use crate::shard::wire_friends::{black_wire, friend_wire, request_wire};
 use crate::shard::{Rejected, RouteError, ShardCmd};
 
 type R = Result<Outcome, Immediate>;
-
-fn ok_or_err(id: u64, r: Result<(), DomainError>) -> Bytes {
-    match r {
-        Ok(()) => protocol::ok(id),
-        Err(e) => err_frame(id, &e),
-    }
-}
 
 pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let from = subject(cx.s, r.from_user())?;
@@ -35,7 +31,7 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let pair = Pair::new(&from, &to).ok_or(DomainError::InvalidArgument("cannot message oneself"))?;
     let (router, app) = (cx.router(), cx.s.app);
     let answered = cx.outbox.take_request();
-    let cmd = ShardCmd::Send {
+    let cmd = SendMessage {
         app,
         from,
         to,
@@ -43,7 +39,8 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
         msg_type: r.msg_type(),
         body,
         origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered },
-    };
+    }
+    .into();
     let shard = router.pair_shard(app, &pair);
     // The conversation's shard answers this connection directly once the message is durable
     // and then drops `answered`: the send counts as in flight until then.
@@ -58,7 +55,7 @@ pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
     let shard = router.user_shard(cx.s.app, &conv.peer);
     let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
     // The sender's shard answers this connection directly (see `send`).
-    let cmd = ShardCmd::Receipt { app: cx.s.app, user: conv.peer, by: me, server_id, seq, origin };
+    let cmd = Receipt { app: cx.s.app, user: conv.peer, by: me, server_id, seq, origin }.into();
     submit(cx, router, shard, cmd)
 }
 
@@ -94,7 +91,7 @@ pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     pending(async move {
         let shard = router.user_shard(app, &user);
-        let res = ask(&router, shard, |reply| ShardCmd::Read { app, user, conv, seq, origin, reply }).await;
+        let res = ask(&router, shard, |reply| ReadConversation { app, user, conv, seq, origin, reply }.into()).await;
         ok_or_err(id, res.and_then(|r| r))
     })
 }
@@ -107,7 +104,7 @@ pub fn recall(cx: Cx<'_>, r: wire::RecallReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.pair_shard(app, &pair);
-        let res = ask(&router, shard, |reply| ShardCmd::Recall { app, pair, by, by_admin, server_id, reply }).await;
+        let res = ask(&router, shard, |reply| RecallMessage { app, pair, by, by_admin, server_id, reply }.into()).await;
         ok_or_err(id, res.and_then(|r| r))
     })
 }
@@ -122,7 +119,7 @@ pub fn get_messages(cx: Cx<'_>, r: wire::GetMessagesReq<'_>) -> R {
     pending(async move {
         let shard = router.user_shard(app, &viewer);
         let v = viewer.clone();
-        match ask(&router, shard, |reply| ShardCmd::GetMessages { app, viewer: v, admin, ids, reply })
+        match ask(&router, shard, |reply| GetMessages { app, viewer: v, admin, ids, reply }.into())
             .await
             .and_then(|r| r)
         {
@@ -141,7 +138,7 @@ pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let shard = router.pair_shard(app, &pair);
-        match ask(&router, shard, |reply| ShardCmd::History { app, pair, range, limit, reply }).await.and_then(|r| r) {
+        match ask(&router, shard, |reply| GetHistory { app, pair, range, limit, reply }.into()).await.and_then(|r| r) {
             Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
             Err(e) => err_frame(id, &e),
         }
@@ -155,7 +152,7 @@ pub fn get_conversations(cx: Cx<'_>, r: wire::GetConversationsReq<'_>) -> R {
     pending(async move {
         let shard = router.user_shard(app, &user);
         let u = user.clone();
-        match ask(&router, shard, |reply| ShardCmd::GetConversations { app, user: u, after, limit, reply })
+        match ask(&router, shard, |reply| GetConversations { app, user: u, after, limit, reply }.into())
             .await
             .and_then(|r| r)
         {
@@ -177,17 +174,10 @@ pub fn update_conversation(cx: Cx<'_>, r: wire::UpdateConversationReq<'_>) -> R 
     pending(async move {
         let shard = router.user_shard(app, &user);
         let u = user.clone();
-        let res = ask(&router, shard, |reply| ShardCmd::UpdateConversation {
-            app,
-            user: u,
-            conv,
-            pinned,
-            muted,
-            origin,
-            reply,
-        })
-        .await
-        .and_then(|r| r);
+        let res =
+            ask(&router, shard, |reply| UpdateConversation { app, user: u, conv, pinned, muted, origin, reply }.into())
+                .await
+                .and_then(|r| r);
         match res {
             Ok(v) => conversations_resp(id, std::slice::from_ref(&v), &user, v.stream_seq, false),
             Err(e) => err_frame(id, &e),
@@ -203,7 +193,7 @@ pub fn delete_conversation(cx: Cx<'_>, r: wire::DeleteConversationReq<'_>) -> R 
     pending(async move {
         let shard = router.user_shard(app, &user);
         let res =
-            ask(&router, shard, |reply| ShardCmd::DeleteConversation { app, user, conv, client_only, origin, reply })
+            ask(&router, shard, |reply| DeleteConversation { app, user, conv, client_only, origin, reply }.into())
                 .await;
         ok_or_err(id, res.and_then(|r| r))
     })
@@ -217,7 +207,7 @@ pub fn sync(cx: Cx<'_>, r: wire::SyncReq<'_>) -> R {
     pending(async move {
         let shard = router.user_shard(app, &user);
         let u = user.clone();
-        match ask(&router, shard, |reply| ShardCmd::Sync { app, user: u, stream, after, limit, reply })
+        match ask(&router, shard, |reply| ReadStream { app, user: u, stream, after, limit, reply }.into())
             .await
             .and_then(|r| r)
         {

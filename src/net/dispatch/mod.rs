@@ -5,10 +5,8 @@
 //!
 //! - `users`: import, delete, read, modify, online status, subscriptions.
 //! - `messages`: one-to-one messages, conversations, incremental sync.
-//! - `gather`: asking one shard, several by user, or all of them.
 
 mod friends;
-mod gather;
 mod messages;
 mod users;
 
@@ -75,7 +73,15 @@ impl Cx<'_> {
 }
 
 fn err_frame(id: u64, e: &DomainError) -> Bytes {
-    protocol::error(id, e.code(), &e.message())
+    e.frame(id)
+}
+
+/// `Ok` or the error, as the answer to request `id`.
+fn ok_or_err(id: u64, r: Result<(), DomainError>) -> Bytes {
+    match r {
+        Ok(()) => protocol::ok(id),
+        Err(e) => e.frame(id),
+    }
 }
 
 /// Parses and routes one frame.

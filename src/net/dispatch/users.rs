@@ -2,15 +2,16 @@
 
 use bytes::Bytes;
 
-use super::gather::{ask, broadcast_facts, by_user, scatter};
 use super::{admin_only, batch_resp, err_frame, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::page::{self, WireSize};
 use crate::domain::user::{FieldMask, UserRecord};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
+use crate::flows::{self, users};
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{ItemOutcomes, Reply};
+use crate::shard::cmd::{GetUsers, ItemOutcomes, QueryStatus, Reply, Subscribe, Unsubscribe};
+use crate::shard::gather::{by_user, scatter};
 use crate::shard::{Router, ShardCmd};
 
 type R = Result<Outcome, Immediate>;
@@ -37,12 +38,9 @@ pub fn import(cx: Cx<'_>, r: wire::ImportUserReq<'_>) -> R {
     }
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let good: Vec<(UserId, UserRecord)> =
-            parsed.iter().filter_map(|(_, r)| r.as_ref().ok().map(|u| (u.id.clone(), u.clone()))).collect();
-        let answers = scatter(&router, app, good, |users, reply| ShardCmd::ImportUsers { app, users, reply }).await;
-        let (outcomes, facts): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
-        broadcast_facts(&router, app, facts.into_iter().flatten().collect()).await;
-        let mut done = by_user(outcomes);
+        let good: Vec<UserRecord> = parsed.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+        let mut done =
+            flows::detached(async move { Ok(users::import(router, app, good).await) }).await.unwrap_or_default();
         let items: Vec<(String, Result<(), DomainError>)> = parsed
             .into_iter()
             .map(|(label, r)| match r {
@@ -59,11 +57,10 @@ pub fn delete(cx: Cx<'_>, r: wire::DeleteUserReq<'_>) -> R {
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let keyed = keyed(&ids);
-        let answers = scatter(&router, app, keyed, |users, reply| ShardCmd::DeleteUsers { app, users, reply }).await;
-        let (outcomes, facts): (Vec<_>, Vec<_>) = answers.into_iter().unzip();
-        broadcast_facts(&router, app, facts.into_iter().flatten().collect()).await;
-        outcomes_resp(id, ids, outcomes)
+        let asked = ids.clone();
+        let done =
+            flows::detached(async move { Ok(users::delete(router, app, asked).await) }).await.unwrap_or_default();
+        outcomes_resp(id, ids, done)
     })
 }
 
@@ -84,15 +81,10 @@ pub fn modify(cx: Cx<'_>, r: wire::ModifyUserInfoReq<'_>) -> R {
     let change = dw::parse_change(&r);
     let (by_admin, origin) = (cx.s.admin, Some(cx.s.conn));
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    let m = users::Modify { app, user, change, by_admin, origin };
     pending(async move {
-        let shard = router.user_shard(app, &user);
-        let res =
-            ask(&router, shard, |reply| ShardCmd::ModifyUser { app, user, change, by_admin, origin, reply }).await;
-        match res.and_then(|r| r) {
-            Ok((rec, facts)) => {
-                broadcast_facts(&router, app, facts).await;
-                user_info_resp(id, &[rec], &[], FieldMask::ALL, false)
-            }
+        match flows::detached(users::modify(router, m)).await {
+            Ok(rec) => user_info_resp(id, &[rec], &[], FieldMask::ALL, false),
             Err(e) => err_frame(id, &e),
         }
     })
@@ -103,7 +95,7 @@ pub fn query_status(cx: Cx<'_>, r: wire::QueryOnlineStatusReq<'_>) -> R {
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let keyed = keyed(&ids);
-        let answers = scatter(&router, app, keyed, |users, reply| ShardCmd::QueryStatus { app, users, reply }).await;
+        let answers = scatter(&router, app, keyed, |users, reply| QueryStatus { app, users, reply }.into()).await;
         let mut got: std::collections::HashMap<UserId, dw::UserStatus> =
             answers.into_iter().flatten().map(|st| (st.user.clone(), st)).collect();
         let statuses: Vec<dw::UserStatus> =
@@ -128,20 +120,14 @@ pub fn subscribe(cx: Cx<'_>, r: wire::SubscribeStatusReq<'_>) -> R {
     };
     let until_ms = crate::now_ms() + secs as u64 * 1000;
     let app = cx.s.app;
-    per_user(cx, ids, move |targets, reply| ShardCmd::Subscribe {
-        app,
-        subscriber: me.clone(),
-        targets,
-        until_ms,
-        reply,
-    })
+    per_user(cx, ids, move |targets, reply| Subscribe { app, subscriber: me.clone(), targets, until_ms, reply }.into())
 }
 
 pub fn unsubscribe(cx: Cx<'_>, r: wire::UnsubscribeStatusReq<'_>) -> R {
     let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
     let ids = dw::user_ids(r.user_ids(), cx.lim().max_batch)?;
     let app = cx.s.app;
-    per_user(cx, ids, move |targets, reply| ShardCmd::Unsubscribe { app, subscriber: me.clone(), targets, reply })
+    per_user(cx, ids, move |targets, reply| Unsubscribe { app, subscriber: me.clone(), targets, reply }.into())
 }
 
 /// Asks each of `ids`' shards (`make` builds the command for its share) and answers one
@@ -154,7 +140,7 @@ fn per_user(
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
         let answers = scatter(&router, app, keyed(&ids), make).await;
-        outcomes_resp(id, ids, answers)
+        outcomes_resp(id, ids, by_user(answers))
     })
 }
 
@@ -163,8 +149,7 @@ fn keyed(ids: &[UserId]) -> Vec<(UserId, UserId)> {
     ids.iter().map(|u| (u.clone(), u.clone())).collect()
 }
 
-fn outcomes_resp(id: u64, ids: Vec<UserId>, answers: Vec<Vec<(UserId, Result<(), DomainError>)>>) -> Bytes {
-    let mut done = by_user(answers);
+fn outcomes_resp(id: u64, ids: Vec<UserId>, mut done: users::Outcomes) -> Bytes {
     let items: Vec<_> = ids
         .into_iter()
         .map(|u| {
@@ -203,7 +188,7 @@ async fn get_users(
 ) -> Bytes {
     let keyed = keyed(&ids);
     let mut got =
-        by_user(scatter(&router, app, keyed, |users, reply| ShardCmd::GetUsers { app, users, admin, reply }).await);
+        by_user(scatter(&router, app, keyed, |users, reply| GetUsers { app, users, admin, reply }.into()).await);
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let (mut bytes, mut more) = (0usize, false);

@@ -1,14 +1,15 @@
-//! Asking shards: one (`ask`), several by user (`scatter`), or all (`broadcast_facts`).
+//! Asking shards and waiting for their answers: one (`ask`) or several by user (`scatter`).
+//! Used by `net::dispatch` for one-step requests and by `flows` for each step of a sequence.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::DomainError;
-use crate::shard::cmd::{FactsList, Reply};
-use crate::shard::{Router, ShardCmd};
+use crate::shard::cmd::Reply;
+use crate::shard::cmd::ShardCmd;
+use crate::shard::router::Router;
 
 /// Asks one shard and waits for its answer.
 pub async fn ask<T>(router: &Router, shard: usize, make: impl FnOnce(Reply<T>) -> ShardCmd) -> Result<T, DomainError> {
@@ -48,23 +49,4 @@ pub async fn scatter<T, R>(
 /// Per-user answers gathered from several shards, by user.
 pub fn by_user<T>(answers: impl IntoIterator<Item = Vec<(UserId, T)>>) -> HashMap<UserId, T> {
     answers.into_iter().flatten().collect()
-}
-
-/// Replicates changed user facts to every shard and waits until all have applied them, so
-/// that once the change is acknowledged no shard decides on the old facts.
-pub async fn broadcast_facts(router: &Router, app: AppId, facts: FactsList) {
-    if facts.is_empty() {
-        return;
-    }
-    let facts = Arc::new(facts);
-    let mut waits = Vec::with_capacity(router.len());
-    for shard in 0..router.len() {
-        let (tx, rx) = oneshot::channel();
-        if router.send(shard, ShardCmd::SetFacts { app, facts: facts.clone(), done: tx }).await.is_ok() {
-            waits.push(rx);
-        }
-    }
-    for rx in waits {
-        let _ = rx.await;
-    }
 }

@@ -1,0 +1,58 @@
+//! The commands a shard accepts. Each names the entity whose shard must run it; replies go
+//! back on a oneshot (or straight to the requesting connection's outbox, for sends), sent only
+//! once the change they report is durable.
+
+use tokio::sync::oneshot;
+
+use crate::domain::ids::UserId;
+use crate::domain::user::UserFacts;
+use crate::domain::DomainError;
+use crate::shard::outbox::Outbox;
+
+pub type Reply<T> = oneshot::Sender<T>;
+/// Per-item outcomes of a batch, in request order within this shard's share.
+pub type ItemOutcomes = Vec<(UserId, Result<(), DomainError>)>;
+/// Users whose send-relevant facts changed, to replicate to every shard before answering.
+pub type FactsList = Vec<(UserId, UserFacts)>;
+
+/// Where the answer to a request goes when the shard answers the connection directly.
+pub struct Origin {
+    pub outbox: Outbox,
+    pub req_id: u64,
+    /// Dropped once the answer is queued: the session counts the request in flight until then.
+    pub answered: crate::shard::outbox::Unanswered,
+}
+
+/// A command for a shard, by area; each area's commands are structs in its file, handed whole
+/// to their handler.
+pub enum ShardCmd {
+    User(UserCmd),
+    Friend(FriendCmd),
+    Message(MessageCmd),
+    Conversation(ConversationCmd),
+}
+
+/// Declares an area's command enum (one variant per command struct, named after it) and
+/// `From<Struct> for ShardCmd`, so a command is built as `Struct { .. }.into()`.
+macro_rules! area {
+    ($area:ident, $enum:ident { $($cmd:ident),* $(,)? }) => {
+        pub enum $enum {
+            $($cmd($cmd),)*
+        }
+        $(impl From<$cmd> for super::ShardCmd {
+            fn from(c: $cmd) -> super::ShardCmd {
+                super::ShardCmd::$area($enum::$cmd(c))
+            }
+        })*
+    };
+}
+use area;
+
+mod conversations;
+mod friends;
+mod messages;
+mod users;
+pub use conversations::*;
+pub use friends::*;
+pub use messages::*;
+pub use users::*;

@@ -1,0 +1,84 @@
+//! Loaded per-user state on first use (`touch`) and its eviction past
+//! `limits.loaded_users_per_shard`.
+
+use crate::domain::ids::{AppId, UserId};
+use crate::domain::sync::{Stream, STREAM_COUNT};
+use crate::domain::DomainError;
+use crate::shard::cmd::EvictIdle;
+
+use super::*;
+
+impl Shard {
+    /// Marks `user`'s loaded state as used now, reading the user's stream heads on first use
+    /// (every change to a stream goes through `ensure_convs` or `ensure_social`, which call
+    /// this first); returns the entry, in one lookup (the caller loads what is missing and
+    /// counts a user that had nothing loaded with `loaded += 1`).
+    pub(in crate::shard) fn touch(&mut self, app: AppId, user: &UserId) -> Result<&mut UserEntry, DomainError> {
+        self.uses += 1;
+        let stamp = self.uses;
+        let e = self.users.get_mut(&(app, user.clone())).ok_or(DomainError::UserNotFound)?;
+        e.last_used = stamp;
+        if !e.heads_loaded {
+            // Nothing of this user's streams can be in flight: every change bumps a head first.
+            let heads = self
+                .store
+                .stream_heads(app, user, STREAM_COUNT as u8)
+                .map_err(crate::shard::common::stored("reading stream heads"))?;
+            for (i, seq) in heads.into_iter().enumerate() {
+                if let Some(s) = Stream::from_u8(i as u8) {
+                    e.heads.set(s, crate::domain::ids::Seq(seq));
+                }
+            }
+            e.heads_loaded = true;
+        }
+        Ok(e)
+    }
+
+    /// Over `limits.loaded_users_per_shard`: picks the least recently used offline users
+    /// with loaded state (down to 90 % of the bound) and, once every write submitted so far
+    /// is durable (so a reload reads what memory holds), asks this shard to drop their state
+    /// with `ShardCmd::Evict`. A user used in between keeps it (its stamp moved on).
+    pub(super) async fn evict_idle(&mut self) {
+        let cap = self.cfg.limits.loaded_users_per_shard.max(1);
+        if self.loaded <= cap {
+            return;
+        }
+        let mut idle: Vec<((AppId, UserId), u64)> = self
+            .users
+            .iter()
+            .filter(|(_, e)| e.loaded() && e.devices.is_empty())
+            .map(|(k, e)| (k.clone(), e.last_used))
+            .collect();
+        let excess = self.loaded - cap * 9 / 10;
+        if idle.len() > excess {
+            idle.select_nth_unstable_by_key(excess, |(_, used)| *used);
+            idle.truncate(excess);
+        }
+        if idle.is_empty() {
+            return;
+        }
+        let (router, me) = (self.router.clone(), self.id);
+        self.after_pending(move |r| {
+            if r.is_ok() {
+                // A full inbox drops it; the next tick picks again.
+                let _ = router.try_send(me, EvictIdle { users: idle }.into());
+            }
+        })
+        .await;
+    }
+
+    pub(super) fn evict(&mut self, c: EvictIdle) {
+        let EvictIdle { users } = c;
+        let mut dropped = 0;
+        for (key, stamp) in users {
+            let Some(e) = self.users.get_mut(&key) else { continue };
+            if e.last_used == stamp && e.devices.is_empty() && e.loaded() {
+                e.convs = None;
+                e.social = None;
+                self.loaded -= 1;
+                dropped += 1;
+            }
+        }
+        tracing::debug!(shard = self.id, dropped, loaded = self.loaded, "evicted idle users' loaded state");
+    }
+}

@@ -1,0 +1,203 @@
+//! One shard: its in-memory state (this file) and, by concern, start-up (`load`), the loop
+//! and dispatch (`run`), loading and evicting per-user state (`evict`), commits (`commit`)
+//! and sending (`route`).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::domain::conversation::{ConvRef, ConvView};
+use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::message::{IdGen, IdemRecord, Pair};
+use crate::domain::sync::Heads;
+use crate::domain::user::{UserFacts, UserRecord};
+use crate::domain::DomainError;
+use crate::protocol::wire::ClientType;
+use crate::shard::cmd::{Reply, ShardCmd};
+use crate::shard::outbox::Outbox;
+use crate::shard::recent::{Keyer, Recent, RecentDelivery};
+use crate::shard::router::Router;
+use crate::store::{Batch, Committer, Store};
+
+/// Commands taken from the inbox per wake-up.
+const DRAIN: usize = 256;
+
+/// A shard's open group is handed to the writer early once it holds this many operations.
+const COMMIT_GROUP_OPS: usize = 4096;
+
+/// What a commit runs once it is durable (or failed).
+type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
+
+/// The commits a shard made since its last flush: written as one, at the end of each batch of
+/// commands (`Shard::flush`), so a drain of 256 deliveries costs the writer one hand-off.
+#[derive(Default)]
+pub(super) struct CommitGroup {
+    batch: Batch,
+    thens: Vec<Then>,
+}
+
+/// This shard's delivery marks, by source shard: how far it has recorded the deliveries each
+/// shard sent it (`recorded`), and what the store has (`written`). A group carries the marks
+/// that moved, so they are durable exactly when the stream entries they cover are.
+pub(super) struct Marks {
+    recorded: [u64; 64],
+    written: [u64; 64],
+}
+
+impl Default for Marks {
+    fn default() -> Self {
+        Marks { recorded: [0; 64], written: [0; 64] }
+    }
+}
+
+pub(super) struct Device {
+    pub outbox: Outbox,
+    pub client_type: ClientType,
+    pub device_id: String,
+    pub login_ms: u64,
+}
+
+/// Everything a shard holds about one user.
+pub(super) struct UserEntry {
+    pub rec: UserRecord,
+    pub devices: Vec<Device>,
+    /// Who follows this user's online status, and until when (ms).
+    pub subscribers: HashMap<UserId, u64>,
+    pub heads: Heads,
+    /// Version of this user's facts last replicated (see `ShardCmd::SetFacts`).
+    pub facts_version: u64,
+    /// The user's conversation list, loaded from the store on first use.
+    pub convs: Option<HashMap<ConvRef, ConvView>>,
+    /// The user's friends, blacklist and received requests, loaded on first use.
+    pub social: Option<crate::domain::friend::Social>,
+    /// The shard's use stamp when `convs` or `social` was last used (see `Shard::touch`).
+    pub last_used: u64,
+    /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
+    pub heads_loaded: bool,
+}
+
+impl UserEntry {
+    pub fn new(rec: UserRecord) -> UserEntry {
+        UserEntry {
+            rec,
+            devices: Vec::new(),
+            subscribers: HashMap::new(),
+            heads: Heads::default(),
+            facts_version: 0,
+            convs: None,
+            social: None,
+            last_used: 0,
+            heads_loaded: false,
+        }
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.convs.is_some() || self.social.is_some()
+    }
+}
+
+pub(super) struct Shard {
+    pub id: usize,
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub committer: Committer,
+    pub router: Router,
+    /// Commits made (buffered or submitted) and not yet durable. While non-zero, replies that
+    /// read state wait behind them (see `after_pending`).
+    pub inflight: Arc<AtomicUsize>,
+    /// Commits made since the last flush, not yet handed to the writer.
+    pub commit_group: RefCell<CommitGroup>,
+    pub marks: RefCell<Marks>,
+    /// Cross-shard commands sent while commits were buffered: they go out after those commits
+    /// are handed to the writer, so whatever they cause can never be durable first.
+    pub held: Vec<(usize, ShardCmd)>,
+    pub users: HashMap<(AppId, UserId), UserEntry>,
+    /// Cross-shard commands held back because the target inbox was full.
+    pub deferred: VecDeque<(usize, ShardCmd)>,
+    /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
+    /// stale (the subscription was renewed or removed); expiry checks the user's map.
+    pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
+    /// Every user's send-relevant facts (a full copy in every shard).
+    pub facts: HashMap<(AppId, UserId), UserFacts>,
+    /// Conversations this shard owns that have been used since start: their last seq.
+    pub conv_heads: HashMap<(AppId, Pair), u64>,
+    /// Recent client message ids -> their acks, for retries without a store read. Bounded
+    /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
+    /// Keyed by (app, sender, peer, client id): client message ids are unique per sender and
+    /// conversation.
+    pub recent_ids: Recent<IdemRecord>,
+    /// Where recently delivered messages sit in their user's Messages stream, so a recall
+    /// moves that entry instead of adding a second one. Bounded like `recent_ids`; a recall of
+    /// an older message adds an entry (both refer to the tombstone).
+    /// Keyed by (app, user, server id).
+    pub recent_stream: Recent<RecentDelivery>,
+    /// Makes the keys of `recent_ids` and `recent_stream`.
+    pub keyer: Keyer,
+    pub ids: IdGen,
+    /// Commands this shard sent to itself; run right after the command that sent them.
+    pub local: VecDeque<ShardCmd>,
+    /// Conversation entries changed only by new messages (last seq, own read seq): written
+    /// behind, once a second (`flush_convs`). Bounded by the users this shard owns.
+    pub dirty_convs: HashSet<(AppId, UserId, ConvRef)>,
+    /// Pairs whose conversation this shard owns: their friendship relations, for the send
+    /// checks (read on first use, dropped when they change).
+    pub pair_rel: HashMap<(AppId, Pair), crate::domain::friend::PairRelation>,
+    /// Counts uses of loaded per-user state (`touch`); a user's `last_used` is a stamp of it.
+    pub uses: u64,
+    /// Users whose conversation list or friendship state is loaded. Past
+    /// `limits.loaded_users_per_shard` the least recently used offline ones are dropped
+    /// (`evict_idle`), to be loaded again from the store on their next use.
+    pub loaded: usize,
+}
+
+pub(super) use crate::now_ms;
+
+mod commit;
+mod evict;
+mod load;
+mod route;
+mod run;
+
+pub(super) use load::load;
+pub(super) use run::run;
+
+/// A user's devices but `origin` (the one that made a change hears of it in its answer).
+pub(super) fn devices_but(devices: &[Device], origin: Option<ConnId>) -> Vec<Outbox> {
+    devices.iter().filter(|d| Some(d.outbox.conn()) != origin).map(|d| d.outbox.clone()).collect()
+}
+
+impl Shard {
+    /// `user`'s devices but `origin` (none if the user is not loaded).
+    pub(super) fn devices_but(&self, app: AppId, user: &UserId, origin: Option<ConnId>) -> Vec<Outbox> {
+        self.users.get(&(app, user.clone())).map(|e| devices_but(&e.devices, origin)).unwrap_or_default()
+    }
+
+    /// Commits `batch`, then answers `value` and pushes `frames` to `targets`.
+    pub(super) async fn commit_then<T: Send + 'static>(
+        &self,
+        batch: Batch,
+        targets: Vec<Outbox>,
+        frames: Vec<Bytes>,
+        reply: Reply<Result<T, DomainError>>,
+        value: T,
+    ) {
+        self.commit(batch, move |r| match r {
+            Ok(()) => {
+                for t in &targets {
+                    for f in &frames {
+                        t.send(f.clone());
+                    }
+                }
+                let _ = reply.send(Ok(value));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        })
+        .await;
+    }
+}
