@@ -128,6 +128,16 @@ pub struct Limits {
     /// Users per shard whose conversation list and friendship state stay in memory; past it
     /// the least recently used offline ones are dropped each second and reloaded on use.
     pub loaded_users_per_shard: usize,
+    /// Commands a shard takes from one inbox per wake-up.
+    pub shard_drain: usize,
+    /// Store operations after which a shard hands its open commit group to the writer
+    /// without waiting for the end of its batch of commands.
+    pub commit_group_ops: usize,
+    /// Bytes of queued frames a connection gathers into one socket write.
+    pub write_chunk: usize,
+    /// A connection's first read buffer, in bytes (it grows for larger frames, up to the
+    /// frame limit).
+    pub read_buffer_start: usize,
 }
 
 impl Default for Limits {
@@ -157,6 +167,10 @@ impl Default for Limits {
             max_friend_requests: 200,
             max_friend_groups: 100,
             loaded_users_per_shard: 50_000,
+            shard_drain: 256,
+            commit_group_ops: 4096,
+            write_chunk: 64 * 1024,
+            read_buffer_start: 512,
         }
     }
 }

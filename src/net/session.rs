@@ -27,22 +27,20 @@ use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
 use crate::shard::cmd::{DeviceLogin, Disconnect, Login};
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
 
-/// Bytes gathered from the queue before one write.
-const WRITE_CHUNK: usize = 64 * 1024;
-/// Initial read buffer of a connection.
-const READ_BUF_START: usize = 512;
-
 pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
     let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
     let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
-    let mut writer = tokio::spawn(write_loop(wr, orx, write_timeout));
+    let mut writer = tokio::spawn(write_loop(wr, orx, write_timeout, ctx.cfg.limits.write_chunk.max(1)));
     // A small read buffer to start with: an idle connection should cost little memory; it
     // grows for larger frames (up to the frame limit).
-    let mut reader =
-        FramedRead::with_capacity(rd, protocol::frame_codec(ctx.cfg.limits.max_login_frame), READ_BUF_START);
+    let mut reader = FramedRead::with_capacity(
+        rd,
+        protocol::frame_codec(ctx.cfg.limits.max_login_frame),
+        ctx.cfg.limits.read_buffer_start,
+    );
 
     // Login: the first frame, within the timeout.
     let first = tokio::select! {
@@ -295,7 +293,12 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
 /// too: frames still queued are dropped (the client resyncs by seq), but the bytes already
 /// taken for the socket are finished, so the kick follows whole frames and a client that
 /// reads again before the write timeout finds it.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Duration) -> Option<OwnedWriteHalf> {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: OutboxRx,
+    write_timeout: Duration,
+    write_chunk: usize,
+) -> Option<OwnedWriteHalf> {
     // Allocated on first use and given back after a burst, so idle connections hold no
     // write buffer. Holds whole frames; `buf[..]` is what the socket has not taken yet.
     let mut buf = BytesMut::new();
@@ -305,7 +308,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Dur
             Some(Next::Close(reason)) => break reason,
             Some(Next::Frame(f)) => {
                 buf.extend_from_slice(&f);
-                while buf.len() < WRITE_CHUNK {
+                while buf.len() < write_chunk {
                     match rx.try_next() {
                         Some(f) => buf.extend_from_slice(&f),
                         None => break,
@@ -313,7 +316,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, write_timeout: Dur
                 }
                 match write_out(&mut wr, &mut buf, &rx, write_timeout).await {
                     Written::All => {
-                        if buf.capacity() > WRITE_CHUNK {
+                        if buf.capacity() > write_chunk {
                             buf = BytesMut::new();
                         }
                     }

@@ -12,7 +12,7 @@ use super::*;
 impl Shard {
     /// Commits `batch`; `then` runs on the writer thread once it is durable (or failed). The
     /// batch joins the shard's open group, written with the rest of this batch of commands
-    /// (`flush`); a group that grows past `COMMIT_GROUP_OPS` is handed over at once.
+    /// (`flush`); a group that grows past `limits.commit_group_ops` is handed over at once.
     pub(in crate::shard) async fn commit(
         &self,
         batch: Batch,
@@ -23,7 +23,7 @@ impl Shard {
             let mut g = self.commit_group.borrow_mut();
             g.batch.append(batch);
             g.thens.push(Box::new(then));
-            g.batch.len() >= COMMIT_GROUP_OPS
+            g.batch.len() >= self.cfg.limits.commit_group_ops
         };
         if full {
             self.submit_commit_group().await;

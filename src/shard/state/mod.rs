@@ -23,12 +23,6 @@ use crate::shard::recent::{Keyer, Recent, RecentDelivery};
 use crate::shard::router::Router;
 use crate::store::{Batch, Committer, Store};
 
-/// Commands taken from the inbox per wake-up.
-const DRAIN: usize = 256;
-
-/// A shard's open group is handed to the writer early once it holds this many operations.
-const COMMIT_GROUP_OPS: usize = 4096;
-
 /// What a commit runs once it is durable (or failed).
 type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
 

@@ -26,8 +26,10 @@ pub(in crate::shard) fn run(
     rt.block_on(async move {
         // Replays queued at load time run before anything else.
         shard.run_local().await;
-        let mut buf = Vec::with_capacity(DRAIN);
-        let mut client_buf = Vec::with_capacity(DRAIN);
+        // Commands taken from one inbox per wake-up (`limits.shard_drain`).
+        let drain = shard.cfg.limits.shard_drain.max(1);
+        let mut buf = Vec::with_capacity(drain);
+        let mut client_buf = Vec::with_capacity(drain);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -58,7 +60,7 @@ pub(in crate::shard) fn run(
                 }
                 // The tick before the inboxes, so a busy shard still flushes and expires.
                 _ = tick.tick() => shard.on_tick().await,
-                n = peer_rx.recv_many(&mut buf, DRAIN) => {
+                n = peer_rx.recv_many(&mut buf, drain) => {
                     if n == 0 {
                         break;
                     }
@@ -70,7 +72,7 @@ pub(in crate::shard) fn run(
                     // Peers first, but never only peers: one batch of session commands too, so
                     // a shard flooded with deliveries still serves logins and facts.
                     if shard.deferred.len() < shard.cfg.limits.deferred_per_shard {
-                        while client_buf.len() < DRAIN {
+                        while client_buf.len() < drain {
                             match rx.try_recv() {
                                 Ok(cmd) => client_buf.push(cmd),
                                 Err(_) => break,
@@ -82,7 +84,7 @@ pub(in crate::shard) fn run(
                         }
                     }
                 }
-                n = rx.recv_many(&mut client_buf, DRAIN), if !paused => {
+                n = rx.recv_many(&mut client_buf, drain), if !paused => {
                     if n == 0 {
                         break;
                     }
