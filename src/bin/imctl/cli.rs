@@ -2,7 +2,7 @@
 //! string arguments. No I/O.
 
 use anyhow::{anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use imserver::config::DEV_SECRET;
 use imserver::protocol::wire;
 
@@ -78,31 +78,7 @@ pub enum Cmd {
         user: String,
     },
     /// Change a profile (mine, or --target's as an administrator).
-    Modify {
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long)]
-        nickname: Option<String>,
-        #[arg(long)]
-        avatar: Option<String>,
-        #[arg(long)]
-        gender: Option<u8>,
-        #[arg(long)]
-        birthday: Option<String>,
-        #[arg(long)]
-        location: Option<String>,
-        #[arg(long)]
-        signature: Option<String>,
-        /// 0 anyone, 1 needs approval, 2 nobody.
-        #[arg(long)]
-        friend_policy: Option<u8>,
-        #[arg(long)]
-        extra: Option<String>,
-        #[arg(long)]
-        silent: Option<bool>,
-        #[arg(long)]
-        forbidden: Option<bool>,
-    },
+    Modify(ModifyFlags),
     /// Which users are online, on which devices.
     Status { users: Vec<String> },
     /// Sync a stream: friends, friend-requests, blacklist, conversations, groups, messages.
@@ -251,6 +227,34 @@ pub enum Cmd {
         #[arg(long)]
         ack: bool,
     },
+}
+
+/// The flags of `modify`.
+#[derive(Args)]
+pub struct ModifyFlags {
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub nickname: Option<String>,
+    #[arg(long)]
+    pub avatar: Option<String>,
+    #[arg(long)]
+    pub gender: Option<u8>,
+    #[arg(long)]
+    pub birthday: Option<String>,
+    #[arg(long)]
+    pub location: Option<String>,
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// 0 anyone, 1 needs approval, 2 nobody.
+    #[arg(long)]
+    pub friend_policy: Option<u8>,
+    #[arg(long)]
+    pub extra: Option<String>,
+    #[arg(long)]
+    pub silent: Option<bool>,
+    #[arg(long)]
+    pub forbidden: Option<bool>,
 }
 
 pub fn client_type(s: &str) -> anyhow::Result<wire::ClientType> {

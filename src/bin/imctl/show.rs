@@ -1,10 +1,27 @@
-//! What imctl prints: answers and pushes as text, and an error as one line (the server's
-//! message, its wire code's name and number), with the causes and backtrace on request.
+//! What imctl prints: answers (as JSON with `--json`, else as text) and pushes, and an error as
+//! one line (the server's message, its wire code's name and number), with the causes and
+//! backtrace on request.
 
 use std::backtrace::BacktraceStatus;
 
 use imserver::client::{ClientError, Frame, ItemOutcome, Message, Profile, Status};
 use imserver::protocol::wire;
+use serde::Serialize;
+
+/// Prints an answer: with `--json` (`json`) as one line of JSON, else as `text` shows it.
+pub fn answer<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        text(value);
+    }
+    Ok(())
+}
+
+/// The last line of a page of a stream: its head and whether more follows.
+pub fn print_head(head_seq: u64, more: bool) {
+    println!("head {head_seq} more {more}");
+}
 
 pub fn print_outcomes(json: bool, items: &[ItemOutcome]) {
     if json {
