@@ -4,14 +4,17 @@
 //! server's CPU seconds and RSS from /proc, apart from imload's own.
 //!
 //! Scenarios: `p2p` (closed loop `--window` or open loop `--rate`), `idle`, `catchup`,
-//! `storm`. See docs/performance.md for the commands and results.
+//! `storm`, and `registered` (which runs its own server). See docs/performance.md for the
+//! commands and results.
 
 mod conn;
 mod p2p;
+mod registered;
 mod scenarios;
 mod stats;
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,8 +53,9 @@ struct Cli {
     /// The server's pid, to report its CPU time and memory.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
-    /// Write the full report as JSON here.
-    #[arg(long, global = true)]
+    /// Write the full report as JSON here; with no file (or `-`), as one line on stdout (the
+    /// table then goes to stderr).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -88,6 +92,10 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         missed: u64,
     },
+    /// Server memory and start-up time with N registered (imported, offline) users. Runs the
+    /// server itself (the app, secret and admin flags configure it): an empty one for
+    /// reference, then one that imports the users, stops (SIGTERM) and restarts.
+    Registered(registered::Args),
 }
 
 #[derive(Serialize, Default)]
@@ -135,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Target { addr: cli.addr.clone(), app, secret };
     let run = run_id();
     let mut report = Report::default();
+    let mut human = None;
     match cli.cmd {
         Cmd::P2p { pairs, window, rate } => {
             report.scenario = "p2p".into();
@@ -322,29 +331,57 @@ async fn main() -> anyhow::Result<()> {
                 "messages_expected": missed * connections as u64,
             });
         }
+        Cmd::Registered(args) => {
+            let o = registered::Opts::new(args, &t, &cli.admin)?;
+            let (start, usage) = (Instant::now(), Usage::start(None));
+            let r = registered::run(&o).await?;
+            report = Report {
+                scenario: "registered".into(),
+                params: o.params(),
+                duration_s: start.elapsed().as_secs_f64(),
+                usage: UsageReport {
+                    server_rss_kib: Some(r.rss_after_restart_kib),
+                    server_peak_rss_kib: Some(r.peak_rss_after_restart_kib),
+                    ..usage.finish()
+                },
+                results: serde_json::to_value(&r)?,
+            };
+            let mut text = Vec::new();
+            registered::print(&o, &r, &mut text)?;
+            human = Some(text);
+        }
     }
-    print_report(&report);
-    if let Some(p) = &cli.json {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+    let json_to_stdout = cli.json.as_deref() == Some(Path::new("-"));
+    let mut out: Box<dyn Write> =
+        if json_to_stdout { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    match human {
+        Some(text) => out.write_all(&text)?,
+        None => print_report(&report, &mut out)?,
+    }
+    match &cli.json {
+        Some(_) if json_to_stdout => println!("{}", serde_json::to_string(&report)?),
+        Some(p) => std::fs::write(p, serde_json::to_string_pretty(&report)?)?,
+        None => {}
     }
     Ok(())
 }
 
-fn print_report(r: &Report) {
-    println!("scenario   {}", r.scenario);
-    println!("params     {}", r.params);
-    println!("window     {:.2} s", r.duration_s);
+fn print_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "scenario   {}", r.scenario)?;
+    writeln!(out, "params     {}", r.params)?;
+    writeln!(out, "window     {:.2} s", r.duration_s)?;
     if let serde_json::Value::Object(m) = &r.results {
         for (k, v) in m {
-            println!("{k:<24} {v}");
+            writeln!(out, "{k:<24} {v}")?;
         }
     }
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    println!("server cpu (s)           {}", f(r.usage.server_cpu_s));
-    println!(
+    writeln!(out, "server cpu (s)           {}", f(r.usage.server_cpu_s))?;
+    writeln!(
+        out,
         "server rss / peak (MiB)  {} / {}",
         f(r.usage.server_rss_kib.map(|k| k as f64 / 1024.0)),
         f(r.usage.server_peak_rss_kib.map(|k| k as f64 / 1024.0))
-    );
-    println!("imload cpu (s)           {}", f(r.usage.imload_cpu_s));
+    )?;
+    writeln!(out, "imload cpu (s)           {}", f(r.usage.imload_cpu_s))
 }

@@ -48,3 +48,23 @@ fn every_scenario_runs_and_checks_itself() {
     let r = imload(&addr, pid, &["storm", "--connections", "20", "--missed", "3"]);
     assert_eq!(r["results"]["messages_lost"], 0);
 }
+
+#[test]
+fn registered_users_memory_and_start_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_imload"))
+        .args(["registered", "--users", "2000", "--shards", "2", "--settle", "0.5", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "imload registered failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(r["scenario"], "registered");
+    let res = &r["results"];
+    assert_eq!(res["users_imported"], 2000, "{r}");
+    assert!(res["startup_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(res["empty_startup_s"].as_f64().unwrap() > 0.0, "{r}");
+    for k in ["rss_empty_kib", "rss_after_import_kib", "rss_after_restart_kib"] {
+        assert!(res[k].as_u64().unwrap() > 0, "{k}: {r}");
+    }
+    assert!(res["bytes_per_user"].as_f64().is_some(), "{r}");
+    assert!(res["import_users_per_s"].as_f64().unwrap() > 0.0, "{r}");
+}
