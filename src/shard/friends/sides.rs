@@ -117,17 +117,7 @@ impl Shard {
                 // The replaced request is deleted: a tombstone in the stream, gone from disk.
                 for o in old {
                     if let Some(r) = s.requests.remove(&o) {
-                        let tomb = entry.heads.bump(Stream::FriendRequests).0;
-                        batch.delete_friend_request(app, &user, o);
-                        batch.put_stream_item(
-                            app,
-                            &user,
-                            Stream::FriendRequests as u8,
-                            tomb,
-                            &o.to_be_bytes(),
-                            None,
-                            Some(r.stream_seq),
-                        );
+                        drop_request(&mut batch, app, &user, &mut entry.heads, &r);
                     }
                 }
                 let replaced = None;
@@ -163,17 +153,7 @@ impl Shard {
                         s.requests.values().find(|r| r.state != wire::RequestState::Pending).map(|r| r.id);
                     let Some(old_id) = oldest_answered else { break };
                     if let Some(r) = s.requests.remove(&old_id) {
-                        let tomb = entry.heads.bump(Stream::FriendRequests).0;
-                        batch.delete_friend_request(app, &user, old_id);
-                        batch.put_stream_item(
-                            app,
-                            &user,
-                            Stream::FriendRequests as u8,
-                            tomb,
-                            &old_id.to_be_bytes(),
-                            None,
-                            Some(r.stream_seq),
-                        );
+                        drop_request(&mut batch, app, &user, &mut entry.heads, &r);
                     }
                 }
                 let push = changed_push(Stream::FriendRequests, seq, &id.to_string(), false, Some(&enc));
@@ -331,4 +311,12 @@ impl Shard {
         })
         .await;
     }
+}
+
+/// Deletes a received friend request: gone from disk, a tombstone in the FriendRequests
+/// stream in place of its entry.
+fn drop_request(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, r: &FriendRequest) {
+    let tomb = heads.bump(Stream::FriendRequests).0;
+    batch.delete_friend_request(app, user, r.id);
+    batch.put_stream_item(app, user, Stream::FriendRequests as u8, tomb, &r.id.to_be_bytes(), None, Some(r.stream_seq));
 }
