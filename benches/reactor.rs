@@ -98,7 +98,8 @@ fn bench(c: &mut Criterion) {
                     let i = (n % PAIRS as u64) as usize;
                     window.acquire().await.unwrap().forget();
                     let (from, to) = users[i].clone();
-                    let pair = imserver::domain::message::Pair::new(&from, &to).unwrap();
+                    let to = imserver::domain::ids::ConvRef::P2p(to);
+                    let conv = to.conv_id(&from).unwrap();
                     let answered = outboxes[i].take_request();
                     let cmd = SendMessage {
                         app,
@@ -110,7 +111,7 @@ fn bench(c: &mut Criterion) {
                         origin: Origin { outbox: outboxes[i].clone(), req_id: n + 1, answered },
                     }
                     .into();
-                    router.send(router.pair_shard(app, &pair), cmd).await.unwrap();
+                    router.send(router.conv_shard(app, &conv), cmd).await.unwrap();
                 }
                 // Every ack is back: the window is whole again for the next sample.
                 window.acquire_many(WINDOW as u32).await.unwrap().forget();

@@ -62,10 +62,10 @@ fn pairs() -> Vec<(String, String)> {
     let routers: Vec<imserver::shard::Router> = [2, 3].iter().map(|&n| imserver::shard::Router::new(n, 1).0).collect();
     let shared = |a: &str, b: &str| {
         let (a, b) = (imserver::domain::ids::UserId::new(a).unwrap(), imserver::domain::ids::UserId::new(b).unwrap());
-        let pair = imserver::domain::message::Pair::new(&a, &b).unwrap();
+        let pair = imserver::domain::ids::ConvId::P2p(imserver::domain::ids::Pair::new(&a, &b).unwrap());
         routers.iter().all(|r| {
             let t = r.user_shard(app, &a);
-            r.user_shard(app, &b) == t && r.pair_shard(app, &pair) != t
+            r.user_shard(app, &b) == t && r.conv_shard(app, &pair) != t
         })
     };
     let mut next = 0;

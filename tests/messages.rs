@@ -182,6 +182,44 @@ async fn receipts_are_relayed_or_sent_by_the_server() {
     assert_eq!(alice.wait_push(Duration::from_millis(300), receipt).await, None);
 }
 
+/// Receipts are in no stream, so a client cannot read a lost one again: none may be dropped
+/// on the way, even with every shard inbox holding a single command and the deferred queues
+/// at their bound (they were, by `Router::push`, when the sender's shard inbox was full).
+#[tokio::test]
+async fn no_server_receipt_is_lost_when_shard_inboxes_are_full() {
+    let s = TestServer::start_with(|c| {
+        c.limits.shard_queue = 1;
+        c.limits.deferred_per_shard = 1;
+    })
+    .await;
+    let receivers: Vec<String> = (0..16).map(|i| format!("offline{i}")).collect();
+    let mut ids = vec!["alice"];
+    ids.extend(receivers.iter().map(String::as_str));
+    s.import(&ids).await;
+    let mut alice = s.user("alice").await;
+    const N: usize = 600;
+    let mut sent = std::collections::HashSet::new();
+    let client_ids: Vec<String> = (0..N).map(|n| format!("c{n}")).collect();
+    for round in 0..N / 200 {
+        let alice = &alice;
+        let sends = (round * 200..(round + 1) * 200)
+            .map(|n| alice.send_message(&receivers[n % receivers.len()], &client_ids[n], 1, b"x", None));
+        for ack in futures_util::future::join_all(sends).await {
+            sent.insert(ack.unwrap().server_id);
+        }
+    }
+    let receipt = |f: &Frame| f.get().event_as_receipt_push().filter(|r| r.server_sent()).map(|r| r.server_id());
+    let mut got = std::collections::HashSet::new();
+    while got.len() < N {
+        match alice.wait_push(WAIT, receipt).await {
+            Some(id) => got.insert(id),
+            None => break,
+        };
+    }
+    assert_eq!(got.len(), N, "every message to an offline user gets its server receipt");
+    assert_eq!(got, sent);
+}
+
 #[tokio::test]
 async fn read_moves_forward_syncs_devices_and_tells_the_peer() {
     let s = TestServer::start().await;

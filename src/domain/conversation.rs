@@ -1,47 +1,9 @@
 //! Conversations as one user sees them: the entry in my list (peer, last message, read seq,
 //! pinned, muted) and the rules that change it.
 
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ConvKind, ConvRef, UserId};
 use crate::domain::message::MessageRecord;
 use crate::store::codec::{Corrupt, Reader, Writer};
-
-/// The kind of a conversation, as on the wire (`ConvType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConvKind {
-    P2P = 1,
-    Group = 2,
-}
-
-/// A conversation seen from one user: the kind and the peer (user or group id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConvRef {
-    pub kind: ConvKind,
-    pub peer: UserId,
-}
-
-impl ConvRef {
-    pub fn p2p(peer: UserId) -> ConvRef {
-        ConvRef { kind: ConvKind::P2P, peer }
-    }
-
-    /// The item id of this conversation in the user's Conversations stream.
-    pub fn item_id(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(1 + self.peer.as_str().len());
-        v.push(self.kind as u8);
-        v.extend_from_slice(self.peer.as_str().as_bytes());
-        v
-    }
-
-    pub fn from_item_id(b: &[u8]) -> Option<ConvRef> {
-        let (&k, rest) = b.split_first()?;
-        let kind = match k {
-            1 => ConvKind::P2P,
-            2 => ConvKind::Group,
-            _ => return None,
-        };
-        Some(ConvRef { kind, peer: UserId::new(std::str::from_utf8(rest).ok()?)? })
-    }
-}
 
 /// My entry for one conversation. `unread = last_seq - read_seq`: sending advances my own
 /// read seq, so the difference counts only the peer's messages.
@@ -80,10 +42,10 @@ impl ConvView {
     /// The stored form. The last message is not stored here: it is the conversation's
     /// message at `last_seq`, read back when the list is loaded (`last` is then `None`).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(48 + self.conv.peer.as_str().len());
+        let mut w = Writer::with_capacity(48 + self.conv.id_str().len());
         w.u8(2)
-            .u8(self.conv.kind as u8)
-            .str(self.conv.peer.as_str())
+            .u8(self.conv.kind() as u8)
+            .str(self.conv.id_str())
             .u64(self.last_seq)
             .u64(self.read_seq)
             .bool(self.pinned)
@@ -116,14 +78,10 @@ impl ConvView {
         if r.u8()? != 2 {
             return Err(Corrupt);
         }
-        let kind = match r.u8()? {
-            1 => ConvKind::P2P,
-            2 => ConvKind::Group,
-            _ => return Err(Corrupt),
-        };
-        let peer = UserId::new(r.str()?).ok_or(Corrupt)?;
+        let kind = ConvKind::from_u8(r.u8()?).ok_or(Corrupt)?;
+        let conv = ConvRef::parse(kind, r.str()?).ok_or(Corrupt)?;
         Ok(ConvView {
-            conv: ConvRef { kind, peer },
+            conv,
             last_seq: r.u64()?,
             last: None,
             read_seq: r.u64()?,
@@ -199,7 +157,7 @@ mod tests {
             server_id: seq * 10,
             client_id: format!("c{seq}"),
             from: u(from),
-            to: u(to),
+            to: ConvRef::P2p(u(to)),
             seq,
             msg_type: 1,
             body: vec![1, 2],
@@ -211,7 +169,7 @@ mod tests {
     #[test]
     fn unread_read_and_own_messages() {
         let me = u("bob");
-        let c = ConvRef::p2p(u("alice"));
+        let c = ConvRef::P2p(u("alice"));
         let v = on_message(None, c.clone(), &m(1, "alice", "bob"), &me);
         let v = on_message(Some(&v), c.clone(), &m(2, "alice", "bob"), &me);
         assert_eq!((v.last_seq, v.unread()), (2, 2));
@@ -232,7 +190,7 @@ mod tests {
     #[test]
     fn hidden_comes_back_and_encoding_round_trips() {
         let me = u("bob");
-        let c = ConvRef::p2p(u("alice"));
+        let c = ConvRef::P2p(u("alice"));
         let mut v = on_message(None, c.clone(), &m(1, "alice", "bob"), &me);
         v.hidden = true;
         v.pinned = true;
@@ -244,7 +202,5 @@ mod tests {
         assert!(!back.hidden && back.pinned);
         assert!(update(&back, Some(true), None).is_none());
         assert!(update(&back, None, Some(true)).unwrap().muted);
-        assert_eq!(ConvRef::from_item_id(&c.item_id()), Some(c));
-        assert_eq!(ConvRef::from_item_id(&[9, b'a']), None);
     }
 }

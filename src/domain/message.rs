@@ -1,51 +1,20 @@
-//! One-to-one messages: the stored record, idempotency records, and the rules of send and
+//! Messages: the stored record, idempotency records, and the rules of send and
 //! recall.
 
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ConvId, ConvKind, ConvRef, UserId};
 use crate::domain::DomainError;
 use crate::store::codec::{Corrupt, Reader, Writer};
 
 /// Longest client message id, in bytes.
 pub const MAX_CLIENT_ID: usize = 128;
 
-/// The two users of a P2P conversation, in a canonical order (lo < hi). Its owner shard is
-/// chosen by this pair.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Pair {
-    pub lo: UserId,
-    pub hi: UserId,
-}
-
-impl Pair {
-    /// `None` for a conversation with oneself.
-    pub fn new(a: &UserId, b: &UserId) -> Option<Pair> {
-        match a.cmp(b) {
-            std::cmp::Ordering::Less => Some(Pair { lo: a.clone(), hi: b.clone() }),
-            std::cmp::Ordering::Greater => Some(Pair { lo: b.clone(), hi: a.clone() }),
-            std::cmp::Ordering::Equal => None,
-        }
-    }
-
-    pub fn has(&self, u: &UserId) -> bool {
-        &self.lo == u || &self.hi == u
-    }
-
-    /// The other user of the pair, seen from `me` (who must be one of them).
-    pub fn peer_of(&self, me: &UserId) -> &UserId {
-        if &self.lo == me {
-            &self.hi
-        } else {
-            &self.lo
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {
     pub server_id: u64,
     pub client_id: String,
     pub from: UserId,
-    pub to: UserId,
+    /// What the sender addressed: the receiving user, or the group.
+    pub to: ConvRef,
     /// Gap-free per conversation, from 1.
     pub seq: u64,
     pub msg_type: u32,
@@ -56,19 +25,40 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
-    const VERSION: u8 = 1;
+    /// Version 1: a one-to-one message (`to` is a user id). Version 2 adds the kind of `to`.
+    /// One-to-one messages are still written as version 1, byte for byte as before.
+    const P2P_VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
-    pub fn pair(&self) -> Option<Pair> {
-        Pair::new(&self.from, &self.to)
+    /// The conversation the message belongs to (`None` for one sent to oneself, which a
+    /// send refuses).
+    pub fn conv(&self) -> Option<ConvId> {
+        self.to.conv_id(&self.from)
+    }
+
+    /// The conversation as `viewer` (its sender, its receiver or a group member) sees it.
+    pub fn seen_by(&self, viewer: &UserId) -> ConvRef {
+        match &self.to {
+            ConvRef::P2p(to) if to == viewer => ConvRef::P2p(self.from.clone()),
+            to => to.clone(),
+        }
+    }
+
+    /// The receiver of a one-to-one message.
+    pub fn receiver(&self) -> Option<&UserId> {
+        self.to.peer_user()
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.body.len() + self.client_id.len());
-        w.u8(Self::VERSION)
-            .u64(self.server_id)
+        match &self.to {
+            ConvRef::P2p(_) => w.u8(Self::P2P_VERSION),
+            to => w.u8(Self::VERSION).u8(to.kind() as u8),
+        };
+        w.u64(self.server_id)
             .str(&self.client_id)
             .str(self.from.as_str())
-            .str(self.to.as_str())
+            .str(self.to.id_str())
             .u64(self.seq)
             .u32(self.msg_type)
             .bytes(&self.body)
@@ -79,15 +69,20 @@ impl MessageRecord {
 
     pub fn decode(bytes: &[u8]) -> Result<MessageRecord, Corrupt> {
         let mut r = Reader::new(bytes);
-        if r.u8()? != Self::VERSION {
-            return Err(Corrupt);
-        }
-        let uid = |s: &str| UserId::new(s).ok_or(Corrupt);
+        let kind = match r.u8()? {
+            Self::P2P_VERSION => ConvKind::P2P,
+            Self::VERSION => ConvKind::from_u8(r.u8()?).ok_or(Corrupt)?,
+            _ => return Err(Corrupt),
+        };
+        let server_id = r.u64()?;
+        let client_id = r.str()?.to_owned();
+        let from = UserId::new(r.str()?).ok_or(Corrupt)?;
+        let to = ConvRef::parse(kind, r.str()?).ok_or(Corrupt)?;
         Ok(MessageRecord {
-            server_id: r.u64()?,
-            client_id: r.str()?.to_owned(),
-            from: uid(r.str()?)?,
-            to: uid(r.str()?)?,
+            server_id,
+            client_id,
+            from,
+            to,
             seq: r.u64()?,
             msg_type: r.u32()?,
             body: r.bytes()?.to_vec(),
@@ -124,8 +119,10 @@ impl IdemRecord {
 }
 
 /// A hash of what makes two sends "the same message". It is stored (idempotency records), so
-/// it is FNV-1a, fixed forever, not std's unspecified `DefaultHasher`.
-pub fn content_hash(to: &UserId, msg_type: u32, body: &[u8]) -> u64 {
+/// it is FNV-1a, fixed forever, not std's unspecified `DefaultHasher`. (Over the addressee's
+/// id only: an idempotency record is kept per conversation already.)
+pub fn content_hash(to: &ConvRef, msg_type: u32, body: &[u8]) -> u64 {
+    let to = to.id_str();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -133,8 +130,8 @@ pub fn content_hash(to: &UserId, msg_type: u32, body: &[u8]) -> u64 {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    eat(&(to.as_str().len() as u32).to_le_bytes());
-    eat(to.as_str().as_bytes());
+    eat(&(to.len() as u32).to_le_bytes());
+    eat(to.as_bytes());
     eat(&msg_type.to_le_bytes());
     eat(body);
     h
@@ -279,6 +276,7 @@ impl IdGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::Pair;
 
     #[test]
     fn history_ranges() {
@@ -304,7 +302,7 @@ mod tests {
             server_id: 9,
             client_id: "c1".into(),
             from: u("alice"),
-            to: u("bob"),
+            to: ConvRef::P2p(u("bob")),
             seq: 3,
             msg_type: 1,
             body: b"hello".to_vec(),
@@ -318,6 +316,16 @@ mod tests {
         let m = msg();
         assert_eq!(MessageRecord::decode(&m.encode()), Ok(m.clone()));
         assert!(MessageRecord::decode(&m.encode()[..10]).is_err());
+        assert_eq!(m.encode()[0], 1, "one-to-one records keep version 1");
+        assert_eq!(
+            (m.conv(), m.receiver()),
+            (Some(ConvId::P2p(Pair::new(&u("alice"), &u("bob")).unwrap())), Some(&u("bob")))
+        );
+        assert_eq!(m.seen_by(&u("bob")), ConvRef::P2p(u("alice")));
+        assert_eq!(m.seen_by(&u("alice")), ConvRef::P2p(u("bob")));
+        let g = MessageRecord { to: ConvRef::parse(ConvKind::Group, "g1").unwrap(), ..m.clone() };
+        assert_eq!(MessageRecord::decode(&g.encode()), Ok(g.clone()));
+        assert_eq!((g.encode()[0], g.receiver(), g.seen_by(&u("carol"))), (2, None, g.to.clone()));
         let i = IdemRecord { server_id: 1, seq: 2, ts_ms: 3, content_hash: 4 };
         assert_eq!(IdemRecord::decode(&i.encode()), Ok(i));
     }
@@ -333,19 +341,15 @@ mod tests {
 
     #[test]
     fn retries_and_conflicts() {
-        let h = content_hash(&u("bob"), 1, b"x");
+        let bob = ConvRef::P2p(u("bob"));
+        let h = content_hash(&bob, 1, b"x");
         let known = IdemRecord { server_id: 1, seq: 1, ts_ms: 1, content_hash: h };
         assert_eq!(retry(&known, h), Ok(known.clone()));
-        assert_eq!(retry(&known, content_hash(&u("bob"), 1, b"y")), Err(DomainError::ClientIdConflict));
-        assert_ne!(h, content_hash(&u("carol"), 1, b"x"));
-        assert_ne!(h, content_hash(&u("bob"), 2, b"x"));
+        assert_eq!(retry(&known, content_hash(&bob, 1, b"y")), Err(DomainError::ClientIdConflict));
+        assert_ne!(h, content_hash(&ConvRef::P2p(u("carol")), 1, b"x"));
+        assert_ne!(h, content_hash(&bob, 2, b"x"));
         // Stored on disk: the value must never change.
-        assert_eq!(
-            content_hash(&u("bob"), 1, b"x"),
-            0x1fcf_8e65_8519_9ce8_u64,
-            "{:#x}",
-            content_hash(&u("bob"), 1, b"x")
-        );
+        assert_eq!(content_hash(&bob, 1, b"x"), 0x1fcf_8e65_8519_9ce8_u64, "{:#x}", content_hash(&bob, 1, b"x"));
     }
 
     #[test]

@@ -43,13 +43,13 @@ pub fn cut<T: WireSize>(items: &mut Vec<T>, budget: usize) -> bool {
 
 impl WireSize for MessageRecord {
     fn wire_size(&self) -> usize {
-        TABLE * 2 + self.body.len() + self.client_id.len() + self.from.as_str().len() * 2 + self.to.as_str().len()
+        TABLE * 2 + self.body.len() + self.client_id.len() + self.from.as_str().len() * 2 + self.to.id_str().len()
     }
 }
 
 impl WireSize for ConvView {
     fn wire_size(&self) -> usize {
-        TABLE * 2 + self.conv.peer.as_str().len() + self.last.as_ref().map_or(0, WireSize::wire_size)
+        TABLE * 2 + self.conv.id_str().len() + self.last.as_ref().map_or(0, WireSize::wire_size)
     }
 }
 
@@ -76,7 +76,7 @@ impl WireSize for UserRecord {
 /// A sync change: its item id and its stored record, which the wire table mirrors.
 impl WireSize for Change {
     fn wire_size(&self) -> usize {
-        TABLE * 2 + self.item.len() + self.payload.as_ref().map_or(0, |p| p.len() * 2)
+        TABLE * 2 + self.item.wire_id().len() + self.payload.as_ref().map_or(0, |p| p.len() * 2)
     }
 }
 
@@ -121,7 +121,9 @@ mod tests {
             server_id: 1,
             client_id: "c".repeat(crate::domain::message::MAX_CLIENT_ID),
             from: crate::domain::ids::UserId::new(&"f".repeat(crate::domain::ids::MAX_USER_ID)).unwrap(),
-            to: crate::domain::ids::UserId::new(&"t".repeat(crate::domain::ids::MAX_USER_ID)).unwrap(),
+            to: crate::domain::ids::ConvRef::P2p(
+                crate::domain::ids::UserId::new(&"t".repeat(crate::domain::ids::MAX_USER_ID)).unwrap(),
+            ),
             seq: 1,
             msg_type: 1,
             body: vec![0; 16 * 1024],

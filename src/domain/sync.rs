@@ -6,7 +6,7 @@
 //! each stream's head seq in memory, read on a user's first use with one reverse seek per
 //! stream (`Store::stream_heads`; a stream's last key is its head).
 
-use crate::domain::ids::Seq;
+use crate::domain::ids::{ConvRef, GroupId, Seq, UserId};
 use crate::protocol::wire::SyncStream;
 
 /// The streams of the mission, in the order of `SyncStream` on the wire.
@@ -65,11 +65,62 @@ impl Heads {
     }
 }
 
+/// What a stream entry is about: its key within the stream. Each stream holds one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemId {
+    /// Friends and Blacklist: the other user.
+    User(UserId),
+    /// FriendRequests: the request's id.
+    Request(u64),
+    /// Conversations: the conversation as the stream's user sees it.
+    Conversation(ConvRef),
+    /// JoinedGroups: the group.
+    Group(GroupId),
+    /// Messages: the message's server id.
+    Message(u64),
+}
+
+impl ItemId {
+    /// The stored form: an id's bytes, a big-endian u64, or `ConvRef::encode`.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            ItemId::User(u) => u.as_str().as_bytes().to_vec(),
+            ItemId::Group(g) => g.as_str().as_bytes().to_vec(),
+            ItemId::Request(n) | ItemId::Message(n) => n.to_be_bytes().to_vec(),
+            ItemId::Conversation(c) => c.encode(),
+        }
+    }
+
+    /// An item of `stream` from its stored form; `None` if it is not one.
+    pub fn decode(stream: Stream, b: &[u8]) -> Option<ItemId> {
+        let text = || std::str::from_utf8(b).ok();
+        let number = || <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes);
+        match stream {
+            Stream::Friends | Stream::Blacklist => text().and_then(UserId::new).map(ItemId::User),
+            Stream::FriendRequests => number().map(ItemId::Request),
+            Stream::Conversations => ConvRef::decode(b).map(ItemId::Conversation),
+            Stream::JoinedGroups => text().and_then(GroupId::new).map(ItemId::Group),
+            Stream::Messages => number().map(ItemId::Message),
+        }
+    }
+
+    /// The id as `SyncItem.id` carries it: a user or group id, a conversation's peer or
+    /// group id, a request's or message's id in decimal.
+    pub fn wire_id(&self) -> String {
+        match self {
+            ItemId::User(u) => u.to_string(),
+            ItemId::Group(g) => g.to_string(),
+            ItemId::Request(n) | ItemId::Message(n) => n.to_string(),
+            ItemId::Conversation(c) => c.id_str().to_owned(),
+        }
+    }
+}
+
 /// One change as returned by a sync read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub seq: Seq,
-    pub item: Vec<u8>,
+    pub item: ItemId,
     pub payload: Option<Vec<u8>>,
 }
 
@@ -108,5 +159,26 @@ mod tests {
         assert_eq!(page_size(0, 100), 100);
         assert_eq!(page_size(5, 100), 5);
         assert_eq!(page_size(500, 100), 100);
+    }
+
+    #[test]
+    fn item_ids_round_trip_per_stream_and_refuse_the_wrong_kind() {
+        let bob = UserId::new("bob").unwrap();
+        let items = [
+            (Stream::Friends, ItemId::User(bob.clone()), "bob"),
+            (Stream::Blacklist, ItemId::User(bob.clone()), "bob"),
+            (Stream::FriendRequests, ItemId::Request(258), "258"),
+            (Stream::Conversations, ItemId::Conversation(ConvRef::P2p(bob.clone())), "bob"),
+            (Stream::JoinedGroups, ItemId::Group(GroupId::new("g1").unwrap()), "g1"),
+            (Stream::Messages, ItemId::Message(u64::MAX), "18446744073709551615"),
+        ];
+        for (stream, item, wire) in items {
+            assert_eq!(ItemId::decode(stream, &item.encode()), Some(item.clone()), "{stream:?}");
+            assert_eq!(item.wire_id(), wire);
+        }
+        // A Messages item is exactly 8 bytes, a friend's a valid user id.
+        assert_eq!(ItemId::decode(Stream::Messages, b"bob"), None);
+        assert_eq!(ItemId::decode(Stream::Friends, b"has space"), None);
+        assert_eq!(ItemId::decode(Stream::Conversations, &[7, b'x']), None);
     }
 }

@@ -2,7 +2,8 @@
 
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
-use crate::domain::conversation::{ConvKind, ConvRef, ConvView};
+use crate::domain::conversation::ConvView;
+use crate::domain::ids::ConvRef;
 use crate::domain::ids::UserId;
 use crate::domain::message::MessageRecord;
 use crate::domain::user::{FieldMask, UserChange, UserRecord};
@@ -214,9 +215,9 @@ pub fn item_results<'a>(
 }
 
 /// A conversation id as `viewer` sees it.
-pub fn conv_id<'a>(fbb: &mut Fbb<'a>, kind: ConvKind, peer: &str) -> WIPOffset<wire::ConvId<'a>> {
-    let peer = fbb.create_string(peer);
-    wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType(kind as u8), peer: Some(peer) })
+pub fn conv_id<'a>(fbb: &mut Fbb<'a>, conv: &ConvRef) -> WIPOffset<wire::ConvId<'a>> {
+    let peer = fbb.create_string(conv.id_str());
+    wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType(conv.kind() as u8), peer: Some(peer) })
 }
 
 /// A conversation reference from the wire: P2P only for now (groups come with their issue).
@@ -225,7 +226,7 @@ pub fn parse_conv(c: Option<wire::ConvId<'_>>) -> Result<ConvRef, DomainError> {
     let kind = known(c.type_(), "conv.type")?;
     let peer = user_id(c.peer(), "conv.peer")?;
     match kind {
-        wire::ConvType::P2P => Ok(ConvRef::p2p(peer)),
+        wire::ConvType::P2P => Ok(ConvRef::P2p(peer)),
         wire::ConvType::Group => Err(DomainError::NotImplemented),
         _ => Err(DomainError::InvalidArgument("conv.type")),
     }
@@ -238,11 +239,10 @@ pub fn message<'a>(
     viewer: &UserId,
     sync_seq: u64,
 ) -> WIPOffset<wire::Message<'a>> {
-    let peer = if &m.from == viewer { &m.to } else { &m.from };
-    let conv = conv_id(fbb, ConvKind::P2P, peer.as_str());
+    let conv = conv_id(fbb, &m.seen_by(viewer));
     let client_id = fbb.create_string(&m.client_id);
     let from_user = fbb.create_string(m.from.as_str());
-    let to = fbb.create_string(m.to.as_str());
+    let to = fbb.create_string(m.to.id_str());
     let body = fbb.create_vector(&m.body);
     wire::Message::create(
         fbb,
@@ -264,7 +264,7 @@ pub fn message<'a>(
 
 /// My entry for a conversation.
 pub fn conversation<'a>(fbb: &mut Fbb<'a>, v: &ConvView, viewer: &UserId) -> WIPOffset<wire::Conversation<'a>> {
-    let conv = conv_id(fbb, v.conv.kind, v.conv.peer.as_str());
+    let conv = conv_id(fbb, &v.conv);
     let last_message = v.last.as_ref().map(|m| message(fbb, m, viewer, 0));
     wire::Conversation::create(
         fbb,

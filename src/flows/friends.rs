@@ -6,8 +6,7 @@
 //! completes, since every step is idempotent.
 
 use crate::domain::friend::{AddInfo, FriendRequest, Inbound};
-use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::Pair;
+use crate::domain::ids::{AppId, ConnId, ConvId, Pair, UserId};
 use crate::domain::DomainError;
 use crate::shard::cmd::{
     AnswerFriendRequest, BlackAdd, BlackDelete, FriendAddSide, FriendDelete, FriendInbound, FriendPrecheck,
@@ -151,7 +150,7 @@ pub async fn answer(router: Router, a: AnswerRequest) -> Result<(), DomainError>
 /// Tells the pair's conversation shard that their relations changed, and waits for it.
 async fn pair_changed(router: &Router, app: AppId, a: &UserId, b: &UserId) {
     if let Some(pair) = Pair::new(a, b) {
-        let shard = router.pair_shard(app, &pair);
+        let shard = router.conv_shard(app, &ConvId::P2p(pair.clone()));
         let _ = ask(router, shard, |done| PairChanged { app, pair, done }.into()).await;
     }
 }

@@ -8,11 +8,11 @@ use bytes::Bytes;
 
 use crate::domain::conversation::ConvView;
 use crate::domain::ids::{AppId, UserId};
-use crate::domain::sync::{Heads, Stream};
+use crate::domain::sync::{Heads, ItemId, Stream};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, StoreError, StreamPut};
 
 /// The wire error of a store failure (`StorageUnavailable`), logged with what was being done:
 /// `.map_err(stored("reading history"))`. The store's details never reach the client.
@@ -41,7 +41,7 @@ pub(super) use or_reply;
 pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
     protocol::push(|fbb| {
         let c = dw::conversation(fbb, v, user);
-        let id = fbb.create_string(&String::from_utf8_lossy(&v.conv.item_id()));
+        let id = fbb.create_string(v.conv.id_str());
         let item = wire::SyncItem::create(
             fbb,
             &wire::SyncItemArgs { seq: v.stream_seq, id: Some(id), conversation: Some(c), ..Default::default() },
@@ -59,7 +59,9 @@ pub(super) fn conversation_changed_push(user: &UserId, v: &ConvView) -> Bytes {
 pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, v: &mut ConvView) {
     let old = (v.stream_seq > 0).then_some(v.stream_seq);
     v.stream_seq = heads.bump(Stream::Conversations).0;
-    let item = v.conv.item_id();
-    batch.put_stream_item(app, user, Stream::Conversations as u8, v.stream_seq, &item, Some(&[]), old);
-    batch.put_user_conv(app, user, &item, v.encode());
+    let item = ItemId::Conversation(v.conv.clone());
+    let put =
+        StreamPut { stream: Stream::Conversations, seq: v.stream_seq, item: &item, payload: Some(&[]), replaced: old };
+    batch.put_stream_item(app, user, put);
+    batch.put_user_conv(app, user, &v.conv, v.encode());
 }

@@ -3,21 +3,22 @@
 
 use bytes::Bytes;
 
-use crate::domain::conversation::{self, ConvRef, ConvView};
-use crate::domain::ids::{AppId, UserId};
+use crate::domain::conversation::{self, ConvView};
+use crate::domain::ids::{AppId, ConvId, ConvRef, UserId};
+use crate::domain::message::MessageRecord;
 use crate::domain::page;
-use crate::domain::sync::Stream;
+use crate::domain::sync::{ItemId, Stream};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::{DeleteConversation, GetConversations, UpdateConversation};
 use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
 use crate::shard::state::{devices_but, Shard};
-use crate::store::Batch;
+use crate::store::{Batch, StreamPut};
 
 fn deleted_push(conv: &ConvRef) -> Bytes {
     protocol::push(|fbb| {
-        let c = dw::conv_id(fbb, conv.kind, conv.peer.as_str());
+        let c = dw::conv_id(fbb, conv);
         let p = wire::ConversationDeletedPush::create(fbb, &wire::ConversationDeletedPushArgs { conv: Some(c) });
         (wire::Push::ConversationDeletedPush, p.as_union_value())
     })
@@ -39,11 +40,11 @@ impl Shard {
                 Ok(mut view) => {
                     // Entries are written behind for new messages: the conversation itself
                     // knows its last seq.
-                    if let Some(p) = crate::domain::message::Pair::new(user, &view.conv.peer) {
-                        if let Ok(head) = self.store.conv_head(app, &p.lo, &p.hi) {
+                    if let Some(c) = view.conv.conv_id(user) {
+                        if let Ok(head) = self.store.conv_head(app, &c) {
                             view.last_seq = view.last_seq.max(head);
                         }
-                        view.read_seq = self.own_read_seq(app, user, &p, &view);
+                        view.read_seq = self.own_read_seq(app, user, &c, &view);
                     }
                     view.last = self.last_message(app, user, &view);
                     map.insert(view.conv.clone(), view);
@@ -64,16 +65,13 @@ impl Shard {
     /// My read seq including my own sends after the stored one (written behind): the newest
     /// message I sent after it, found walking back from the last message (at most
     /// `limits.max_page` messages; past that the stored read seq stands).
-    fn own_read_seq(&self, app: AppId, user: &UserId, p: &crate::domain::message::Pair, v: &ConvView) -> u64 {
+    fn own_read_seq(&self, app: AppId, user: &UserId, c: &ConvId, v: &ConvView) -> u64 {
         if v.last_seq <= v.read_seq {
             return v.read_seq;
         }
-        let page = self.store.messages(app, &p.lo, &p.hi, v.read_seq + 1, v.last_seq, true, self.cfg.limits.max_page);
+        let page = self.store.messages(app, c, (v.read_seq + 1, v.last_seq), true, self.cfg.limits.max_page);
         let Ok((raw, _)) = page else { return v.read_seq };
-        raw.iter()
-            .filter_map(|b| crate::domain::message::MessageRecord::decode(b).ok())
-            .find(|m| &m.from == user)
-            .map_or(v.read_seq, |m| m.seq)
+        raw.iter().filter_map(|b| MessageRecord::decode(b).ok()).find(|m| &m.from == user).map_or(v.read_seq, |m| m.seq)
     }
 
     /// Writes the conversation entries that only new messages changed (see `dirty_convs`).
@@ -85,20 +83,19 @@ impl Shard {
         for (app, user, conv) in std::mem::take(&mut self.dirty_convs) {
             let view = self.users.get(&(app, user.clone())).and_then(|e| e.convs.as_ref()?.get(&conv));
             if let Some(v) = view {
-                batch.put_user_conv(app, &user, &conv.item_id(), v.encode());
+                batch.put_user_conv(app, &user, &conv, v.encode());
             }
         }
         self.commit(batch, |_| {}).await;
     }
 
     /// The last message of a conversation entry: the conversation's message at `last_seq`.
-    fn last_message(&self, app: AppId, user: &UserId, v: &ConvView) -> Option<crate::domain::message::MessageRecord> {
+    fn last_message(&self, app: AppId, user: &UserId, v: &ConvView) -> Option<MessageRecord> {
         if v.last_seq == 0 {
             return None;
         }
-        let pair = crate::domain::message::Pair::new(user, &v.conv.peer)?;
-        let raw = self.store.message(app, &pair.lo, &pair.hi, v.last_seq).ok()??;
-        crate::domain::message::MessageRecord::decode(&raw).ok()
+        let raw = self.store.message(app, &v.conv.conv_id(user)?, v.last_seq).ok()??;
+        MessageRecord::decode(&raw).ok()
     }
 
     /// My visible conversations with a change seq after `after`, oldest change first.
@@ -181,8 +178,16 @@ impl Shard {
         let old = v.stream_seq;
         v.stream_seq = entry.heads.bump(Stream::Conversations).0;
         let mut batch = Batch::default();
-        batch.put_stream_item(app, &user, Stream::Conversations as u8, v.stream_seq, &conv.item_id(), None, Some(old));
-        batch.put_user_conv(app, &user, &conv.item_id(), v.encode());
+        let item = ItemId::Conversation(conv.clone());
+        let put = StreamPut {
+            stream: Stream::Conversations,
+            seq: v.stream_seq,
+            item: &item,
+            payload: None,
+            replaced: Some(old),
+        };
+        batch.put_stream_item(app, &user, put);
+        batch.put_user_conv(app, &user, &conv, v.encode());
         convs.insert(conv, v);
         self.commit(batch, move |r| {
             if r.is_ok() {

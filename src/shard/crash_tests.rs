@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Durability};
 use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::Pair;
+use crate::domain::ids::{ConvId, ConvRef, Pair};
 use crate::domain::sync::Stream;
 use crate::domain::user::UserRecord;
 use crate::shard::cmd::{Origin, SendMessage};
@@ -31,7 +31,7 @@ fn users_sharing_a_shard(app: AppId, router: &Router) -> (UserId, UserId, usize,
             if shard_of(app, &b, SHARDS) != t {
                 continue;
             }
-            let p = router.pair_shard(app, &Pair::new(&a, &b).unwrap());
+            let p = router.conv_shard(app, &ConvId::P2p(Pair::new(&a, &b).unwrap()));
             if p != t {
                 return (a, b, t, p);
             }
@@ -79,8 +79,8 @@ impl Run {
 
 /// How many times `user`'s Messages stream holds message `server_id`.
 fn in_stream(store: &Store, app: AppId, user: &UserId, server_id: u64) -> usize {
-    let (entries, _) = store.read_stream(app, user, Stream::Messages as u8, 0, 1000).unwrap();
-    entries.iter().filter(|e| e.payload.is_some() && e.item == server_id.to_be_bytes()).count()
+    let (entries, _) = store.read_stream(app, user, Stream::Messages, 0, 1000).unwrap();
+    entries.iter().filter(|e| e.payload.is_some() && e.item == crate::domain::sync::ItemId::Message(server_id)).count()
 }
 
 /// The interleaving that lost messages (issue: acknowledged messages missing from the
@@ -119,7 +119,7 @@ fn a_kill_between_a_messages_deliveries_to_one_shard_loses_neither() {
             let send = SendMessage {
                 app,
                 from: a.clone(),
-                to: b.clone(),
+                to: ConvRef::P2p(b.clone()),
                 client_id: "c1".into(),
                 msg_type: 1,
                 body: b"hello".to_vec(),

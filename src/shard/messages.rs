@@ -1,6 +1,6 @@
-//! Shard handlers for one-to-one messages.
+//! Shard handlers for messages (one-to-one so far).
 //!
-//! The conversation's shard (chosen by its `Pair`) runs `send`, `recall` and `history`: it
+//! The conversation's shard (chosen by its `ConvId`) runs `send`, `recall` and `history`: it
 //! alone assigns the conversation's seqs, so they are gap-free and ordered. The users' shards
 //! run `deliver` and `recalled` (their streams, conversation lists and devices), `receipt`
 //! `read`. See docs/architecture.md, "The message path".
@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::domain::conversation::{self, ConvKind, ConvRef};
-use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{self, IdemRecord, MessageRecord, Pair};
+use crate::domain::conversation;
+use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
+use crate::domain::message::{self, IdemRecord, MessageRecord};
 use crate::domain::page::{self, WireSize};
-use crate::domain::sync::Stream;
+use crate::domain::sync::{ItemId, Stream};
 use crate::domain::user;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
@@ -25,7 +25,7 @@ use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
 use crate::shard::outbox::Outbox;
 use crate::shard::recent::RecentDelivery;
 use crate::shard::state::{devices_but, now_ms, Shard};
-use crate::store::{self, Batch};
+use crate::store::{self, Batch, StreamPut};
 
 /// What recording one delivery leaves to do once it is durable.
 struct Recorded {
@@ -63,7 +63,7 @@ fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
 
 fn receipt_push(by: &UserId, server_id: u64, seq: u64, server_sent: bool) -> Bytes {
     protocol::push(|fbb| {
-        let conv = dw::conv_id(fbb, ConvKind::P2P, by.as_str());
+        let conv = dw::conv_id(fbb, &ConvRef::P2p(by.clone()));
         let by_user = fbb.create_string(by.as_str());
         let p = wire::ReceiptPush::create(
             fbb,
@@ -74,9 +74,8 @@ fn receipt_push(by: &UserId, server_id: u64, seq: u64, server_sent: bool) -> Byt
 }
 
 fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -> Bytes {
-    let peer = if &m.from == viewer { &m.to } else { &m.from };
     protocol::push(|fbb| {
-        let conv = dw::conv_id(fbb, ConvKind::P2P, peer.as_str());
+        let conv = dw::conv_id(fbb, &m.seen_by(viewer));
         let by_user = fbb.create_string(by.as_str());
         let p = wire::RecallPush::create(
             fbb,
@@ -94,13 +93,18 @@ fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -
 
 impl Shard {
     /// The last seq of a conversation this shard owns (loaded from the store on first use).
-    fn conv_head(&mut self, app: AppId, pair: &Pair) -> Result<u64, DomainError> {
-        if let Some(h) = self.conv_heads.get(&(app, pair.clone())) {
+    fn conv_head(&mut self, app: AppId, conv: &ConvId) -> Result<u64, DomainError> {
+        if let Some(h) = self.conv_heads.get(&(app, conv.clone())) {
             return Ok(*h);
         }
-        let h = self.store.conv_head(app, &pair.lo, &pair.hi).map_err(stored("reading a conversation head"))?;
-        self.conv_heads.insert((app, pair.clone()), h);
+        let h = self.store.conv_head(app, conv).map_err(stored("reading a conversation head"))?;
+        self.conv_heads.insert((app, conv.clone()), h);
         Ok(h)
+    }
+
+    /// The key of a client id in `recent_ids`.
+    fn client_id_key(&self, app: AppId, from: &UserId, to: &ConvRef, client_id: &str) -> u128 {
+        self.keyer.key((app.0, from.as_str(), to.kind() as u8, to.id_str(), client_id))
     }
 
     /// What a client id was used for, if anything: memory first, then the store.
@@ -108,10 +112,10 @@ impl Shard {
         &self,
         app: AppId,
         from: &UserId,
-        to: &UserId,
+        to: &ConvRef,
         client_id: &str,
     ) -> Result<Option<IdemRecord>, DomainError> {
-        if let Some(r) = self.recent_ids.get(self.keyer.key((app.0, from.as_str(), to.as_str(), client_id))) {
+        if let Some(r) = self.recent_ids.get(self.client_id_key(app, from, to, client_id)) {
             return Ok(Some(r.clone()));
         }
         match self.store.idem(app, from, to, client_id) {
@@ -124,22 +128,29 @@ impl Shard {
         }
     }
 
-    fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &UserId, client_id: &str, rec: IdemRecord) {
-        let key = self.keyer.key((app.0, from.as_str(), to.as_str(), client_id));
+    fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &ConvRef, client_id: &str, rec: IdemRecord) {
+        let key = self.client_id_key(app, from, to, client_id);
         self.recent_ids.insert(key, rec);
     }
 
-    /// Send `from` -> `to` (this shard owns their pair). Checks, assigns the next seq, stores
-    /// message + its id index + idempotency record in one batch, acks
-    /// the sender once that is durable, and hands the deliveries to the users' shards.
+    /// Send `from` -> `to` (this shard owns the conversation). Checks, assigns the next seq,
+    /// stores message + its id index + idempotency record in one batch, acks the sender once
+    /// that is durable, and hands the deliveries to the users' shards.
     pub(super) async fn send(&mut self, c: SendMessage) {
         let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
-        let Some(pair) = Pair::new(&from, &to) else {
-            origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
-            return;
+        let pair = match to.conv_id(&from) {
+            Some(ConvId::P2p(pair)) => pair,
+            Some(ConvId::Group(_)) => {
+                origin.outbox.send(DomainError::NotImplemented.frame(origin.req_id));
+                return;
+            }
+            None => {
+                origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
+                return;
+            }
         };
         let checks = user::check_sender(self.facts.get(&(app, from.clone())))
-            .and_then(|_| user::check_receiver(self.facts.get(&(app, to.clone()))))
+            .and_then(|_| user::check_receiver(self.facts.get(&(app, pair.peer_of(&from).clone()))))
             .and_then(|_| self.check_pair(app, &from, &pair));
         if let Err(e) = checks {
             origin.outbox.send(e.frame(origin.req_id));
@@ -170,7 +181,8 @@ impl Shard {
             }
             Ok(None) => {}
         }
-        let head = match self.conv_head(app, &pair) {
+        let conv = ConvId::P2p(pair);
+        let head = match self.conv_head(app, &conv) {
             Ok(h) => h,
             Err(e) => {
                 origin.outbox.send(e.frame(origin.req_id));
@@ -191,9 +203,9 @@ impl Shard {
         });
         let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
         let mut batch = Batch::default();
-        batch.put_message(app, &pair.lo, &pair.hi, msg.seq, msg.server_id, msg.encode());
+        batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
-        self.conv_heads.insert((app, pair), msg.seq);
+        self.conv_heads.insert((app, conv), msg.seq);
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
         let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
@@ -214,9 +226,10 @@ impl Shard {
     /// Hands a new message to its users' shards: one `Deliver` per shard, so sender and
     /// receiver on one shard are recorded in one batch (see `cmd::Deliver`).
     fn route_deliveries(&mut self, app: AppId, msg: &Arc<MessageRecord>, exclude: ConnId) {
-        let (from_shard, to_shard) = (self.router.user_shard(app, &msg.from), self.router.user_shard(app, &msg.to));
+        let Some(to) = msg.receiver() else { return };
+        let (from_shard, to_shard) = (self.router.user_shard(app, &msg.from), self.router.user_shard(app, to));
         let sender = (msg.from.clone(), Some(exclude));
-        let receiver = (msg.to.clone(), None);
+        let receiver = (to.clone(), None);
         let deliver = |to| (Deliver { app, msg: msg.clone(), to, from_record: false }).into();
         if from_shard == to_shard {
             self.send_to(from_shard, deliver(vec![sender, receiver]));
@@ -230,8 +243,8 @@ impl Shard {
     /// oldest dropped).
     fn remember_stream_pos(&mut self, app: AppId, user: &UserId, msg: &MessageRecord, stream_seq: u64) {
         let key = self.keyer.key((app.0, user.as_str(), msg.server_id));
-        let peer = if &msg.from == user { &msg.to } else { &msg.from };
-        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: self.keyer.key(peer.as_str()) };
+        let peer = msg.seen_by(user);
+        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: self.keyer.key(peer.id_str()) };
         self.recent_stream.insert(key, d);
     }
 
@@ -242,9 +255,9 @@ impl Shard {
     }
 
     pub(super) async fn recall(&mut self, c: RecallMessage) {
-        let RecallMessage { app, pair, by, by_admin, server_id, reply } = c;
+        let RecallMessage { app, conv, by, by_admin, server_id, reply } = c;
         let msg = match self.load_message(app, server_id) {
-            Ok(Some(m)) if m.pair().as_ref() == Some(&pair) => m,
+            Ok(Some(m)) if m.conv().as_ref() == Some(&conv) => m,
             Ok(_) => {
                 let _ = reply.send(Err(DomainError::MessageNotFound));
                 return;
@@ -263,16 +276,19 @@ impl Shard {
             }
         };
         let mut batch = Batch::default();
-        batch.replace_message(app, &pair.lo, &pair.hi, tomb.seq, tomb.encode());
+        batch.replace_message(app, &conv, tomb.seq, tomb.encode());
         // Like a send's deliveries, the users' shards still have to record the recall; these
         // records make a crash in between harmless (replayed at start-up).
-        batch.put_fanout(app, &tomb.from, tomb.server_id, 1, &pair.lo, &pair.hi, tomb.seq);
-        batch.put_fanout(app, &tomb.to, tomb.server_id, 1, &pair.lo, &pair.hi, tomb.seq);
+        let users: Vec<UserId> = std::iter::once(&tomb.from).chain(tomb.receiver()).cloned().collect();
+        let at = (conv, tomb.seq);
+        for u in &users {
+            batch.put_fanout(app, u, (tomb.server_id, 1), &at);
+        }
         self.commit(batch, move |r| {
             let _ = reply.send(r);
         })
         .await;
-        for u in [tomb.from.clone(), tomb.to.clone()] {
+        for u in users {
             self.route_user(app, &u, |user| Recalled { app, user, msg: tomb.clone(), by: by.clone() }.into());
         }
     }
@@ -280,20 +296,20 @@ impl Shard {
     /// A message by server id, from the store.
     fn load_message(&self, app: AppId, server_id: u64) -> Result<Option<MessageRecord>, DomainError> {
         let fail = stored("reading a message");
-        let Some((lo, hi, seq)) = self.store.message_location(app, server_id).map_err(fail)? else {
+        let Some((conv, seq)) = self.store.message_location(app, server_id).map_err(fail)? else {
             return Ok(None);
         };
-        match self.store.message(app, &lo, &hi, seq).map_err(fail)? {
+        match self.store.message(app, &conv, seq).map_err(fail)? {
             Some(v) => MessageRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
             None => Ok(None),
         }
     }
 
     pub(super) fn history(&mut self, c: GetHistory) {
-        let GetHistory { app, pair, range, limit, reply } = c;
+        let GetHistory { app, conv, range, limit, reply } = c;
         let r = self
             .store
-            .messages(app, &pair.lo, &pair.hi, range.from, range.to, range.descending, limit)
+            .messages(app, &conv, (range.from, range.to), range.descending, limit)
             .map_err(stored("reading history"))
             .and_then(|(raw, more)| {
                 let msgs: Result<Vec<_>, _> = raw.iter().map(|v| MessageRecord::decode(v)).collect();
@@ -331,8 +347,8 @@ impl Shard {
                 // The store failed: a fan-out record makes a restart retry this delivery (a
                 // re-driven one keeps its record).
                 Err(_) => {
-                    if let (false, Some(pair)) = (from_record, msg.pair()) {
-                        batch.put_fanout(app, &user, msg.server_id, 0, &pair.lo, &pair.hi, msg.seq);
+                    if let (false, Some(conv)) = (from_record, msg.conv()) {
+                        batch.put_fanout(app, &user, (msg.server_id, 0), &(conv, msg.seq));
                     }
                     continue;
                 }
@@ -354,7 +370,7 @@ impl Shard {
         if batch.is_empty() {
             return;
         }
-        let receipt = receipt.then(|| (self.router.clone(), msg));
+        let receipt = receipt.then(|| (self.kept.clone(), msg));
         self.commit(batch, move |r| {
             if r.is_err() {
                 return;
@@ -364,8 +380,10 @@ impl Shard {
                     t.send(frame.clone());
                 }
             }
-            if let Some((router, msg)) = receipt {
-                router.push(app, &msg.from, receipt_push(&msg.to, msg.server_id, msg.seq, true));
+            if let Some((kept, msg)) = receipt {
+                if let Some(to) = msg.receiver() {
+                    kept.push(app, &msg.from, receipt_push(to, msg.server_id, msg.seq, true));
+                }
             }
         })
         .await;
@@ -381,10 +399,9 @@ impl Shard {
         msg: &Arc<MessageRecord>,
         exclude: Option<ConnId>,
     ) -> Option<Recorded> {
-        let pair = msg.pair()?;
+        let conv_id = msg.conv()?;
         let entry = self.users.get_mut(&(app, user.clone()))?;
-        let peer = if &msg.from == user { msg.to.clone() } else { msg.from.clone() };
-        let conv = ConvRef::p2p(peer);
+        let conv = msg.seen_by(user);
         let convs = entry.convs.get_or_insert_with(Default::default);
         let before = convs.get(&conv);
         // A conversation new to my list (or back after I deleted it) is a change of the list:
@@ -395,9 +412,11 @@ impl Shard {
         let listed = before.is_some_and(|v| !v.hidden);
         let mut view = conversation::on_message(before, conv.clone(), msg, user);
         let m_seq = entry.heads.bump(Stream::Messages).0;
-        let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
-        let item = msg.server_id.to_be_bytes();
-        batch.put_stream_item(app, user, Stream::Messages as u8, m_seq, &item, Some(&pointer), None);
+        let pointer = store::message_ref(&conv_id, msg.seq);
+        let item = ItemId::Message(msg.server_id);
+        let put =
+            StreamPut { stream: Stream::Messages, seq: m_seq, item: &item, payload: Some(&pointer), replaced: None };
+        batch.put_stream_item(app, user, put);
         if listed {
             self.dirty_convs.insert((app, user.clone(), conv.clone()));
         } else {
@@ -406,7 +425,7 @@ impl Shard {
         convs.insert(conv, view);
         let targets = devices_but(&entry.devices, exclude);
         // The receiver has no device online: the server sends the receipt itself.
-        let server_receipt = &msg.to == user && entry.devices.is_empty();
+        let server_receipt = msg.receiver() == Some(user) && entry.devices.is_empty();
         self.remember_stream_pos(app, user, msg, m_seq);
         // Built only for someone to get it: the sender's own delivery usually has no device
         // left once the sending one is excluded.
@@ -430,19 +449,19 @@ impl Shard {
             }
             return;
         }
-        let item = msg.server_id.to_be_bytes();
+        let item = ItemId::Message(msg.server_id);
         // Where the message sits now, if delivered recently: that entry moves to the new seq.
         // An older entry stays; it only refers to the message, which is now a tombstone, so
         // no body is left behind either way (a device sees the tombstone twice at most).
         let replaced =
             self.recent_stream.get(self.keyer.key((app.0, user.as_str(), msg.server_id))).map(|d| d.stream_seq);
-        let Some(pair) = msg.pair() else { return };
-        let pointer = store::message_ref(&pair.lo, &pair.hi, msg.seq);
+        let Some(conv_id) = msg.conv() else { return };
+        let pointer = store::message_ref(&conv_id, msg.seq);
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         let m_seq = entry.heads.bump(Stream::Messages).0;
-        batch.put_stream_item(app, &user, Stream::Messages as u8, m_seq, &item, Some(&pointer), replaced);
-        let peer = if msg.from == user { msg.to.clone() } else { msg.from.clone() };
-        let conv = ConvRef::p2p(peer);
+        let put = StreamPut { stream: Stream::Messages, seq: m_seq, item: &item, payload: Some(&pointer), replaced };
+        batch.put_stream_item(app, &user, put);
+        let conv = msg.seen_by(&user);
         if let Some(convs) = entry.convs.as_mut() {
             // A hidden entry only changes in memory (its last message must not keep the body);
             // a visible one also in the stream.
@@ -506,9 +525,7 @@ impl Shard {
         seq: u64,
     ) -> Result<(), DomainError> {
         match self.store.message_location(app, server_id) {
-            Ok(Some((lo, hi, s))) if s == seq && Pair::new(user, by).is_some_and(|p| p.lo == lo && p.hi == hi) => {
-                Ok(())
-            }
+            Ok(Some((conv, s))) if s == seq && Pair::new(user, by).is_some_and(|p| conv == ConvId::P2p(p)) => Ok(()),
             Ok(_) => Err(DomainError::MessageNotFound),
             Err(e) => {
                 tracing::error!(error = %e, "reading a message location");
@@ -538,7 +555,7 @@ impl Shard {
             // are written behind: an acknowledged read must be durable, so write it now.
             if self.dirty_convs.remove(&(app, user.clone(), conv.clone())) {
                 let mut batch = Batch::default();
-                batch.put_user_conv(app, &user, &conv.item_id(), current.encode());
+                batch.put_user_conv(app, &user, &conv, current.encode());
                 self.commit(batch, move |r| {
                     let _ = reply.send(r);
                 })
@@ -557,7 +574,7 @@ impl Shard {
         let targets = devices_but(&entry.devices, origin);
         let read_seq = v.read_seq;
         convs.insert(conv.clone(), v);
-        let router = self.router.clone();
+        let kept = self.kept.clone();
         self.commit(batch, move |r| {
             let ok = r.is_ok();
             let _ = reply.send(r);
@@ -565,8 +582,8 @@ impl Shard {
                 for t in &targets {
                     t.send(own.clone());
                 }
-                if conv.kind == ConvKind::P2P {
-                    router.push(app, &conv.peer, read_receipt_push(&user, read_seq));
+                if let ConvRef::P2p(peer) = &conv {
+                    kept.push(app, peer, read_receipt_push(&user, read_seq));
                 }
             }
         })
@@ -580,7 +597,7 @@ impl Shard {
         let mut bytes = 0usize;
         for id in ids {
             match self.load_message(app, id) {
-                Ok(Some(m)) if admin || m.from == viewer || m.to == viewer => {
+                Ok(Some(m)) if admin || m.from == viewer || m.receiver() == Some(&viewer) => {
                     // Cut by size: the ids after the last message answered were not looked at.
                     bytes += m.wire_size();
                     if bytes > page::PAGE_BYTES && !out.is_empty() {
@@ -602,7 +619,7 @@ impl Shard {
 
 pub(super) fn read_receipt_push(reader: &UserId, read_seq: u64) -> Bytes {
     protocol::push(|fbb| {
-        let conv = dw::conv_id(fbb, ConvKind::P2P, reader.as_str());
+        let conv = dw::conv_id(fbb, &ConvRef::P2p(reader.clone()));
         let u = fbb.create_string(reader.as_str());
         let p = wire::ReadReceiptPush::create(
             fbb,

@@ -1,5 +1,5 @@
-//! Routing: which shard owns an entity (users by `hash(app, user)`, one-to-one conversations
-//! by their pair), and each shard's two bounded inboxes (sessions wait when one is full; other
+//! Routing: which shard owns an entity (users by `hash(app, user)`, conversations by their
+//! `ConvId`), and each shard's two bounded inboxes (sessions wait when one is full; other
 //! shards never wait: they `try_send` and keep what did not fit).
 
 use std::hash::Hasher;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::domain::ids::{AppId, UserId};
+use crate::domain::ids::{AppId, ConvId, UserId};
 use crate::shard::cmd::{PushToUser, PushToUsers, ShardCmd};
 
 /// Routes commands to the shard owning an entity. Cheap to clone.
@@ -92,9 +92,14 @@ impl Router {
         shard_of(app, user, self.shards.len())
     }
 
-    /// The shard that owns a P2P conversation.
-    pub fn pair_shard(&self, app: AppId, pair: &crate::domain::message::Pair) -> usize {
-        (route_hash(app, &[pair.lo.as_str(), pair.hi.as_str()]) % self.shards.len() as u64) as usize
+    /// The shard that owns a conversation: a pair by its two users, a group by its id (after
+    /// a marker, so a group's shard is not the same-named user's).
+    pub fn conv_shard(&self, app: AppId, conv: &ConvId) -> usize {
+        let h = match conv {
+            ConvId::P2p(p) => route_hash(app, &[p.lo.as_str(), p.hi.as_str()]),
+            ConvId::Group(g) => route_hash(app, &["#group", g.as_str()]),
+        };
+        (h % self.shards.len() as u64) as usize
     }
 
     /// Queues a command, waiting while the shard's inbox is full (backpressure to the caller).
@@ -127,10 +132,11 @@ impl Router {
     /// Hands an encoded push to every online device of `user`, from any thread, without
     /// waiting (used from commit completions on the writer thread). A full inbox drops the
     /// push with a warning: only pushes that a client can recover from (by re-reading or
-    /// resyncing) travel this way.
+    /// resyncing) travel this way. Receipts, which no stream holds, go back to the committing
+    /// shard instead (`shard::kept`).
     pub fn push(&self, app: AppId, user: &UserId, frame: bytes::Bytes) {
         let shard = self.user_shard(app, user);
-        if let Err(r) = self.try_send(shard, PushToUser { app, user: user.clone(), frame }.into()) {
+        if let Err(r) = self.try_send(shard, PushToUser { app, user: user.clone(), frame, kept: false }.into()) {
             if r.reason == RouteError::Full {
                 tracing::warn!(shard, "shard inbox full; dropping a push");
             }
@@ -183,6 +189,21 @@ mod tests {
         let mut counts = [0usize; 4];
         for i in 0..4000 {
             counts[shard_of(AppId(1), &u(&format!("user{i}")), 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+
+    #[test]
+    fn conversations_route_by_their_id() {
+        let (r, _inboxes) = Router::new(8, 1);
+        let (a, b) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let pair = ConvId::P2p(crate::domain::ids::Pair::new(&a, &b).unwrap());
+        // A pair's shard is what it was before conversations had kinds.
+        assert_eq!(r.conv_shard(AppId(1400000001), &pair), (PINNED[1] % 8) as usize);
+        let mut counts = [0usize; 8];
+        for i in 0..8000 {
+            let g = ConvId::Group(crate::domain::ids::GroupId::new(&format!("g{i}")).unwrap());
+            counts[r.conv_shard(AppId(1), &g)] += 1;
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
 use crate::domain::presence::{devices_to_kick, DeviceView};
-use crate::domain::sync::{Change, Stream, SyncPage};
+use crate::domain::sync::{Change, ItemId, Stream, SyncPage};
 use crate::domain::user::{self, FieldMask};
 use crate::domain::wire::{self as dw, DeviceStatus, UserStatus};
 use crate::domain::DomainError;
@@ -412,56 +412,35 @@ impl Shard {
         app: AppId,
         user: &UserId,
         stream: Stream,
-        item: &[u8],
+        item: &ItemId,
         stored: &[u8],
     ) -> Result<Option<Vec<u8>>, DomainError> {
         let broken = |what: &str| {
             tracing::error!(user = %user, what, "a sync entry does not resolve");
             DomainError::StorageUnavailable
         };
-        match stream {
-            Stream::Messages => {
-                let (lo, hi, seq) =
+        let social =
+            || self.users.get(&(app, user.clone())).and_then(|e| e.social.as_ref()).ok_or_else(|| broken("social"));
+        // Friendship items gone from memory but not yet tombstoned on disk (the removal is in
+        // flight) resolve to a tombstone: what the next entry will say anyway.
+        match item {
+            ItemId::Message(_) => {
+                let (conv, seq) =
                     crate::store::decode_message_ref(stored).ok_or_else(|| broken("message reference"))?;
-                match self.store.message(app, &lo, &hi, seq) {
+                match self.store.message(app, &conv, seq) {
                     Ok(Some(m)) => Ok(Some(m)),
                     _ => Err(broken("message")),
                 }
             }
-            Stream::Conversations => {
-                let conv = crate::domain::conversation::ConvRef::from_item_id(item)
-                    .ok_or_else(|| broken("conversation id"))?;
+            ItemId::Conversation(conv) => {
                 let e = self.users.get(&(app, user.clone())).ok_or_else(|| broken("user"))?;
-                let v = e.convs.as_ref().and_then(|m| m.get(&conv)).ok_or_else(|| broken("conversation"))?;
+                let v = e.convs.as_ref().and_then(|m| m.get(conv)).ok_or_else(|| broken("conversation"))?;
                 Ok((!v.hidden).then(|| v.encode_full()))
             }
-            Stream::Friends | Stream::Blacklist | Stream::FriendRequests => {
-                let s = self
-                    .users
-                    .get(&(app, user.clone()))
-                    .and_then(|e| e.social.as_ref())
-                    .ok_or_else(|| broken("social"))?;
-                let found = match stream {
-                    Stream::Friends => {
-                        let peer =
-                            std::str::from_utf8(item).ok().and_then(UserId::new).ok_or_else(|| broken("friend id"))?;
-                        s.friends.get(&peer).map(|f| f.encode())
-                    }
-                    Stream::Blacklist => {
-                        let peer =
-                            std::str::from_utf8(item).ok().and_then(UserId::new).ok_or_else(|| broken("black id"))?;
-                        s.blacks.get(&peer).map(|b| b.encode())
-                    }
-                    _ => {
-                        let id = <[u8; 8]>::try_from(item).map(u64::from_be_bytes).map_err(|_| broken("request id"))?;
-                        s.requests.get(&id).map(|r| r.encode())
-                    }
-                };
-                // Gone from memory but not yet tombstoned on disk (the removal is in flight):
-                // a tombstone now is what the next entry will say anyway.
-                Ok(found)
-            }
-            Stream::JoinedGroups => Ok(Some(stored.to_vec())),
+            ItemId::User(peer) if stream == Stream::Blacklist => Ok(social()?.blacks.get(peer).map(|b| b.encode())),
+            ItemId::User(peer) => Ok(social()?.friends.get(peer).map(|f| f.encode())),
+            ItemId::Request(id) => Ok(social()?.requests.get(id).map(|r| r.encode())),
+            ItemId::Group(_) => Ok(Some(stored.to_vec())),
         }
     }
 
@@ -483,7 +462,7 @@ impl Shard {
             let _ = reply.send(Err(e));
             return;
         }
-        let r = match self.store.read_stream(app, &user, stream as u8, after, limit) {
+        let r = match self.store.read_stream(app, &user, stream, after, limit) {
             Ok((entries, more)) => {
                 let changes: Result<Vec<Change>, DomainError> = entries
                     .into_iter()

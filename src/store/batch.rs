@@ -2,8 +2,20 @@
 //! conversations, friendship, idempotency, deliveries, subscriptions), made durable together
 //! by the writer in one WAL write. Every key comes from `keys`.
 
-use crate::domain::ids::{AppId, UserId};
+use crate::domain::ids::{AppId, ConvId, ConvRef, UserId};
+use crate::domain::sync::{ItemId, Stream};
 use crate::store::{codec, keys};
+
+/// One stream entry to write: `item` at `seq` of `stream` (a tombstone when `payload` is
+/// `None`), replacing the item's previous entry at `replaced`.
+#[derive(Clone, Copy)]
+pub struct StreamPut<'a> {
+    pub stream: Stream,
+    pub seq: u64,
+    pub item: &'a ItemId,
+    pub payload: Option<&'a [u8]>,
+    pub replaced: Option<u64>,
+}
 
 pub(crate) enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
@@ -38,42 +50,33 @@ impl Batch {
         self.ops.push(Op::Put(keys::CF_USERS, keys::user(app, user), record));
     }
 
-    /// Puts `item` at `seq` of a user's stream (a tombstone when `payload` is `None`),
-    /// removing its previous entry at `replaced` so a stream holds each item once, and
-    /// moves the stream's head to `seq`. The caller knows where the item was (it keeps each
-    /// item's stream seq in memory), so no index is written.
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_stream_item(
-        &mut self,
-        app: AppId,
-        user: &UserId,
-        stream: u8,
-        seq: u64,
-        item: &[u8],
-        payload: Option<&[u8]>,
-        replaced: Option<u64>,
-    ) {
-        if let Some(old) = replaced {
+    /// Puts a user's stream entry (`StreamPut`), removing the item's previous entry so a
+    /// stream holds each item once; the stream's head moves to its seq. The caller knows where
+    /// the item was (it keeps each item's stream seq in memory), so no index is written.
+    pub fn put_stream_item(&mut self, app: AppId, user: &UserId, e: StreamPut<'_>) {
+        let stream = e.stream as u8;
+        if let Some(old) = e.replaced {
             self.ops.push(Op::Delete(keys::CF_STREAM, keys::stream_entry(app, user, stream, old)));
         }
-        let mut w = codec::Writer::with_capacity(item.len() + payload.map_or(0, |p| p.len()) + 16);
-        w.bytes(item).bool(payload.is_none()).bytes(payload.unwrap_or_default());
-        self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, seq), w.finish()));
+        let item = e.item.encode();
+        let mut w = codec::Writer::with_capacity(item.len() + e.payload.map_or(0, |p| p.len()) + 16);
+        w.bytes(&item).bool(e.payload.is_none()).bytes(e.payload.unwrap_or_default());
+        self.ops.push(Op::Put(keys::CF_STREAM, keys::stream_entry(app, user, stream, e.seq), w.finish()));
     }
 
     /// A new or changed message, with its id index.
-    pub fn put_message(&mut self, app: AppId, lo: &UserId, hi: &UserId, seq: u64, server_id: u64, record: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, lo, hi, seq), record));
-        self.ops.push(Op::Put(keys::CF_MSG_IDS, keys::msg_id(app, server_id), keys::msg_location(lo, hi, seq)));
+    pub fn put_message(&mut self, app: AppId, conv: &ConvId, seq: u64, server_id: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, conv, seq), record));
+        self.ops.push(Op::Put(keys::CF_MSG_IDS, keys::msg_id(app, server_id), keys::msg_location(conv, seq)));
     }
 
     /// Replaces a stored message in place (a recall's tombstone).
-    pub fn replace_message(&mut self, app: AppId, lo: &UserId, hi: &UserId, seq: u64, record: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, lo, hi, seq), record));
+    pub fn replace_message(&mut self, app: AppId, conv: &ConvId, seq: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_MSGS, keys::msg(app, conv, seq), record));
     }
 
-    pub fn put_user_conv(&mut self, app: AppId, user: &UserId, item: &[u8], record: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_USER_CONVS, keys::user_conv(app, user, item), record));
+    pub fn put_user_conv(&mut self, app: AppId, user: &UserId, conv: &ConvRef, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_USER_CONVS, keys::user_conv(app, user, &conv.encode()), record));
     }
 
     pub fn put_friend(&mut self, app: AppId, user: &UserId, peer: &UserId, record: Vec<u8>) {
@@ -108,27 +111,17 @@ impl Batch {
         self.ops.push(Op::Put(keys::CF_FREQS, keys::user_request(app, user, id), record));
     }
 
-    pub fn put_idem(&mut self, app: AppId, sender: &UserId, peer: &UserId, client_id: &str, record: Vec<u8>) {
-        self.ops.push(Op::Put(keys::CF_IDEM, keys::idem(app, sender, peer, client_id), record));
+    pub fn put_idem(&mut self, app: AppId, sender: &UserId, to: &ConvRef, client_id: &str, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_IDEM, keys::idem(app, sender, to, client_id), record));
     }
 
     /// Records that `user`'s shard still has to record message `server_id` in its streams
     /// (`kind` 0: the delivery; 1: its recall).
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_fanout(
-        &mut self,
-        app: AppId,
-        user: &UserId,
-        server_id: u64,
-        kind: u8,
-        lo: &UserId,
-        hi: &UserId,
-        seq: u64,
-    ) {
+    pub fn put_fanout(&mut self, app: AppId, user: &UserId, (server_id, kind): (u64, u8), at: &(ConvId, u64)) {
         self.ops.push(Op::Put(
             keys::CF_FANOUT,
             keys::fanout(app, user, server_id, kind),
-            keys::msg_location(lo, hi, seq),
+            keys::msg_location(&at.0, at.1),
         ));
     }
 

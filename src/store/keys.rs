@@ -5,7 +5,7 @@
 //! "alice2" never share a prefix by accident. Decoders are checked: a key that does not
 //! parse is reported, never trusted.
 
-use crate::domain::ids::{AppId, UserId};
+use crate::domain::ids::{AppId, ConvId, ConvKind, ConvRef, GroupId, Pair, UserId};
 
 /// Column families. Names are part of the on-disk format.
 pub const CF_META: &str = "default";
@@ -20,15 +20,18 @@ pub const CF_HEADS: &str = "heads";
 /// [app u32][len u8][target][subscriber] -> expiry ms u64
 pub const CF_SUBS: &str = "subs";
 
-/// [app u32][len u8][lo][len u8][hi][seq u64] -> message record (P2P conversation lo<hi)
+/// [app u32][conv][seq u64] -> message record, where [conv] is `conv_bytes`: a P2P pair
+/// (lo < hi) or a group
 pub const CF_MSGS: &str = "msgs";
-/// [app u32][server id u64] -> [len u8][lo][len u8][hi][seq u64] (where a message lives)
+/// [app u32][server id u64] -> [conv][seq u64] (where a message lives)
 pub const CF_MSG_IDS: &str = "msg_ids";
-/// [app u32][len u8][user][kind u8][peer] -> the user's conversation entry
+/// [app u32][len u8][user][kind u8][peer or group] -> the user's conversation entry (kind as
+/// `ConvKind`: 1 P2P, 2 group)
 pub const CF_USER_CONVS: &str = "user_convs";
-/// [app u32][len u8][sender][len u8][peer][client id] -> idempotency record
+/// [app u32][len u8][sender][tag u8][len u8][peer or group][client id] -> idempotency record
+/// (tag as in `conv_bytes`)
 pub const CF_IDEM: &str = "idem";
-/// [app u32][len u8][user][server id u64][kind u8] -> pair + seq: a delivery (kind 0) or a
+/// [app u32][len u8][user][server id u64][kind u8] -> [conv][seq]: a delivery (kind 0) or a
 /// recall (kind 1) the user's shard has not recorded yet (replayed at start-up). Recalls write
 /// them as they happen; deliveries get one only at start-up, when the delivery marks show
 /// them unrecorded (or when a user shard could not read the user's state)
@@ -63,7 +66,12 @@ pub const ALL_CFS: [&str; 14] = [
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
+
+/// The tag before a conversation in keys and values: above 64, so it is never the length
+/// byte of a user id, which is what format 4 had in its place (`store::upgrade` relies on it).
+pub const CONV_P2P: u8 = 0x81;
+pub const CONV_GROUP: u8 = 0x82;
 
 /// CF_META: [floor u64][shards u8]: every delivery of a message with a server id up to the
 /// floor is recorded in its user's stream or has a fan-out record; `shards` is the shard count
@@ -142,35 +150,70 @@ pub fn decode_sub(key: &[u8]) -> Option<(AppId, UserId, UserId)> {
     Some((app, target, subscriber))
 }
 
-/// `[len][lo][len][hi]`: a P2P conversation's pair.
-pub fn pair_bytes(lo: &UserId, hi: &UserId) -> Vec<u8> {
-    let (l, h) = (lo.as_str().as_bytes(), hi.as_str().as_bytes());
-    let mut k = Vec::with_capacity(2 + l.len() + h.len() + 8);
-    k.push(l.len() as u8);
-    k.extend_from_slice(l);
-    k.push(h.len() as u8);
-    k.extend_from_slice(h);
+fn tag(kind: ConvKind) -> u8 {
+    match kind {
+        ConvKind::P2P => CONV_P2P,
+        ConvKind::Group => CONV_GROUP,
+    }
+}
+
+fn push_id(k: &mut Vec<u8>, id: &str) {
+    // Ids are 1..=64 bytes, so the length fits a byte.
+    k.push(id.len() as u8);
+    k.extend_from_slice(id.as_bytes());
+}
+
+/// `[tag][len][lo][len][hi]` for a P2P pair, `[tag][len][group]` for a group.
+pub fn conv_bytes(c: &ConvId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 * crate::domain::ids::MAX_USER_ID + 3);
+    match c {
+        ConvId::P2p(p) => {
+            k.push(CONV_P2P);
+            push_id(&mut k, p.lo.as_str());
+            push_id(&mut k, p.hi.as_str());
+        }
+        ConvId::Group(g) => {
+            k.push(CONV_GROUP);
+            push_id(&mut k, g.as_str());
+        }
+    }
     k
 }
 
-/// Splits `[len][lo][len][hi]` off the front of `b`.
-pub fn decode_pair(b: &[u8]) -> Option<(UserId, UserId, &[u8])> {
-    let ll = *b.first()? as usize;
-    let lo = UserId::new(std::str::from_utf8(b.get(1..1 + ll)?).ok()?)?;
-    let rest = b.get(1 + ll..)?;
-    let hl = *rest.first()? as usize;
-    let hi = UserId::new(std::str::from_utf8(rest.get(1..1 + hl)?).ok()?)?;
-    Some((lo, hi, rest.get(1 + hl..)?))
+/// Splits `[len][id]` off the front of `b`.
+fn take_id(b: &[u8]) -> Option<(&str, &[u8])> {
+    let len = *b.first()? as usize;
+    Some((std::str::from_utf8(b.get(1..1 + len)?).ok()?, b.get(1 + len..)?))
 }
 
-pub fn conv(app: AppId, lo: &UserId, hi: &UserId) -> Vec<u8> {
+/// Splits a `conv_bytes` off the front of `b`.
+pub fn decode_conv(b: &[u8]) -> Option<(ConvId, &[u8])> {
+    let (&t, rest) = b.split_first()?;
+    match t {
+        CONV_P2P => {
+            let (lo, rest) = take_id(rest)?;
+            let (hi, rest) = take_id(rest)?;
+            let (lo, hi) = (UserId::new(lo)?, UserId::new(hi)?);
+            // Stored pairs are canonical; anything else is not one of ours.
+            (lo < hi).then_some((ConvId::P2p(Pair { lo, hi }), rest))
+        }
+        CONV_GROUP => {
+            let (g, rest) = take_id(rest)?;
+            Some((ConvId::Group(GroupId::new(g)?), rest))
+        }
+        _ => None,
+    }
+}
+
+/// The prefix of all of a conversation's messages.
+pub fn conv(app: AppId, c: &ConvId) -> Vec<u8> {
     let mut k = app.0.to_be_bytes().to_vec();
-    k.extend_from_slice(&pair_bytes(lo, hi));
+    k.extend_from_slice(&conv_bytes(c));
     k
 }
 
-pub fn msg(app: AppId, lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
-    let mut k = conv(app, lo, hi);
+pub fn msg(app: AppId, c: &ConvId, seq: u64) -> Vec<u8> {
+    let mut k = conv(app, c);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
@@ -190,16 +233,17 @@ pub fn msg_id(app: AppId, server_id: u64) -> Vec<u8> {
     k
 }
 
-/// The value of a CF_MSG_IDS or CF_FANOUT entry: where a message lives.
-pub fn msg_location(lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
-    let mut v = pair_bytes(lo, hi);
+/// `[conv][seq]`: where a message lives (the value of CF_MSG_IDS and CF_FANOUT entries, and
+/// the payload of Messages-stream entries).
+pub fn msg_location(c: &ConvId, seq: u64) -> Vec<u8> {
+    let mut v = conv_bytes(c);
     v.extend_from_slice(&seq.to_be_bytes());
     v
 }
 
-pub fn decode_msg_location(v: &[u8]) -> Option<(UserId, UserId, u64)> {
-    let (lo, hi, rest) = decode_pair(v)?;
-    Some((lo, hi, u64::from_be_bytes(rest.try_into().ok()?)))
+pub fn decode_msg_location(v: &[u8]) -> Option<(ConvId, u64)> {
+    let (c, rest) = decode_conv(v)?;
+    Some((c, u64::from_be_bytes(rest.try_into().ok()?)))
 }
 
 pub fn user_conv(app: AppId, user: &UserId, item: &[u8]) -> Vec<u8> {
@@ -233,11 +277,11 @@ pub fn user_request(app: AppId, user: &UserId, id: u64) -> Vec<u8> {
     k
 }
 
-pub fn idem(app: AppId, sender: &UserId, peer: &UserId, client_id: &str) -> Vec<u8> {
-    let p = peer.as_str().as_bytes();
-    let mut k = app_user(1 + p.len() + client_id.len(), app, sender);
-    k.push(p.len() as u8);
-    k.extend_from_slice(p);
+/// A sender's client id in one conversation (`to` as the sender sees it).
+pub fn idem(app: AppId, sender: &UserId, to: &ConvRef, client_id: &str) -> Vec<u8> {
+    let mut k = app_user(2 + to.id_str().len() + client_id.len(), app, sender);
+    k.push(tag(to.kind()));
+    push_id(&mut k, to.id_str());
     k.extend_from_slice(client_id.as_bytes());
     k
 }
@@ -295,19 +339,35 @@ mod tests {
         assert!(user(AppId(1), &u("zz")) < user(AppId(256), &u("a")));
     }
 
+    fn pair(a: &str, b: &str) -> ConvId {
+        ConvId::P2p(Pair::new(&u(a), &u(b)).unwrap())
+    }
+
     #[test]
     fn messages_sort_by_seq_within_their_conversation() {
-        let (a, b, ab) = (u("a"), u("b"), u("ab"));
-        assert!(msg(AppId(1), &a, &b, 255) < msg(AppId(1), &a, &b, 256));
-        // ("a","b") and ("ab", ...) never interleave thanks to the length prefixes.
-        let p = conv(AppId(1), &a, &b);
-        assert!(!msg(AppId(1), &ab, &b, 1).starts_with(&p));
-        assert_eq!(decode_msg_location(&msg_location(&a, &b, 42)), Some((a.clone(), b.clone(), 42)));
-        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7, 1)), Some((AppId(3), a.clone(), 7, 1)));
-        assert_eq!(decode_fanout(&fanout(AppId(3), &a, 7, 1)[..10]), None);
-        // A client id never runs into the peer's bytes.
-        assert_ne!(idem(AppId(1), &a, &b, "x"), idem(AppId(1), &a, &u("bx"), ""));
+        let (ab, g) = (pair("a", "b"), ConvId::Group(GroupId::new("a").unwrap()));
+        assert!(msg(AppId(1), &ab, 255) < msg(AppId(1), &ab, 256));
+        // ("a","b") and ("ab", ...) never interleave thanks to the length prefixes, and a
+        // group never shares a prefix with a pair.
+        let p = conv(AppId(1), &ab);
+        assert!(!msg(AppId(1), &pair("ab", "b"), 1).starts_with(&p));
+        assert!(!msg(AppId(1), &g, 1).starts_with(&p) && !msg(AppId(1), &ab, 1).starts_with(&conv(AppId(1), &g)));
+        for c in [&ab, &g] {
+            assert_eq!(decode_msg_location(&msg_location(c, 42)), Some((c.clone(), 42)));
+        }
+        assert_eq!(decode_fanout(&fanout(AppId(3), &u("a"), 7, 1)), Some((AppId(3), u("a"), 7, 1)));
+        assert_eq!(decode_fanout(&fanout(AppId(3), &u("a"), 7, 1)[..10]), None);
+        // A client id never runs into the peer's bytes; a group's never meets a user's.
+        let (b, bx) = (ConvRef::P2p(u("b")), ConvRef::P2p(u("bx")));
+        assert_ne!(idem(AppId(1), &u("a"), &b, "x"), idem(AppId(1), &u("a"), &bx, ""));
+        let gb = ConvRef::Group(GroupId::new("b").unwrap());
+        assert_ne!(idem(AppId(1), &u("a"), &b, "x"), idem(AppId(1), &u("a"), &gb, "x"));
+        // Garbage, a pair out of order, and format 4's untagged pair are refused.
         assert_eq!(decode_msg_location(&[5, b'x']), None);
+        let mut swapped = vec![CONV_P2P, 1, b'b', 1, b'a'];
+        swapped.extend_from_slice(&1u64.to_be_bytes());
+        assert_eq!(decode_msg_location(&swapped), None);
+        assert_eq!(decode_msg_location(&msg_location(&ab, 1)[1..]), None);
         assert!(msg_id(AppId(1), 1) < msg_id(AppId(1), 256));
     }
 

@@ -10,6 +10,8 @@
 mod batch;
 pub mod codec;
 pub mod keys;
+mod messages;
+mod upgrade;
 pub mod writer;
 
 use std::path::Path;
@@ -18,8 +20,10 @@ use std::sync::Arc;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
 use crate::domain::ids::{AppId, UserId};
-pub use batch::Batch;
+use crate::domain::sync::{ItemId, Stream};
 pub(crate) use batch::Op;
+pub use batch::{Batch, StreamPut};
+pub use messages::{decode_message_ref, message_ref, Location};
 pub use writer::{Commit, Committer, Done, WriterOptions, WriterThread};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -53,19 +57,9 @@ pub type SocialRaw = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Entry>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEntry {
     pub seq: u64,
-    pub item: Vec<u8>,
+    pub item: ItemId,
     /// `None` is a tombstone: the item was deleted.
     pub payload: Option<Vec<u8>>,
-}
-
-/// A reference to a stored message (its pair and seq), as kept in Messages-stream entries:
-/// the body is stored once, in the conversation.
-pub fn message_ref(lo: &UserId, hi: &UserId, seq: u64) -> Vec<u8> {
-    keys::msg_location(lo, hi, seq)
-}
-
-pub fn decode_message_ref(b: &[u8]) -> Option<(UserId, UserId, u64)> {
-    keys::decode_msg_location(b)
 }
 
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
@@ -160,23 +154,6 @@ impl Store {
         Ok(store)
     }
 
-    fn check_format(&self) -> Result<(), StoreError> {
-        let meta = cf(&self.db, keys::CF_META)?;
-        match self.db.get_cf(meta, keys::META_FORMAT).map_err(rocks)? {
-            None => self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks),
-            Some(v) if v[..] == keys::FORMAT_VERSION.to_be_bytes() => Ok(()),
-            // Version 2 also kept each stream's head in CF_HEADS; version 3 reads heads from the
-            // streams themselves, so a version 2 directory is already valid: mark it 3 (which an
-            // older binary, that would not write heads, refuses).
-            // Version 3 had no delivery marks: every delivery not yet recorded had a fan-out
-            // record, which version 4 still honours (a missing floor is the newest message).
-            Some(v) if v[..] == 2u32.to_be_bytes() || v[..] == 3u32.to_be_bytes() => {
-                self.db.put_cf(meta, keys::META_FORMAT, keys::FORMAT_VERSION.to_be_bytes()).map_err(rocks)
-            }
-            Some(v) => Err(StoreError::Corrupt(format!("unknown on-disk format {v:?}"))),
-        }
-    }
-
     /// Starts the group-commit writer for this store.
     pub fn start_writer(&self, o: WriterOptions) -> (Committer, WriterThread) {
         writer::spawn(self.db.clone(), o)
@@ -228,12 +205,12 @@ impl Store {
         &self,
         app: AppId,
         user: &UserId,
-        stream: u8,
+        stream: Stream,
         after: u64,
         limit: usize,
     ) -> Result<(Vec<StreamEntry>, bool), StoreError> {
-        let prefix = keys::stream_prefix(app, user, stream);
-        let start = keys::stream_entry(app, user, stream, after.saturating_add(1));
+        let prefix = keys::stream_prefix(app, user, stream as u8);
+        let start = keys::stream_entry(app, user, stream as u8, after.saturating_add(1));
         let it = self.db.iterator_cf(cf(&self.db, keys::CF_STREAM)?, IteratorMode::From(&start, Direction::Forward));
         let mut out = Vec::with_capacity(limit.min(256));
         for kv in it {
@@ -247,80 +224,10 @@ impl Store {
             let seq =
                 keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("stream key".into()))?;
             let mut r = codec::Reader::new(&v);
-            let item = r.bytes()?.to_vec();
+            let item = ItemId::decode(stream, r.bytes()?).ok_or_else(|| StoreError::Corrupt("stream item".into()))?;
             let deleted = r.bool()?;
             let payload = r.bytes()?;
             out.push(StreamEntry { seq, item, payload: (!deleted).then(|| payload.to_vec()) });
-        }
-        Ok((out, false))
-    }
-
-    /// A P2P conversation's last seq (0 when it has no message): one seek to the end of its
-    /// messages, never a scan.
-    pub fn conv_head(&self, app: AppId, lo: &UserId, hi: &UserId) -> Result<u64, StoreError> {
-        let prefix = keys::conv(app, lo, hi);
-        let last = keys::msg(app, lo, hi, u64::MAX);
-        let mut it = self.db.iterator_cf(cf(&self.db, keys::CF_MSGS)?, IteratorMode::From(&last, Direction::Reverse));
-        match it.next() {
-            Some(kv) => {
-                let (k, _) = kv.map_err(rocks)?;
-                if !k.starts_with(&prefix) {
-                    return Ok(0);
-                }
-                keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))
-            }
-            None => Ok(0),
-        }
-    }
-
-    pub fn message(&self, app: AppId, lo: &UserId, hi: &UserId, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(cf(&self.db, keys::CF_MSGS)?, keys::msg(app, lo, hi, seq)).map_err(rocks)
-    }
-
-    /// Where message `server_id` lives: (lo, hi, seq).
-    pub fn message_location(&self, app: AppId, server_id: u64) -> Result<Option<(UserId, UserId, u64)>, StoreError> {
-        match self.db.get_cf(cf(&self.db, keys::CF_MSG_IDS)?, keys::msg_id(app, server_id)).map_err(rocks)? {
-            Some(v) => {
-                keys::decode_msg_location(&v).map(Some).ok_or_else(|| StoreError::Corrupt("message location".into()))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Messages of a conversation with `from <= seq <= to`, ascending or descending, at most
-    /// `limit`; and whether more remain in that direction.
-    #[allow(clippy::too_many_arguments)]
-    pub fn messages(
-        &self,
-        app: AppId,
-        lo: &UserId,
-        hi: &UserId,
-        from: u64,
-        to: u64,
-        descending: bool,
-        limit: usize,
-    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
-        let prefix = keys::conv(app, lo, hi);
-        let (start, dir) = if descending {
-            (keys::msg(app, lo, hi, to), Direction::Reverse)
-        } else {
-            (keys::msg(app, lo, hi, from), Direction::Forward)
-        };
-        let mut out = Vec::with_capacity(limit.min(256));
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_MSGS)?, IteratorMode::From(&start, dir)) {
-            let (k, v) = kv.map_err(rocks)?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let seq =
-                keys::decode_stream_seq(&k, prefix.len()).ok_or_else(|| StoreError::Corrupt("message key".into()))?;
-            if seq < from || seq > to {
-                break;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(v.to_vec());
         }
         Ok((out, false))
     }
@@ -367,16 +274,6 @@ impl Store {
         Ok((friend, black))
     }
 
-    pub fn idem(
-        &self,
-        app: AppId,
-        sender: &UserId,
-        peer: &UserId,
-        client_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(cf(&self.db, keys::CF_IDEM)?, keys::idem(app, sender, peer, client_id)).map_err(rocks)
-    }
-
     /// The delivery floor and shard count (`keys::META_DELIVERY_FLOOR`) and every delivery
     /// mark ((user shard, source shard) -> server id).
     #[allow(clippy::type_complexity)]
@@ -401,77 +298,12 @@ impl Store {
         Ok((floor, marks))
     }
 
-    /// Calls `f(app, server id, (lo, hi, seq))` for every message whose server id is above
-    /// `after` (for every app: one seek per app), and returns the highest server id stored
-    /// (`after` when none is above it).
-    pub fn for_each_message_after(
-        &self,
-        after: u64,
-        mut f: impl FnMut(AppId, u64, (UserId, UserId, u64)),
-    ) -> Result<u64, StoreError> {
-        let Some(from) = after.checked_add(1) else { return Ok(after) };
-        let mut it = self.db.raw_iterator_cf(cf(&self.db, keys::CF_MSG_IDS)?);
-        let mut max = after;
-        it.seek(keys::msg_id(AppId(0), from));
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let (app, id) = keys::decode_msg_id(k).ok_or_else(|| StoreError::Corrupt("message id key".into()))?;
-            if id < from {
-                // The next app's first ids: skip to the ones above `after`.
-                it.seek(keys::msg_id(app, from));
-                continue;
-            }
-            let loc = keys::decode_msg_location(v).ok_or_else(|| StoreError::Corrupt("message location".into()))?;
-            max = max.max(id);
-            f(app, id, loc);
-            it.next();
-        }
-        it.status().map_err(rocks)?;
-        Ok(max)
-    }
-
-    /// The highest server id of any stored message (0 when there is none): one reverse seek
-    /// per app.
-    pub fn max_message_id(&self) -> Result<u64, StoreError> {
-        let mut it = self.db.raw_iterator_cf(cf(&self.db, keys::CF_MSG_IDS)?);
-        let mut max = 0;
-        it.seek_to_first();
-        while let Some(k) = it.key() {
-            let (app, _) = keys::decode_msg_id(k).ok_or_else(|| StoreError::Corrupt("message id key".into()))?;
-            it.seek_for_prev(keys::msg_id(app, u64::MAX));
-            let (_, id) =
-                it.key().and_then(keys::decode_msg_id).ok_or_else(|| StoreError::Corrupt("message id".into()))?;
-            max = max.max(id);
-            match app.0.checked_add(1) {
-                Some(next) => it.seek(keys::msg_id(AppId(next), 0)),
-                None => break,
-            }
-        }
-        it.status().map_err(rocks)?;
-        Ok(max)
-    }
-
     /// Writes `batch` now, fdatasync'ed, bypassing the writer (start-up, before any shard runs).
     pub fn write_now(&self, batch: Batch) -> Result<(), StoreError> {
         let wb = write_batch(&self.db, &batch.ops)?;
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
         self.db.write_opt(wb, &o).map_err(rocks)
-    }
-
-    /// Calls `f(app, user, server_id, kind, (lo, hi, seq))` for every fan-out record: a
-    /// delivery or recall not yet recorded by its user's shard.
-    pub fn for_each_fanout(
-        &self,
-        mut f: impl FnMut(AppId, UserId, u64, u8, (UserId, UserId, u64)),
-    ) -> Result<(), StoreError> {
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_FANOUT)?, IteratorMode::Start) {
-            let (k, v) = kv.map_err(rocks)?;
-            let (app, user, id, kind) =
-                keys::decode_fanout(&k).ok_or_else(|| StoreError::Corrupt("fanout key".into()))?;
-            let loc = keys::decode_msg_location(&v).ok_or_else(|| StoreError::Corrupt("fanout value".into()))?;
-            f(app, user, id, kind, loc);
-        }
-        Ok(())
     }
 }
 
@@ -503,43 +335,55 @@ mod tests {
             max_group: 16,
         });
         let (app, me) = (AppId(1), u("me"));
+        let (bob, carol) = (ItemId::User(u("bob")), ItemId::User(u("carol")));
+        fn put<'a>(item: &'a ItemId, seq: u64, payload: Option<&'a [u8]>, replaced: Option<u64>) -> StreamPut<'a> {
+            StreamPut { stream: Stream::Friends, seq, item, payload, replaced }
+        }
         let mut b = Batch::default();
-        b.put_stream_item(app, &me, 0, 1, b"bob", Some(b"v1"), None);
-        b.put_stream_item(app, &me, 0, 2, b"carol", Some(b"c1"), None);
+        b.put_stream_item(app, &me, put(&bob, 1, Some(&b"v1"[..]), None));
+        b.put_stream_item(app, &me, put(&carol, 2, Some(&b"c1"[..]), None));
         commit_and_wait(&c, b).unwrap();
         let mut b = Batch::default();
-        b.put_stream_item(app, &me, 0, 3, b"bob", None, Some(1)); // bob deleted: tombstone
+        b.put_stream_item(app, &me, put(&bob, 3, None, Some(1))); // bob deleted: tombstone
         commit_and_wait(&c, b).unwrap();
 
-        let (all, more) = store.read_stream(app, &me, 0, 0, 10).unwrap();
+        let friends = Stream::Friends;
+        let (all, more) = store.read_stream(app, &me, friends, 0, 10).unwrap();
         assert!(!more);
         assert_eq!(all.len(), 2);
-        assert_eq!((all[0].seq, &all[0].item[..], all[0].payload.as_deref()), (2, &b"carol"[..], Some(&b"c1"[..])));
-        assert_eq!((all[1].seq, &all[1].item[..], all[1].payload.as_deref()), (3, &b"bob"[..], None));
-        let (page, more) = store.read_stream(app, &me, 0, 0, 1).unwrap();
+        assert_eq!((all[0].seq, &all[0].item, all[0].payload.as_deref()), (2, &carol, Some(&b"c1"[..])));
+        assert_eq!((all[1].seq, &all[1].item, all[1].payload.as_deref()), (3, &bob, None));
+        let (page, more) = store.read_stream(app, &me, friends, 0, 1).unwrap();
         assert_eq!((page.len(), more), (1, true));
-        let (rest, more) = store.read_stream(app, &me, 0, 2, 1).unwrap();
+        let (rest, more) = store.read_stream(app, &me, friends, 2, 1).unwrap();
         assert_eq!((rest[0].seq, more), (3, false));
-        assert!(store.read_stream(app, &me, 1, 0, 10).unwrap().0.is_empty());
-        assert!(store.read_stream(app, &u("other"), 0, 0, 10).unwrap().0.is_empty());
+        assert!(store.read_stream(app, &me, Stream::FriendRequests, 0, 10).unwrap().0.is_empty());
+        assert!(store.read_stream(app, &u("other"), friends, 0, 10).unwrap().0.is_empty());
+        // An entry whose item is not of its stream's kind is reported, never trusted.
+        assert!(matches!(store.read_stream(app, &me, Stream::Messages, 0, 10), Ok((ref e, false)) if e.is_empty()));
+        let mut b = Batch::default();
+        b.put_stream_item(app, &me, StreamPut { stream: Stream::Messages, ..put(&bob, 1, Some(&b""[..]), None) });
+        commit_and_wait(&c, b).unwrap();
+        assert!(matches!(store.read_stream(app, &me, Stream::Messages, 0, 10), Err(StoreError::Corrupt(_))));
         drop(c);
         w.join().unwrap();
         // Heads are the streams' last entries: stream 0 ends at 3 (the tombstone), others at 0;
         // another user's streams (sharing the key prefix "me") do not leak in.
         assert_eq!(store.stream_heads(app, &me, 3).unwrap(), vec![3, 0, 0]);
+        assert_eq!(store.stream_heads(app, &me, 6).unwrap()[5], 1);
         assert_eq!(store.stream_heads(app, &u("m"), 3).unwrap(), vec![0, 0, 0]);
         assert_eq!(store.stream_heads(app, &u("mee"), 3).unwrap(), vec![0, 0, 0]);
     }
 
     #[test]
-    fn format_2_and_3_directories_are_upgraded_and_an_unknown_format_refused() {
+    fn older_directories_are_upgraded_and_an_unknown_format_refused() {
         let dir = tempfile::tempdir().unwrap();
         let set = |v: u32| {
             let store = Store::open(dir.path()).unwrap();
             let meta = cf(&store.db, keys::CF_META).unwrap();
             store.db.put_cf(meta, keys::META_FORMAT, v.to_be_bytes()).unwrap();
         };
-        for old in [2, 3] {
+        for old in [2, 3, 4] {
             set(old);
             let store = Store::open(dir.path()).unwrap();
             let meta = cf(&store.db, keys::CF_META).unwrap();
@@ -554,20 +398,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.max_message_id().unwrap(), 0);
+        let ab = crate::domain::ids::ConvId::P2p(crate::domain::ids::Pair::new(&u("a"), &u("b")).unwrap());
         let mut b = Batch::default();
         for (app, id) in [(1, 5), (1, 9), (1, 20), (2, 3), (2, 30), (7, 10)] {
-            b.put_message(AppId(app), &u("a"), &u("b"), id, id, vec![1]);
+            b.put_message(AppId(app), &ab, id, id, vec![1]);
         }
         b.put_delivery_mark(1, 0, 42);
         b.put_delivery_mark(0, 1, 7);
         b.put_delivery_floor(8, 2);
         store.write_now(b).unwrap();
         let mut seen = Vec::new();
-        let newest =
-            store.for_each_message_after(8, |app, id, (lo, hi, seq)| seen.push((app.0, id, lo, hi, seq))).unwrap();
+        let newest = store.for_each_message_after(8, |app, id, (conv, seq)| seen.push((app.0, id, conv, seq))).unwrap();
         let ids: Vec<(u32, u64)> = seen.iter().map(|s| (s.0, s.1)).collect();
         assert_eq!(ids, vec![(1, 9), (1, 20), (2, 30), (7, 10)]);
-        assert_eq!((&seen[0].2, &seen[0].3, seen[0].4), (&u("a"), &u("b"), 9));
+        assert_eq!((&seen[0].2, seen[0].3), (&ab, 9));
         assert_eq!(newest, 30);
         assert_eq!(store.for_each_message_after(30, |_, _, _| panic!("nothing is above 30")).unwrap(), 30);
         assert_eq!(store.max_message_id().unwrap(), 30);
@@ -583,8 +427,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut b = Batch::default();
+        let peer = crate::domain::ids::ConvRef::P2p(u("peer"));
         for i in 0..50_000u32 {
-            b.put_idem(AppId(1), &u("sender"), &u("peer"), &format!("client-id-{i}"), vec![7; 24]);
+            b.put_idem(AppId(1), &u("sender"), &peer, &format!("client-id-{i}"), vec![7; 24]);
         }
         store.write_now(b).unwrap();
         let idem = cf(&store.db, keys::CF_IDEM).unwrap();
@@ -596,8 +441,8 @@ mod tests {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
         assert!(partitions > 1, "a partitioned index: {props}");
-        assert!(store.idem(AppId(1), &u("sender"), &u("peer"), "client-id-49999").unwrap().is_some());
-        assert!(store.idem(AppId(1), &u("sender"), &u("peer"), "client-id-50000").unwrap().is_none());
+        assert!(store.idem(AppId(1), &u("sender"), &peer, "client-id-49999").unwrap().is_some());
+        assert!(store.idem(AppId(1), &u("sender"), &peer, "client-id-50000").unwrap().is_none());
     }
 
     #[test]

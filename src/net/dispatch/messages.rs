@@ -1,12 +1,12 @@
-//! One-to-one messages, conversations and incremental sync.
+//! Messages, conversations and incremental sync.
 
 use bytes::Bytes;
 
 use super::{err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
-use crate::domain::conversation::{ConvRef, ConvView};
+use crate::domain::conversation::ConvView;
 use crate::domain::friend::{BlackEntry, FriendEntry, FriendRequest};
-use crate::domain::ids::UserId;
-use crate::domain::message::{self, history_range, MessageRecord, Pair};
+use crate::domain::ids::{ConvId, ConvRef, UserId};
+use crate::domain::message::{self, history_range, MessageRecord};
 use crate::domain::sync::{page_size, Stream, SyncPage};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
@@ -27,35 +27,40 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
     let client_id = r.client_id().ok_or(DomainError::MissingField("client_id"))?.to_owned();
     let body = r.body().map(|b| b.bytes().to_vec()).unwrap_or_default();
     message::validate_send(&client_id, &body, cx.lim().max_message_body)?;
-    let to = conv.peer;
-    let pair = Pair::new(&from, &to).ok_or(DomainError::InvalidArgument("cannot message oneself"))?;
+    let id = conv_of(&conv, &from, "cannot message oneself")?;
     let (router, app) = (cx.router(), cx.s.app);
     let answered = cx.outbox.take_request();
     let cmd = SendMessage {
         app,
         from,
-        to,
+        to: conv,
         client_id,
         msg_type: r.msg_type(),
         body,
         origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered },
     }
     .into();
-    let shard = router.pair_shard(app, &pair);
+    let shard = router.conv_shard(app, &id);
     // The conversation's shard answers this connection directly once the message is durable
     // and then drops `answered`: the send counts as in flight until then.
     submit(cx, router, shard, cmd)
+}
+
+/// The conversation `me` names as `conv`; a conversation with oneself is refused as `what`.
+fn conv_of(conv: &ConvRef, me: &UserId, what: &'static str) -> Result<ConvId, DomainError> {
+    conv.conv_id(me).ok_or(DomainError::InvalidArgument(what))
 }
 
 pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
     let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
     let conv = dw::parse_conv(r.conv())?;
     let (server_id, seq) = (r.server_id(), r.seq());
+    let ConvRef::P2p(sender) = conv else { return Err(DomainError::InvalidArgument("conv").into()) };
     let router = cx.router();
-    let shard = router.user_shard(cx.s.app, &conv.peer);
+    let shard = router.user_shard(cx.s.app, &sender);
     let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
     // The sender's shard answers this connection directly (see `send`).
-    let cmd = Receipt { app: cx.s.app, user: conv.peer, by: me, server_id, seq, origin }.into();
+    let cmd = Receipt { app: cx.s.app, user: sender, by: me, server_id, seq, origin }.into();
     submit(cx, router, shard, cmd)
 }
 
@@ -99,12 +104,12 @@ pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
 pub fn recall(cx: Cx<'_>, r: wire::RecallReq<'_>) -> R {
     let by = subject(cx.s, r.user_id())?;
     let conv = dw::parse_conv(r.conv())?;
-    let pair = Pair::new(&by, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
+    let conv = conv_of(&conv, &by, "conv")?;
     let (server_id, by_admin) = (r.server_id(), cx.s.admin);
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let shard = router.pair_shard(app, &pair);
-        let res = ask(&router, shard, |reply| RecallMessage { app, pair, by, by_admin, server_id, reply }.into()).await;
+        let shard = router.conv_shard(app, &conv);
+        let res = ask(&router, shard, |reply| RecallMessage { app, conv, by, by_admin, server_id, reply }.into()).await;
         ok_or_err(id, res.and_then(|r| r))
     })
 }
@@ -132,13 +137,13 @@ pub fn get_messages(cx: Cx<'_>, r: wire::GetMessagesReq<'_>) -> R {
 pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
     let viewer = subject(cx.s, r.user_id())?;
     let conv = dw::parse_conv(r.conv())?;
-    let pair = Pair::new(&viewer, &conv.peer).ok_or(DomainError::InvalidArgument("conv"))?;
+    let conv = conv_of(&conv, &viewer, "conv")?;
     let range = history_range(r.before_seq(), r.after_seq(), r.oldest_first(), cx.s.protocol_version);
     let limit = page_size(r.limit(), cx.lim().max_page);
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
     pending(async move {
-        let shard = router.pair_shard(app, &pair);
-        match ask(&router, shard, |reply| GetHistory { app, pair, range, limit, reply }.into()).await.and_then(|r| r) {
+        let shard = router.conv_shard(app, &conv);
+        match ask(&router, shard, |reply| GetHistory { app, conv, range, limit, reply }.into()).await.and_then(|r| r) {
             Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
             Err(e) => err_frame(id, &e),
         }
@@ -238,44 +243,35 @@ fn conversations_resp(id: u64, list: &[ConvView], viewer: &UserId, head: u64, mo
     })
 }
 
-/// A sync page with each stream's typed payload. Item ids: a message's server id in decimal;
-/// a conversation's peer.
+/// A sync page with each stream's typed payload (item ids: `ItemId::wire_id`).
 fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
     protocol::response(id, |fbb| {
         let mut items = Vec::with_capacity(page.changes.len());
         for c in &page.changes {
             let (mut friend, mut friend_request, mut black) = (None, None, None);
-            let (item_id, message, conversation) = match page.stream {
+            let (mut message, mut conversation) = (None, None);
+            let payload = c.payload.as_deref();
+            match page.stream {
                 Stream::Messages => {
-                    let sid = <[u8; 8]>::try_from(&c.item[..]).map(u64::from_be_bytes).unwrap_or(0);
-                    let m = c.payload.as_deref().and_then(|p| MessageRecord::decode(p).ok());
-                    let m = m.map(|m| dw::message(fbb, &m, viewer, c.seq.0));
-                    (sid.to_string(), m, None)
+                    let m = payload.and_then(|p| MessageRecord::decode(p).ok());
+                    message = m.map(|m| dw::message(fbb, &m, viewer, c.seq.0));
                 }
                 Stream::Conversations => {
-                    let peer = ConvRef::from_item_id(&c.item).map(|r| r.peer.to_string()).unwrap_or_default();
-                    let v = c.payload.as_deref().and_then(|p| ConvView::decode_full(p).ok());
-                    let v = v.map(|v| dw::conversation(fbb, &v, viewer));
-                    (peer, None, v)
+                    let v = payload.and_then(|p| ConvView::decode_full(p).ok());
+                    conversation = v.map(|v| dw::conversation(fbb, &v, viewer));
                 }
                 Stream::Friends => {
-                    friend =
-                        c.payload.as_deref().and_then(|p| FriendEntry::decode(p).ok()).map(|f| friend_wire(fbb, &f));
-                    (String::from_utf8_lossy(&c.item).into_owned(), None, None)
+                    friend = payload.and_then(|p| FriendEntry::decode(p).ok()).map(|f| friend_wire(fbb, &f));
                 }
                 Stream::Blacklist => {
-                    black = c.payload.as_deref().and_then(|p| BlackEntry::decode(p).ok()).map(|b| black_wire(fbb, &b));
-                    (String::from_utf8_lossy(&c.item).into_owned(), None, None)
+                    black = payload.and_then(|p| BlackEntry::decode(p).ok()).map(|b| black_wire(fbb, &b));
                 }
                 Stream::FriendRequests => {
-                    friend_request =
-                        c.payload.as_deref().and_then(|p| FriendRequest::decode(p).ok()).map(|r| request_wire(fbb, &r));
-                    let id = <[u8; 8]>::try_from(&c.item[..]).map(u64::from_be_bytes).unwrap_or(0);
-                    (id.to_string(), None, None)
+                    friend_request = payload.and_then(|p| FriendRequest::decode(p).ok()).map(|r| request_wire(fbb, &r));
                 }
-                Stream::JoinedGroups => (String::from_utf8_lossy(&c.item).into_owned(), None, None),
-            };
-            let item_id = fbb.create_string(&item_id);
+                Stream::JoinedGroups => {}
+            }
+            let item_id = fbb.create_string(&c.item.wire_id());
             items.push(wire::SyncItem::create(
                 fbb,
                 &wire::SyncItemArgs {

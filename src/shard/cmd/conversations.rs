@@ -1,8 +1,8 @@
 //! A user's conversation list: reads, pins, mutes, deletes and pages; run by the user's shard.
 
 use super::Reply;
-use crate::domain::conversation::{ConvRef, ConvView};
-use crate::domain::ids::{AppId, ConnId, UserId};
+use crate::domain::conversation::ConvView;
+use crate::domain::ids::{AppId, ConnId, ConvRef, UserId};
 use crate::domain::DomainError;
 
 /// A page of a conversation list: entries, the newest change seq among them, more remain.

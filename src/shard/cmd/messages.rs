@@ -1,11 +1,11 @@
-//! One-to-one messages: sends, recalls and history run by the conversation's shard (by
-//! `Pair`); deliveries, receipts and recall records by a user's shard.
+//! Messages: sends, recalls and history run by the conversation's shard (by `ConvId`);
+//! deliveries, receipts and recall records by a user's shard.
 
 use std::sync::Arc;
 
 use super::{Origin, Reply};
-use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{HistoryRange, MessageRecord, Pair};
+use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
+use crate::domain::message::{HistoryRange, MessageRecord};
 use crate::domain::DomainError;
 
 /// A page of messages, and whether more remain.
@@ -37,11 +37,12 @@ pub struct PairChanged {
     pub done: Reply<()>,
 }
 
-/// Send `from` -> `to`; the ack (or error) goes to `origin` directly.
+/// Send `from` -> `to` (as `from` sees the conversation); the ack (or error) goes to
+/// `origin` directly.
 pub struct SendMessage {
     pub app: AppId,
     pub from: UserId,
-    pub to: UserId,
+    pub to: ConvRef,
     pub client_id: String,
     pub msg_type: u32,
     pub body: Vec<u8>,
@@ -50,7 +51,7 @@ pub struct SendMessage {
 
 pub struct RecallMessage {
     pub app: AppId,
-    pub pair: Pair,
+    pub conv: ConvId,
     pub by: UserId,
     pub by_admin: bool,
     pub server_id: u64,
@@ -59,7 +60,7 @@ pub struct RecallMessage {
 
 pub struct GetHistory {
     pub app: AppId,
-    pub pair: Pair,
+    pub conv: ConvId,
     /// The seqs and their order (`domain::message::history_range`).
     pub range: HistoryRange,
     pub limit: usize,

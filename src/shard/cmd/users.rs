@@ -108,6 +108,9 @@ pub struct PushToUser {
     pub app: AppId,
     pub user: UserId,
     pub frame: Bytes,
+    /// A push the client cannot read again (a receipt): never dropped on the way. Others
+    /// (status, profile and friendship changes, all re-readable) may be, past the bounds.
+    pub kept: bool,
 }
 
 /// Hands one encoded push to every online device of each of `users` (all of this shard):

@@ -1,12 +1,12 @@
 //! One user's blacklist: add and delete.
 
 use crate::domain::friend::BlackEntry;
-use crate::domain::sync::Stream;
+use crate::domain::sync::{ItemId, Stream};
 use crate::domain::DomainError;
 use crate::shard::cmd::{BlackAdd, BlackDelete};
 use crate::shard::common::or_reply;
 use crate::shard::state::{now_ms, Shard};
-use crate::store::Batch;
+use crate::store::{Batch, StreamPut};
 
 use super::*;
 
@@ -34,7 +34,17 @@ impl Shard {
         let replaced = s.black_tombs.remove(&peer);
         let mut batch = Batch::default();
         batch.put_black(app, &user, &peer, enc.clone());
-        batch.put_stream_item(app, &user, Stream::Blacklist as u8, seq, peer.as_str().as_bytes(), Some(&[]), replaced);
+        batch.put_stream_item(
+            app,
+            &user,
+            StreamPut {
+                stream: Stream::Blacklist,
+                seq,
+                item: &ItemId::User(peer.clone()),
+                payload: Some(&[]),
+                replaced,
+            },
+        );
         s.blacks.insert(peer.clone(), b);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), false, Some(&enc));
         self.commit_then(batch, targets, vec![push], reply, ()).await;
@@ -54,11 +64,13 @@ impl Shard {
         batch.put_stream_item(
             app,
             &user,
-            Stream::Blacklist as u8,
-            seq,
-            peer.as_str().as_bytes(),
-            None,
-            Some(b.stream_seq),
+            StreamPut {
+                stream: Stream::Blacklist,
+                seq,
+                item: &ItemId::User(peer.clone()),
+                payload: None,
+                replaced: Some(b.stream_seq),
+            },
         );
         s.black_tombs.insert(peer.clone(), seq);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), true, None);

@@ -7,8 +7,8 @@
 use bytes::Bytes;
 
 use crate::domain::friend::{self, BlackEntry, FriendEntry, FriendRequest, PairRelation, Social};
+use crate::domain::ids::Pair;
 use crate::domain::ids::{AppId, UserId};
-use crate::domain::message::Pair;
 use crate::domain::sync::{Heads, Stream};
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
@@ -177,12 +177,10 @@ impl Shard {
         // Tombstones are found in the streams themselves (one entry per item, so this reads
         // as many entries as the user ever had friends / blacklist entries).
         for (stream, tombs) in [(Stream::Friends, &mut s.friend_tombs), (Stream::Blacklist, &mut s.black_tombs)] {
-            let (entries, _) = self
-                .store
-                .read_stream(app, user, stream as u8, 0, usize::MAX)
-                .map_err(stored("friendship store access"))?;
+            let (entries, _) =
+                self.store.read_stream(app, user, stream, 0, usize::MAX).map_err(stored("friendship store access"))?;
             for e in entries.into_iter().filter(|e| e.payload.is_none()) {
-                if let Some(peer) = std::str::from_utf8(&e.item).ok().and_then(UserId::new) {
+                if let crate::domain::sync::ItemId::User(peer) = e.item {
                     tombs.insert(peer, e.seq);
                 }
             }

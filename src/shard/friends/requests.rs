@@ -1,13 +1,13 @@
 //! The friend requests a user received: list, approve or reject, mark all read.
 
 use crate::domain::friend::{self, AddInfo, FriendRequest};
-use crate::domain::sync::Stream;
+use crate::domain::sync::{ItemId, Stream};
 use crate::domain::DomainError;
 use crate::protocol::wire;
 use crate::shard::cmd::{AnswerFriendRequest, GetFriendRequests, ReadAllFriendRequests};
 use crate::shard::common::or_reply;
 use crate::shard::state::{now_ms, Shard};
-use crate::store::Batch;
+use crate::store::{Batch, StreamPut};
 
 use super::*;
 
@@ -59,11 +59,13 @@ impl Shard {
         batch.put_stream_item(
             app,
             &user,
-            Stream::FriendRequests as u8,
-            req.stream_seq,
-            &id.to_be_bytes(),
-            Some(&[]),
-            Some(old),
+            StreamPut {
+                stream: Stream::FriendRequests,
+                seq: req.stream_seq,
+                item: &ItemId::Request(id),
+                payload: Some(&[]),
+                replaced: Some(old),
+            },
         );
         s.requests.insert(id, req.clone());
         let mut frames = vec![changed_push(Stream::FriendRequests, req.stream_seq, &id.to_string(), false, Some(&enc))];
@@ -115,11 +117,13 @@ impl Shard {
             batch.put_stream_item(
                 app,
                 &user,
-                Stream::FriendRequests as u8,
-                r.stream_seq,
-                &r.id.to_be_bytes(),
-                Some(&[]),
-                Some(old),
+                StreamPut {
+                    stream: Stream::FriendRequests,
+                    seq: r.stream_seq,
+                    item: &ItemId::Request(r.id),
+                    payload: Some(&[]),
+                    replaced: Some(old),
+                },
             );
             frames.push(changed_push(Stream::FriendRequests, r.stream_seq, &r.id.to_string(), false, Some(&enc)));
         }

@@ -4,7 +4,7 @@
 use crate::domain::friend::{self, AddInfo, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
-use crate::domain::sync::Stream;
+use crate::domain::sync::{ItemId, Stream};
 use crate::domain::DomainError;
 use crate::protocol::wire;
 use crate::shard::cmd::{
@@ -12,7 +12,7 @@ use crate::shard::cmd::{
 };
 use crate::shard::common::or_reply;
 use crate::shard::state::{now_ms, Shard};
-use crate::store::Batch;
+use crate::store::{Batch, StreamPut};
 use bytes::Bytes;
 
 use super::*;
@@ -54,7 +54,11 @@ impl Shard {
         let enc = f.encode();
         let replaced = s.friend_tombs.remove(peer);
         batch.put_friend(app, user, peer, enc.clone());
-        batch.put_stream_item(app, user, Stream::Friends as u8, seq, peer.as_str().as_bytes(), Some(&[]), replaced);
+        batch.put_stream_item(
+            app,
+            user,
+            StreamPut { stream: Stream::Friends, seq, item: &ItemId::User(peer.clone()), payload: Some(&[]), replaced },
+        );
         s.friends.insert(peer.clone(), f.clone());
         let push = changed_push(Stream::Friends, seq, peer.as_str(), false, Some(&enc));
         Some((f, Some(push)))
@@ -139,11 +143,13 @@ impl Shard {
                 batch.put_stream_item(
                     app,
                     &user,
-                    Stream::FriendRequests as u8,
-                    seq,
-                    &id.to_be_bytes(),
-                    Some(&[]),
-                    replaced,
+                    StreamPut {
+                        stream: Stream::FriendRequests,
+                        seq,
+                        item: &ItemId::Request(id),
+                        payload: Some(&[]),
+                        replaced,
+                    },
                 );
                 s.requests.insert(id, req.clone());
                 // The oldest answered requests make room (tombstones in the stream); the check
@@ -196,11 +202,13 @@ impl Shard {
                 batch.put_stream_item(
                     app,
                     &user,
-                    Stream::Friends as u8,
-                    seq,
-                    p.as_str().as_bytes(),
-                    None,
-                    Some(f.stream_seq),
+                    StreamPut {
+                        stream: Stream::Friends,
+                        seq,
+                        item: &ItemId::User(p.clone()),
+                        payload: None,
+                        replaced: Some(f.stream_seq),
+                    },
                 );
                 s.friend_tombs.insert(p.clone(), seq);
                 frames.push(changed_push(Stream::Friends, seq, p.as_str(), true, None));
@@ -261,11 +269,13 @@ impl Shard {
         batch.put_stream_item(
             app,
             &user,
-            Stream::Friends as u8,
-            f.stream_seq,
-            peer.as_str().as_bytes(),
-            Some(&[]),
-            Some(old),
+            StreamPut {
+                stream: Stream::Friends,
+                seq: f.stream_seq,
+                item: &ItemId::User(peer.clone()),
+                payload: Some(&[]),
+                replaced: Some(old),
+            },
         );
         s.friends.insert(peer.clone(), f.clone());
         let push = changed_push(Stream::Friends, f.stream_seq, peer.as_str(), false, Some(&enc));
@@ -318,5 +328,15 @@ impl Shard {
 fn drop_request(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, r: &FriendRequest) {
     let tomb = heads.bump(Stream::FriendRequests).0;
     batch.delete_friend_request(app, user, r.id);
-    batch.put_stream_item(app, user, Stream::FriendRequests as u8, tomb, &r.id.to_be_bytes(), None, Some(r.stream_seq));
+    batch.put_stream_item(
+        app,
+        user,
+        StreamPut {
+            stream: Stream::FriendRequests,
+            seq: tomb,
+            item: &ItemId::Request(r.id),
+            payload: None,
+            replaced: Some(r.stream_seq),
+        },
+    );
 }

@@ -47,6 +47,7 @@ pub(in crate::shard) fn load(
             local: VecDeque::new(),
             dirty_convs: HashSet::new(),
             pair_rel: HashMap::new(),
+            kept: Arc::default(),
             uses: 0,
             loaded: 0,
         })
@@ -86,7 +87,7 @@ pub(in crate::shard) fn load(
     // stopped: re-drive them first thing (the user's shard skips what it already has).
     let mut replays = 0usize;
     let mut missing = 0usize;
-    store.for_each_fanout(|app, user, server_id, kind, (lo, hi, seq)| match store.message(app, &lo, &hi, seq) {
+    store.for_each_fanout(|app, user, server_id, kind, (conv, seq)| match store.message(app, &conv, seq) {
         Ok(Some(v)) => match MessageRecord::decode(&v) {
             Ok(m) if m.server_id == server_id => {
                 replays += 1;
@@ -129,16 +130,23 @@ pub(in crate::shard) fn recover_deliveries(store: &Store, shards: usize) -> Resu
             let lowest = pairs.map(|k| mark.get(&k).copied()).collect::<Option<Vec<u64>>>();
             let from = floor.max(lowest.and_then(|v| v.into_iter().min()).unwrap_or(0));
             let (mut pending, mut scanned) = (0usize, 0usize);
-            let newest = store.for_each_message_after(from, |app, id, (lo, hi, seq)| {
+            let newest = store.for_each_message_after(from, |app, id, (conv, seq)| {
                 scanned += 1;
                 let source = crate::domain::message::id_shard(id);
-                for u in [&lo, &hi] {
+                // A one-to-one message is delivered to its two users. (No group message is
+                // stored before groups exist.)
+                let users = match &conv {
+                    ConvId::P2p(p) => vec![p.lo.clone(), p.hi.clone()],
+                    ConvId::Group(_) => Vec::new(),
+                };
+                let at = (conv, seq);
+                for u in &users {
                     let t = crate::shard::router::shard_of(app, u, old_shards) as u8;
                     let m = mark.get(&(t, source)).copied();
                     let redo = m.is_none_or(|m| m < id);
                     tracing::trace!(id, source, t, mark = ?m, user = %u, redo, "recovery: delivery above the floor");
                     if redo {
-                        batch.put_fanout(app, u, id, 0, &lo, &hi, seq);
+                        batch.put_fanout(app, u, (id, 0), &at);
                         pending += 1;
                     }
                 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::domain::conversation::{ConvRef, ConvView};
-use crate::domain::ids::{AppId, ConnId, UserId};
-use crate::domain::message::{IdGen, IdemRecord, Pair};
+use crate::domain::conversation::ConvView;
+use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
+use crate::domain::message::{IdGen, IdemRecord};
 use crate::domain::sync::Heads;
 use crate::domain::user::{UserFacts, UserRecord};
 use crate::domain::DomainError;
@@ -118,7 +118,7 @@ pub(super) struct Shard {
     /// Every user's send-relevant facts (a full copy in every shard).
     pub facts: HashMap<(AppId, UserId), UserFacts>,
     /// Conversations this shard owns that have been used since start: their last seq.
-    pub conv_heads: HashMap<(AppId, Pair), u64>,
+    pub conv_heads: HashMap<(AppId, ConvId), u64>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
     /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
     /// Keyed by (app, sender, peer, client id): client message ids are unique per sender and
@@ -140,6 +140,8 @@ pub(super) struct Shard {
     /// Pairs whose conversation this shard owns: their friendship relations, for the send
     /// checks (read on first use, dropped when they change).
     pub pair_rel: HashMap<(AppId, Pair), crate::domain::friend::PairRelation>,
+    /// Pushes this shard's commit completions handed back to be sent (receipts).
+    pub kept: Arc<crate::shard::kept::KeptPushes>,
     /// Counts uses of loaded per-user state (`touch`); a user's `last_used` is a stamp of it.
     pub uses: u64,
     /// Users whose conversation list or friendship state is loaded. Past

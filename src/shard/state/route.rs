@@ -11,11 +11,22 @@ use super::*;
 impl Shard {
     /// Hands `frame` to every online device of `user`, wherever its shard is.
     pub(in crate::shard) fn push_to_user(&mut self, app: AppId, user: &UserId, frame: Bytes) {
+        self.push_to(app, user, frame, false);
+    }
+
+    fn push_to(&mut self, app: AppId, user: &UserId, frame: Bytes, kept: bool) {
         let s = self.router.user_shard(app, user);
         if s == self.id {
             self.push_local(app, user, &frame);
         } else {
-            self.send_to_shard(s, PushToUser { app, user: user.clone(), frame }.into());
+            self.send_to_shard(s, PushToUser { app, user: user.clone(), frame, kept }.into());
+        }
+    }
+
+    /// Sends the pushes this shard's commit completions handed back (`kept`), never dropped.
+    pub(in crate::shard) fn send_kept(&mut self) {
+        for (app, user, frame) in self.kept.take() {
+            self.push_to(app, &user, frame, true);
         }
     }
 
@@ -60,13 +71,13 @@ impl Shard {
 
     pub(super) fn defer(&mut self, shard: usize, cmd: ShardCmd) {
         if self.deferred.len() >= self.cfg.limits.deferred_per_shard {
-            if let ShardCmd::User(UserCmd::PushToUser(_) | UserCmd::PushToUsers(_)) = cmd {
-                // A push of a status or profile change: the client can re-read it
-                // (queryOnlineStatus, getUserInfo). Logged, never silent.
+            if let ShardCmd::User(UserCmd::PushToUser(PushToUser { kept: false, .. }) | UserCmd::PushToUsers(_)) = cmd {
+                // A push of a status, profile or friendship change: the client can re-read it
+                // (queryOnlineStatus, getUserInfo, sync). Logged, never silent.
                 tracing::warn!(shard = self.id, to = shard, "deferred queue full; dropping a cross-shard push");
                 return;
             }
-            // Deliveries and recalls are never dropped. The loop stops taking session
+            // Deliveries, recalls and receipts are never dropped. The loop stops taking session
             // commands while the queue is over its bound, so it exceeds it by at most what
             // one batch of session commands produces.
         }

@@ -30,6 +30,7 @@ pub(in crate::shard) fn run(
         let drain = shard.cfg.limits.shard_drain.max(1);
         let mut buf = Vec::with_capacity(drain);
         let mut client_buf = Vec::with_capacity(drain);
+        let kept = shard.kept.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -60,6 +61,7 @@ pub(in crate::shard) fn run(
                 }
                 // The tick before the inboxes, so a busy shard still flushes and expires.
                 _ = tick.tick() => shard.on_tick().await,
+                _ = kept.ready() => shard.send_kept(),
                 n = peer_rx.recv_many(&mut buf, drain) => {
                     if n == 0 {
                         break;
