@@ -1,6 +1,7 @@
-//! Shard-level crash tests: the shards are played by hand, without their threads, so a test
-//! can stop between any two commands exactly where a `kill -9` could, then start again on the
-//! same store and check what start-up recovers.
+//! Shard-level tests of interleavings: the shards are played by hand, without their threads,
+//! so a test can stop between any two commands exactly where a `kill -9` could (then start
+//! again on the same store and check what start-up recovers), or run an eviction exactly
+//! while a write is in flight.
 
 use std::sync::Arc;
 
@@ -164,4 +165,83 @@ fn a_kill_between_a_messages_deliveries_to_one_shard_loses_neither() {
             );
         }
     }
+}
+
+/// The ack frame's seq.
+fn ack_seq(next: Option<crate::shard::outbox::Next>) -> u64 {
+    let Some(crate::shard::outbox::Next::Frame(ack)) = next else { panic!("an ack") };
+    let frame = crate::protocol::decode_server(&ack[4..]).expect("a server frame");
+    frame.response_as_send_ack().expect("a send ack").seq()
+}
+
+/// A conversation's cached last seq is dropped past `limits.conversations_per_shard`, but
+/// never while a write of it may not be durable yet: a send handled between the eviction's
+/// decision and the durability of the send before it must still get the next seq (read from
+/// the store at that point, it would repeat the seq before).
+#[test]
+fn a_conversation_head_is_not_evicted_while_its_last_send_is_in_flight() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = Config { data_dir: tmp.path().to_path_buf(), shards: SHARDS, ..Config::default() };
+    cfg.limits.conversations_per_shard = 1;
+    let cfg = Arc::new(cfg);
+    let app = cfg.apps[0].id;
+    let store = Store::open(&cfg.data_dir).unwrap();
+    let (probe, _) = Router::new(SHARDS, 1);
+    // Two conversations of `a` owned by one shard `p`: one more than the bound.
+    let a = uid("a");
+    let conv = |x: &UserId| ConvId::P2p(Pair::new(&a, x).unwrap());
+    let (b, c) = (
+        uid("b"),
+        (0..1000)
+            .map(|i| uid(&format!("c{i}")))
+            .find(|c| probe.conv_shard(app, &conv(c)) == probe.conv_shard(app, &conv(&uid("b"))))
+            .unwrap(),
+    );
+    let p = probe.conv_shard(app, &conv(&b));
+    let mut users = Batch::default();
+    for u in [&a, &b, &c] {
+        users.put_user(app, u, UserRecord::new(u.clone()).encode());
+    }
+    store.write_now(users).unwrap();
+    rt.block_on(async {
+        let mut run = start(&cfg, &store);
+        let (outbox, mut acks) = Outbox::new(ConnId(1), 16);
+        let send = |to: &UserId, id: &str| {
+            let answered = outbox.take_request();
+            let origin = Origin { outbox: outbox.clone(), req_id: 1, answered };
+            SendMessage {
+                app,
+                from: a.clone(),
+                to: ConvRef::P2p(to.clone()),
+                client_id: id.into(),
+                msg_type: 1,
+                body: vec![1],
+                origin,
+            }
+            .into()
+        };
+        run.shards[p].handle(send(&c, "c1")).await;
+        run.settle(p).await;
+        assert_eq!(ack_seq(acks.next().await), 1);
+        // a -> b is handled, its write still in the shard's open group, when the shard decides
+        // to evict; the next send of the conversation comes before that write is durable.
+        run.shards[p].handle(send(&b, "b1")).await;
+        run.shards[p].evict_conversations().await;
+        run.shards[p].handle(send(&b, "b2")).await;
+        run.settle(p).await;
+        assert_eq!((ack_seq(acks.next().await), ack_seq(acks.next().await)), (1, 2), "a -> b: seqs 1 and 2");
+        // Once the writes are durable the eviction goes ahead: a -> c, unused since, is
+        // dropped and read again from the store; a -> b, used after the decision, stays.
+        while let Ok(cmd) = run.inboxes.peers[p].try_recv() {
+            run.shards[p].handle(cmd).await;
+        }
+        let cached: Vec<bool> =
+            [&b, &c].iter().map(|x| run.shards[p].conv_heads.contains_key(&(app, conv(x)))).collect();
+        assert_eq!(cached, vec![true, false]);
+        run.shards[p].handle(send(&c, "c2")).await;
+        run.settle(p).await;
+        assert_eq!(ack_seq(acks.next().await), 2, "a -> c goes on from the store");
+        run.kill();
+    });
 }

@@ -24,7 +24,7 @@ use crate::shard::cmd::{
 use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
 use crate::shard::outbox::Outbox;
 use crate::shard::recent::RecentDelivery;
-use crate::shard::state::{devices_but, now_ms, Shard};
+use crate::shard::state::{devices_but, now_ms, Shard, Stamped};
 use crate::store::{self, Batch, StreamPut};
 
 /// What recording one delivery leaves to do once it is durable.
@@ -95,10 +95,10 @@ impl Shard {
     /// The last seq of a conversation this shard owns (loaded from the store on first use).
     fn conv_head(&mut self, app: AppId, conv: &ConvId) -> Result<u64, DomainError> {
         if let Some(h) = self.conv_heads.get(&(app, conv.clone())) {
-            return Ok(*h);
+            return Ok(h.value);
         }
         let h = self.store.conv_head(app, conv).map_err(stored("reading a conversation head"))?;
-        self.conv_heads.insert((app, conv.clone()), h);
+        self.conv_heads.insert((app, conv.clone()), Stamped { value: h, used: self.uses });
         Ok(h)
     }
 
@@ -205,7 +205,8 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
-        self.conv_heads.insert((app, conv), msg.seq);
+        self.uses += 1;
+        self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
         let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);

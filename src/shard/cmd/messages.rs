@@ -37,6 +37,12 @@ pub struct PairChanged {
     pub done: Reply<()>,
 }
 
+/// Drop these conversations' cached last seqs, each unless used since its stamp (sent by
+/// the shard to itself once the writes before it are durable: see `evict_conversations`).
+pub struct EvictHeads {
+    pub convs: Vec<((AppId, ConvId), u64)>,
+}
+
 /// Send `from` -> `to` (as `from` sees the conversation); the ack (or error) goes to
 /// `origin` directly.
 pub struct SendMessage {
@@ -105,6 +111,7 @@ super::area!(
     Message,
     MessageCmd {
         PairChanged,
+        EvictHeads,
         SendMessage,
         RecallMessage,
         Deliver,

@@ -197,15 +197,18 @@ impl Shard {
     /// The relations of a pair, as cached by the conversation's shard for the send checks
     /// (read from the store on first use; dropped by `PairChanged`).
     pub(super) fn pair_relation(&mut self, app: AppId, pair: &Pair) -> Result<PairRelation, DomainError> {
-        if let Some(r) = self.pair_rel.get(&(app, pair.clone())) {
-            return Ok(*r);
+        self.uses += 1;
+        let used = self.uses;
+        if let Some(r) = self.pair_rel.get_mut(&(app, pair.clone())) {
+            r.used = used;
+            return Ok(r.value);
         }
         let (lo_friend_hi, lo_black_hi) =
             self.store.relation(app, &pair.lo, &pair.hi).map_err(stored("friendship store access"))?;
         let (hi_friend_lo, hi_black_lo) =
             self.store.relation(app, &pair.hi, &pair.lo).map_err(stored("friendship store access"))?;
         let r = PairRelation { lo_friend_hi, hi_friend_lo, lo_black_hi, hi_black_lo };
-        self.pair_rel.insert((app, pair.clone()), r);
+        self.pair_rel.insert((app, pair.clone()), crate::shard::state::Stamped { value: r, used });
         Ok(r)
     }
 

@@ -1,10 +1,11 @@
 //! Loaded per-user state on first use (`touch`) and its eviction past
-//! `limits.loaded_users_per_shard`.
+//! `limits.loaded_users_per_shard`; the send caches (`conv_heads`, `pair_rel`) past
+//! `limits.conversations_per_shard`.
 
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::sync::{Stream, STREAM_COUNT};
 use crate::domain::DomainError;
-use crate::shard::cmd::EvictIdle;
+use crate::shard::cmd::{EvictHeads, EvictIdle};
 
 use super::*;
 
@@ -81,4 +82,54 @@ impl Shard {
         }
         tracing::debug!(shard = self.id, dropped, loaded = self.loaded, "evicted idle users' loaded state");
     }
+
+    /// Over `limits.conversations_per_shard`: drops the least recently used pair relations
+    /// (always safe: the next send reads them again) and, like `evict_idle`, asks this shard
+    /// to drop the least recently used conversation heads once every write submitted so far
+    /// is durable, so that a head read again from the store is the one memory had.
+    pub(in crate::shard) async fn evict_conversations(&mut self) {
+        let cap = self.cfg.limits.conversations_per_shard.max(1);
+        if self.pair_rel.len() > cap {
+            let drop = least_used(&self.pair_rel, cap);
+            for k in &drop {
+                self.pair_rel.remove(&k.0);
+            }
+            tracing::debug!(shard = self.id, dropped = drop.len(), "evicted pair relations");
+        }
+        if self.conv_heads.len() <= cap {
+            return;
+        }
+        let convs = least_used(&self.conv_heads, cap);
+        let (router, me) = (self.router.clone(), self.id);
+        self.after_pending(move |r| {
+            if r.is_ok() {
+                // A full inbox drops it; the next tick picks again.
+                let _ = router.try_send(me, EvictHeads { convs }.into());
+            }
+        })
+        .await;
+    }
+
+    pub(super) fn evict_heads(&mut self, c: EvictHeads) {
+        let mut dropped = 0;
+        for (key, stamp) in c.convs {
+            if self.conv_heads.get(&key).is_some_and(|h| h.used == stamp) {
+                self.conv_heads.remove(&key);
+                dropped += 1;
+            }
+        }
+        tracing::debug!(shard = self.id, dropped, cached = self.conv_heads.len(), "evicted conversation heads");
+    }
+}
+
+/// The least recently used keys of `map` (with their stamps), enough to bring it down to 90 %
+/// of `cap`.
+fn least_used<K: Clone, V>(map: &HashMap<K, Stamped<V>>, cap: usize) -> Vec<(K, u64)> {
+    let excess = map.len().saturating_sub(cap * 9 / 10);
+    let mut all: Vec<(K, u64)> = map.iter().map(|(k, v)| (k.clone(), v.used)).collect();
+    if all.len() > excess {
+        all.select_nth_unstable_by_key(excess, |(_, used)| *used);
+        all.truncate(excess);
+    }
+    all
 }

@@ -117,8 +117,10 @@ pub(super) struct Shard {
     pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
     /// Every user's send-relevant facts (a full copy in every shard).
     pub facts: HashMap<(AppId, UserId), UserFacts>,
-    /// Conversations this shard owns that have been used since start: their last seq.
-    pub conv_heads: HashMap<(AppId, ConvId), u64>,
+    /// Conversations this shard owns that were used recently: their last seq, and the use
+    /// stamp (`uses`) of their last send. Bounded by `limits.conversations_per_shard`
+    /// (`evict_conversations`).
+    pub conv_heads: HashMap<(AppId, ConvId), Stamped<u64>>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
     /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
     /// Keyed by (app, sender, peer, client id): client message ids are unique per sender and
@@ -138,16 +140,24 @@ pub(super) struct Shard {
     /// behind, once a second (`flush_convs`). Bounded by the users this shard owns.
     pub dirty_convs: HashSet<(AppId, UserId, ConvRef)>,
     /// Pairs whose conversation this shard owns: their friendship relations, for the send
-    /// checks (read on first use, dropped when they change).
-    pub pair_rel: HashMap<(AppId, Pair), crate::domain::friend::PairRelation>,
+    /// checks (read on first use, dropped when they change, bounded like `conv_heads`).
+    pub pair_rel: HashMap<(AppId, Pair), Stamped<crate::domain::friend::PairRelation>>,
     /// Pushes this shard's commit completions handed back to be sent (receipts).
     pub kept: Arc<crate::shard::kept::KeptPushes>,
-    /// Counts uses of loaded per-user state (`touch`); a user's `last_used` is a stamp of it.
+    /// Counts uses of loaded state (`touch`, sends); a user's `last_used` and the stamps of
+    /// `conv_heads` and `pair_rel` are values of it.
     pub uses: u64,
     /// Users whose conversation list or friendship state is loaded. Past
     /// `limits.loaded_users_per_shard` the least recently used offline ones are dropped
     /// (`evict_idle`), to be loaded again from the store on their next use.
     pub loaded: usize,
+}
+
+/// A cached value and the use stamp (`Shard::uses`) of its last use.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stamped<T> {
+    pub value: T,
+    pub used: u64,
 }
 
 pub(super) use crate::now_ms;

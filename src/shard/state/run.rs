@@ -146,6 +146,7 @@ impl Shard {
             },
             ShardCmd::Message(c) => match c {
                 MessageCmd::PairChanged(c) => self.pair_changed(c),
+                MessageCmd::EvictHeads(c) => self.evict_heads(c),
                 MessageCmd::SendMessage(c) => self.send(c).await,
                 MessageCmd::RecallMessage(c) => self.recall(c).await,
                 MessageCmd::GetHistory(c) => self.history(c),
@@ -199,5 +200,6 @@ impl Shard {
         self.flush_convs().await;
         self.expire_subscriptions().await;
         self.evict_idle().await;
+        self.evict_conversations().await;
     }
 }
