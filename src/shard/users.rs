@@ -14,6 +14,7 @@ use crate::protocol::{self, wire};
 use crate::shard::cmd::{
     DeleteUsers, Disconnect, GetUsers, ImportUsers, Login, ModifyUser, QueryStatus, ReadStream, Subscribe, Unsubscribe,
 };
+use crate::shard::common::or_reply;
 use crate::shard::state::{devices_but, now_ms, Device, Shard, UserEntry};
 use crate::store::Batch;
 
@@ -48,8 +49,7 @@ impl Shard {
         let Login { app, user, device: dev, reply } = c;
         let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
         let max = self.cfg.limits.max_devices_per_user;
-        let key = (app, user.clone());
-        let Some(entry) = self.users.get_mut(&key) else {
+        let Some(entry) = or_reply!(reply, self.user_entry(app, &user)) else {
             let _ = reply.send(Err(DomainError::UserNotFound));
             return;
         };
@@ -94,17 +94,6 @@ impl Shard {
         }
     }
 
-    /// Takes the next facts version of `user` (owned here) for replication to every shard.
-    fn next_facts(&mut self, app: AppId, id: &UserId) -> (UserId, user::UserFacts) {
-        match self.users.get_mut(&(app, id.clone())) {
-            Some(e) => {
-                e.facts_version += 1;
-                (id.clone(), user::UserFacts::of(&e.rec, e.facts_version))
-            }
-            None => (id.clone(), user::UserFacts::default()),
-        }
-    }
-
     /// Tells every live subscriber of `user` its current status, now. For presence changes,
     /// which are not stored.
     fn status_changed(&mut self, app: AppId, user: &UserId) {
@@ -136,12 +125,16 @@ impl Shard {
         let mut facts = Vec::new();
         for offered in users {
             let id = offered.id.clone();
-            let key = (app, id.clone());
-            match user::import(self.users.get(&key).map(|e| &e.rec), offered, now) {
+            let imported = self.user_rec(app, &id).and_then(|existing| user::import(existing, offered, now));
+            match imported {
                 Ok(rec) => {
                     batch.put_user(app, &id, rec.encode());
-                    self.users.insert(key, UserEntry::new(rec));
-                    facts.push(self.next_facts(app, &id));
+                    // In memory before it is durable, so a second import in flight sees it.
+                    self.uses += 1;
+                    let mut e = UserEntry::new(rec);
+                    e.last_used = self.uses;
+                    self.users.insert((app, id.clone()), e);
+                    facts.push(id.clone());
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
@@ -166,16 +159,16 @@ impl Shard {
         let mut kicked = Vec::new();
         let mut pushes = Vec::new();
         for id in users {
-            let key = (app, id.clone());
-            match user::delete(self.users.get(&key).map(|e| &e.rec), now) {
+            let deleted = self.user_rec(app, &id).and_then(|existing| user::delete(existing, now));
+            match deleted {
                 Ok(rec) => {
                     batch.put_user(app, &id, rec.encode());
-                    if let Some(e) = self.users.get_mut(&key) {
+                    if let Some(e) = self.users.get_mut(&(app, id.clone())) {
                         e.rec = rec;
                         kicked.extend(std::mem::take(&mut e.devices).into_iter().map(|d| d.outbox));
                     }
                     pushes.extend(self.status_pushes(app, &id));
-                    facts.push(self.next_facts(app, &id));
+                    facts.push(id.clone());
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
@@ -209,11 +202,10 @@ impl Shard {
         let out: Vec<_> = users
             .into_iter()
             .map(|id| {
-                let rec = self.users.get(&(app, id.clone())).map(|e| &e.rec);
-                let r = match rec {
+                let r = self.user_rec(app, &id).and_then(|rec| match rec {
                     Some(r) if admin => Ok(r.clone()),
                     other => user::live(other).cloned(),
-                };
+                });
                 (id, r)
             })
             .collect();
@@ -230,25 +222,15 @@ impl Shard {
     pub(super) async fn modify_user(&mut self, c: ModifyUser) {
         let ModifyUser { app, user: id, change, by_admin, origin, reply } = c;
         let key = (app, id.clone());
-        let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
+        let modified = self.user_rec(app, &id).and_then(|existing| user::modify(existing, &change, by_admin, now_ms()));
+        let rec = or_reply!(reply, modified);
         let mut batch = Batch::default();
         batch.put_user(app, &id, rec.encode());
         let Some(entry) = self.users.get_mut(&key) else {
             return;
         };
-        let flags_changed =
-            (entry.rec.deleted, entry.rec.forbidden, entry.rec.silent) != (rec.deleted, rec.forbidden, rec.silent);
+        let facts = if user::facts_moved(Some(&entry.rec), &rec) { vec![id.clone()] } else { Vec::new() };
         entry.rec = rec.clone();
-        let facts = if flags_changed { vec![self.next_facts(app, &id)] } else { Vec::new() };
-        let Some(entry) = self.users.get_mut(&key) else {
-            return;
-        };
         // Own devices hear of the change (all but the one that made it); a forbidden account
         // loses its sessions.
         let targets = devices_but(&entry.devices, origin);
@@ -311,14 +293,14 @@ impl Shard {
         let mut first_status = Vec::new();
         let max_subs = self.cfg.limits.max_subscriptions_per_user;
         for t in targets {
-            let entry = self.users.get_mut(&(app, t.clone()));
-            let r = match entry {
-                None => Err(DomainError::UserNotFound),
-                Some(e) if e.rec.deleted => Err(DomainError::UserDeleted),
-                Some(e) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => {
+            let r = match self.user_entry(app, &t) {
+                Err(e) => Err(e),
+                Ok(None) => Err(DomainError::UserNotFound),
+                Ok(Some(e)) if e.rec.deleted => Err(DomainError::UserDeleted),
+                Ok(Some(e)) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => {
                     Err(DomainError::LimitExceeded("subscribers of this user"))
                 }
-                Some(e) => {
+                Ok(Some(e)) => {
                     let old = e.subscribers.insert(subscriber.clone(), until_ms);
                     first_status.push(status_of(&t, Some(e)));
                     batch.put_subscription(app, &t, &subscriber, until_ms);
@@ -362,12 +344,13 @@ impl Shard {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
-            if let Some(e) = self.users.get_mut(&(app, t.clone())) {
-                if e.subscribers.remove(&subscriber).is_some() {
+            // Read on first use like any other: the entry has the stored subscriptions.
+            let r = self.user_entry(app, &t).map(|e| {
+                if e.is_some_and(|e| e.subscribers.remove(&subscriber).is_some()) {
                     batch.delete_subscription(app, &t, &subscriber);
                 }
-            }
-            out.push((t, Ok(())));
+            });
+            out.push((t, r));
         }
         self.commit(batch, move |r| {
             let out = match r {
@@ -467,7 +450,7 @@ impl Shard {
 
     pub(super) async fn sync(&mut self, c: ReadStream) {
         let ReadStream { app, user, stream, after, limit, reply } = c;
-        if let Err(e) = user::live(self.users.get(&(app, user.clone())).map(|e| &e.rec)) {
+        if let Err(e) = self.user_rec(app, &user).and_then(|rec| user::live(rec).map(|_| ())) {
             let _ = reply.send(Err(e));
             return;
         }

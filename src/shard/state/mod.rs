@@ -1,6 +1,6 @@
 //! One shard: its in-memory state (this file) and, by concern, start-up (`load`), the loop
-//! and dispatch (`run`), loading and evicting per-user state (`evict`), commits (`commit`)
-//! and sending (`route`).
+//! and dispatch (`run`), users and their facts read on first use (`resident`), evicting idle
+//! users (`evict`), commits (`commit`) and sending (`route`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -55,20 +55,20 @@ pub(super) struct Device {
     pub login_ms: u64,
 }
 
-/// Everything a shard holds about one user.
+/// Everything a shard holds about one user it owns: read from the store on the user's first
+/// use (`Shard::user_entry`), dropped when idle (`Shard::evict_idle`).
 pub(super) struct UserEntry {
     pub rec: UserRecord,
     pub devices: Vec<Device>,
-    /// Who follows this user's online status, and until when (ms).
+    /// Who follows this user's online status, and until when (ms): the live subscriptions,
+    /// read from the store with the record.
     pub subscribers: HashMap<UserId, u64>,
     pub heads: Heads,
-    /// Version of this user's facts last replicated (see `ShardCmd::SetFacts`).
-    pub facts_version: u64,
     /// The user's conversation list, loaded from the store on first use.
     pub convs: Option<HashMap<ConvRef, ConvView>>,
     /// The user's friends, blacklist and received requests, loaded on first use.
     pub social: Option<crate::domain::friend::Social>,
-    /// The shard's use stamp when `convs` or `social` was last used (see `Shard::touch`).
+    /// The shard's use stamp when the entry was last used (see `Shard::user_entry`).
     pub last_used: u64,
     /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
     pub heads_loaded: bool,
@@ -81,7 +81,6 @@ impl UserEntry {
             devices: Vec::new(),
             subscribers: HashMap::new(),
             heads: Heads::default(),
-            facts_version: 0,
             convs: None,
             social: None,
             last_used: 0,
@@ -89,8 +88,10 @@ impl UserEntry {
         }
     }
 
-    pub fn loaded(&self) -> bool {
-        self.convs.is_some() || self.social.is_some()
+    /// Nothing of it lives only here: no device online, nobody subscribed to its status.
+    /// (What it changed is durable once the writes submitted so far are: see `evict_idle`.)
+    pub fn idle(&self) -> bool {
+        self.devices.is_empty() && self.subscribers.is_empty()
     }
 }
 
@@ -109,14 +110,19 @@ pub(super) struct Shard {
     /// Cross-shard commands sent while commits were buffered: they go out after those commits
     /// are handed to the writer, so whatever they cause can never be durable first.
     pub held: Vec<(usize, ShardCmd)>,
+    /// The users of this shard used lately (read on first use; past
+    /// `limits.loaded_users_per_shard` the least recently used idle ones are dropped each
+    /// second by `evict_idle`, to be read again on their next use).
     pub users: HashMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
     /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
     /// stale (the subscription was renewed or removed); expiry checks the user's map.
     pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
-    /// Every user's send-relevant facts (a full copy in every shard).
-    pub facts: HashMap<(AppId, UserId), UserFacts>,
+    /// Send-relevant facts of users this shard checked sends for, by `keyer` key of (app,
+    /// user): a cache of the stored records, filled on a miss (`facts_of`), dropped per user
+    /// by `FactsChanged`, at most `limits.facts_cache_per_shard` (oldest forgotten first).
+    pub facts: Recent<UserFacts>,
     /// Conversations this shard owns that have been used since start: their last seq.
     pub conv_heads: HashMap<(AppId, Pair), u64>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
@@ -140,12 +146,8 @@ pub(super) struct Shard {
     /// Pairs whose conversation this shard owns: their friendship relations, for the send
     /// checks (read on first use, dropped when they change).
     pub pair_rel: HashMap<(AppId, Pair), crate::domain::friend::PairRelation>,
-    /// Counts uses of loaded per-user state (`touch`); a user's `last_used` is a stamp of it.
+    /// Counts uses of user entries (`user_entry`); a user's `last_used` is a stamp of it.
     pub uses: u64,
-    /// Users whose conversation list or friendship state is loaded. Past
-    /// `limits.loaded_users_per_shard` the least recently used offline ones are dropped
-    /// (`evict_idle`), to be loaded again from the store on their next use.
-    pub loaded: usize,
 }
 
 pub(super) use crate::now_ms;
@@ -153,6 +155,7 @@ pub(super) use crate::now_ms;
 mod commit;
 mod evict;
 mod load;
+mod resident;
 mod route;
 mod run;
 

@@ -1,0 +1,111 @@
+//! Users read on first use. A shard's entry for one of its users (`user_entry`): the record
+//! and the user's status subscriptions, one point read and one short seek, kept until the
+//! user is idle and evicted (`evict`). The send-relevant facts of any user (`facts_of`): a
+//! bounded cache over the stored records, from which a user's copy is dropped when the
+//! owner reports a durable change (`facts_changed`). Start-up reads neither: memory follows
+//! the users in use, not the users registered.
+//!
+//! Why the facts cache cannot go backwards: the owner answers a change only once it is
+//! durable, and only then are all shards told to drop their copies, each before the change
+//! is acknowledged. A shard runs one command at a time, so its store read for a miss comes
+//! either before it handles `FactsChanged` (the copy it cached, old or new, is dropped then)
+//! or after, when the write is durable and the read sees it (or something newer). The store
+//! is read, never a version compared, so evicting and re-reading a copy while a
+//! `FactsChanged` is in flight changes nothing.
+
+use std::collections::hash_map::Entry;
+
+use crate::domain::ids::{AppId, UserId};
+use crate::domain::user::{UserFacts, UserRecord};
+use crate::domain::DomainError;
+use crate::shard::cmd::FactsChanged;
+use crate::shard::common::stored;
+
+use super::*;
+
+/// The stored record of `user`, if any.
+fn read_user(store: &Store, app: AppId, user: &UserId) -> Result<Option<UserRecord>, DomainError> {
+    let Some(bytes) = store.user(app, user).map_err(stored("reading a user"))? else {
+        return Ok(None);
+    };
+    match UserRecord::decode(user.clone(), &bytes) {
+        Ok(rec) => Ok(Some(rec)),
+        Err(_) => {
+            tracing::error!(user = %user, "a user record does not decode");
+            Err(DomainError::StorageUnavailable)
+        }
+    }
+}
+
+/// `Shard::user_entry` on the fields it needs, so a caller can go on using the others.
+pub(super) fn entry_in<'a>(
+    users: &'a mut HashMap<(AppId, UserId), UserEntry>,
+    expiries: &mut BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
+    store: &Store,
+    stamp: u64,
+    app: AppId,
+    user: &UserId,
+) -> Result<Option<&'a mut UserEntry>, DomainError> {
+    let e = match users.entry((app, user.clone())) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            let Some(rec) = read_user(store, app, user)? else { return Ok(None) };
+            let mut e = UserEntry::new(rec);
+            let subs = store.subscriptions_of(app, user).map_err(stored("reading subscriptions"))?;
+            let now = now_ms();
+            for (sub, until) in subs {
+                if until > now {
+                    e.subscribers.insert(sub.clone(), until);
+                }
+                // Expired ones too: the next tick deletes them from the store. (A user with
+                // live subscribers is not evicted, so those are not indexed twice.)
+                expiries.entry(until).or_default().push((app, user.clone(), sub));
+            }
+            v.insert(e)
+        }
+    };
+    e.last_used = stamp;
+    Ok(Some(e))
+}
+
+impl Shard {
+    /// `user`'s entry (`None`: no such user), read from the store when it is not in memory,
+    /// and stamped as used now. Every handler that reads or changes a user's stored state
+    /// reaches the entry through here (or `touch`, which does the same), so an entry whose
+    /// stamp did not move has changed nothing since (what `evict` relies on).
+    pub(in crate::shard) fn user_entry(
+        &mut self,
+        app: AppId,
+        user: &UserId,
+    ) -> Result<Option<&mut UserEntry>, DomainError> {
+        self.uses += 1;
+        entry_in(&mut self.users, &mut self.expiries, &self.store, self.uses, app, user)
+    }
+
+    /// `user`'s record, read on first use (`None`: no such user).
+    pub(in crate::shard) fn user_rec(&mut self, app: AppId, user: &UserId) -> Result<Option<&UserRecord>, DomainError> {
+        Ok(self.user_entry(app, user)?.map(|e| &e.rec))
+    }
+
+    /// The send-relevant facts of any user (`None`: no such user), from the cache or, on a
+    /// miss, the store.
+    pub(in crate::shard) fn facts_of(&mut self, app: AppId, user: &UserId) -> Result<Option<UserFacts>, DomainError> {
+        let key = self.keyer.key((app.0, user.as_str()));
+        if let Some(f) = self.facts.get(key) {
+            return Ok(Some(*f));
+        }
+        let Some(rec) = read_user(&self.store, app, user)? else { return Ok(None) };
+        let f = UserFacts::of(&rec);
+        self.facts.insert(key, f);
+        Ok(Some(f))
+    }
+
+    /// Drops the cached facts of users whose change is durable (see the module's comment).
+    pub(super) fn facts_changed(&mut self, c: FactsChanged) {
+        let FactsChanged { app, users, done } = c;
+        for u in users.iter() {
+            self.facts.remove(self.keyer.key((app.0, u.as_str())));
+        }
+        let _ = done.send(());
+    }
+}
