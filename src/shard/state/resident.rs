@@ -109,3 +109,100 @@ impl Shard {
         let _ = done.send(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Durability;
+    use crate::store::{Batch, WriterOptions};
+
+    fn uid(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    fn put(store: &Store, app: AppId, rec: &UserRecord) {
+        let mut b = Batch::default();
+        b.put_user(app, &rec.id, rec.encode());
+        store.write_now(b).unwrap();
+    }
+
+    fn changed(shard: &mut Shard, app: AppId, user: &UserId) {
+        let (done, _) = tokio::sync::oneshot::channel();
+        shard.facts_changed(FactsChanged { app, users: Arc::new(vec![user.clone()]), done });
+    }
+
+    /// The race of a facts change with the cache: the owner's write is durable and the
+    /// shard's copy is evicted and read back before `FactsChanged` arrives. The copy read
+    /// back is the new one, and the late `FactsChanged` cannot bring the old one back.
+    #[test]
+    fn a_copy_evicted_while_a_change_is_in_flight_reads_the_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let (app, b, other) = (AppId(1), uid("b"), uid("other"));
+        let mut rec = UserRecord::new(b.clone());
+        put(&store, app, &rec);
+        put(&store, app, &UserRecord::new(other.clone()));
+        let mut cfg = Config::default();
+        cfg.limits.facts_cache_per_shard = 1;
+        let (committer, writer) = store.start_writer(WriterOptions {
+            durability: Durability::Sync,
+            wal_sync_ms: 0,
+            queue: 16,
+            max_group: 16,
+        });
+        let (router, _inboxes) = Router::new(1, 16);
+        let mut shards = load(&Arc::new(cfg), &store, &router, committer).unwrap();
+        let sh = &mut shards[0];
+        assert_eq!(sh.facts_of(app, &b), Ok(Some(UserFacts::default())));
+        // The owner forbids b: durable, `FactsChanged` still on its way.
+        rec.forbidden = true;
+        put(&store, app, &rec);
+        let forbidden = UserFacts { forbidden: true, ..Default::default() };
+        assert_eq!(sh.facts_of(app, &b), Ok(Some(UserFacts::default())), "unacknowledged: the old copy may answer");
+        assert_eq!(sh.facts_of(app, &other).map(|f| f.is_some()), Ok(true), "evicts b's copy");
+        assert_eq!(sh.facts_of(app, &b), Ok(Some(forbidden)), "read back: the change");
+        changed(sh, app, &b);
+        assert_eq!(sh.facts_of(app, &b), Ok(Some(forbidden)), "the late FactsChanged keeps it");
+        // And back: lifted, durable, told.
+        rec.forbidden = false;
+        put(&store, app, &rec);
+        changed(sh, app, &b);
+        assert_eq!(sh.facts_of(app, &b), Ok(Some(UserFacts::default())));
+        assert_eq!(sh.facts_of(app, &uid("ghost")), Ok(None), "no record, no facts");
+        drop(shards);
+        drop(router);
+        writer.join().unwrap();
+    }
+
+    /// A user's entry is read with its live subscriptions; a missing user has none.
+    #[test]
+    fn an_entry_is_read_with_its_subscriptions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let (app, t) = (AppId(1), uid("t"));
+        put(&store, app, &UserRecord::new(t.clone()));
+        let now = now_ms();
+        let mut b = Batch::default();
+        b.put_subscription(app, &t, &uid("live"), now + 60_000);
+        b.put_subscription(app, &t, &uid("gone"), now - 1);
+        store.write_now(b).unwrap();
+        let (committer, writer) = store.start_writer(WriterOptions {
+            durability: Durability::Sync,
+            wal_sync_ms: 0,
+            queue: 16,
+            max_group: 16,
+        });
+        let (router, _inboxes) = Router::new(1, 16);
+        let mut shards = load(&Arc::new(Config::default()), &store, &router, committer).unwrap();
+        let sh = &mut shards[0];
+        assert!(sh.users.is_empty() && sh.expiries.is_empty(), "start-up reads no user");
+        let e = sh.user_entry(app, &t).unwrap().expect("stored");
+        assert_eq!(e.subscribers.keys().cloned().collect::<Vec<_>>(), vec![uid("live")]);
+        assert_eq!(sh.expiries.values().map(Vec::len).sum::<usize>(), 2, "the expired one is deleted at the tick");
+        assert!(sh.user_entry(app, &uid("ghost")).unwrap().is_none());
+        assert_eq!(sh.users.len(), 1, "a missing user takes no memory");
+        drop(shards);
+        drop(router);
+        writer.join().unwrap();
+    }
+}
