@@ -127,7 +127,7 @@ pub struct Limits {
     pub max_friend_groups: usize,
     /// Users per shard kept in memory (record, subscriptions, stream heads, conversation list,
     /// friendship state), read from the store on first use; past it the least recently used
-    /// ones with no device online and no status subscribers are dropped each second and read
+    /// ones with no device online are dropped each second and read
     /// again on their next use.
     pub loaded_users_per_shard: usize,
     /// Users whose send-relevant facts (deleted, forbidden, silenced) a shard caches for the

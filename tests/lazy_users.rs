@@ -166,3 +166,58 @@ async fn a_deleted_user_stays_deleted_after_eviction_and_restart() {
     assert_eq!(a.import_users(&[Profile::new("y")]).await.unwrap()[0].1, ErrorCode::UserDeleted);
     drop(keep);
 }
+
+/// (user, online) of a status push.
+fn status(f: &imserver::client::Frame) -> Option<(String, bool)> {
+    let st = f.get().event_as_status_changed_push()?.status()?;
+    Some((st.user_id().unwrap_or_default().to_owned(), st.online()))
+}
+
+/// Every status push that comes until none has come for a second and a half.
+async fn statuses(c: &mut Client) -> Vec<(String, bool)> {
+    let mut seen = Vec::new();
+    while let Some(s) = c.wait_push(Duration::from_millis(1500), status).await {
+        seen.push(s);
+    }
+    seen.sort();
+    seen
+}
+
+#[tokio::test]
+async fn subscriptions_to_evicted_users_hold_renew_and_end() {
+    let s = TestServer::start_with(tiny).await;
+    s.import(&["w", "t1", "t2", "t3", "p0", "p1", "p2"]).await;
+    let mut w = s.user("w").await;
+    w.subscribe_status(&["t1"], 600).await.unwrap();
+    w.subscribe_status(&["t2", "t3"], 2).await.unwrap();
+    let offline = |u: &str| (u.to_string(), false);
+    assert_eq!(statuses(&mut w).await, vec![offline("t1"), offline("t2"), offline("t3")], "current status first");
+    // Offline targets are evicted with their subscriptions in the store; t2's is renewed
+    // while t2 is out of memory, then t2 is evicted again and its first expiry passes.
+    let a = s.admin().await;
+    churn(&a, "1").await;
+    ticks().await;
+    w.subscribe_status(&["t2"], 600).await.unwrap();
+    assert_eq!(statuses(&mut w).await, vec![offline("t2")]);
+    churn(&a, "2").await;
+    ticks().await;
+    // t1 and t2 coming online are heard; t3's subscription has ended.
+    let (_t1, _t2, _t3) = (s.user("t1").await, s.user("t2").await, s.user("t3").await);
+    let online = |u: &str| (u.to_string(), true);
+    assert_eq!(statuses(&mut w).await, vec![online("t1"), online("t2")]);
+    drop((_t1, _t2, _t3, w, a));
+    let dir = s.dir.clone();
+    let keep = s.stop().await;
+
+    // After a restart, read again with their targets.
+    let s = TestServer::start_in(&dir, tiny).await;
+    let mut w = s.user("w").await;
+    let (_t1, _t3) = (s.user("t1").await, s.user("t3").await);
+    assert_eq!(statuses(&mut w).await, vec![online("t1")]);
+    w.unsubscribe_status(&["t1"]).await.unwrap();
+    drop(_t1);
+    ticks().await;
+    let _t1 = s.user("t1").await;
+    assert_eq!(statuses(&mut w).await, vec![], "unsubscribed");
+    drop(keep);
+}

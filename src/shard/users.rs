@@ -1,6 +1,8 @@
 //! Shard handlers for sessions and users: login/disconnect with the multi-device policy,
 //! import, delete, read, modify, online status and its subscriptions, and the generic sync read.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 use crate::domain::ids::{AppId, UserId};
@@ -33,6 +35,16 @@ fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+/// Removes `item` from the expiry index at `until`.
+fn unindex(expiries: &mut BTreeMap<u64, Vec<(AppId, UserId, UserId)>>, until: u64, item: &(AppId, UserId, UserId)) {
+    if let Some(v) = expiries.get_mut(&until) {
+        v.retain(|x| x != item);
+        if v.is_empty() {
+            expiries.remove(&until);
+        }
     }
 }
 
@@ -307,12 +319,7 @@ impl Shard {
                     // A renewal replaces its expiry entry, so renewals cannot grow the index.
                     let item = (app, t.clone(), subscriber.clone());
                     if let Some(old) = old.filter(|&o| o != until_ms) {
-                        if let Some(v) = self.expiries.get_mut(&old) {
-                            v.retain(|x| *x != item);
-                            if v.is_empty() {
-                                self.expiries.remove(&old);
-                            }
-                        }
+                        unindex(&mut self.expiries, old, &item);
                     }
                     if old != Some(until_ms) {
                         self.expiries.entry(until_ms).or_default().push(item);
@@ -345,9 +352,11 @@ impl Shard {
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
             // Read on first use like any other: the entry has the stored subscriptions.
-            let r = self.user_entry(app, &t).map(|e| {
-                if e.is_some_and(|e| e.subscribers.remove(&subscriber).is_some()) {
+            let removed = self.user_entry(app, &t).map(|e| e.and_then(|e| e.subscribers.remove(&subscriber)));
+            let r = removed.map(|until| {
+                if let Some(until) = until {
                     batch.delete_subscription(app, &t, &subscriber);
+                    unindex(&mut self.expiries, until, &(app, t.clone(), subscriber.clone()));
                 }
             });
             out.push((t, r));
@@ -363,18 +372,21 @@ impl Shard {
     }
 
     /// Drops subscriptions whose time is up (found through the expiry index, not by scanning
-    /// users) and deletes them from the store.
+    /// users) and deletes them from the store. A target that is not in memory (evicted since
+    /// its subscriptions were indexed) is checked against the store, so a due entry can
+    /// never delete a subscription renewed meanwhile.
     pub(super) async fn expire_subscriptions(&mut self) {
         let now = now_ms();
         let later = self.expiries.split_off(&(now + 1));
         let due = std::mem::replace(&mut self.expiries, later);
         let mut batch = Batch::default();
         for (app, target, sub) in due.into_values().flatten() {
-            let renewed = self
-                .users
-                .get(&(app, target.clone()))
-                .and_then(|e| e.subscribers.get(&sub))
-                .is_some_and(|&until| until > now);
+            let renewed = match self.users.get(&(app, target.clone())) {
+                Some(e) => e.subscribers.get(&sub).is_some_and(|&until| until > now),
+                // Not in memory: the store says (an unreadable one stays, to be indexed
+                // again when its target is next read).
+                None => self.store.subscription(app, &target, &sub).map_or(true, |u| u.is_some_and(|u| u > now)),
+            };
             if !renewed {
                 if let Some(e) = self.users.get_mut(&(app, target.clone())) {
                     e.subscribers.remove(&sub);

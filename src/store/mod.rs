@@ -220,6 +220,14 @@ impl Store {
             .collect()
     }
 
+    /// One status subscription's expiry (ms), if stored.
+    pub fn subscription(&self, app: AppId, target: &UserId, sub: &UserId) -> Result<Option<u64>, StoreError> {
+        match self.db.get_cf(cf(&self.db, keys::CF_SUBS)?, keys::sub(app, target, sub)).map_err(rocks)? {
+            Some(v) => Ok(Some(be_u64(&v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Entries of a user's stream with seq > `after`, at most `limit`, oldest first; and
     /// whether more remain.
     pub fn read_stream(

@@ -34,7 +34,7 @@ impl Shard {
     }
 
     /// Over `limits.loaded_users_per_shard` users in memory: picks the least recently used
-    /// idle ones (no device online, no status subscriber; down to 90 % of the bound) and,
+    /// idle ones (no device online; down to 90 % of the bound) and,
     /// once every write submitted so far is durable (so a reload reads what memory holds),
     /// asks this shard to drop them with `ShardCmd::EvictIdle`. A user used in between keeps
     /// its entry (its stamp moved on). The tick writes the written-behind conversation

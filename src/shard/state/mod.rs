@@ -88,10 +88,11 @@ impl UserEntry {
         }
     }
 
-    /// Nothing of it lives only here: no device online, nobody subscribed to its status.
-    /// (What it changed is durable once the writes submitted so far are: see `evict_idle`.)
+    /// Nothing of it lives only here: no device online. (Its subscribers are in the store
+    /// and in the expiry index; what it changed is durable once the writes submitted so far
+    /// are: see `evict_idle`.)
     pub fn idle(&self) -> bool {
-        self.devices.is_empty() && self.subscribers.is_empty()
+        self.devices.is_empty()
     }
 }
 
@@ -116,8 +117,9 @@ pub(super) struct Shard {
     pub users: HashMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
-    /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
-    /// stale (the subscription was renewed or removed); expiry checks the user's map.
+    /// Status subscriptions by expiry time (ms): (app, target, subscriber), each stored
+    /// subscription of a target read since start once, at its stored expiry (renewals and
+    /// unsubscribes move or remove it), also while the target is evicted.
     pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
     /// Send-relevant facts of users this shard checked sends for, by `keyer` key of (app,
     /// user): a cache of the stored records, filled on a miss (`facts_of`), dropped per user

@@ -1,6 +1,6 @@
 //! Users read on first use. A shard's entry for one of its users (`user_entry`): the record
-//! and the user's status subscriptions, one point read and one short seek, kept until the
-//! user is idle and evicted (`evict`). The send-relevant facts of any user (`facts_of`): a
+//! and the user's status subscriptions (indexed by expiry), one point read and one short
+//! seek, kept until the user is offline and evicted (`evict`). The send-relevant facts of any user (`facts_of`): a
 //! bounded cache over the stored records, from which a user's copy is dropped when the
 //! owner reports a durable change (`facts_changed`). Start-up reads neither: memory follows
 //! the users in use, not the users registered.
@@ -57,9 +57,13 @@ pub(super) fn entry_in<'a>(
                 if until > now {
                     e.subscribers.insert(sub.clone(), until);
                 }
-                // Expired ones too: the next tick deletes them from the store. (A user with
-                // live subscribers is not evicted, so those are not indexed twice.)
-                expiries.entry(until).or_default().push((app, user.clone(), sub));
+                // Indexed once (a user read again after an eviction is indexed already);
+                // expired ones too: the next tick deletes them from the store.
+                let item = (app, user.clone(), sub);
+                let due = expiries.entry(until).or_default();
+                if !due.contains(&item) {
+                    due.push(item);
+                }
             }
             v.insert(e)
         }
@@ -199,6 +203,9 @@ mod tests {
         let e = sh.user_entry(app, &t).unwrap().expect("stored");
         assert_eq!(e.subscribers.keys().cloned().collect::<Vec<_>>(), vec![uid("live")]);
         assert_eq!(sh.expiries.values().map(Vec::len).sum::<usize>(), 2, "the expired one is deleted at the tick");
+        sh.users.clear();
+        assert!(sh.user_entry(app, &t).unwrap().is_some(), "read again after an eviction");
+        assert_eq!(sh.expiries.values().map(Vec::len).sum::<usize>(), 2, "and not indexed twice");
         assert!(sh.user_entry(app, &uid("ghost")).unwrap().is_none());
         assert_eq!(sh.users.len(), 1, "a missing user takes no memory");
         drop(shards);
