@@ -1,9 +1,9 @@
 //! Users read on first use. A shard's entry for one of its users (`user_entry`): the record
 //! and the user's status subscriptions (indexed by expiry), one point read and one short
-//! seek, kept until the user is offline and evicted (`evict`). The send-relevant facts of any user (`facts_of`): a
-//! bounded cache over the stored records, from which a user's copy is dropped when the
-//! owner reports a durable change (`facts_changed`). Start-up reads neither: memory follows
-//! the users in use, not the users registered.
+//! seek, kept until the user is offline and evicted (`evict`). The send-relevant facts of
+//! any user (`facts_of`): a bounded cache over the stored records, from which a user's copy
+//! is dropped when the owner reports a durable change (`facts_changed`). Start-up reads
+//! neither: memory follows the users in use, not the users registered.
 //!
 //! Why the facts cache cannot go backwards: the owner answers a change only once it is
 //! durable, and only then are all shards told to drop their copies, each before the change
