@@ -125,13 +125,18 @@ pub struct Limits {
     pub max_friend_requests: usize,
     /// Friend groups one user may have.
     pub max_friend_groups: usize,
-    /// Users per shard whose conversation list and friendship state stay in memory; past it
-    /// the least recently used offline ones are dropped each second and reloaded on use.
+    /// Users per shard kept in memory (record, subscriptions, stream heads, conversation list,
+    /// friendship state), read from the store on first use; past it the least recently used
+    /// ones with no device online are dropped each second and read
+    /// again on their next use.
     pub loaded_users_per_shard: usize,
     /// Conversations per shard whose last seq, and pairs whose friendship relations, stay in
     /// memory for sends; past it the least recently used are dropped each second and read
     /// again from the store on their next send.
     pub conversations_per_shard: usize,
+    /// Users whose send-relevant facts (deleted, forbidden, silenced) a shard caches for the
+    /// send checks; past it the oldest cached are forgotten and read again from the store.
+    pub facts_cache_per_shard: usize,
     /// Commands a shard takes from one inbox per wake-up.
     pub shard_drain: usize,
     /// Store operations after which a shard hands its open commit group to the writer
@@ -172,6 +177,7 @@ impl Default for Limits {
             max_friend_groups: 100,
             loaded_users_per_shard: 50_000,
             conversations_per_shard: 200_000,
+            facts_cache_per_shard: 200_000,
             shard_drain: 256,
             commit_group_ops: 4096,
             write_chunk: 64 * 1024,

@@ -11,10 +11,10 @@
 //!   handshake, heartbeats, idle timeout, writer), `linger` (the end of a connection),
 //!   `dispatch` (the one exhaustive match over requests: parse, route, answer).
 //! - `flows`: multi-shard sequences (friend add/approve/delete, blacklist, admin user changes
-//!   with fact replication) as detached tasks of idempotent shard steps.
+//!   followed by every shard dropping its cached facts of those users) as detached tasks of idempotent shard steps.
 //! - `shard`: the reactor. `router` (who owns an entity; bounded inboxes), `cmd/` (commands by
-//!   area, one struct each), `state/` (a shard's memory; `load`, `run`, `evict`, `commit`,
-//!   `route`), handlers by area (`users`, `friends`, `messages`, `conversations`), `common`
+//!   area, one struct each), `state/` (a shard's memory; `load`, `run`, `resident` (users and
+//!   their facts read on first use), `evict`, `commit`, `route`), handlers by area (`users`, `friends`, `messages`, `conversations`), `common`
 //!   (shared handler helpers), `gather` (ask shards and wait), `recent` (bounded memories),
 //!   `outbox` (a connection as shards see it).
 //! - `domain`: the product rules, one file per area (`user`, `presence`, `friend`, `message`,

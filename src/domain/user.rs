@@ -317,25 +317,26 @@ mod tests {
     }
 }
 
-/// What every shard knows about every user, so that the shard owning a conversation can check
-/// a send without asking the users' shards. Replicated by the owner after each durable change;
-/// `version` orders concurrent updates (shards keep the highest).
+/// The send-relevant facts of a user, which the shard owning a conversation checks a send
+/// with (`check_sender`, `check_receiver`) without asking the users' shards. The stored
+/// record is their source of truth: shards cache them and drop a user's copy when the owner
+/// reports a durable change (`shard::cmd::FactsChanged`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UserFacts {
     pub deleted: bool,
     pub forbidden: bool,
     pub silent: bool,
-    pub version: u64,
 }
 
 impl UserFacts {
-    pub fn of(rec: &UserRecord, version: u64) -> UserFacts {
-        UserFacts { deleted: rec.deleted, forbidden: rec.forbidden, silent: rec.silent, version }
+    pub fn of(rec: &UserRecord) -> UserFacts {
+        UserFacts { deleted: rec.deleted, forbidden: rec.forbidden, silent: rec.silent }
     }
+}
 
-    pub fn same_flags(&self, other: &UserFacts) -> bool {
-        (self.deleted, self.forbidden, self.silent) == (other.deleted, other.forbidden, other.silent)
-    }
+/// Whether a change from `old` to `new` moves the user's facts (so every shard must hear of it).
+pub fn facts_moved(old: Option<&UserRecord>, new: &UserRecord) -> bool {
+    old.map(UserFacts::of) != Some(UserFacts::of(new))
 }
 
 /// May this user send a message?
@@ -372,5 +373,21 @@ mod facts_tests {
         assert_eq!(check_sender(Some(&UserFacts { deleted: true, ..ok })), Err(DomainError::UserDeleted));
         assert_eq!(check_receiver(Some(&UserFacts { silent: true, forbidden: true, ..ok })), Ok(()));
         assert_eq!(check_receiver(Some(&UserFacts { deleted: true, ..ok })), Err(DomainError::UserDeleted));
+    }
+
+    #[test]
+    fn facts_follow_the_record() {
+        let mut u = UserRecord::new(UserId::new("a").unwrap());
+        assert!(facts_moved(None, &u), "a new user's facts are news");
+        let before = u.clone();
+        u.nickname = "A".into();
+        assert!(!facts_moved(Some(&before), &u), "a profile change is not");
+        u.silent = true;
+        assert_eq!(UserFacts::of(&u), UserFacts { silent: true, ..Default::default() });
+        assert!(facts_moved(Some(&before), &u));
+        let back = u.clone();
+        u.silent = false;
+        u.deleted = true;
+        assert!(facts_moved(Some(&back), &u));
     }
 }

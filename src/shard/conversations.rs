@@ -31,7 +31,6 @@ impl Shard {
         if e.convs.is_some() {
             return Ok(());
         }
-        let was_loaded = e.loaded();
         let raw = self.store.user_convs(app, user).map_err(stored("loading a conversation list"))?;
         let mut map = std::collections::HashMap::with_capacity(raw.len());
         for v in raw {
@@ -56,9 +55,6 @@ impl Shard {
             return Err(DomainError::UserNotFound);
         };
         entry.convs = Some(map);
-        if !was_loaded {
-            self.loaded += 1;
-        }
         Ok(())
     }
 

@@ -149,8 +149,11 @@ impl Shard {
                 return;
             }
         };
-        let checks = user::check_sender(self.facts.get(&(app, from.clone())))
-            .and_then(|_| user::check_receiver(self.facts.get(&(app, pair.peer_of(&from).clone()))))
+        let checks = self
+            .facts_of(app, &from)
+            .and_then(|f| user::check_sender(f.as_ref()))
+            .and_then(|_| self.facts_of(app, pair.peer_of(&from)))
+            .and_then(|f| user::check_receiver(f.as_ref()))
             .and_then(|_| self.check_pair(app, &from, &pair));
         if let Err(e) = checks {
             origin.outbox.send(e.frame(origin.req_id));
@@ -444,8 +447,10 @@ impl Shard {
         let Recalled { app, user, msg, by } = c;
         let mut batch = Batch::default();
         batch.delete_fanout(app, &user, msg.server_id, 1);
-        if self.ensure_convs(app, &user).is_err() {
-            if !self.users.contains_key(&(app, user.clone())) {
+        if let Err(e) = self.ensure_convs(app, &user) {
+            // The user is gone: nothing to record but the fan-out record to drop. (A store
+            // failure keeps the record, for the next start.)
+            if e == DomainError::UserNotFound {
                 self.commit(batch, |_| {}).await;
             }
             return;

@@ -75,6 +75,13 @@ impl<V> Recent<V> {
         }
     }
 
+    /// Forgets `key`. Its place in the age order stays until that age comes, so a key
+    /// inserted again soon may be forgotten early (a cache miss, never a wrong value); the
+    /// order still holds at most `cap` keys.
+    pub fn remove(&mut self, key: u128) {
+        self.map.remove(&key);
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.map.len()
@@ -113,5 +120,15 @@ mod tests {
         r.insert(k.key(5u64), 5);
         assert_eq!(r.get(k.key(2u64)), None, "replacing does not make an entry younger");
         assert_eq!(r.get(k.key(5u64)), Some(&5));
+        r.remove(k.key(5u64));
+        assert_eq!(r.get(k.key(5u64)), None, "removed");
+        for _ in 0..10 {
+            r.insert(k.key(5u64), 50);
+            r.remove(k.key(5u64));
+        }
+        r.insert(k.key(5u64), 51);
+        assert!(r.len() <= 3 && r.order.len() <= 3, "re-inserting a removed key stays bounded");
+        r.insert(k.key(6u64), 6);
+        assert_eq!(r.get(k.key(6u64)), Some(&6));
     }
 }

@@ -1,6 +1,8 @@
 //! Shard handlers for sessions and users: login/disconnect with the multi-device policy,
 //! import, delete, read, modify, online status and its subscriptions, and the generic sync read.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 use crate::domain::ids::{AppId, UserId};
@@ -14,6 +16,7 @@ use crate::protocol::{self, wire};
 use crate::shard::cmd::{
     DeleteUsers, Disconnect, GetUsers, ImportUsers, Login, ModifyUser, QueryStatus, ReadStream, Subscribe, Unsubscribe,
 };
+use crate::shard::common::or_reply;
 use crate::shard::state::{devices_but, now_ms, Device, Shard, UserEntry};
 use crate::store::Batch;
 
@@ -35,6 +38,16 @@ fn status_of(user: &UserId, e: Option<&UserEntry>) -> UserStatus {
     }
 }
 
+/// Removes `item` from the expiry index at `until`.
+fn unindex(expiries: &mut BTreeMap<u64, Vec<(AppId, UserId, UserId)>>, until: u64, item: &(AppId, UserId, UserId)) {
+    if let Some(v) = expiries.get_mut(&until) {
+        v.retain(|x| x != item);
+        if v.is_empty() {
+            expiries.remove(&until);
+        }
+    }
+}
+
 fn status_push(s: &UserStatus) -> Bytes {
     protocol::push(|fbb| {
         let status = dw::user_status(fbb, s);
@@ -48,8 +61,7 @@ impl Shard {
         let Login { app, user, device: dev, reply } = c;
         let policy = self.cfg.app(app).map(|a| a.multi_device).unwrap_or_default();
         let max = self.cfg.limits.max_devices_per_user;
-        let key = (app, user.clone());
-        let Some(entry) = self.users.get_mut(&key) else {
+        let Some(entry) = or_reply!(reply, self.user_entry(app, &user)) else {
             let _ = reply.send(Err(DomainError::UserNotFound));
             return;
         };
@@ -94,17 +106,6 @@ impl Shard {
         }
     }
 
-    /// Takes the next facts version of `user` (owned here) for replication to every shard.
-    fn next_facts(&mut self, app: AppId, id: &UserId) -> (UserId, user::UserFacts) {
-        match self.users.get_mut(&(app, id.clone())) {
-            Some(e) => {
-                e.facts_version += 1;
-                (id.clone(), user::UserFacts::of(&e.rec, e.facts_version))
-            }
-            None => (id.clone(), user::UserFacts::default()),
-        }
-    }
-
     /// Tells every live subscriber of `user` its current status, now. For presence changes,
     /// which are not stored.
     fn status_changed(&mut self, app: AppId, user: &UserId) {
@@ -136,12 +137,16 @@ impl Shard {
         let mut facts = Vec::new();
         for offered in users {
             let id = offered.id.clone();
-            let key = (app, id.clone());
-            match user::import(self.users.get(&key).map(|e| &e.rec), offered, now) {
+            let imported = self.user_rec(app, &id).and_then(|existing| user::import(existing, offered, now));
+            match imported {
                 Ok(rec) => {
                     batch.put_user(app, &id, rec.encode());
-                    self.users.insert(key, UserEntry::new(rec));
-                    facts.push(self.next_facts(app, &id));
+                    // In memory before it is durable, so a second import in flight sees it.
+                    self.uses += 1;
+                    let mut e = UserEntry::new(rec);
+                    e.last_used = self.uses;
+                    self.users.insert((app, id.clone()), e);
+                    facts.push(id.clone());
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
@@ -166,16 +171,16 @@ impl Shard {
         let mut kicked = Vec::new();
         let mut pushes = Vec::new();
         for id in users {
-            let key = (app, id.clone());
-            match user::delete(self.users.get(&key).map(|e| &e.rec), now) {
+            let deleted = self.user_rec(app, &id).and_then(|existing| user::delete(existing, now));
+            match deleted {
                 Ok(rec) => {
                     batch.put_user(app, &id, rec.encode());
-                    if let Some(e) = self.users.get_mut(&key) {
+                    if let Some(e) = self.users.get_mut(&(app, id.clone())) {
                         e.rec = rec;
                         kicked.extend(std::mem::take(&mut e.devices).into_iter().map(|d| d.outbox));
                     }
                     pushes.extend(self.status_pushes(app, &id));
-                    facts.push(self.next_facts(app, &id));
+                    facts.push(id.clone());
                     out.push((id, Ok(())));
                 }
                 Err(e) => out.push((id, Err(e))),
@@ -209,11 +214,10 @@ impl Shard {
         let out: Vec<_> = users
             .into_iter()
             .map(|id| {
-                let rec = self.users.get(&(app, id.clone())).map(|e| &e.rec);
-                let r = match rec {
+                let r = self.user_rec(app, &id).and_then(|rec| match rec {
                     Some(r) if admin => Ok(r.clone()),
                     other => user::live(other).cloned(),
-                };
+                });
                 (id, r)
             })
             .collect();
@@ -230,25 +234,15 @@ impl Shard {
     pub(super) async fn modify_user(&mut self, c: ModifyUser) {
         let ModifyUser { app, user: id, change, by_admin, origin, reply } = c;
         let key = (app, id.clone());
-        let rec = match user::modify(self.users.get(&key).map(|e| &e.rec), &change, by_admin, now_ms()) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
+        let modified = self.user_rec(app, &id).and_then(|existing| user::modify(existing, &change, by_admin, now_ms()));
+        let rec = or_reply!(reply, modified);
         let mut batch = Batch::default();
         batch.put_user(app, &id, rec.encode());
         let Some(entry) = self.users.get_mut(&key) else {
             return;
         };
-        let flags_changed =
-            (entry.rec.deleted, entry.rec.forbidden, entry.rec.silent) != (rec.deleted, rec.forbidden, rec.silent);
+        let facts = if user::facts_moved(Some(&entry.rec), &rec) { vec![id.clone()] } else { Vec::new() };
         entry.rec = rec.clone();
-        let facts = if flags_changed { vec![self.next_facts(app, &id)] } else { Vec::new() };
-        let Some(entry) = self.users.get_mut(&key) else {
-            return;
-        };
         // Own devices hear of the change (all but the one that made it); a forbidden account
         // loses its sessions.
         let targets = devices_but(&entry.devices, origin);
@@ -311,26 +305,21 @@ impl Shard {
         let mut first_status = Vec::new();
         let max_subs = self.cfg.limits.max_subscriptions_per_user;
         for t in targets {
-            let entry = self.users.get_mut(&(app, t.clone()));
-            let r = match entry {
-                None => Err(DomainError::UserNotFound),
-                Some(e) if e.rec.deleted => Err(DomainError::UserDeleted),
-                Some(e) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => {
+            let r = match self.user_entry(app, &t) {
+                Err(e) => Err(e),
+                Ok(None) => Err(DomainError::UserNotFound),
+                Ok(Some(e)) if e.rec.deleted => Err(DomainError::UserDeleted),
+                Ok(Some(e)) if e.subscribers.len() >= max_subs && !e.subscribers.contains_key(&subscriber) => {
                     Err(DomainError::LimitExceeded("subscribers of this user"))
                 }
-                Some(e) => {
+                Ok(Some(e)) => {
                     let old = e.subscribers.insert(subscriber.clone(), until_ms);
                     first_status.push(status_of(&t, Some(e)));
                     batch.put_subscription(app, &t, &subscriber, until_ms);
                     // A renewal replaces its expiry entry, so renewals cannot grow the index.
                     let item = (app, t.clone(), subscriber.clone());
                     if let Some(old) = old.filter(|&o| o != until_ms) {
-                        if let Some(v) = self.expiries.get_mut(&old) {
-                            v.retain(|x| *x != item);
-                            if v.is_empty() {
-                                self.expiries.remove(&old);
-                            }
-                        }
+                        unindex(&mut self.expiries, old, &item);
                     }
                     if old != Some(until_ms) {
                         self.expiries.entry(until_ms).or_default().push(item);
@@ -362,12 +351,15 @@ impl Shard {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
-            if let Some(e) = self.users.get_mut(&(app, t.clone())) {
-                if e.subscribers.remove(&subscriber).is_some() {
+            // Read on first use like any other: the entry has the stored subscriptions.
+            let removed = self.user_entry(app, &t).map(|e| e.and_then(|e| e.subscribers.remove(&subscriber)));
+            let r = removed.map(|until| {
+                if let Some(until) = until {
                     batch.delete_subscription(app, &t, &subscriber);
+                    unindex(&mut self.expiries, until, &(app, t.clone(), subscriber.clone()));
                 }
-            }
-            out.push((t, Ok(())));
+            });
+            out.push((t, r));
         }
         self.commit(batch, move |r| {
             let out = match r {
@@ -380,18 +372,21 @@ impl Shard {
     }
 
     /// Drops subscriptions whose time is up (found through the expiry index, not by scanning
-    /// users) and deletes them from the store.
+    /// users) and deletes them from the store. A target that is not in memory (evicted since
+    /// its subscriptions were indexed) is checked against the store, so a due entry can
+    /// never delete a subscription renewed meanwhile.
     pub(super) async fn expire_subscriptions(&mut self) {
         let now = now_ms();
         let later = self.expiries.split_off(&(now + 1));
         let due = std::mem::replace(&mut self.expiries, later);
         let mut batch = Batch::default();
         for (app, target, sub) in due.into_values().flatten() {
-            let renewed = self
-                .users
-                .get(&(app, target.clone()))
-                .and_then(|e| e.subscribers.get(&sub))
-                .is_some_and(|&until| until > now);
+            let renewed = match self.users.get(&(app, target.clone())) {
+                Some(e) => e.subscribers.get(&sub).is_some_and(|&until| until > now),
+                // Not in memory: the store says (an unreadable one stays, to be indexed
+                // again when its target is next read).
+                None => self.store.subscription(app, &target, &sub).map_or(true, |u| u.is_some_and(|u| u > now)),
+            };
             if !renewed {
                 if let Some(e) = self.users.get_mut(&(app, target.clone())) {
                     e.subscribers.remove(&sub);
@@ -446,7 +441,7 @@ impl Shard {
 
     pub(super) async fn sync(&mut self, c: ReadStream) {
         let ReadStream { app, user, stream, after, limit, reply } = c;
-        if let Err(e) = user::live(self.users.get(&(app, user.clone())).map(|e| &e.rec)) {
+        if let Err(e) = self.user_rec(app, &user).and_then(|rec| user::live(rec).map(|_| ())) {
             let _ = reply.send(Err(e));
             return;
         }

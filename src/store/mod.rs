@@ -159,14 +159,10 @@ impl Store {
         writer::spawn(self.db.clone(), o)
     }
 
-    /// Calls `f` for every stored user record (start-up load).
-    pub fn for_each_user(&self, mut f: impl FnMut(AppId, UserId, &[u8])) -> Result<(), StoreError> {
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_USERS)?, IteratorMode::Start) {
-            let (k, v) = kv.map_err(rocks)?;
-            let (app, user) = keys::decode_user(&k).ok_or_else(|| StoreError::Corrupt("user key".into()))?;
-            f(app, user, &v);
-        }
-        Ok(())
+    /// One user's record, if stored: a point read (the block cache keeps the hot ones; the
+    /// bloom filter answers most misses).
+    pub fn user(&self, app: AppId, user: &UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(cf(&self.db, keys::CF_USERS)?, keys::user(app, user)).map_err(rocks)
     }
 
     /// The head (newest seq) of each of a user's streams: the last entry's key, found by one
@@ -189,14 +185,24 @@ impl Store {
         Ok(heads)
     }
 
-    /// Calls `f(app, target, subscriber, expiry_ms)` for every status subscription.
-    pub fn for_each_subscription(&self, mut f: impl FnMut(AppId, UserId, UserId, u64)) -> Result<(), StoreError> {
-        for kv in self.db.iterator_cf(cf(&self.db, keys::CF_SUBS)?, IteratorMode::Start) {
-            let (k, v) = kv.map_err(rocks)?;
-            let (app, target, sub) = keys::decode_sub(&k).ok_or_else(|| StoreError::Corrupt("sub key".into()))?;
-            f(app, target, sub, be_u64(&v)?);
+    /// The status subscriptions of one target: (subscriber, expiry ms), expired ones too.
+    pub fn subscriptions_of(&self, app: AppId, target: &UserId) -> Result<Vec<(UserId, u64)>, StoreError> {
+        let corrupt = || StoreError::Corrupt("sub key".into());
+        self.user_entries(keys::CF_SUBS, app, target)?
+            .into_iter()
+            .map(|(sub, until)| {
+                let sub = std::str::from_utf8(&sub).ok().and_then(UserId::new).ok_or_else(corrupt)?;
+                Ok((sub, be_u64(&until)?))
+            })
+            .collect()
+    }
+
+    /// One status subscription's expiry (ms), if stored.
+    pub fn subscription(&self, app: AppId, target: &UserId, sub: &UserId) -> Result<Option<u64>, StoreError> {
+        match self.db.get_cf(cf(&self.db, keys::CF_SUBS)?, keys::sub(app, target, sub)).map_err(rocks)? {
+            Some(v) => Ok(Some(be_u64(&v)?)),
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// Entries of a user's stream with seq > `after`, at most `limit`, oldest first; and
@@ -469,8 +475,7 @@ mod tests {
         w.join().unwrap();
         let got: Vec<(u32, bool)> = rx.try_iter().collect();
         assert_eq!(got, (0..50).map(|i| (i, true)).collect::<Vec<_>>());
-        let mut n = 0;
-        store.for_each_user(|_, _, _| n += 1).unwrap();
-        assert_eq!(n, 25);
+        let stored = (0..50u32).filter(|i| store.user(AppId(1), &u(&format!("u{i}"))).unwrap().is_some()).count();
+        assert_eq!(stored, 25);
     }
 }

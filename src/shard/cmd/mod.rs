@@ -5,15 +5,15 @@
 use tokio::sync::oneshot;
 
 use crate::domain::ids::UserId;
-use crate::domain::user::UserFacts;
 use crate::domain::DomainError;
 use crate::shard::outbox::Outbox;
 
 pub type Reply<T> = oneshot::Sender<T>;
 /// Per-item outcomes of a batch, in request order within this shard's share.
 pub type ItemOutcomes = Vec<(UserId, Result<(), DomainError>)>;
-/// Users whose send-relevant facts changed, to replicate to every shard before answering.
-pub type FactsList = Vec<(UserId, UserFacts)>;
+/// Users whose send-relevant facts changed durably: every shard must drop its copy of them
+/// (`FactsChanged`) before the change is answered.
+pub type ChangedUsers = Vec<UserId>;
 
 /// Where the answer to a request goes when the shard answers the connection directly.
 pub struct Origin {

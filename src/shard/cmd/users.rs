@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{FactsList, ItemOutcomes, Reply};
+use super::{ChangedUsers, ItemOutcomes, Reply};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::sync::{Stream, SyncPage};
 use crate::domain::user::{UserChange, UserRecord};
@@ -46,13 +46,13 @@ pub struct Disconnect {
 pub struct ImportUsers {
     pub app: AppId,
     pub users: Vec<UserRecord>,
-    pub reply: Reply<(ItemOutcomes, FactsList)>,
+    pub reply: Reply<(ItemOutcomes, ChangedUsers)>,
 }
 
 pub struct DeleteUsers {
     pub app: AppId,
     pub users: Vec<UserId>,
-    pub reply: Reply<(ItemOutcomes, FactsList)>,
+    pub reply: Reply<(ItemOutcomes, ChangedUsers)>,
 }
 
 /// `admin` readers also see deleted users.
@@ -70,14 +70,14 @@ pub struct ModifyUser {
     pub by_admin: bool,
     /// The connection that asked: it gets the answer, not the push.
     pub origin: Option<ConnId>,
-    pub reply: Reply<Result<(UserRecord, FactsList), DomainError>>,
+    pub reply: Reply<Result<(UserRecord, ChangedUsers), DomainError>>,
 }
 
-/// Every shard keeps a copy of every user's send-relevant facts; the owner replicates
-/// changes with this before it answers the change.
-pub struct SetFacts {
+/// These users' facts changed and the change is durable: a shard drops its cached copy (the
+/// next check reads the store). Sent to every shard before the change is answered.
+pub struct FactsChanged {
     pub app: AppId,
-    pub facts: Arc<FactsList>,
+    pub users: Arc<ChangedUsers>,
     pub done: Reply<()>,
 }
 
@@ -140,7 +140,7 @@ super::area!(
         DeleteUsers,
         GetUsers,
         ModifyUser,
-        SetFacts,
+        FactsChanged,
         QueryStatus,
         Subscribe,
         Unsubscribe,

@@ -13,7 +13,7 @@ use super::*;
 impl Shard {
     pub(in crate::shard) async fn black_add(&mut self, c: BlackAdd) {
         let BlackAdd { app, user, peer, origin, reply } = c;
-        if !self.facts.contains_key(&(app, peer.clone())) {
+        if or_reply!(reply, self.facts_of(app, &peer)).is_none() {
             let _ = reply.send(Err(DomainError::UserNotFound));
             return;
         }

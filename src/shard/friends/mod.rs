@@ -138,7 +138,6 @@ impl Shard {
         if e.social.is_some() {
             return Ok(());
         }
-        let was_loaded = e.loaded();
         let (friends, blacks, requests, tags) =
             self.store.user_social(app, user).map_err(stored("friendship store access"))?;
         let mut s = Social::default();
@@ -187,9 +186,6 @@ impl Shard {
         }
         if let Some(e) = self.users.get_mut(&(app, user.clone())) {
             e.social = Some(s);
-            if !was_loaded {
-                self.loaded += 1;
-            }
         }
         Ok(())
     }

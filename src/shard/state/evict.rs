@@ -1,5 +1,6 @@
-//! Loaded per-user state on first use (`touch`) and its eviction past
-//! `limits.loaded_users_per_shard`; the send caches (`conv_heads`, `pair_rel`) past
+//! A user's stream heads on first use (`touch`), the eviction of idle users' entries (record,
+//! subscriptions, heads, conversation list, friendship state) past
+//! `limits.loaded_users_per_shard`, and of the send caches (`conv_heads`, `pair_rel`) past
 //! `limits.conversations_per_shard`.
 
 use crate::domain::ids::{AppId, UserId};
@@ -10,15 +11,13 @@ use crate::shard::cmd::{EvictHeads, EvictIdle};
 use super::*;
 
 impl Shard {
-    /// Marks `user`'s loaded state as used now, reading the user's stream heads on first use
-    /// (every change to a stream goes through `ensure_convs` or `ensure_social`, which call
-    /// this first); returns the entry, in one lookup (the caller loads what is missing and
-    /// counts a user that had nothing loaded with `loaded += 1`).
+    /// `user`'s entry (read on first use, stamped as used now) with the user's stream heads
+    /// read on first use (every change to a stream goes through `ensure_convs` or
+    /// `ensure_social`, which call this first). The caller loads what else is missing.
     pub(in crate::shard) fn touch(&mut self, app: AppId, user: &UserId) -> Result<&mut UserEntry, DomainError> {
         self.uses += 1;
-        let stamp = self.uses;
-        let e = self.users.get_mut(&(app, user.clone())).ok_or(DomainError::UserNotFound)?;
-        e.last_used = stamp;
+        let e = super::resident::entry_in(&mut self.users, &mut self.expiries, &self.store, self.uses, app, user)?
+            .ok_or(DomainError::UserNotFound)?;
         if !e.heads_loaded {
             // Nothing of this user's streams can be in flight: every change bumps a head first.
             let heads = self
@@ -35,22 +34,20 @@ impl Shard {
         Ok(e)
     }
 
-    /// Over `limits.loaded_users_per_shard`: picks the least recently used offline users
-    /// with loaded state (down to 90 % of the bound) and, once every write submitted so far
-    /// is durable (so a reload reads what memory holds), asks this shard to drop their state
-    /// with `ShardCmd::Evict`. A user used in between keeps it (its stamp moved on).
+    /// Over `limits.loaded_users_per_shard` users in memory: picks the least recently used
+    /// idle ones (no device online; down to 90 % of the bound) and,
+    /// once every write submitted so far is durable (so a reload reads what memory holds),
+    /// asks this shard to drop them with `ShardCmd::EvictIdle`. A user used in between keeps
+    /// its entry (its stamp moved on). The tick writes the written-behind conversation
+    /// entries (`flush_convs`) just before this, so none is left only in memory.
     pub(super) async fn evict_idle(&mut self) {
         let cap = self.cfg.limits.loaded_users_per_shard.max(1);
-        if self.loaded <= cap {
+        if self.users.len() <= cap {
             return;
         }
-        let mut idle: Vec<((AppId, UserId), u64)> = self
-            .users
-            .iter()
-            .filter(|(_, e)| e.loaded() && e.devices.is_empty())
-            .map(|(k, e)| (k.clone(), e.last_used))
-            .collect();
-        let excess = self.loaded - cap * 9 / 10;
+        let mut idle: Vec<((AppId, UserId), u64)> =
+            self.users.iter().filter(|(_, e)| e.idle()).map(|(k, e)| (k.clone(), e.last_used)).collect();
+        let excess = self.users.len() - cap * 9 / 10;
         if idle.len() > excess {
             idle.select_nth_unstable_by_key(excess, |(_, used)| *used);
             idle.truncate(excess);
@@ -72,15 +69,12 @@ impl Shard {
         let EvictIdle { users } = c;
         let mut dropped = 0;
         for (key, stamp) in users {
-            let Some(e) = self.users.get_mut(&key) else { continue };
-            if e.last_used == stamp && e.devices.is_empty() && e.loaded() {
-                e.convs = None;
-                e.social = None;
-                self.loaded -= 1;
+            if self.users.get(&key).is_some_and(|e| e.last_used == stamp && e.idle()) {
+                self.users.remove(&key);
                 dropped += 1;
             }
         }
-        tracing::debug!(shard = self.id, dropped, loaded = self.loaded, "evicted idle users' loaded state");
+        tracing::debug!(shard = self.id, dropped, loaded = self.users.len(), "evicted idle users' loaded state");
     }
 
     /// Over `limits.conversations_per_shard`: drops the least recently used pair relations

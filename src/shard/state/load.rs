@@ -1,9 +1,10 @@
 //! Start-up: every shard's state built from the store, and the recovery of deliveries a
-//! crash may have cut (`recover_deliveries`).
+//! crash may have cut (`recover_deliveries`). Users are not read here: a shard reads each of
+//! its users on first use (`resident`), so start-up takes as long for ten users as for ten
+//! million.
 
 use crate::config::Config;
 use crate::domain::message::{IdGen, MessageRecord};
-use crate::domain::user::{UserFacts, UserRecord};
 use crate::shard::cmd::{Deliver, Recalled};
 use crate::shard::recent::{Keyer, Recent};
 use crate::shard::router::Router;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 
 use super::*;
 
-/// Builds every shard's state from the store: users, subscriptions. Streams (and their heads) and
-/// messages are not scanned.
+/// Builds every shard's state: empty maps, the delivery recovery and its re-drives. Users,
+/// subscriptions, streams (and their heads) and messages are not scanned.
 pub(in crate::shard) fn load(
     cfg: &Arc<Config>,
     store: &Store,
@@ -38,7 +39,7 @@ pub(in crate::shard) fn load(
             users: HashMap::new(),
             deferred: VecDeque::new(),
             expiries: BTreeMap::new(),
-            facts: HashMap::new(),
+            facts: Recent::new(cfg.limits.facts_cache_per_shard),
             conv_heads: HashMap::new(),
             recent_ids: Recent::new(cfg.limits.recent_client_ids),
             recent_stream: Recent::new(cfg.limits.recent_client_ids),
@@ -49,35 +50,8 @@ pub(in crate::shard) fn load(
             pair_rel: HashMap::new(),
             kept: Arc::default(),
             uses: 0,
-            loaded: 0,
         })
         .collect();
-    let mut bad = None;
-    store.for_each_user(|app, user, bytes| match UserRecord::decode(user.clone(), bytes) {
-        Ok(rec) => {
-            let f = UserFacts::of(&rec, 0);
-            for sh in shards.iter_mut() {
-                sh.facts.insert((app, user.clone()), f);
-            }
-            let s = router.user_shard(app, &user);
-            shards[s].users.insert((app, user), UserEntry::new(rec));
-        }
-        Err(_) => bad = Some(user),
-    })?;
-    if let Some(u) = bad {
-        return Err(StoreError::Corrupt(format!("user record {u}")));
-    }
-    let now = now_ms();
-    store.for_each_subscription(|app, target, sub, until| {
-        let shard = &mut shards[router.user_shard(app, &target)];
-        if until > now {
-            if let Some(e) = shard.users.get_mut(&(app, target.clone())) {
-                e.subscribers.insert(sub.clone(), until);
-            }
-        }
-        // Expired ones too: the first tick deletes them from the store.
-        shard.expiries.entry(until).or_default().push((app, target, sub));
-    })?;
     let newest = recover_deliveries(store, n)?;
     let now = now_ms();
     for sh in shards.iter_mut() {

@@ -1,6 +1,6 @@
 //! One shard: its in-memory state (this file) and, by concern, start-up (`load`), the loop
-//! and dispatch (`run`), loading and evicting per-user state (`evict`), commits (`commit`)
-//! and sending (`route`).
+//! and dispatch (`run`), users and their facts read on first use (`resident`), evicting idle
+//! users (`evict`), commits (`commit`) and sending (`route`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -55,20 +55,20 @@ pub(super) struct Device {
     pub login_ms: u64,
 }
 
-/// Everything a shard holds about one user.
+/// Everything a shard holds about one user it owns: read from the store on the user's first
+/// use (`Shard::user_entry`), dropped when idle (`Shard::evict_idle`).
 pub(super) struct UserEntry {
     pub rec: UserRecord,
     pub devices: Vec<Device>,
-    /// Who follows this user's online status, and until when (ms).
+    /// Who follows this user's online status, and until when (ms): the live subscriptions,
+    /// read from the store with the record.
     pub subscribers: HashMap<UserId, u64>,
     pub heads: Heads,
-    /// Version of this user's facts last replicated (see `ShardCmd::SetFacts`).
-    pub facts_version: u64,
     /// The user's conversation list, loaded from the store on first use.
     pub convs: Option<HashMap<ConvRef, ConvView>>,
     /// The user's friends, blacklist and received requests, loaded on first use.
     pub social: Option<crate::domain::friend::Social>,
-    /// The shard's use stamp when `convs` or `social` was last used (see `Shard::touch`).
+    /// The shard's use stamp when the entry was last used (see `Shard::user_entry`).
     pub last_used: u64,
     /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
     pub heads_loaded: bool,
@@ -81,7 +81,6 @@ impl UserEntry {
             devices: Vec::new(),
             subscribers: HashMap::new(),
             heads: Heads::default(),
-            facts_version: 0,
             convs: None,
             social: None,
             last_used: 0,
@@ -89,8 +88,11 @@ impl UserEntry {
         }
     }
 
-    pub fn loaded(&self) -> bool {
-        self.convs.is_some() || self.social.is_some()
+    /// Nothing of it lives only here: no device online. (Its subscribers are in the store
+    /// and in the expiry index; what it changed is durable once the writes submitted so far
+    /// are: see `evict_idle`.)
+    pub fn idle(&self) -> bool {
+        self.devices.is_empty()
     }
 }
 
@@ -109,14 +111,20 @@ pub(super) struct Shard {
     /// Cross-shard commands sent while commits were buffered: they go out after those commits
     /// are handed to the writer, so whatever they cause can never be durable first.
     pub held: Vec<(usize, ShardCmd)>,
+    /// The users of this shard used lately (read on first use; past
+    /// `limits.loaded_users_per_shard` the least recently used idle ones are dropped each
+    /// second by `evict_idle`, to be read again on their next use).
     pub users: HashMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
-    /// Status subscriptions by expiry time (ms): (app, target, subscriber). An entry may be
-    /// stale (the subscription was renewed or removed); expiry checks the user's map.
+    /// Status subscriptions by expiry time (ms): (app, target, subscriber), each stored
+    /// subscription of a target read since start once, at its stored expiry (renewals and
+    /// unsubscribes move or remove it), also while the target is evicted.
     pub expiries: BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
-    /// Every user's send-relevant facts (a full copy in every shard).
-    pub facts: HashMap<(AppId, UserId), UserFacts>,
+    /// Send-relevant facts of users this shard checked sends for, by `keyer` key of (app,
+    /// user): a cache of the stored records, filled on a miss (`facts_of`), dropped per user
+    /// by `FactsChanged`, at most `limits.facts_cache_per_shard` (oldest forgotten first).
+    pub facts: Recent<UserFacts>,
     /// Conversations this shard owns that were used recently: their last seq, and the use
     /// stamp (`uses`) of their last send. Bounded by `limits.conversations_per_shard`
     /// (`evict_conversations`).
@@ -144,13 +152,9 @@ pub(super) struct Shard {
     pub pair_rel: HashMap<(AppId, Pair), Stamped<crate::domain::friend::PairRelation>>,
     /// Pushes this shard's commit completions handed back to be sent (receipts).
     pub kept: Arc<crate::shard::kept::KeptPushes>,
-    /// Counts uses of loaded state (`touch`, sends); a user's `last_used` and the stamps of
-    /// `conv_heads` and `pair_rel` are values of it.
+    /// Counts uses of user entries (`user_entry`) and of the send caches; a user's
+    /// `last_used` and the stamps of `conv_heads` and `pair_rel` are values of it.
     pub uses: u64,
-    /// Users whose conversation list or friendship state is loaded. Past
-    /// `limits.loaded_users_per_shard` the least recently used offline ones are dropped
-    /// (`evict_idle`), to be loaded again from the store on their next use.
-    pub loaded: usize,
 }
 
 /// A cached value and the use stamp (`Shard::uses`) of its last use.
@@ -165,6 +169,7 @@ pub(super) use crate::now_ms;
 mod commit;
 mod evict;
 mod load;
+mod resident;
 mod route;
 mod run;
 

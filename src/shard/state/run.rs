@@ -1,8 +1,6 @@
 //! The shard thread's loop (draining both inboxes in batches), the one exhaustive dispatch
 //! of shard commands, and the once-a-second tick.
 
-use crate::domain::ids::{AppId, UserId};
-use crate::domain::user::UserFacts;
 use crate::shard::cmd::{ConversationCmd, DeliveredUpTo, FriendCmd, MessageCmd, ShardCmd, UserCmd};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -115,7 +113,7 @@ impl Shard {
                 UserCmd::DeleteUsers(c) => self.delete_users(c).await,
                 UserCmd::GetUsers(c) => self.get_users(c).await,
                 UserCmd::ModifyUser(c) => self.modify_user(c).await,
-                UserCmd::SetFacts(c) => self.set_facts(c.app, &c.facts, c.done),
+                UserCmd::FactsChanged(c) => self.facts_changed(c),
                 UserCmd::QueryStatus(c) => self.query_status(c).await,
                 UserCmd::Subscribe(c) => self.subscribe(c).await,
                 UserCmd::Unsubscribe(c) => self.unsubscribe(c).await,
@@ -163,21 +161,6 @@ impl Shard {
                 ConversationCmd::DeleteConversation(c) => self.delete_conversation(c).await,
             },
         }
-    }
-
-    pub(super) fn set_facts(
-        &mut self,
-        app: AppId,
-        facts: &[(UserId, UserFacts)],
-        done: tokio::sync::oneshot::Sender<()>,
-    ) {
-        for (u, f) in facts {
-            let e = self.facts.entry((app, u.clone())).or_insert(*f);
-            if f.version >= e.version {
-                *e = *f;
-            }
-        }
-        let _ = done.send(());
     }
 
     /// Runs the commands this shard sent to itself, in order.
