@@ -142,18 +142,26 @@ async fn memory_returns_to_its_level_after_rounds_of_abuse() {
     settle().await;
     let baseline = rss_kb(pid);
     eprintln!("rss: start {start} KB, warm-up peak {warm_peak} KB, baseline after warm-up {baseline} KB");
-    let mut after = baseline;
+    let (mut after, mut reference) = (baseline, baseline);
     for round in 1..=3 {
         let peak = abuse(&addr, pid, round).await;
         settle().await;
         after = rss_kb(pid);
         eprintln!("round {round}: peak {peak} KB, after {after} KB");
+        if round == 1 {
+            // The reference level is the higher of the two after warm-up and round 1: whether
+            // the allocator has handed a round's freed memory back to the system when a
+            // sample is taken varies (from 43 to 69 MB after the same warm-up, on this build
+            // and on older ones), so one sample alone made the test flaky. A leak still shows:
+            // it grows by a round's worth (~18 MB) from round 1 to round 3, twice.
+            reference = baseline.max(after);
+        }
         // Others are served normally after each round.
         let ack = alice.send_message("bob", &format!("ok{round}"), 1, b"still here", None).await.unwrap();
         assert_eq!(ack.seq, round as u64);
     }
     // Three rounds each held ~18 MB of partial frames and a full outbox; what stays is at most
     // a few MB (the memtable holds the 6,000 messages sent meanwhile, ~3 MB with indexes).
-    let slack = 12 * 1024 + baseline / 10;
-    assert!(after <= baseline + slack, "RSS grew from {baseline} KB to {after} KB over 3 rounds of abuse");
+    let slack = 12 * 1024 + reference / 10;
+    assert!(after <= reference + slack, "RSS grew from {reference} KB to {after} KB over rounds 2 and 3 of abuse");
 }

@@ -1,9 +1,6 @@
-//! Shard handlers for messages (one-to-one so far).
-//!
-//! The conversation's shard (chosen by its `ConvId`) runs `send`, `recall` and `history`: it
-//! alone assigns the conversation's seqs, so they are gap-free and ordered. The users' shards
-//! run `deliver` and `recalled` (their streams, conversation lists and devices), `receipt`
-//! `read`. See docs/architecture.md, "The message path".
+//! The users' side of a message: recording a delivery or a recall in a user's streams and
+//! conversation list and pushing it to the user's devices, relaying receive-acks, and reading
+//! a conversation (with the read receipt to the peer).
 
 use std::sync::Arc;
 
@@ -11,20 +8,16 @@ use bytes::Bytes;
 
 use crate::domain::conversation;
 use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
-use crate::domain::message::{self, IdemRecord, MessageRecord};
-use crate::domain::page::{self, WireSize};
+use crate::domain::message::MessageRecord;
 use crate::domain::sync::{ItemId, Stream};
-use crate::domain::user;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{
-    Deliver, GetHistory, GetMessages, ReadConversation, RecallMessage, Recalled, Receipt, SendMessage, ShardCmd,
-};
-use crate::shard::common::{conversation_changed_push, put_conv_change, stored};
+use crate::shard::cmd::{Deliver, ReadConversation, Recalled, Receipt};
+use crate::shard::common::{conversation_changed_push, put_conv_change};
 use crate::shard::outbox::Outbox;
 use crate::shard::recent::RecentDelivery;
-use crate::shard::state::{devices_but, now_ms, Shard, Stamped};
+use crate::shard::state::{devices_but, Shard};
 use crate::store::{self, Batch, StreamPut};
 
 /// What recording one delivery leaves to do once it is durable.
@@ -33,24 +26,6 @@ struct Recorded {
     push: Option<(Vec<Outbox>, Bytes)>,
     /// The receiver has no device online: the server sends the sender a receipt.
     server_receipt: bool,
-}
-
-/// The ack a sender gets.
-pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool) -> Bytes {
-    protocol::response(req_id, |fbb| {
-        let c = fbb.create_string(client_id);
-        let a = wire::SendAck::create(
-            fbb,
-            &wire::SendAckArgs {
-                client_id: Some(c),
-                server_id: i.server_id,
-                seq: i.seq,
-                timestamp_ms: i.ts_ms,
-                duplicate,
-            },
-        );
-        (wire::Response::SendAck, a.as_union_value())
-    })
 }
 
 fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
@@ -92,238 +67,6 @@ fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -
 }
 
 impl Shard {
-    /// The last seq of a conversation this shard owns (loaded from the store on first use).
-    fn conv_head(&mut self, app: AppId, conv: &ConvId) -> Result<u64, DomainError> {
-        if let Some(h) = self.conv_heads.get(&(app, conv.clone())) {
-            return Ok(h.value);
-        }
-        let h = self.store.conv_head(app, conv).map_err(stored("reading a conversation head"))?;
-        self.conv_heads.insert((app, conv.clone()), Stamped { value: h, used: self.uses });
-        Ok(h)
-    }
-
-    /// The key of a client id in `recent_ids`.
-    fn client_id_key(&self, app: AppId, from: &UserId, to: &ConvRef, client_id: &str) -> u128 {
-        self.keyer.key((app.0, from.as_str(), to.kind() as u8, to.id_str(), client_id))
-    }
-
-    /// What a client id was used for, if anything: memory first, then the store.
-    fn known_client_id(
-        &self,
-        app: AppId,
-        from: &UserId,
-        to: &ConvRef,
-        client_id: &str,
-    ) -> Result<Option<IdemRecord>, DomainError> {
-        if let Some(r) = self.recent_ids.get(self.client_id_key(app, from, to, client_id)) {
-            return Ok(Some(r.clone()));
-        }
-        match self.store.idem(app, from, to, client_id) {
-            Ok(Some(v)) => IdemRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "reading an idempotency record");
-                Err(DomainError::StorageUnavailable)
-            }
-        }
-    }
-
-    fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &ConvRef, client_id: &str, rec: IdemRecord) {
-        let key = self.client_id_key(app, from, to, client_id);
-        self.recent_ids.insert(key, rec);
-    }
-
-    /// Send `from` -> `to` (this shard owns the conversation). Checks, assigns the next seq,
-    /// stores message + its id index + idempotency record in one batch, acks the sender once
-    /// that is durable, and hands the deliveries to the users' shards.
-    pub(super) async fn send(&mut self, c: SendMessage) {
-        let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
-        let pair = match to.conv_id(&from) {
-            Some(ConvId::P2p(pair)) => pair,
-            Some(ConvId::Group(_)) => {
-                origin.outbox.send(DomainError::NotImplemented.frame(origin.req_id));
-                return;
-            }
-            None => {
-                origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
-                return;
-            }
-        };
-        let checks = self
-            .facts_of(app, &from)
-            .and_then(|f| user::check_sender(f.as_ref()))
-            .and_then(|_| self.facts_of(app, pair.peer_of(&from)))
-            .and_then(|f| user::check_receiver(f.as_ref()))
-            .and_then(|_| self.check_pair(app, &from, &pair));
-        if let Err(e) = checks {
-            origin.outbox.send(e.frame(origin.req_id));
-            return;
-        }
-        let hash = message::content_hash(&to, msg_type, &body);
-        match self.known_client_id(app, &from, &to, &client_id) {
-            Err(e) => {
-                origin.outbox.send(e.frame(origin.req_id));
-                return;
-            }
-            Ok(Some(known)) => {
-                // A retry: the original ack, once the original is durable. Nothing is stored.
-                let frame = match message::retry(&known, hash) {
-                    Ok(i) => ack_frame(origin.req_id, &client_id, &i, true),
-                    Err(e) => e.frame(origin.req_id),
-                };
-                let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
-                self.after_pending(move |r| {
-                    outbox.send(match r {
-                        Ok(()) => frame,
-                        Err(e) => e.frame(req_id),
-                    });
-                    drop(answered);
-                })
-                .await;
-                return;
-            }
-            Ok(None) => {}
-        }
-        let conv = ConvId::P2p(pair);
-        let head = match self.conv_head(app, &conv) {
-            Ok(h) => h,
-            Err(e) => {
-                origin.outbox.send(e.frame(origin.req_id));
-                return;
-            }
-        };
-        let now = now_ms();
-        let msg = Arc::new(MessageRecord {
-            server_id: self.ids.next(now),
-            client_id,
-            from,
-            to,
-            seq: head + 1,
-            msg_type,
-            body,
-            ts_ms: now,
-            recalled: false,
-        });
-        let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
-        let mut batch = Batch::default();
-        batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
-        batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
-        self.uses += 1;
-        self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
-        self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
-        let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
-        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
-        let exclude = outbox.conn();
-        self.commit(batch, move |r| {
-            outbox.send(match r {
-                Ok(()) => ack,
-                Err(e) => e.frame(req_id),
-            });
-            drop(answered);
-        })
-        .await;
-        // The users' shards record and push the message. Their commits queue behind this one
-        // in the single writer, so they can never be durable before the message is.
-        self.route_deliveries(app, &msg, exclude);
-    }
-
-    /// Hands a new message to its users' shards: one `Deliver` per shard, so sender and
-    /// receiver on one shard are recorded in one batch (see `cmd::Deliver`).
-    fn route_deliveries(&mut self, app: AppId, msg: &Arc<MessageRecord>, exclude: ConnId) {
-        let Some(to) = msg.receiver() else { return };
-        let (from_shard, to_shard) = (self.router.user_shard(app, &msg.from), self.router.user_shard(app, to));
-        let sender = (msg.from.clone(), Some(exclude));
-        let receiver = (to.clone(), None);
-        let deliver = |to| (Deliver { app, msg: msg.clone(), to, from_record: false }).into();
-        if from_shard == to_shard {
-            self.send_to(from_shard, deliver(vec![sender, receiver]));
-        } else {
-            self.send_to(from_shard, deliver(vec![sender]));
-            self.send_to(to_shard, deliver(vec![receiver]));
-        }
-    }
-
-    /// Remembers where a message sits in a user's Messages stream, and what it is (bounded,
-    /// oldest dropped).
-    fn remember_stream_pos(&mut self, app: AppId, user: &UserId, msg: &MessageRecord, stream_seq: u64) {
-        let key = self.keyer.key((app.0, user.as_str(), msg.server_id));
-        let peer = msg.seen_by(user);
-        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: self.keyer.key(peer.id_str()) };
-        self.recent_stream.insert(key, d);
-    }
-
-    /// Sends a command to `user`'s shard (run here when that is this shard).
-    pub(super) fn route_user(&mut self, app: AppId, user: &UserId, make: impl FnOnce(UserId) -> ShardCmd) {
-        let s = self.router.user_shard(app, user);
-        self.send_to(s, make(user.clone()));
-    }
-
-    pub(super) async fn recall(&mut self, c: RecallMessage) {
-        let RecallMessage { app, conv, by, by_admin, server_id, reply } = c;
-        let msg = match self.load_message(app, server_id) {
-            Ok(Some(m)) if m.conv().as_ref() == Some(&conv) => m,
-            Ok(_) => {
-                let _ = reply.send(Err(DomainError::MessageNotFound));
-                return;
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let window = self.cfg.app(app).map_or(120, |a| a.recall_window_secs);
-        let tomb = match message::recall(&msg, &by, by_admin, now_ms(), window) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let mut batch = Batch::default();
-        batch.replace_message(app, &conv, tomb.seq, tomb.encode());
-        // Like a send's deliveries, the users' shards still have to record the recall; these
-        // records make a crash in between harmless (replayed at start-up).
-        let users: Vec<UserId> = std::iter::once(&tomb.from).chain(tomb.receiver()).cloned().collect();
-        let at = (conv, tomb.seq);
-        for u in &users {
-            batch.put_fanout(app, u, (tomb.server_id, 1), &at);
-        }
-        self.commit(batch, move |r| {
-            let _ = reply.send(r);
-        })
-        .await;
-        for u in users {
-            self.route_user(app, &u, |user| Recalled { app, user, msg: tomb.clone(), by: by.clone() }.into());
-        }
-    }
-
-    /// A message by server id, from the store.
-    fn load_message(&self, app: AppId, server_id: u64) -> Result<Option<MessageRecord>, DomainError> {
-        let fail = stored("reading a message");
-        let Some((conv, seq)) = self.store.message_location(app, server_id).map_err(fail)? else {
-            return Ok(None);
-        };
-        match self.store.message(app, &conv, seq).map_err(fail)? {
-            Some(v) => MessageRecord::decode(&v).map(Some).map_err(|_| DomainError::StorageUnavailable),
-            None => Ok(None),
-        }
-    }
-
-    pub(super) fn history(&mut self, c: GetHistory) {
-        let GetHistory { app, conv, range, limit, reply } = c;
-        let r = self
-            .store
-            .messages(app, &conv, (range.from, range.to), range.descending, limit)
-            .map_err(stored("reading history"))
-            .and_then(|(raw, more)| {
-                let msgs: Result<Vec<_>, _> = raw.iter().map(|v| MessageRecord::decode(v)).collect();
-                let mut msgs = msgs.map_err(|_| DomainError::StorageUnavailable)?;
-                let cut = page::cut(&mut msgs, page::PAGE_BYTES);
-                Ok((msgs, more || cut))
-            });
-        let _ = reply.send(r);
-    }
-
     /// Records a message in the Messages streams and conversation lists of the users `d` is
     /// for (all of this shard), in one batch, then pushes it to their devices.
     ///
@@ -333,7 +76,7 @@ impl Shard {
     /// (one command, one batch: see `cmd::Deliver`), and start-up re-drives what is above the
     /// marks; a re-driven delivery deletes its fan-out record in the same batch instead.
     /// Either way a delivery recorded once is never recorded again.
-    pub(super) async fn deliver(&mut self, d: Deliver) {
+    pub(in crate::shard) async fn deliver(&mut self, d: Deliver) {
         let Deliver { app, msg, to, from_record } = d;
         let mut batch = Batch::default();
         let mut pushes: Vec<(Vec<Outbox>, Bytes)> = Vec::new();
@@ -440,10 +183,25 @@ impl Shard {
         Some(Recorded { push, server_receipt })
     }
 
+    /// Remembers where a message sits in a user's Messages stream, and what it is (bounded,
+    /// oldest dropped).
+    pub(in crate::shard) fn remember_stream_pos(
+        &mut self,
+        app: AppId,
+        user: &UserId,
+        msg: &MessageRecord,
+        stream_seq: u64,
+    ) {
+        let key = self.keyer.key((app.0, user.as_str(), msg.server_id));
+        let peer = msg.seen_by(user);
+        let d = RecentDelivery { stream_seq, conv_seq: msg.seq, peer: self.keyer.key(peer.id_str()) };
+        self.recent_stream.insert(key, d);
+    }
+
     /// Records a recall in `user`'s streams (the message becomes a tombstone) and pushes it.
     /// A replay after a restart needs no special care: recording a recall twice leaves one
     /// tombstone in the stream.
-    pub(super) async fn recalled(&mut self, c: Recalled) {
+    pub(in crate::shard) async fn recalled(&mut self, c: Recalled) {
         let Recalled { app, user, msg, by } = c;
         let mut batch = Batch::default();
         batch.delete_fanout(app, &user, msg.server_id, 1);
@@ -495,7 +253,7 @@ impl Shard {
 
     /// Relays a receive-ack to the sender's devices. Checks that the message exists and was
     /// sent by `user` to `by`.
-    pub(super) fn receipt(&mut self, c: Receipt) {
+    pub(in crate::shard) fn receipt(&mut self, c: Receipt) {
         let Receipt { app, user, by, server_id, seq, origin } = c;
         // The message must be of this pair at this seq. (Which of the two sent it is not
         // checked: a false claim would only be about the acker's own receipt.) A message
@@ -541,7 +299,7 @@ impl Shard {
     }
 
     /// "Read up to seq" for one of my conversations.
-    pub(super) async fn read(&mut self, c: ReadConversation) {
+    pub(in crate::shard) async fn read(&mut self, c: ReadConversation) {
         let ReadConversation { app, user, conv, seq, origin, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
@@ -595,35 +353,9 @@ impl Shard {
         })
         .await;
     }
-
-    /// Messages by server id, only from conversations the viewer belongs to (any, for admins).
-    pub(super) fn get_messages(&mut self, c: GetMessages) {
-        let GetMessages { app, viewer, admin, ids, reply } = c;
-        let mut out = Vec::with_capacity(ids.len());
-        let mut bytes = 0usize;
-        for id in ids {
-            match self.load_message(app, id) {
-                Ok(Some(m)) if admin || m.from == viewer || m.receiver() == Some(&viewer) => {
-                    // Cut by size: the ids after the last message answered were not looked at.
-                    bytes += m.wire_size();
-                    if bytes > page::PAGE_BYTES && !out.is_empty() {
-                        let _ = reply.send(Ok((out, true)));
-                        return;
-                    }
-                    out.push(m)
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-            }
-        }
-        let _ = reply.send(Ok((out, false)));
-    }
 }
 
-pub(super) fn read_receipt_push(reader: &UserId, read_seq: u64) -> Bytes {
+fn read_receipt_push(reader: &UserId, read_seq: u64) -> Bytes {
     protocol::push(|fbb| {
         let conv = dw::conv_id(fbb, &ConvRef::P2p(reader.clone()));
         let u = fbb.create_string(reader.as_str());
