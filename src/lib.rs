@@ -14,14 +14,19 @@
 //!   followed by every shard dropping its cached facts of those users) as detached tasks of idempotent shard steps.
 //! - `shard`: the reactor. `router` (who owns an entity; bounded inboxes), `cmd/` (commands by
 //!   area, one struct each), `state/` (a shard's memory; `load`, `run`, `resident` (users and
-//!   their facts read on first use), `evict`, `commit`, `route`), handlers by area (`users`, `friends`, `messages`, `conversations`), `common`
-//!   (shared handler helpers), `gather` (ask shards and wait), `recent` (bounded memories),
-//!   `outbox` (a connection as shards see it).
+//!   their facts read on first use), `evict`, `commit`, `route`), handlers by area (`users`,
+//!   `friends/`, `messages/` (the conversation's side in `mod.rs`, the users' side in
+//!   `delivered`), `conversations`), `common` (shared handler helpers), `gather` (ask shards
+//!   and wait), `recent` (bounded memories), `kept` (receipts handed back by commit
+//!   completions, never dropped), `outbox` (a connection as shards see it).
 //! - `domain`: the product rules, one file per area (`user`, `presence`, `friend`, `message`,
-//!   `conversation`, `sync`, `page`, `ratelimit`), synchronous and I/O-free; `ids`, `error`,
-//!   `wire` (domain <-> wire tables).
+//!   `conversation`, `sync`, `page`, `ratelimit`), synchronous and I/O-free; `ids` (user,
+//!   group and conversation ids: `ConvId`, `ConvRef`, `Pair`), `error`, `wire` (domain <-> wire
+//!   tables).
 //! - `store`: the only code that touches RocksDB: `keys` (layouts), `codec` (values),
-//!   `writer` (group commit), reads and upgrades in `mod.rs`.
+//!   `batch` (what a change writes), `writer` (group commit), `messages` (message reads and
+//!   start-up scans), `upgrade` (the format check and in-place upgrades), other reads in
+//!   `mod.rs`.
 //! - `client`: the async Rust SDK used by tests and `imctl`. (`imload`, in `loadtest/`, speaks
 //!   raw frames to spend less of the machine on itself.)
 //!

@@ -60,8 +60,7 @@ pub(super) fn put_conv_change(batch: &mut Batch, app: AppId, user: &UserId, head
     let old = (v.stream_seq > 0).then_some(v.stream_seq);
     v.stream_seq = heads.bump(Stream::Conversations).0;
     let item = ItemId::Conversation(v.conv.clone());
-    let put =
-        StreamPut { stream: Stream::Conversations, seq: v.stream_seq, item: &item, payload: Some(&[]), replaced: old };
+    let put = StreamPut::marker(Stream::Conversations, v.stream_seq, &item, old);
     batch.put_stream_item(app, user, put);
     batch.put_user_conv(app, user, &v.conv, v.encode());
 }

@@ -175,14 +175,7 @@ impl Shard {
         v.stream_seq = entry.heads.bump(Stream::Conversations).0;
         let mut batch = Batch::default();
         let item = ItemId::Conversation(conv.clone());
-        let put = StreamPut {
-            stream: Stream::Conversations,
-            seq: v.stream_seq,
-            item: &item,
-            payload: None,
-            replaced: Some(old),
-        };
-        batch.put_stream_item(app, &user, put);
+        batch.put_stream_item(app, &user, StreamPut::tombstone(Stream::Conversations, v.stream_seq, &item, Some(old)));
         batch.put_user_conv(app, &user, &conv, v.encode());
         convs.insert(conv, v);
         self.commit(batch, move |r| {

@@ -17,6 +17,18 @@ pub struct StreamPut<'a> {
     pub replaced: Option<u64>,
 }
 
+impl<'a> StreamPut<'a> {
+    /// An entry whose payload a sync read takes from the owner's memory (an empty marker).
+    pub fn marker(stream: Stream, seq: u64, item: &'a ItemId, replaced: Option<u64>) -> StreamPut<'a> {
+        StreamPut { stream, seq, item, payload: Some(&[]), replaced }
+    }
+
+    /// A tombstone: the item was deleted.
+    pub fn tombstone(stream: Stream, seq: u64, item: &'a ItemId, replaced: Option<u64>) -> StreamPut<'a> {
+        StreamPut { stream, seq, item, payload: None, replaced }
+    }
+}
+
 pub(crate) enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
     Delete(&'static str, Vec<u8>),

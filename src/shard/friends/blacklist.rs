@@ -34,17 +34,9 @@ impl Shard {
         let replaced = s.black_tombs.remove(&peer);
         let mut batch = Batch::default();
         batch.put_black(app, &user, &peer, enc.clone());
-        batch.put_stream_item(
-            app,
-            &user,
-            StreamPut {
-                stream: Stream::Blacklist,
-                seq,
-                item: &ItemId::User(peer.clone()),
-                payload: Some(&[]),
-                replaced,
-            },
-        );
+        let item = ItemId::User(peer.clone());
+        let put = StreamPut::marker(Stream::Blacklist, seq, &item, replaced);
+        batch.put_stream_item(app, &user, put);
         s.blacks.insert(peer.clone(), b);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), false, Some(&enc));
         self.commit_then(batch, targets, vec![push], reply, ()).await;
@@ -61,17 +53,9 @@ impl Shard {
         let seq = heads.bump(Stream::Blacklist).0;
         let mut batch = Batch::default();
         batch.delete_black(app, &user, &peer);
-        batch.put_stream_item(
-            app,
-            &user,
-            StreamPut {
-                stream: Stream::Blacklist,
-                seq,
-                item: &ItemId::User(peer.clone()),
-                payload: None,
-                replaced: Some(b.stream_seq),
-            },
-        );
+        let item = ItemId::User(peer.clone());
+        let put = StreamPut::tombstone(Stream::Blacklist, seq, &item, Some(b.stream_seq));
+        batch.put_stream_item(app, &user, put);
         s.black_tombs.insert(peer.clone(), seq);
         let push = changed_push(Stream::Blacklist, seq, peer.as_str(), true, None);
         self.commit_then(batch, targets, vec![push], reply, ()).await;

@@ -56,17 +56,9 @@ impl Shard {
         let enc = req.encode();
         let mut batch = Batch::default();
         batch.put_friend_request(app, &user, id, enc.clone());
-        batch.put_stream_item(
-            app,
-            &user,
-            StreamPut {
-                stream: Stream::FriendRequests,
-                seq: req.stream_seq,
-                item: &ItemId::Request(id),
-                payload: Some(&[]),
-                replaced: Some(old),
-            },
-        );
+        let item = ItemId::Request(id);
+        let put = StreamPut::marker(Stream::FriendRequests, req.stream_seq, &item, Some(old));
+        batch.put_stream_item(app, &user, put);
         s.requests.insert(id, req.clone());
         let mut frames = vec![changed_push(Stream::FriendRequests, req.stream_seq, &id.to_string(), false, Some(&enc))];
         if approve {
@@ -114,17 +106,9 @@ impl Shard {
             r.stream_seq = heads.bump(Stream::FriendRequests).0;
             let enc = r.encode();
             batch.put_friend_request(app, &user, r.id, enc.clone());
-            batch.put_stream_item(
-                app,
-                &user,
-                StreamPut {
-                    stream: Stream::FriendRequests,
-                    seq: r.stream_seq,
-                    item: &ItemId::Request(r.id),
-                    payload: Some(&[]),
-                    replaced: Some(old),
-                },
-            );
+            let item = ItemId::Request(r.id);
+            let put = StreamPut::marker(Stream::FriendRequests, r.stream_seq, &item, Some(old));
+            batch.put_stream_item(app, &user, put);
             frames.push(changed_push(Stream::FriendRequests, r.stream_seq, &r.id.to_string(), false, Some(&enc)));
         }
         self.commit_then(batch, targets, frames, reply, ()).await;

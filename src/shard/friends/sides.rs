@@ -54,11 +54,9 @@ impl Shard {
         let enc = f.encode();
         let replaced = s.friend_tombs.remove(peer);
         batch.put_friend(app, user, peer, enc.clone());
-        batch.put_stream_item(
-            app,
-            user,
-            StreamPut { stream: Stream::Friends, seq, item: &ItemId::User(peer.clone()), payload: Some(&[]), replaced },
-        );
+        let item = ItemId::User(peer.clone());
+        let put = StreamPut::marker(Stream::Friends, seq, &item, replaced);
+        batch.put_stream_item(app, user, put);
         s.friends.insert(peer.clone(), f.clone());
         let push = changed_push(Stream::Friends, seq, peer.as_str(), false, Some(&enc));
         Some((f, Some(push)))
@@ -140,17 +138,9 @@ impl Shard {
                 };
                 let enc = req.encode();
                 batch.put_friend_request(app, &user, id, enc.clone());
-                batch.put_stream_item(
-                    app,
-                    &user,
-                    StreamPut {
-                        stream: Stream::FriendRequests,
-                        seq,
-                        item: &ItemId::Request(id),
-                        payload: Some(&[]),
-                        replaced,
-                    },
-                );
+                let item = ItemId::Request(id);
+                let put = StreamPut::marker(Stream::FriendRequests, seq, &item, replaced);
+                batch.put_stream_item(app, &user, put);
                 s.requests.insert(id, req.clone());
                 // The oldest answered requests make room (tombstones in the stream); the check
                 // above made sure there are enough of them.
@@ -199,17 +189,9 @@ impl Shard {
             if let Some(f) = s.friends.remove(p) {
                 let seq = heads.bump(Stream::Friends).0;
                 batch.delete_friend(app, &user, p);
-                batch.put_stream_item(
-                    app,
-                    &user,
-                    StreamPut {
-                        stream: Stream::Friends,
-                        seq,
-                        item: &ItemId::User(p.clone()),
-                        payload: None,
-                        replaced: Some(f.stream_seq),
-                    },
-                );
+                let item = ItemId::User(p.clone());
+                let put = StreamPut::tombstone(Stream::Friends, seq, &item, Some(f.stream_seq));
+                batch.put_stream_item(app, &user, put);
                 s.friend_tombs.insert(p.clone(), seq);
                 frames.push(changed_push(Stream::Friends, seq, p.as_str(), true, None));
                 // A former friend leaves my friend tags too.
@@ -266,17 +248,9 @@ impl Shard {
         let enc = f.encode();
         let mut batch = Batch::default();
         batch.put_friend(app, &user, &peer, enc.clone());
-        batch.put_stream_item(
-            app,
-            &user,
-            StreamPut {
-                stream: Stream::Friends,
-                seq: f.stream_seq,
-                item: &ItemId::User(peer.clone()),
-                payload: Some(&[]),
-                replaced: Some(old),
-            },
-        );
+        let item = ItemId::User(peer.clone());
+        let put = StreamPut::marker(Stream::Friends, f.stream_seq, &item, Some(old));
+        batch.put_stream_item(app, &user, put);
         s.friends.insert(peer.clone(), f.clone());
         let push = changed_push(Stream::Friends, f.stream_seq, peer.as_str(), false, Some(&enc));
         self.commit_then(batch, targets, vec![push], reply, f).await;
@@ -328,15 +302,7 @@ impl Shard {
 fn drop_request(batch: &mut Batch, app: AppId, user: &UserId, heads: &mut Heads, r: &FriendRequest) {
     let tomb = heads.bump(Stream::FriendRequests).0;
     batch.delete_friend_request(app, user, r.id);
-    batch.put_stream_item(
-        app,
-        user,
-        StreamPut {
-            stream: Stream::FriendRequests,
-            seq: tomb,
-            item: &ItemId::Request(r.id),
-            payload: None,
-            replaced: Some(r.stream_seq),
-        },
-    );
+    let item = ItemId::Request(r.id);
+    let put = StreamPut::tombstone(Stream::FriendRequests, tomb, &item, Some(r.stream_seq));
+    batch.put_stream_item(app, user, put);
 }

@@ -118,7 +118,7 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::config::Durability;
-    use crate::store::{Batch, WriterOptions};
+    use crate::store::{Batch, WriterOptions, WriterThread};
 
     fn uid(s: &str) -> UserId {
         UserId::new(s).unwrap()
@@ -128,6 +128,19 @@ mod tests {
         let mut b = Batch::default();
         b.put_user(app, &rec.id, rec.encode());
         store.write_now(b).unwrap();
+    }
+
+    /// One shard over `store`, with its writer (and the router and inboxes it sends to).
+    fn one_shard(store: &Store, cfg: Config) -> (Vec<Shard>, Router, crate::shard::router::Inboxes, WriterThread) {
+        let (committer, writer) = store.start_writer(WriterOptions {
+            durability: Durability::Sync,
+            wal_sync_ms: 0,
+            queue: 16,
+            max_group: 16,
+        });
+        let (router, inboxes) = Router::new(1, 16);
+        let shards = load(&Arc::new(cfg), store, &router, committer).unwrap();
+        (shards, router, inboxes, writer)
     }
 
     fn changed(shard: &mut Shard, app: AppId, user: &UserId) {
@@ -148,14 +161,7 @@ mod tests {
         put(&store, app, &UserRecord::new(other.clone()));
         let mut cfg = Config::default();
         cfg.limits.facts_cache_per_shard = 1;
-        let (committer, writer) = store.start_writer(WriterOptions {
-            durability: Durability::Sync,
-            wal_sync_ms: 0,
-            queue: 16,
-            max_group: 16,
-        });
-        let (router, _inboxes) = Router::new(1, 16);
-        let mut shards = load(&Arc::new(cfg), &store, &router, committer).unwrap();
+        let (mut shards, router, _inboxes, writer) = one_shard(&store, cfg);
         let sh = &mut shards[0];
         assert_eq!(sh.facts_of(app, &b), Ok(Some(UserFacts::default())));
         // The owner forbids b: durable, `FactsChanged` still on its way.
@@ -190,14 +196,7 @@ mod tests {
         b.put_subscription(app, &t, &uid("live"), now + 60_000);
         b.put_subscription(app, &t, &uid("gone"), now - 1);
         store.write_now(b).unwrap();
-        let (committer, writer) = store.start_writer(WriterOptions {
-            durability: Durability::Sync,
-            wal_sync_ms: 0,
-            queue: 16,
-            max_group: 16,
-        });
-        let (router, _inboxes) = Router::new(1, 16);
-        let mut shards = load(&Arc::new(Config::default()), &store, &router, committer).unwrap();
+        let (mut shards, router, _inboxes, writer) = one_shard(&store, Config::default());
         let sh = &mut shards[0];
         assert!(sh.users.is_empty() && sh.expiries.is_empty(), "start-up reads no user");
         let e = sh.user_entry(app, &t).unwrap().expect("stored");
