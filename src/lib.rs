@@ -11,14 +11,17 @@
 //!   handshake, heartbeats, idle timeout, writer), `linger` (the end of a connection),
 //!   `dispatch` (the one exhaustive match over requests: parse, route, answer).
 //! - `flows`: multi-shard sequences (friend add/approve/delete, blacklist, admin user changes
-//!   followed by every shard dropping its cached facts of those users) as detached tasks of idempotent shard steps.
+//!   followed by every shard dropping its cached facts of those users) as detached tasks of
+//!   idempotent shard steps.
 //! - `shard`: the reactor. `router` (who owns an entity; bounded inboxes), `cmd/` (commands by
 //!   area, one struct each), `state/` (a shard's memory; `load`, `run`, `resident` (users and
 //!   their facts read on first use), `evict`, `commit`, `route`), handlers by area (`users`,
-//!   `friends/`, `messages/` (the conversation's side in `mod.rs`, the users' side in
-//!   `delivered`), `conversations`), `common` (shared handler helpers), `gather` (ask shards
-//!   and wait), `recent` (bounded memories), `kept` (receipts handed back by commit
-//!   completions, never dropped), `outbox` (a connection as shards see it).
+//!   `friends/` (`mod.rs` loading and the pair relations, `sides` the two sides of a
+//!   friendship, `requests`, `blacklist`, `tags`), `messages/` (the conversation's side in
+//!   `mod.rs`, the users' side in `delivered`), `conversations`), `common` (shared handler
+//!   helpers), `gather` (ask shards and wait), `recent` (bounded memories), `kept` (receipts
+//!   handed back by commit completions, never dropped), `outbox` (a connection as shards see
+//!   it); `crash_tests` (tests only) plays the shards by hand.
 //! - `domain`: the product rules, one file per area (`user`, `presence`, `friend`, `message`,
 //!   `conversation`, `sync`, `page`, `ratelimit`), synchronous and I/O-free; `ids` (user,
 //!   group and conversation ids: `ConvId`, `ConvRef`, `Pair`), `error`, `wire` (domain <-> wire
@@ -27,8 +30,12 @@
 //!   `batch` (what a change writes), `writer` (group commit), `messages` (message reads and
 //!   start-up scans), `upgrade` (the format check and in-place upgrades), other reads in
 //!   `mod.rs`.
-//! - `client`: the async Rust SDK used by tests and `imctl`. (`imload`, in `loadtest/`, speaks
-//!   raw frames to spend less of the machine on itself.)
+//! - `client`: the async Rust SDK used by tests and `imctl` (`mod.rs` the connection and its
+//!   pushes, `calls` and `friends` the typed calls, `types` what they return). (`imload`, in
+//!   `loadtest/`, speaks raw frames to spend less of the machine on itself.)
+//! - `fuzzing`: the entry points the fuzz targets and their corpus replay call.
+//! - `bin/`: `imserver.rs` (flags, logging, bind, run) and `imctl/` (`main.rs` parses and logs
+//!   in, `cli.rs` the flags, `run/` one file per command area, `show.rs` the output).
 //!
 //! `run` is the whole server: give it a bound listener, a config and a shutdown future.
 
