@@ -7,7 +7,7 @@ set -euo pipefail
 B="${CARGO_TARGET_DIR:-target}/release"
 dir=$(mktemp -d)
 trace="$dir/strace.out"
-strace -f -e trace=openat,write,fdatasync,sendto -o "$trace" \
+strace -f -e trace=openat,close,write,fdatasync,sendto -o "$trace" \
   "$B/imserver" --data "$dir/data" --listen 127.0.0.1:7797 --durability sync >/dev/null 2>&1 &
 pid=$!
 server() { pgrep -P "$pid" | head -1; }
@@ -18,9 +18,19 @@ sleep 0.3
 # Stop the traced server (strace then exits with it).
 kill -TERM "$(server)"
 timeout 10 tail --pid="$pid" -f /dev/null || true
-# The WAL file's descriptor (the newest *.log opened for writing).
-fd=$(grep -E 'openat\(.*/[0-9]+\.log", O_WRONLY' "$trace" | tail -1 | sed -E 's/.*= ([0-9]+)$/\1/')
-wal_write=$(grep -nE "write\($fd, " "$trace" | tail -1 | cut -d: -f1)
+# The WAL file's descriptor: the newest *.log opened for writing that was written to (a clean
+# stop flushes the memtables, which opens a fresh WAL that is never written), and its last
+# write before it was closed (the number is reused after, e.g. by the flush's table file).
+fd="" wal_write=""
+while read -r opened f; do
+  w=$(awk -v s="$opened" -v fd="$f" 'NR > s && index($0, "close(" fd ")") {exit}
+    NR > s && index($0, "write(" fd ", ") {l = NR} END {print l}' "$trace")
+  if [[ -n "$w" ]]; then fd="$f" wal_write="$w"; fi
+done < <(grep -nE 'openat\(.*/[0-9]+\.log", O_WRONLY' "$trace" | sed -E 's/^([0-9]+):.*= ([0-9]+)$/\1 \2/')
+if [[ -z "$wal_write" ]]; then
+  echo "FAILED: no write to a WAL file in the trace" >&2
+  exit 1
+fi
 sync_line=$(awk -v n="$wal_write" -v fd="$fd" 'NR>n && $0 ~ "fdatasync\\("fd {print NR; exit}' "$trace")
 answer=$(awk -v n="$wal_write" 'NR>n && /sendto\(/ {print NR; exit}' "$trace")
 echo "WAL fd $fd: last write at line $wal_write, fdatasync at line $sync_line, answer sent at line $answer"
