@@ -76,7 +76,7 @@ impl WireSize for UserRecord {
 /// A sync change: its item id and its stored record, which the wire table mirrors.
 impl WireSize for Change {
     fn wire_size(&self) -> usize {
-        TABLE * 2 + self.item.wire_id().len() + self.payload.as_ref().map_or(0, |p| p.len() * 2)
+        TABLE * 2 + self.item.wire_len() + self.payload.as_ref().map_or(0, |p| p.len() * 2)
     }
 }
 

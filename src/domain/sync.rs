@@ -104,6 +104,16 @@ impl ItemId {
         }
     }
 
+    /// The length of `wire_id`, without building it (page sizing runs for every change).
+    pub fn wire_len(&self) -> usize {
+        match self {
+            ItemId::User(u) => u.as_str().len(),
+            ItemId::Group(g) => g.as_str().len(),
+            ItemId::Request(n) | ItemId::Message(n) => n.checked_ilog10().map_or(1, |d| d as usize + 1),
+            ItemId::Conversation(c) => c.id_str().len(),
+        }
+    }
+
     /// The id as `SyncItem.id` carries it: a user or group id, a conversation's peer or
     /// group id, a request's or message's id in decimal.
     pub fn wire_id(&self) -> String {
@@ -175,7 +185,9 @@ mod tests {
         for (stream, item, wire) in items {
             assert_eq!(ItemId::decode(stream, &item.encode()), Some(item.clone()), "{stream:?}");
             assert_eq!(item.wire_id(), wire);
+            assert_eq!(item.wire_len(), wire.len());
         }
+        assert_eq!((ItemId::Request(0).wire_len(), ItemId::Message(10).wire_len()), (1, 2));
         // A Messages item is exactly 8 bytes, a friend's a valid user id.
         assert_eq!(ItemId::decode(Stream::Messages, b"bob"), None);
         assert_eq!(ItemId::decode(Stream::Friends, b"has space"), None);
