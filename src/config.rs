@@ -67,6 +67,18 @@ pub struct AppConfig {
     /// One-to-one messages need friendship in both directions.
     #[serde(default)]
     pub friendship_required: bool,
+    /// A group's member limit when its creator names none (at most
+    /// `limits.group_max_members`).
+    #[serde(default = "default_group_members")]
+    pub group_max_members: u32,
+    /// Messages per second one group takes from its ordinary members (owner and admins are
+    /// exempt); beyond it sends get `RateLimited`. 0 = no limit.
+    #[serde(default)]
+    pub group_msgs_per_sec: u32,
+}
+
+fn default_group_members() -> u32 {
+    2000
 }
 
 fn default_recall_window() -> u64 {
@@ -137,6 +149,13 @@ pub struct Limits {
     /// Users whose send-relevant facts (deleted, forbidden, silenced) a shard caches for the
     /// send checks; past it the oldest cached are forgotten and read again from the store.
     pub facts_cache_per_shard: usize,
+    /// The highest member limit a group may have.
+    pub group_max_members: u32,
+    /// The member limit of groups in apps that set none.
+    pub group_default_members: u32,
+    /// Groups up to this many members answer a message's receipts with the lists of who
+    /// received and read it (bigger ones with the counts only).
+    pub receipt_list_members: usize,
     /// Commands a shard takes from one inbox per wake-up.
     pub shard_drain: usize,
     /// Store operations after which a shard hands its open commit group to the writer
@@ -178,6 +197,9 @@ impl Default for Limits {
             loaded_users_per_shard: 50_000,
             conversations_per_shard: 200_000,
             facts_cache_per_shard: 200_000,
+            group_max_members: 100_000,
+            group_default_members: 2000,
+            receipt_list_members: 200,
             shard_drain: 256,
             commit_group_ops: 4096,
             write_chunk: 64 * 1024,
@@ -258,6 +280,8 @@ impl Default for Config {
                 multi_device: MultiDevicePolicy::Any,
                 recall_window_secs: default_recall_window(),
                 friendship_required: false,
+                group_max_members: default_group_members(),
+                group_msgs_per_sec: 0,
             }],
         }
     }

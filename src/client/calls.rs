@@ -264,6 +264,7 @@ impl Client {
                             deleted: i.deleted(),
                             message: i.message().map(|m| Message::from_wire(&m)),
                             conversation: i.conversation().map(|c| Conversation::from_wire(&c)),
+                            group: i.group().map(|g| super::GroupInfo::from_wire(&g)),
                         })
                         .collect()
                 })

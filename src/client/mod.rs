@@ -4,6 +4,7 @@
 //! Requests are pipelined: each gets a fresh id and the answer is matched by id, so many calls
 //! may be in flight on one connection. Pushes (frames with id 0) arrive on `next_push`.
 
+mod groups;
 mod types;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::protocol::{self, wire};
 pub use calls::ConversationPage;
+pub use groups::{GroupChange, GroupInfo, GroupMember, GroupReceipts, JoinRequestInfo};
 pub use types::*;
 
 /// Pushes buffered for the application; when full, the client stops reading the socket.

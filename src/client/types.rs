@@ -119,6 +119,7 @@ pub struct SyncEntry {
     pub deleted: bool,
     pub message: Option<Message>,
     pub conversation: Option<Conversation>,
+    pub group: Option<super::GroupInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

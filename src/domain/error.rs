@@ -60,6 +60,30 @@ pub enum DomainError {
     FriendTagNotFound,
     #[error("friend group exists")]
     FriendTagExists,
+    #[error("group not found")]
+    GroupNotFound,
+    #[error("the group was destroyed")]
+    GroupDestroyed,
+    #[error("group exists")]
+    GroupExists,
+    #[error("not a member of the group")]
+    NotGroupMember,
+    #[error("already a member of the group")]
+    AlreadyGroupMember,
+    #[error("the group is full")]
+    GroupFull,
+    #[error("your role in the group may not do this")]
+    GroupRoleDenied,
+    #[error("the group is muted")]
+    GroupMuted,
+    #[error("you are muted in this group")]
+    MemberMuted,
+    #[error("join request not found")]
+    JoinRequestNotFound,
+    #[error("the group is invite-only")]
+    GroupPrivateJoin,
+    #[error("the owner cannot leave: transfer ownership or destroy the group")]
+    OwnerCannotExit,
     #[error("server overloaded")]
     Overloaded,
     #[error("storage unavailable")]
@@ -68,6 +92,8 @@ pub enum DomainError {
     ShuttingDown,
     #[error("not implemented yet")]
     NotImplemented,
+    #[error("rate limited")]
+    RateLimited,
 }
 
 impl DomainError {
@@ -106,10 +132,23 @@ impl DomainError {
             DomainError::FriendRequired => ErrorCode::FriendRequired,
             DomainError::FriendTagNotFound => ErrorCode::FriendGroupNotFound,
             DomainError::FriendTagExists => ErrorCode::FriendGroupExists,
+            DomainError::GroupNotFound => ErrorCode::GroupNotFound,
+            DomainError::GroupDestroyed => ErrorCode::GroupDestroyed,
+            DomainError::GroupExists => ErrorCode::GroupExists,
+            DomainError::NotGroupMember => ErrorCode::NotGroupMember,
+            DomainError::AlreadyGroupMember => ErrorCode::AlreadyGroupMember,
+            DomainError::GroupFull => ErrorCode::GroupFull,
+            DomainError::GroupRoleDenied => ErrorCode::GroupRoleDenied,
+            DomainError::GroupMuted => ErrorCode::GroupMuted,
+            DomainError::MemberMuted => ErrorCode::MemberMuted,
+            DomainError::JoinRequestNotFound => ErrorCode::JoinRequestNotFound,
+            DomainError::GroupPrivateJoin => ErrorCode::GroupPrivateJoin,
+            DomainError::OwnerCannotExit => ErrorCode::OwnerCannotExit,
             DomainError::Overloaded => ErrorCode::Overloaded,
             DomainError::StorageUnavailable => ErrorCode::StorageUnavailable,
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,
             DomainError::NotImplemented => ErrorCode::NotImplemented,
+            DomainError::RateLimited => ErrorCode::RateLimited,
         }
     }
 

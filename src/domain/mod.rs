@@ -7,6 +7,7 @@
 pub mod conversation;
 pub mod error;
 pub mod friend;
+pub mod group;
 pub mod ids;
 pub mod message;
 pub mod page;

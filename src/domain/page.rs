@@ -18,7 +18,7 @@ pub use crate::protocol::MAX_SERVER_FRAME;
 pub const PAGE_BYTES: usize = MAX_SERVER_FRAME / 2;
 
 /// A table's fixed cost on the wire, roughly: vtable, offsets, scalars, string headers.
-const TABLE: usize = 96;
+pub const TABLE: usize = 96;
 
 /// What an item costs on the wire, estimated from above for the strings and bytes it holds.
 pub trait WireSize {

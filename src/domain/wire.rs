@@ -3,8 +3,8 @@
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 use crate::domain::conversation::ConvView;
-use crate::domain::ids::ConvRef;
-use crate::domain::ids::UserId;
+use crate::domain::group::{GroupChange, GroupRecord, JoinRequest, MemberRecord};
+use crate::domain::ids::{ConvRef, GroupId, UserId};
 use crate::domain::message::MessageRecord;
 use crate::domain::user::{FieldMask, UserChange, UserRecord};
 use crate::domain::DomainError;
@@ -220,16 +220,144 @@ pub fn conv_id<'a>(fbb: &mut Fbb<'a>, conv: &ConvRef) -> WIPOffset<wire::ConvId<
     wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType(conv.kind() as u8), peer: Some(peer) })
 }
 
-/// A conversation reference from the wire: P2P only for now (groups come with their issue).
+/// A conversation reference from the wire: the peer user, or the group.
 pub fn parse_conv(c: Option<wire::ConvId<'_>>) -> Result<ConvRef, DomainError> {
     let c = c.ok_or(DomainError::MissingField("conv"))?;
-    let kind = known(c.type_(), "conv.type")?;
-    let peer = user_id(c.peer(), "conv.peer")?;
-    match kind {
-        wire::ConvType::P2P => Ok(ConvRef::P2p(peer)),
-        wire::ConvType::Group => Err(DomainError::NotImplemented),
+    match known(c.type_(), "conv.type")? {
+        wire::ConvType::P2P => Ok(ConvRef::P2p(user_id(c.peer(), "conv.peer")?)),
+        wire::ConvType::Group => Ok(ConvRef::Group(group_id(c.peer(), "conv.peer")?)),
         _ => Err(DomainError::InvalidArgument("conv.type")),
     }
+}
+
+pub fn group_id(s: Option<&str>, what: &'static str) -> Result<GroupId, DomainError> {
+    let s = s.ok_or(DomainError::MissingField(what))?;
+    GroupId::new(s).ok_or(DomainError::InvalidArgument(what))
+}
+
+/// An optional group id: absent or empty means "not given".
+pub fn opt_group_id(s: Option<&str>, what: &'static str) -> Result<Option<GroupId>, DomainError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => GroupId::new(s).map(Some).ok_or(DomainError::InvalidArgument(what)),
+    }
+}
+
+/// A group as offered by a creator or importer (`id` may be absent: the server assigns one).
+/// The owner, times and counts are the server's (`domain::group::create`).
+pub fn parse_group(g: &wire::GroupInfo<'_>, id: GroupId, owner: UserId) -> GroupRecord {
+    GroupRecord {
+        id,
+        kind: g.type_(),
+        owner,
+        name: g.name().unwrap_or_default().to_owned(),
+        avatar: g.avatar().unwrap_or_default().to_owned(),
+        introduction: g.introduction().unwrap_or_default().to_owned(),
+        notification: g.notification().unwrap_or_default().to_owned(),
+        max_members: g.max_members(),
+        join_policy: g.join_policy(),
+        mute_all: g.mute_all(),
+        extra: g.extra().unwrap_or_default().to_owned(),
+        create_ms: g.create_time_ms(),
+        destroyed: false,
+        history_visible: g.history_visible(),
+        member_count: 0,
+        version: 0,
+        last_request: 0,
+    }
+}
+
+/// The change an update asks for: present strings, and the scalars its `set_*` flags name.
+pub fn parse_group_change(r: &wire::UpdateGroupReq<'_>) -> Result<GroupChange, DomainError> {
+    let g = r.group().ok_or(DomainError::MissingField("group"))?;
+    let s = |v: Option<&str>| v.map(str::to_owned);
+    Ok(GroupChange {
+        name: s(g.name()),
+        avatar: s(g.avatar()),
+        introduction: s(g.introduction()),
+        notification: s(g.notification()),
+        extra: s(g.extra()),
+        mute_all: r.set_mute_all().then(|| g.mute_all()),
+        max_members: r.set_max_members().then(|| g.max_members()),
+        join_policy: r.set_join_policy().then(|| g.join_policy()),
+        history_visible: r.set_history_visible().then(|| g.history_visible()),
+    })
+}
+
+/// A member as imported: given role and join time (`join_seq` is the server's).
+pub fn parse_member(m: &wire::GroupMember<'_>) -> Result<MemberRecord, DomainError> {
+    let user = user_id(m.user_id(), "member.user_id")?;
+    let role = known(m.role(), "member.role")?;
+    let mut rec = MemberRecord::new(user, role, m.join_time_ms(), 0);
+    rec.alias = m.alias().unwrap_or_default().to_owned();
+    rec.extra = m.extra().unwrap_or_default().to_owned();
+    rec.mute_end_ms = m.mute_end_ms();
+    Ok(rec)
+}
+
+pub fn group_info<'a>(fbb: &mut Fbb<'a>, g: &GroupRecord, seq: u64) -> WIPOffset<wire::GroupInfo<'a>> {
+    let group_id = Some(fbb.create_string(g.id.as_str()));
+    let owner = Some(fbb.create_string(g.owner.as_str()));
+    let name = Some(fbb.create_string(&g.name));
+    let avatar = Some(fbb.create_string(&g.avatar));
+    let introduction = Some(fbb.create_string(&g.introduction));
+    let notification = Some(fbb.create_string(&g.notification));
+    let extra = Some(fbb.create_string(&g.extra));
+    wire::GroupInfo::create(
+        fbb,
+        &wire::GroupInfoArgs {
+            group_id,
+            type_: g.kind,
+            owner,
+            name,
+            avatar,
+            introduction,
+            notification,
+            max_members: g.max_members,
+            join_policy: g.join_policy,
+            mute_all: g.mute_all,
+            extra,
+            member_count: g.member_count,
+            create_time_ms: g.create_ms,
+            destroyed: g.destroyed,
+            seq,
+            history_visible: g.history_visible,
+        },
+    )
+}
+
+pub fn group_member<'a>(fbb: &mut Fbb<'a>, m: &MemberRecord) -> WIPOffset<wire::GroupMember<'a>> {
+    let user_id = Some(fbb.create_string(m.user.as_str()));
+    let alias = Some(fbb.create_string(&m.alias));
+    let extra = Some(fbb.create_string(&m.extra));
+    wire::GroupMember::create(
+        fbb,
+        &wire::GroupMemberArgs {
+            user_id,
+            role: m.role,
+            alias,
+            extra,
+            join_time_ms: m.join_ms,
+            mute_end_ms: m.mute_end_ms,
+        },
+    )
+}
+
+pub fn join_request<'a>(fbb: &mut Fbb<'a>, r: &JoinRequest) -> WIPOffset<wire::JoinRequest<'a>> {
+    let group_id = Some(fbb.create_string(r.group.as_str()));
+    let user_id = Some(fbb.create_string(r.user.as_str()));
+    let message = Some(fbb.create_string(&r.message));
+    wire::JoinRequest::create(
+        fbb,
+        &wire::JoinRequestArgs {
+            id: r.id,
+            group_id,
+            user_id,
+            message,
+            state: wire::RequestState(r.state),
+            create_time_ms: r.create_ms,
+        },
+    )
 }
 
 /// A message as `viewer` sees it (the conversation's peer is the other user).

@@ -182,9 +182,21 @@ pub fn send_req(
     body: &[u8],
     from_user: Option<&str>,
 ) -> RequestBody {
+    send_conv_req(fbb, (wire::ConvType::P2P, to), client_id, msg_type, body, from_user)
+}
+
+/// A send to a conversation of either kind: `to` is (kind, peer or group id).
+pub fn send_conv_req(
+    fbb: &mut Fbb,
+    to: (wire::ConvType, &str),
+    client_id: &str,
+    msg_type: u32,
+    body: &[u8],
+    from_user: Option<&str>,
+) -> RequestBody {
     let from_user = from_user.map(|u| fbb.create_string(u));
-    let peer = fbb.create_string(to);
-    let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::P2P, peer: Some(peer) });
+    let peer = fbb.create_string(to.1);
+    let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: to.0, peer: Some(peer) });
     let client_id = fbb.create_string(client_id);
     let body = fbb.create_vector(body);
     let r = wire::SendMessageReq::create(

@@ -15,6 +15,7 @@ mod conversations;
 mod crash_tests;
 mod friends;
 pub mod gather;
+mod groups;
 mod kept;
 /// Wire encoders of friendship records (shared with the dispatch layer).
 pub mod wire_friends {

@@ -435,7 +435,11 @@ impl Shard {
             ItemId::User(peer) if stream == Stream::Blacklist => Ok(social()?.blacks.get(peer).map(|b| b.encode())),
             ItemId::User(peer) => Ok(social()?.friends.get(peer).map(|f| f.encode())),
             ItemId::Request(id) => Ok(social()?.requests.get(id).map(|r| r.encode())),
-            ItemId::Group(_) => Ok(Some(stored.to_vec())),
+            // The group as it is now (its own shard writes the record).
+            ItemId::Group(g) => match self.store.group(app, g) {
+                Ok(Some(v)) => Ok(Some(v)),
+                _ => Err(broken("group")),
+            },
         }
     }
 
@@ -451,7 +455,8 @@ impl Shard {
         let loaded = match stream {
             Stream::Conversations => self.ensure_convs(app, &user),
             Stream::Friends | Stream::Blacklist | Stream::FriendRequests => self.ensure_social(app, &user),
-            Stream::Messages | Stream::JoinedGroups => Ok(()),
+            Stream::JoinedGroups => self.ensure_groups(app, &user),
+            Stream::Messages => Ok(()),
         };
         if let Err(e) = loaded {
             let _ = reply.send(Err(e));

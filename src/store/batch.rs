@@ -2,7 +2,7 @@
 //! conversations, friendship, idempotency, deliveries, subscriptions), made durable together
 //! by the writer in one WAL write. Every key comes from `keys`.
 
-use crate::domain::ids::{AppId, ConvId, ConvRef, UserId};
+use crate::domain::ids::{AppId, ConvId, ConvRef, GroupId, UserId};
 use crate::domain::sync::{ItemId, Stream};
 use crate::store::{codec, keys};
 
@@ -166,5 +166,48 @@ impl Batch {
 
     pub fn delete_subscription(&mut self, app: AppId, target: &UserId, subscriber: &UserId) {
         self.ops.push(Op::Delete(keys::CF_SUBS, keys::sub(app, target, subscriber)));
+    }
+
+    pub fn put_group(&mut self, app: AppId, g: &GroupId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_GROUPS, keys::group(app, g), record));
+    }
+
+    pub fn put_group_member(&mut self, app: AppId, g: &GroupId, user: &UserId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_GROUP_MEMBERS, keys::group_member(app, g, user), record));
+    }
+
+    pub fn delete_group_member(&mut self, app: AppId, g: &GroupId, user: &UserId) {
+        self.ops.push(Op::Delete(keys::CF_GROUP_MEMBERS, keys::group_member(app, g, user)));
+    }
+
+    pub fn put_join_request(&mut self, app: AppId, g: &GroupId, id: u64, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_JOIN_REQS, keys::join_request(app, g, id), record));
+    }
+
+    pub fn delete_join_request(&mut self, app: AppId, g: &GroupId, id: u64) {
+        self.ops.push(Op::Delete(keys::CF_JOIN_REQS, keys::join_request(app, g, id)));
+    }
+
+    /// The user's side of a membership: their entry for the group.
+    pub fn put_user_group(&mut self, app: AppId, user: &UserId, g: &GroupId, record: Vec<u8>) {
+        self.ops.push(Op::Put(keys::CF_USER_GROUPS, keys::user_group(app, user, g), record));
+    }
+
+    pub fn delete_user_group(&mut self, app: AppId, user: &UserId, g: &GroupId) {
+        self.ops.push(Op::Delete(keys::CF_USER_GROUPS, keys::user_group(app, user, g)));
+    }
+
+    /// Records that `user`'s shard has yet to bring its side of the membership in `g` up to
+    /// `version` (written with the group's change, deleted with the user's).
+    pub fn put_group_sync(&mut self, app: AppId, user: &UserId, g: &GroupId, version: u64) {
+        self.ops.push(Op::Put(keys::CF_GROUP_SYNC, keys::group_sync(app, user, g, version), Vec::new()));
+    }
+
+    pub fn delete_group_sync(&mut self, app: AppId, user: &UserId, g: &GroupId, version: u64) {
+        self.ops.push(Op::Delete(keys::CF_GROUP_SYNC, keys::group_sync(app, user, g, version)));
+    }
+
+    pub fn delete_user_conv(&mut self, app: AppId, user: &UserId, conv: &ConvRef) {
+        self.ops.push(Op::Delete(keys::CF_USER_CONVS, keys::user_conv(app, user, &conv.encode())));
     }
 }

@@ -47,7 +47,20 @@ pub const CF_FREQS: &str = "freqs";
 /// column family keeps its first name)
 pub const CF_FRIEND_TAGS: &str = "fgroups";
 
-pub const ALL_CFS: [&str; 14] = [
+/// [app u32][len u8][group] -> group record
+pub const CF_GROUPS: &str = "groups";
+/// [app u32][len u8][group][user] -> member record
+pub const CF_GROUP_MEMBERS: &str = "group_members";
+/// [app u32][len u8][user][group] -> the user's entry for a group they belong to (the
+/// user's side of the membership: their joined-groups list)
+pub const CF_USER_GROUPS: &str = "user_groups";
+/// [app u32][len u8][user][len u8][group][version u64] -> empty: the user's shard has yet to
+/// bring its side of the membership up to that version of the group (replayed at start-up)
+pub const CF_GROUP_SYNC: &str = "group_sync";
+/// [app u32][len u8][group][request id u64] -> a join request
+pub const CF_JOIN_REQS: &str = "join_reqs";
+
+pub const ALL_CFS: [&str; 19] = [
     CF_META,
     CF_USERS,
     CF_STREAM,
@@ -62,6 +75,11 @@ pub const ALL_CFS: [&str; 14] = [
     CF_BLACKS,
     CF_FREQS,
     CF_FRIEND_TAGS,
+    CF_GROUPS,
+    CF_GROUP_MEMBERS,
+    CF_USER_GROUPS,
+    CF_GROUP_SYNC,
+    CF_JOIN_REQS,
 ];
 
 /// The on-disk format version, stored under this key in CF_META.
@@ -302,6 +320,58 @@ pub fn decode_fanout(key: &[u8]) -> Option<(AppId, UserId, u64, u8)> {
     }
 }
 
+/// `[app][len][group]`: a group's key, and the prefix of everything stored under it.
+pub fn group(app: AppId, g: &GroupId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + g.as_str().len() + 72);
+    k.extend_from_slice(&app.0.to_be_bytes());
+    push_id(&mut k, g.as_str());
+    k
+}
+
+/// The prefix of one app's groups.
+pub fn app_prefix(app: AppId) -> Vec<u8> {
+    app.0.to_be_bytes().to_vec()
+}
+
+pub fn decode_group(key: &[u8]) -> Option<(AppId, GroupId)> {
+    let app = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
+    let (g, rest) = take_id(key.get(4..)?)?;
+    rest.is_empty().then_some(())?;
+    Some((AppId(app), GroupId::new(g)?))
+}
+
+pub fn group_member(app: AppId, g: &GroupId, user: &UserId) -> Vec<u8> {
+    let mut k = group(app, g);
+    k.extend_from_slice(user.as_str().as_bytes());
+    k
+}
+
+pub fn join_request(app: AppId, g: &GroupId, id: u64) -> Vec<u8> {
+    let mut k = group(app, g);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn user_group(app: AppId, user: &UserId, g: &GroupId) -> Vec<u8> {
+    let mut k = app_user(g.as_str().len(), app, user);
+    k.extend_from_slice(g.as_str().as_bytes());
+    k
+}
+
+pub fn group_sync(app: AppId, user: &UserId, g: &GroupId, version: u64) -> Vec<u8> {
+    let mut k = app_user(9 + g.as_str().len(), app, user);
+    push_id(&mut k, g.as_str());
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub fn decode_group_sync(key: &[u8]) -> Option<(AppId, UserId, GroupId, u64)> {
+    let (app, user, rest) = decode_app_user(key)?;
+    let (g, rest) = take_id(rest)?;
+    let version = u64::from_be_bytes(rest.try_into().ok()?);
+    Some((app, user, GroupId::new(g)?, version))
+}
+
 fn decode_app_user(key: &[u8]) -> Option<(AppId, UserId, &[u8])> {
     let app = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
     let len = *key.get(4)? as usize;
@@ -369,6 +439,24 @@ mod tests {
         assert_eq!(decode_msg_location(&swapped), None);
         assert_eq!(decode_msg_location(&msg_location(&ab, 1)[1..]), None);
         assert!(msg_id(AppId(1), 1) < msg_id(AppId(1), 256));
+    }
+
+    #[test]
+    fn group_keys_sort_and_never_share_a_prefix() {
+        let (a, g, gx) = (AppId(1), GroupId::new("g").unwrap(), GroupId::new("gx").unwrap());
+        // A group's members and requests sit under its key; "g" never contains "gx"'s.
+        assert!(group_member(a, &g, &u("zz")).starts_with(&group(a, &g)));
+        assert!(!group_member(a, &gx, &u("a")).starts_with(&group(a, &g)));
+        assert!(join_request(a, &g, 255) < join_request(a, &g, 256));
+        assert!(group(a, &GroupId::new("zzz").unwrap()) < group(AppId(2), &g));
+        assert!(group(a, &g).starts_with(&app_prefix(a)));
+        assert_eq!(decode_group(&group(a, &gx)), Some((a, gx.clone())));
+        assert_eq!(decode_group(&group_member(a, &g, &u("x"))), None);
+        // A user's groups never run into another user's; intents sort by version.
+        assert!(!user_group(a, &u("ab"), &g).starts_with(&user_conv_prefix(a, &u("a"))));
+        assert!(group_sync(a, &u("a"), &g, 255) < group_sync(a, &u("a"), &g, 256));
+        assert_eq!(decode_group_sync(&group_sync(a, &u("a"), &gx, 9)), Some((a, u("a"), gx, 9)));
+        assert_eq!(decode_group_sync(&group_sync(a, &u("a"), &g, 9)[..12]), None);
     }
 
     #[test]

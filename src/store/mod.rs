@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod codec;
+mod groups;
 pub mod keys;
 mod messages;
 mod upgrade;
@@ -23,6 +24,7 @@ use crate::domain::ids::{AppId, UserId};
 use crate::domain::sync::{ItemId, Stream};
 pub(crate) use batch::Op;
 pub use batch::{Batch, StreamPut};
+pub use groups::GroupSyncRecord;
 pub use messages::{decode_message_ref, message_ref, Location};
 pub use writer::{Commit, Committer, Done, WriterOptions, WriterThread};
 

@@ -40,6 +40,8 @@ pub fn config(dir: &Path) -> Config {
                 multi_device: MultiDevicePolicy::Any,
                 recall_window_secs: 120,
                 friendship_required: false,
+                group_max_members: 2000,
+                group_msgs_per_sec: 0,
             },
             AppConfig {
                 id: AppId(OTHER_APP),
@@ -48,6 +50,8 @@ pub fn config(dir: &Path) -> Config {
                 multi_device: MultiDevicePolicy::Single,
                 recall_window_secs: 120,
                 friendship_required: false,
+                group_max_members: 2000,
+                group_msgs_per_sec: 0,
             },
         ],
         ..Config::default()

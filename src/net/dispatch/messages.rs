@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::{err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
 use crate::domain::conversation::ConvView;
 use crate::domain::friend::{BlackEntry, FriendEntry, FriendRequest};
+use crate::domain::group::GroupRecord;
 use crate::domain::ids::{ConvId, ConvRef, UserId};
 use crate::domain::message::{self, history_range, MessageRecord};
 use crate::domain::sync::{page_size, Stream, SyncPage};
@@ -12,8 +13,8 @@ use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::{
-    DeleteConversation, GetConversations, GetHistory, GetMessages, Origin, ReadConversation, ReadStream, RecallMessage,
-    Receipt, SendMessage, UpdateConversation,
+    DeleteConversation, GetConversations, GetHistory, GetMessages, GroupReceived, Origin, ReadConversation, ReadStream,
+    RecallMessage, Receipt, SendMessage, UpdateConversation,
 };
 use crate::shard::gather::ask;
 use crate::shard::wire_friends::{black_wire, friend_wire, request_wire};
@@ -55,8 +56,18 @@ pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
     let me = cx.s.user.clone().ok_or(DomainError::PermissionDenied)?;
     let conv = dw::parse_conv(r.conv())?;
     let (server_id, seq) = (r.server_id(), r.seq());
-    let ConvRef::P2p(sender) = conv else { return Err(DomainError::InvalidArgument("conv").into()) };
     let router = cx.router();
+    let sender = match conv {
+        ConvRef::P2p(sender) => sender,
+        ConvRef::Group(group) => {
+            // A group's receive-ack is cumulative: "received up to seq" (`server_id` unused).
+            let shard = router.conv_shard(cx.s.app, &ConvId::Group(group.clone()));
+            let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
+            let cmd = GroupReceived { app: cx.s.app, group, user: me, seq, origin }.into();
+            let _ = server_id;
+            return submit(cx, router, shard, cmd);
+        }
+    };
     let shard = router.user_shard(cx.s.app, &sender);
     let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
     // The sender's shard answers this connection directly (see `send`).
@@ -140,10 +151,12 @@ pub fn history(cx: Cx<'_>, r: wire::GetHistoryReq<'_>) -> R {
     let conv = conv_of(&conv, &viewer, "conv")?;
     let range = history_range(r.before_seq(), r.after_seq(), r.oldest_first(), cx.s.protocol_version);
     let limit = page_size(r.limit(), cx.lim().max_page);
-    let (router, app, id) = (cx.router(), cx.s.app, cx.id);
+    let (router, app, id, admin) = (cx.router(), cx.s.app, cx.id, cx.s.admin);
     pending(async move {
         let shard = router.conv_shard(app, &conv);
-        match ask(&router, shard, |reply| GetHistory { app, conv, range, limit, reply }.into()).await.and_then(|r| r) {
+        let (v, admin) = (viewer.clone(), admin);
+        let cmd = |reply| GetHistory { app, conv, viewer: v, admin, range, limit, reply }.into();
+        match ask(&router, shard, cmd).await.and_then(|r| r) {
             Ok((msgs, more)) => messages_resp(id, &msgs, &viewer, more),
             Err(e) => err_frame(id, &e),
         }
@@ -249,7 +262,7 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
         let mut items = Vec::with_capacity(page.changes.len());
         for c in &page.changes {
             let (mut friend, mut friend_request, mut black) = (None, None, None);
-            let (mut message, mut conversation) = (None, None);
+            let (mut message, mut conversation, mut group) = (None, None, None);
             let payload = c.payload.as_deref();
             match page.stream {
                 Stream::Messages => {
@@ -269,7 +282,10 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
                 Stream::FriendRequests => {
                     friend_request = payload.and_then(|p| FriendRequest::decode(p).ok()).map(|r| request_wire(fbb, &r));
                 }
-                Stream::JoinedGroups => {}
+                Stream::JoinedGroups => {
+                    let g = payload.and_then(|p| GroupRecord::decode(p).ok());
+                    group = g.map(|g| dw::group_info(fbb, &g, c.seq.0));
+                }
             }
             let item_id = fbb.create_string(&c.item.wire_id());
             items.push(wire::SyncItem::create(
@@ -283,7 +299,7 @@ fn sync_resp(id: u64, page: &SyncPage, viewer: &UserId) -> Bytes {
                     friend,
                     friend_request,
                     black,
-                    ..Default::default()
+                    group,
                 },
             ));
         }

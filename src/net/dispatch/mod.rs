@@ -4,9 +4,11 @@
 //! future that asks the owning shard(s) and encodes the answer.
 //!
 //! - `users`: import, delete, read, modify, online status, subscriptions.
-//! - `messages`: one-to-one messages, conversations, incremental sync.
+//! - `messages`: messages (one-to-one and group), conversations, incremental sync.
+//! - `groups`: every group operation.
 
 mod friends;
+mod groups;
 mod messages;
 mod users;
 
@@ -145,10 +147,6 @@ fn pending(f: impl Future<Output = Bytes> + Send + 'static) -> Result<Outcome, I
     Ok(Outcome::Pending(Box::pin(async move { Some(f.await) })))
 }
 
-fn not_yet() -> Result<Outcome, Immediate> {
-    Err(Immediate::Error(DomainError::NotImplemented))
-}
-
 fn batch_resp(id: u64, items: &[(String, Result<(), DomainError>)]) -> Bytes {
     protocol::response(id, |fbb| {
         let results = dw::item_results(fbb, items);
@@ -251,29 +249,28 @@ fn route(cx: Cx<'_>, f: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
             friends::tag(cx, r.user_id(), r.name(), r.members(), TagOp::Remove)
         }
         Request::GetFriendGroupsReq => friends::get_tags(cx, table(f.request_as_get_friend_groups_req())?),
-        // Groups: the schema is final, the handlers arrive with their issue. Until then they
-        // answer NotImplemented (never silence).
-        Request::CreateGroupReq
-        | Request::GetGroupReq
-        | Request::GetAllGroupsReq
-        | Request::GetGroupMembersReq
-        | Request::UpdateGroupReq
-        | Request::AddGroupMembersReq
-        | Request::DeleteGroupMembersReq
-        | Request::ExitGroupReq
-        | Request::UpdateGroupMemberReq
-        | Request::DestroyGroupReq
-        | Request::GetJoinedGroupsReq
-        | Request::GetRoleInGroupReq
-        | Request::ForbidSendMsgReq
-        | Request::MuteAllReq
-        | Request::GetMutedMembersReq
-        | Request::ChangeGroupOwnerReq
-        | Request::ApplyJoinGroupReq
-        | Request::HandleJoinRequestReq
-        | Request::GetJoinRequestsReq
-        | Request::ImportGroupReq
-        | Request::ImportGroupMembersReq => not_yet(),
+        Request::CreateGroupReq => groups::create(cx, table(f.request_as_create_group_req())?),
+        Request::GetGroupReq => groups::get(cx, table(f.request_as_get_group_req())?),
+        Request::GetAllGroupsReq => groups::get_all(cx, table(f.request_as_get_all_groups_req())?),
+        Request::GetGroupMembersReq => groups::members(cx, table(f.request_as_get_group_members_req())?),
+        Request::UpdateGroupReq => groups::update(cx, table(f.request_as_update_group_req())?),
+        Request::AddGroupMembersReq => groups::add(cx, table(f.request_as_add_group_members_req())?),
+        Request::DeleteGroupMembersReq => groups::remove(cx, table(f.request_as_delete_group_members_req())?),
+        Request::ExitGroupReq => groups::exit(cx, table(f.request_as_exit_group_req())?),
+        Request::UpdateGroupMemberReq => groups::update_member(cx, table(f.request_as_update_group_member_req())?),
+        Request::DestroyGroupReq => groups::destroy(cx, table(f.request_as_destroy_group_req())?),
+        Request::GetJoinedGroupsReq => groups::joined(cx, table(f.request_as_get_joined_groups_req())?),
+        Request::GetRoleInGroupReq => groups::roles(cx, table(f.request_as_get_role_in_group_req())?),
+        Request::ForbidSendMsgReq => groups::forbid(cx, table(f.request_as_forbid_send_msg_req())?),
+        Request::MuteAllReq => groups::mute_all(cx, table(f.request_as_mute_all_req())?),
+        Request::GetMutedMembersReq => groups::muted(cx, table(f.request_as_get_muted_members_req())?),
+        Request::ChangeGroupOwnerReq => groups::change_owner(cx, table(f.request_as_change_group_owner_req())?),
+        Request::ApplyJoinGroupReq => groups::apply(cx, table(f.request_as_apply_join_group_req())?),
+        Request::HandleJoinRequestReq => groups::handle_request(cx, table(f.request_as_handle_join_request_req())?),
+        Request::GetJoinRequestsReq => groups::requests(cx, table(f.request_as_get_join_requests_req())?),
+        Request::ImportGroupReq => groups::import(cx, table(f.request_as_import_group_req())?),
+        Request::ImportGroupMembersReq => groups::import_members(cx, table(f.request_as_import_group_members_req())?),
+        Request::GetGroupReceiptsReq => groups::receipts(cx, table(f.request_as_get_group_receipts_req())?),
         // A union member newer than this server (the generated enum is open, so a wildcard
         // is unavoidable; every known member is listed above).
         _ => Err(Immediate::Frame(protocol::error(id, wire::ErrorCode::UnknownOperation, "unknown operation"))),

@@ -1577,10 +1577,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for RequestState {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST: u8 = 61;
+pub const ENUM_MAX_REQUEST: u8 = 62;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST: [Request; 62] = [
+pub const ENUM_VALUES_REQUEST: [Request; 63] = [
   Request::NONE,
   Request::LoginReq,
   Request::LogoutReq,
@@ -1643,6 +1643,7 @@ pub const ENUM_VALUES_REQUEST: [Request; 62] = [
   Request::GetMessagesReq,
   Request::GetHistoryReq,
   Request::SyncReq,
+  Request::GetGroupReceiptsReq,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1712,9 +1713,10 @@ impl Request {
   pub const GetMessagesReq: Self = Self(59);
   pub const GetHistoryReq: Self = Self(60);
   pub const SyncReq: Self = Self(61);
+  pub const GetGroupReceiptsReq: Self = Self(62);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 61;
+  pub const ENUM_MAX: u8 = 62;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::LoginReq,
@@ -1778,6 +1780,7 @@ impl Request {
     Self::GetMessagesReq,
     Self::GetHistoryReq,
     Self::SyncReq,
+    Self::GetGroupReceiptsReq,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -1844,6 +1847,7 @@ impl Request {
       Self::GetMessagesReq => Some("GetMessagesReq"),
       Self::GetHistoryReq => Some("GetHistoryReq"),
       Self::SyncReq => Some("SyncReq"),
+      Self::GetGroupReceiptsReq => Some("GetGroupReceiptsReq"),
       _ => None,
     }
   }
@@ -1903,10 +1907,10 @@ pub struct RequestUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE: u8 = 24;
+pub const ENUM_MAX_RESPONSE: u8 = 25;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE: [Response; 25] = [
+pub const ENUM_VALUES_RESPONSE: [Response; 26] = [
   Response::NONE,
   Response::Error,
   Response::Ok,
@@ -1932,6 +1936,7 @@ pub const ENUM_VALUES_RESPONSE: [Response; 25] = [
   Response::SendAck,
   Response::MessagesResp,
   Response::SyncResp,
+  Response::GroupReceiptsResp,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1964,9 +1969,10 @@ impl Response {
   pub const SendAck: Self = Self(22);
   pub const MessagesResp: Self = Self(23);
   pub const SyncResp: Self = Self(24);
+  pub const GroupReceiptsResp: Self = Self(25);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 24;
+  pub const ENUM_MAX: u8 = 25;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Error,
@@ -1993,6 +1999,7 @@ impl Response {
     Self::SendAck,
     Self::MessagesResp,
     Self::SyncResp,
+    Self::GroupReceiptsResp,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -2022,6 +2029,7 @@ impl Response {
       Self::SendAck => Some("SendAck"),
       Self::MessagesResp => Some("MessagesResp"),
       Self::SyncResp => Some("SyncResp"),
+      Self::GroupReceiptsResp => Some("GroupReceiptsResp"),
       _ => None,
     }
   }
@@ -4226,6 +4234,7 @@ impl<'a> GroupInfo<'a> {
   pub const VT_CREATE_TIME_MS: ::flatbuffers::VOffsetT = 28;
   pub const VT_DESTROYED: ::flatbuffers::VOffsetT = 30;
   pub const VT_SEQ: ::flatbuffers::VOffsetT = 32;
+  pub const VT_HISTORY_VISIBLE: ::flatbuffers::VOffsetT = 34;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4248,6 +4257,7 @@ impl<'a> GroupInfo<'a> {
     if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.owner { builder.add_owner(x); }
     if let Some(x) = args.group_id { builder.add_group_id(x); }
+    builder.add_history_visible(args.history_visible);
     builder.add_destroyed(args.destroyed);
     builder.add_mute_all(args.mute_all);
     builder.add_join_policy(args.join_policy);
@@ -4361,6 +4371,13 @@ impl<'a> GroupInfo<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(GroupInfo::VT_SEQ, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn history_visible(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(GroupInfo::VT_HISTORY_VISIBLE, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GroupInfo<'_> {
@@ -4384,6 +4401,7 @@ impl ::flatbuffers::Verifiable for GroupInfo<'_> {
      .visit_field::<u64>("create_time_ms", Self::VT_CREATE_TIME_MS, false)?
      .visit_field::<bool>("destroyed", Self::VT_DESTROYED, false)?
      .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .visit_field::<bool>("history_visible", Self::VT_HISTORY_VISIBLE, false)?
      .finish();
     Ok(())
   }
@@ -4404,6 +4422,7 @@ pub struct GroupInfoArgs<'a> {
     pub create_time_ms: u64,
     pub destroyed: bool,
     pub seq: u64,
+    pub history_visible: bool,
 }
 impl<'a> Default for GroupInfoArgs<'a> {
   #[inline]
@@ -4424,6 +4443,7 @@ impl<'a> Default for GroupInfoArgs<'a> {
       create_time_ms: 0,
       destroyed: false,
       seq: 0,
+      history_visible: false,
     }
   }
 }
@@ -4494,6 +4514,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupInfoBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(GroupInfo::VT_SEQ, seq, 0);
   }
   #[inline]
+  pub fn add_history_visible(&mut self, history_visible: bool) {
+    self.fbb_.push_slot::<bool>(GroupInfo::VT_HISTORY_VISIBLE, history_visible, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupInfoBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     GroupInfoBuilder {
@@ -4526,6 +4550,7 @@ impl ::core::fmt::Debug for GroupInfo<'_> {
       ds.field("create_time_ms", &self.create_time_ms());
       ds.field("destroyed", &self.destroyed());
       ds.field("seq", &self.seq());
+      ds.field("history_visible", &self.history_visible());
       ds.finish()
   }
 }
@@ -9322,6 +9347,10 @@ impl<'a> ::flatbuffers::Follow<'a> for UpdateGroupReq<'a> {
 impl<'a> UpdateGroupReq<'a> {
   pub const VT_USER_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_GROUP: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SET_MAX_MEMBERS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SET_JOIN_POLICY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SET_MUTE_ALL: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SET_HISTORY_VISIBLE: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -9335,6 +9364,10 @@ impl<'a> UpdateGroupReq<'a> {
     let mut builder = UpdateGroupReqBuilder::new(_fbb);
     if let Some(x) = args.group { builder.add_group(x); }
     if let Some(x) = args.user_id { builder.add_user_id(x); }
+    builder.add_set_history_visible(args.set_history_visible);
+    builder.add_set_mute_all(args.set_mute_all);
+    builder.add_set_join_policy(args.set_join_policy);
+    builder.add_set_max_members(args.set_max_members);
     builder.finish()
   }
 
@@ -9353,6 +9386,34 @@ impl<'a> UpdateGroupReq<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<GroupInfo>>(UpdateGroupReq::VT_GROUP, None)}
   }
+  #[inline]
+  pub fn set_max_members(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UpdateGroupReq::VT_SET_MAX_MEMBERS, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn set_join_policy(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UpdateGroupReq::VT_SET_JOIN_POLICY, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn set_mute_all(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UpdateGroupReq::VT_SET_MUTE_ALL, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn set_history_visible(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(UpdateGroupReq::VT_SET_HISTORY_VISIBLE, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for UpdateGroupReq<'_> {
@@ -9363,6 +9424,10 @@ impl ::flatbuffers::Verifiable for UpdateGroupReq<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user_id", Self::VT_USER_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<GroupInfo>>("group", Self::VT_GROUP, false)?
+     .visit_field::<bool>("set_max_members", Self::VT_SET_MAX_MEMBERS, false)?
+     .visit_field::<bool>("set_join_policy", Self::VT_SET_JOIN_POLICY, false)?
+     .visit_field::<bool>("set_mute_all", Self::VT_SET_MUTE_ALL, false)?
+     .visit_field::<bool>("set_history_visible", Self::VT_SET_HISTORY_VISIBLE, false)?
      .finish();
     Ok(())
   }
@@ -9370,6 +9435,10 @@ impl ::flatbuffers::Verifiable for UpdateGroupReq<'_> {
 pub struct UpdateGroupReqArgs<'a> {
     pub user_id: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub group: Option<::flatbuffers::WIPOffset<GroupInfo<'a>>>,
+    pub set_max_members: bool,
+    pub set_join_policy: bool,
+    pub set_mute_all: bool,
+    pub set_history_visible: bool,
 }
 impl<'a> Default for UpdateGroupReqArgs<'a> {
   #[inline]
@@ -9377,6 +9446,10 @@ impl<'a> Default for UpdateGroupReqArgs<'a> {
     UpdateGroupReqArgs {
       user_id: None,
       group: None,
+      set_max_members: false,
+      set_join_policy: false,
+      set_mute_all: false,
+      set_history_visible: false,
     }
   }
 }
@@ -9393,6 +9466,22 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UpdateGroupReqBuilder<'a, 'b,
   #[inline]
   pub fn add_group(&mut self, group: ::flatbuffers::WIPOffset<GroupInfo<'b >>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<GroupInfo>>(UpdateGroupReq::VT_GROUP, group);
+  }
+  #[inline]
+  pub fn add_set_max_members(&mut self, set_max_members: bool) {
+    self.fbb_.push_slot::<bool>(UpdateGroupReq::VT_SET_MAX_MEMBERS, set_max_members, false);
+  }
+  #[inline]
+  pub fn add_set_join_policy(&mut self, set_join_policy: bool) {
+    self.fbb_.push_slot::<bool>(UpdateGroupReq::VT_SET_JOIN_POLICY, set_join_policy, false);
+  }
+  #[inline]
+  pub fn add_set_mute_all(&mut self, set_mute_all: bool) {
+    self.fbb_.push_slot::<bool>(UpdateGroupReq::VT_SET_MUTE_ALL, set_mute_all, false);
+  }
+  #[inline]
+  pub fn add_set_history_visible(&mut self, set_history_visible: bool) {
+    self.fbb_.push_slot::<bool>(UpdateGroupReq::VT_SET_HISTORY_VISIBLE, set_history_visible, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> UpdateGroupReqBuilder<'a, 'b, A> {
@@ -9414,6 +9503,10 @@ impl ::core::fmt::Debug for UpdateGroupReq<'_> {
     let mut ds = f.debug_struct("UpdateGroupReq");
       ds.field("user_id", &self.user_id());
       ds.field("group", &self.group());
+      ds.field("set_max_members", &self.set_max_members());
+      ds.field("set_join_policy", &self.set_join_policy());
+      ds.field("set_mute_all", &self.set_mute_all());
+      ds.field("set_history_visible", &self.set_history_visible());
       ds.finish()
   }
 }
@@ -11443,6 +11536,136 @@ impl ::core::fmt::Debug for ImportGroupMembersReq<'_> {
     let mut ds = f.debug_struct("ImportGroupMembersReq");
       ds.field("group_id", &self.group_id());
       ds.field("members", &self.members());
+      ds.finish()
+  }
+}
+pub enum GetGroupReceiptsReqOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GetGroupReceiptsReq<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GetGroupReceiptsReq<'a> {
+  type Inner = GetGroupReceiptsReq<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GetGroupReceiptsReq<'a> {
+  pub const VT_USER_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_GROUP_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SEQ: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GetGroupReceiptsReq { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GetGroupReceiptsReqArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GetGroupReceiptsReq<'bldr>> {
+    let mut builder = GetGroupReceiptsReqBuilder::new(_fbb);
+    builder.add_seq(args.seq);
+    if let Some(x) = args.group_id { builder.add_group_id(x); }
+    if let Some(x) = args.user_id { builder.add_user_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GetGroupReceiptsReq::VT_USER_ID, None)}
+  }
+  #[inline]
+  pub fn group_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GetGroupReceiptsReq::VT_GROUP_ID, None)}
+  }
+  #[inline]
+  pub fn seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(GetGroupReceiptsReq::VT_SEQ, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GetGroupReceiptsReq<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user_id", Self::VT_USER_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("group_id", Self::VT_GROUP_ID, false)?
+     .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GetGroupReceiptsReqArgs<'a> {
+    pub user_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub group_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub seq: u64,
+}
+impl<'a> Default for GetGroupReceiptsReqArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GetGroupReceiptsReqArgs {
+      user_id: None,
+      group_id: None,
+      seq: 0,
+    }
+  }
+}
+
+pub struct GetGroupReceiptsReqBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GetGroupReceiptsReqBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user_id(&mut self, user_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GetGroupReceiptsReq::VT_USER_ID, user_id);
+  }
+  #[inline]
+  pub fn add_group_id(&mut self, group_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GetGroupReceiptsReq::VT_GROUP_ID, group_id);
+  }
+  #[inline]
+  pub fn add_seq(&mut self, seq: u64) {
+    self.fbb_.push_slot::<u64>(GetGroupReceiptsReq::VT_SEQ, seq, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GetGroupReceiptsReqBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GetGroupReceiptsReqBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GetGroupReceiptsReq<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GetGroupReceiptsReq<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GetGroupReceiptsReq");
+      ds.field("user_id", &self.user_id());
+      ds.field("group_id", &self.group_id());
+      ds.field("seq", &self.seq());
       ds.finish()
   }
 }
@@ -13855,6 +14078,21 @@ impl<'a> ClientFrame<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_get_group_receipts_req(&self) -> Option<GetGroupReceiptsReq<'a>> {
+    if self.request_type() == Request::GetGroupReceiptsReq {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GetGroupReceiptsReq::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ClientFrame<'_> {
@@ -13927,6 +14165,7 @@ impl ::flatbuffers::Verifiable for ClientFrame<'_> {
           Request::GetMessagesReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GetMessagesReq>>("Request::GetMessagesReq", pos),
           Request::GetHistoryReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GetHistoryReq>>("Request::GetHistoryReq", pos),
           Request::SyncReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SyncReq>>("Request::SyncReq", pos),
+          Request::GetGroupReceiptsReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GetGroupReceiptsReq>>("Request::GetGroupReceiptsReq", pos),
           _ => Ok(()),
         }
      })?
@@ -14410,6 +14649,13 @@ impl ::core::fmt::Debug for ClientFrame<'_> {
         },
         Request::SyncReq => {
           if let Some(x) = self.request_as_sync_req() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::GetGroupReceiptsReq => {
+          if let Some(x) = self.request_as_get_group_receipts_req() {
             ds.field("request", &x)
           } else {
             ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -16812,6 +17058,170 @@ impl ::core::fmt::Debug for ApplyJoinResp<'_> {
       ds.finish()
   }
 }
+pub enum GroupReceiptsRespOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GroupReceiptsResp<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GroupReceiptsResp<'a> {
+  type Inner = GroupReceiptsResp<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GroupReceiptsResp<'a> {
+  pub const VT_MEMBERS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_RECEIVED: ::flatbuffers::VOffsetT = 6;
+  pub const VT_READ: ::flatbuffers::VOffsetT = 8;
+  pub const VT_RECEIVED_BY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_READ_BY: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GroupReceiptsResp { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GroupReceiptsRespArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GroupReceiptsResp<'bldr>> {
+    let mut builder = GroupReceiptsRespBuilder::new(_fbb);
+    if let Some(x) = args.read_by { builder.add_read_by(x); }
+    if let Some(x) = args.received_by { builder.add_received_by(x); }
+    builder.add_read(args.read);
+    builder.add_received(args.received);
+    builder.add_members(args.members);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn members(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GroupReceiptsResp::VT_MEMBERS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn received(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GroupReceiptsResp::VT_RECEIVED, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn read(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GroupReceiptsResp::VT_READ, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn received_by(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(GroupReceiptsResp::VT_RECEIVED_BY, None)}
+  }
+  #[inline]
+  pub fn read_by(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(GroupReceiptsResp::VT_READ_BY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GroupReceiptsResp<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("members", Self::VT_MEMBERS, false)?
+     .visit_field::<u32>("received", Self::VT_RECEIVED, false)?
+     .visit_field::<u32>("read", Self::VT_READ, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("received_by", Self::VT_RECEIVED_BY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("read_by", Self::VT_READ_BY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GroupReceiptsRespArgs<'a> {
+    pub members: u32,
+    pub received: u32,
+    pub read: u32,
+    pub received_by: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub read_by: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+}
+impl<'a> Default for GroupReceiptsRespArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GroupReceiptsRespArgs {
+      members: 0,
+      received: 0,
+      read: 0,
+      received_by: None,
+      read_by: None,
+    }
+  }
+}
+
+pub struct GroupReceiptsRespBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupReceiptsRespBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_members(&mut self, members: u32) {
+    self.fbb_.push_slot::<u32>(GroupReceiptsResp::VT_MEMBERS, members, 0);
+  }
+  #[inline]
+  pub fn add_received(&mut self, received: u32) {
+    self.fbb_.push_slot::<u32>(GroupReceiptsResp::VT_RECEIVED, received, 0);
+  }
+  #[inline]
+  pub fn add_read(&mut self, read: u32) {
+    self.fbb_.push_slot::<u32>(GroupReceiptsResp::VT_READ, read, 0);
+  }
+  #[inline]
+  pub fn add_received_by(&mut self, received_by: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupReceiptsResp::VT_RECEIVED_BY, received_by);
+  }
+  #[inline]
+  pub fn add_read_by(&mut self, read_by: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupReceiptsResp::VT_READ_BY, read_by);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupReceiptsRespBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GroupReceiptsRespBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupReceiptsResp<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GroupReceiptsResp<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GroupReceiptsResp");
+      ds.field("members", &self.members());
+      ds.field("received", &self.received());
+      ds.field("read", &self.read());
+      ds.field("received_by", &self.received_by());
+      ds.field("read_by", &self.read_by());
+      ds.finish()
+  }
+}
 pub enum ConversationsRespOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -19149,6 +19559,21 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
+  pub fn response_as_group_receipts_resp(&self) -> Option<GroupReceiptsResp<'a>> {
+    if self.response_type() == Response::GroupReceiptsResp {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GroupReceiptsResp::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn event_as_kick_push(&self) -> Option<KickPush<'a>> {
     if self.event_type() == Push::KickPush {
       self.event().map(|t| {
@@ -19347,6 +19772,7 @@ impl ::flatbuffers::Verifiable for ServerFrame<'_> {
           Response::SendAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SendAck>>("Response::SendAck", pos),
           Response::MessagesResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessagesResp>>("Response::MessagesResp", pos),
           Response::SyncResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SyncResp>>("Response::SyncResp", pos),
+          Response::GroupReceiptsResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupReceiptsResp>>("Response::GroupReceiptsResp", pos),
           _ => Ok(()),
         }
      })?
@@ -19599,6 +20025,13 @@ impl ::core::fmt::Debug for ServerFrame<'_> {
         },
         Response::SyncResp => {
           if let Some(x) = self.response_as_sync_resp() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::GroupReceiptsResp => {
+          if let Some(x) = self.response_as_group_receipts_resp() {
             ds.field("response", &x)
           } else {
             ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")

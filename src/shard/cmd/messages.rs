@@ -67,6 +67,9 @@ pub struct RecallMessage {
 pub struct GetHistory {
     pub app: AppId,
     pub conv: ConvId,
+    /// Who reads (a group's history is for its members, from when they may see it).
+    pub viewer: UserId,
+    pub admin: bool,
     /// The seqs and their order (`domain::message::history_range`).
     pub range: HistoryRange,
     pub limit: usize,

@@ -30,6 +30,7 @@ pub enum ShardCmd {
     Friend(FriendCmd),
     Message(MessageCmd),
     Conversation(ConversationCmd),
+    Group(GroupCmd),
 }
 
 /// Declares an area's command enum (one variant per command struct, named after it) and
@@ -50,9 +51,11 @@ use area;
 
 mod conversations;
 mod friends;
+mod groups;
 mod messages;
 mod users;
 pub use conversations::*;
 pub use friends::*;
+pub use groups::*;
 pub use messages::*;
 pub use users::*;

@@ -13,7 +13,7 @@ use crate::domain::sync::{ItemId, Stream};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{Deliver, ReadConversation, Recalled, Receipt};
+use crate::shard::cmd::{Deliver, GroupMemberRead, ReadConversation, Recalled, Receipt};
 use crate::shard::common::{conversation_changed_push, put_conv_change};
 use crate::shard::outbox::Outbox;
 use crate::shard::recent::RecentDelivery;
@@ -338,6 +338,11 @@ impl Shard {
         let targets = devices_but(&entry.devices, origin);
         let read_seq = v.read_seq;
         convs.insert(conv.clone(), v);
+        // A group's copy of my read seq (for its read receipts) follows, on its shard.
+        let group_read = match &conv {
+            ConvRef::Group(g) => Some(GroupMemberRead { app, group: g.clone(), user: user.clone(), seq: read_seq }),
+            ConvRef::P2p(_) => None,
+        };
         let kept = self.kept.clone();
         self.commit(batch, move |r| {
             let ok = r.is_ok();
@@ -352,6 +357,10 @@ impl Shard {
             }
         })
         .await;
+        if let Some(r) = group_read {
+            let shard = self.router.conv_shard(app, &ConvId::Group(r.group.clone()));
+            self.send_to(shard, r.into());
+        }
     }
 }
 

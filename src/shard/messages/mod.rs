@@ -7,6 +7,7 @@
 //! "The message path".
 
 mod delivered;
+mod group;
 
 use std::sync::Arc;
 
@@ -18,7 +19,9 @@ use crate::domain::page::{self, WireSize};
 use crate::domain::user;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{Deliver, GetHistory, GetMessages, RecallMessage, Recalled, SendMessage, ShardCmd};
+use crate::shard::cmd::{
+    Deliver, GetHistory, GetMessages, GroupDeliver, RecallMessage, Recalled, SendMessage, ShardCmd,
+};
 use crate::shard::common::stored;
 use crate::shard::state::{now_ms, Shard, Stamped};
 use crate::store::Batch;
@@ -87,13 +90,14 @@ impl Shard {
     /// stores message + its id index + idempotency record in one batch, acks the sender once
     /// that is durable, and hands the deliveries to the users' shards.
     pub(in crate::shard) async fn send(&mut self, c: SendMessage) {
+        if let ConvRef::Group(g) = &c.to {
+            let g = g.clone();
+            return self.send_group(c, g).await;
+        }
         let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
         let pair = match to.conv_id(&from) {
             Some(ConvId::P2p(pair)) => pair,
-            Some(ConvId::Group(_)) => {
-                origin.outbox.send(DomainError::NotImplemented.frame(origin.req_id));
-                return;
-            }
+            Some(ConvId::Group(_)) => return,
             None => {
                 origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
                 return;
@@ -117,19 +121,7 @@ impl Shard {
             }
             Ok(Some(known)) => {
                 // A retry: the original ack, once the original is durable. Nothing is stored.
-                let frame = match message::retry(&known, hash) {
-                    Ok(i) => ack_frame(origin.req_id, &client_id, &i, true),
-                    Err(e) => e.frame(origin.req_id),
-                };
-                let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
-                self.after_pending(move |r| {
-                    outbox.send(match r {
-                        Ok(()) => frame,
-                        Err(e) => e.frame(req_id),
-                    });
-                    drop(answered);
-                })
-                .await;
+                self.answer_retry(&known, hash, &client_id, origin).await;
                 return;
             }
             Ok(None) => {}
@@ -213,7 +205,27 @@ impl Shard {
             }
         };
         let window = self.cfg.app(app).map_or(120, |a| a.recall_window_secs);
-        let tomb = match message::recall(&msg, &by, by_admin, now_ms(), window) {
+        // In a group, its owner and admins recall any message at any time.
+        let mut fanout = None;
+        let mut privileged = by_admin;
+        if let ConvId::Group(g) = &conv {
+            let st = match self.live_group(app, g) {
+                Ok(st) => st,
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            };
+            let who =
+                st.acting(&crate::shard::cmd::Actor { user: Some(by.clone()), app_admin: by_admin, origin: None });
+            if !who.member() {
+                let _ = reply.send(Err(DomainError::NotGroupMember));
+                return;
+            }
+            privileged |= who.manager();
+            fanout = self.group_fanout(app, g);
+        }
+        let tomb = match message::recall(&msg, &by, privileged, now_ms(), window) {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -222,6 +234,21 @@ impl Shard {
         };
         let mut batch = Batch::default();
         batch.replace_message(app, &conv, tomb.seq, tomb.encode());
+        if let Some(fanout) = fanout {
+            // A group's recall, like its messages, is stored once: members' shards only
+            // update their entries in memory and push it.
+            self.commit(batch, move |r| {
+                let _ = reply.send(r);
+            })
+            .await;
+            let frame = group::group_recall_push(&tomb, &by);
+            for (shard, users) in fanout.iter() {
+                let d =
+                    GroupDeliver { app, msg: tomb.clone(), frame: frame.clone(), users: users.clone(), exclude: None };
+                self.send_to(*shard, d.into());
+            }
+            return;
+        }
         // Like a send's deliveries, the users' shards still have to record the recall; these
         // records make a crash in between harmless (replayed at start-up).
         let users: Vec<UserId> = std::iter::once(&tomb.from).chain(tomb.receiver()).cloned().collect();
@@ -255,7 +282,27 @@ impl Shard {
     }
 
     pub(in crate::shard) fn history(&mut self, c: GetHistory) {
-        let GetHistory { app, conv, range, limit, reply } = c;
+        let GetHistory { app, conv, viewer, admin, mut range, limit, reply } = c;
+        if let ConvId::Group(g) = &conv {
+            // Members only, and only from what they may see (their join, unless the group
+            // shows its history to new members).
+            let from = self.live_group(app, g).and_then(|st| match st.members.get(&viewer) {
+                Some(m) => Ok(m.visible_from(&st.rec)),
+                None if admin => Ok(1),
+                None => Err(DomainError::NotGroupMember),
+            });
+            match from {
+                Ok(f) => range.from = range.from.max(f),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            }
+            if range.from > range.to {
+                let _ = reply.send(Ok((Vec::new(), false)));
+                return;
+            }
+        }
         let r = self
             .store
             .messages(app, &conv, (range.from, range.to), range.descending, limit)
@@ -269,14 +316,26 @@ impl Shard {
         let _ = reply.send(r);
     }
 
+    /// Whether `viewer` is in `m`'s conversation (for a group: a member who may see it).
+    fn may_see(&self, app: AppId, viewer: &UserId, m: &MessageRecord) -> bool {
+        match &m.to {
+            ConvRef::P2p(to) => &m.from == viewer || to == viewer,
+            ConvRef::Group(g) => self.visible_from(app, viewer, g).is_some_and(|f| m.seq >= f),
+        }
+    }
+
     /// Messages by server id, only from conversations the viewer belongs to (any, for admins).
     pub(in crate::shard) fn get_messages(&mut self, c: GetMessages) {
         let GetMessages { app, viewer, admin, ids, reply } = c;
+        if let Err(e) = self.ensure_groups(app, &viewer) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let mut out = Vec::with_capacity(ids.len());
         let mut bytes = 0usize;
         for id in ids {
             match self.load_message(app, id) {
-                Ok(Some(m)) if admin || m.from == viewer || m.receiver() == Some(&viewer) => {
+                Ok(Some(m)) if admin || self.may_see(app, &viewer, &m) => {
                     // Cut by size: the ids after the last message answered were not looked at.
                     bytes += m.wire_size();
                     if bytes > page::PAGE_BYTES && !out.is_empty() {

@@ -4,8 +4,10 @@
 //! million.
 
 use crate::config::Config;
+use crate::domain::group::{GroupRecord, MemberRecord};
+use crate::domain::ids::{AppId, ConvId, GroupId, UserId};
 use crate::domain::message::{IdGen, MessageRecord};
-use crate::shard::cmd::{Deliver, Recalled};
+use crate::shard::cmd::{Deliver, GroupSync, Recalled, Side, SyncUser};
 use crate::shard::recent::{Keyer, Recent};
 use crate::shard::router::Router;
 use crate::store::{Batch, Committer, Store, StoreError};
@@ -49,6 +51,8 @@ pub(in crate::shard) fn load(
             dirty_convs: HashSet::new(),
             pair_rel: HashMap::new(),
             kept: Arc::default(),
+            groups: HashMap::new(),
+            group_heads: HashMap::new(),
             uses: 0,
         })
         .collect();
@@ -81,7 +85,38 @@ pub(in crate::shard) fn load(
     if replays + missing > 0 {
         tracing::info!(replays, missing, "re-driving unrecorded deliveries");
     }
+    replay_group_syncs(store, router, &mut shards)?;
     Ok(shards)
+}
+
+/// Membership changes durable on their group's shard but not yet carried to a member's side
+/// when the process stopped (their intent records remain): each member's shard brings that
+/// side to the group's stored state first thing, deleting the intents.
+fn replay_group_syncs(store: &Store, router: &Router, shards: &mut [Shard]) -> Result<(), StoreError> {
+    let mut pending: BTreeMap<(AppId, UserId, GroupId), Vec<u64>> = BTreeMap::new();
+    for (app, user, g, version) in store.group_syncs()? {
+        pending.entry((app, user, g)).or_default().push(version);
+    }
+    if !pending.is_empty() {
+        tracing::info!(intents = pending.len(), "carrying interrupted group changes to their members");
+    }
+    let corrupt = |what: &str| StoreError::Corrupt(what.into());
+    for ((app, user, g), intents) in pending {
+        let Some(raw) = store.group(app, &g)? else { continue };
+        let rec = GroupRecord::decode(&raw).map_err(|_| corrupt("group record"))?;
+        let side = match store.group_member(app, &g, &user)? {
+            Some(v) if !rec.destroyed => {
+                let m = MemberRecord::decode(user.clone(), &v).map_err(|_| corrupt("member record"))?;
+                Side::Member { visible_from: m.visible_from(&rec) }
+            }
+            _ => Side::Gone,
+        };
+        let head = store.conv_head(app, &ConvId::Group(g.clone()))?;
+        let s = router.user_shard(app, &user);
+        let users = vec![SyncUser { user, side, intents }];
+        shards[s].local.push_back(GroupSync { app, group: Arc::new(rec), head, users, event: None }.into());
+    }
+    Ok(())
 }
 
 /// Finds the deliveries that were durable (their message is) but not recorded in their
@@ -107,8 +142,8 @@ pub(in crate::shard) fn recover_deliveries(store: &Store, shards: usize) -> Resu
             let newest = store.for_each_message_after(from, |app, id, (conv, seq)| {
                 scanned += 1;
                 let source = crate::domain::message::id_shard(id);
-                // A one-to-one message is delivered to its two users. (No group message is
-                // stored before groups exist.)
+                // A one-to-one message is delivered to its two users. A group message has no
+                // per-member delivery to recover (members derive it from the group's head).
                 let users = match &conv {
                     ConvId::P2p(p) => vec![p.lo.clone(), p.hi.clone()],
                     ConvId::Group(_) => Vec::new(),

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::domain::conversation::ConvView;
-use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
+use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, GroupId, Pair, UserId};
 use crate::domain::message::{IdGen, IdemRecord};
 use crate::domain::sync::Heads;
 use crate::domain::user::{UserFacts, UserRecord};
@@ -68,6 +68,9 @@ pub(super) struct UserEntry {
     pub convs: Option<HashMap<ConvRef, ConvView>>,
     /// The user's friends, blacklist and received requests, loaded on first use.
     pub social: Option<crate::domain::friend::Social>,
+    /// The user's side of their group memberships (and of groups they left), loaded on
+    /// first use.
+    pub groups: Option<HashMap<GroupId, crate::domain::group::Joined>>,
     /// The shard's use stamp when the entry was last used (see `Shard::user_entry`).
     pub last_used: u64,
     /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
@@ -83,6 +86,7 @@ impl UserEntry {
             heads: Heads::default(),
             convs: None,
             social: None,
+            groups: None,
             last_used: 0,
             heads_loaded: false,
         }
@@ -152,6 +156,13 @@ pub(super) struct Shard {
     pub pair_rel: HashMap<(AppId, Pair), Stamped<crate::domain::friend::PairRelation>>,
     /// Pushes this shard's commit completions handed back to be sent (receipts).
     pub kept: Arc<crate::shard::kept::KeptPushes>,
+    /// Groups this shard owns that were used since start (record, members, last seq; read
+    /// on first use): see `shard::groups`.
+    pub groups: HashMap<(AppId, GroupId), GroupState>,
+    /// The last message seq of groups whose messages this shard delivered to its members
+    /// lately: a conversation list loaded meanwhile takes it when the store does not have
+    /// the message yet. Bounded by `limits.conversations_per_shard` (cleared past it).
+    pub group_heads: HashMap<(AppId, GroupId), u64>,
     /// Counts uses of user entries (`user_entry`) and of the send caches; a user's
     /// `last_used` and the stamps of `conv_heads` and `pair_rel` are values of it.
     pub uses: u64,
@@ -168,11 +179,13 @@ pub(super) use crate::now_ms;
 
 mod commit;
 mod evict;
+mod group;
 mod load;
 mod resident;
 mod route;
 mod run;
 
+pub(in crate::shard) use group::GroupState;
 pub(super) use load::load;
 pub(super) use run::run;
 

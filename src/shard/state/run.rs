@@ -1,7 +1,7 @@
 //! The shard thread's loop (draining both inboxes in batches), the one exhaustive dispatch
 //! of shard commands, and the once-a-second tick.
 
-use crate::shard::cmd::{ConversationCmd, DeliveredUpTo, FriendCmd, MessageCmd, ShardCmd, UserCmd};
+use crate::shard::cmd::{ConversationCmd, DeliveredUpTo, FriendCmd, GroupCmd, MessageCmd, ShardCmd, UserCmd};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -159,6 +159,29 @@ impl Shard {
                 ConversationCmd::GetConversations(c) => self.get_conversations(c).await,
                 ConversationCmd::UpdateConversation(c) => self.update_conversation(c).await,
                 ConversationCmd::DeleteConversation(c) => self.delete_conversation(c).await,
+            },
+            ShardCmd::Group(c) => match c {
+                GroupCmd::CreateGroup(c) => self.create_group(c).await,
+                GroupCmd::GetGroup(c) => self.get_group(c).await,
+                GroupCmd::GetRoles(c) => self.get_roles(c).await,
+                GroupCmd::GetMuted(c) => self.get_muted(c).await,
+                GroupCmd::GetAllGroups(c) => self.get_all_groups(c),
+                GroupCmd::UpdateGroup(c) => self.update_group(c).await,
+                GroupCmd::AddMembers(c) => self.add_members(c).await,
+                GroupCmd::RemoveMembers(c) => self.remove_members(c).await,
+                GroupCmd::UpdateMember(c) => self.update_member(c).await,
+                GroupCmd::DestroyGroup(c) => self.destroy_group(c).await,
+                GroupCmd::MuteMembers(c) => self.mute_members(c).await,
+                GroupCmd::ChangeOwner(c) => self.change_owner(c).await,
+                GroupCmd::ApplyJoin(c) => self.apply_join(c).await,
+                GroupCmd::HandleJoinRequest(c) => self.handle_join_request(c).await,
+                GroupCmd::GetJoinRequests(c) => self.get_join_requests(c).await,
+                GroupCmd::GroupReceived(c) => self.group_received(c),
+                GroupCmd::GroupMemberRead(c) => self.group_member_read(c).await,
+                GroupCmd::GetGroupReceipts(c) => self.group_receipts(c).await,
+                GroupCmd::GroupSync(c) => self.group_sync(c).await,
+                GroupCmd::GroupDeliver(c) => self.group_deliver(c).await,
+                GroupCmd::GetJoinedGroups(c) => self.get_joined_groups(c).await,
             },
         }
     }

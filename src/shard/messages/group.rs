@@ -1,0 +1,290 @@
+//! Group messages. The group's shard checks and stores a message once (message, id index,
+//! idempotency record: O(1) writes whatever the group's size), acks the sender once that is
+//! durable, and hands it to the members' shards in one `GroupDeliver` per shard carrying that
+//! shard's members and the push, encoded once. A member's shard writes nothing for it: it
+//! moves the member's conversation entry in memory (re-derived from the group's head at load)
+//! and pushes once the message is durable. Members' positions (read seq, receive-acks) live
+//! with the membership on the group's shard; receipts are counted from them on request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::domain::conversation;
+use crate::domain::group;
+use crate::domain::ids::{ConvId, ConvRef, GroupId, UserId};
+use crate::domain::message::{self, IdemRecord, MessageRecord};
+use crate::domain::user;
+use crate::domain::wire as dw;
+use crate::domain::DomainError;
+use crate::protocol::{self, wire};
+use crate::shard::cmd::{GetGroupReceipts, GroupDeliver, GroupMemberRead, GroupReceipts, GroupReceived, SendMessage};
+use crate::shard::common::{or_reply, put_conv_change};
+use crate::shard::outbox::Outbox;
+use crate::shard::state::{now_ms, Shard};
+use crate::store::Batch;
+
+use super::ack_frame;
+
+/// The push of a group message: the same bytes for every member (no per-member stream seq).
+pub(super) fn group_message_push(m: &MessageRecord) -> Bytes {
+    protocol::push(|fbb| {
+        let msg = dw::message(fbb, m, &m.from, 0);
+        let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(msg) });
+        (wire::Push::MessagePush, p.as_union_value())
+    })
+}
+
+/// The push of a group message's recall.
+pub(super) fn group_recall_push(m: &MessageRecord, by: &UserId) -> Bytes {
+    protocol::push(|fbb| {
+        let conv = dw::conv_id(fbb, &m.to);
+        let by_user = fbb.create_string(by.as_str());
+        let p = wire::RecallPush::create(
+            fbb,
+            &wire::RecallPushArgs {
+                conv: Some(conv),
+                server_id: m.server_id,
+                seq: m.seq,
+                by_user: Some(by_user),
+                sync_seq: 0,
+            },
+        );
+        (wire::Push::RecallPush, p.as_union_value())
+    })
+}
+
+impl Shard {
+    /// A send to a group this shard owns (see the module's comment).
+    pub(super) async fn send_group(&mut self, c: SendMessage, g: GroupId) {
+        let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
+        let now = now_ms();
+        let limit = self.cfg.app(app).map_or(0, |a| a.group_msgs_per_sec);
+        let checks = self.facts_of(app, &from).and_then(|f| user::check_sender(f.as_ref())).and_then(|()| {
+            let st = self.live_group(app, &g)?;
+            let m = st.members.get(&from);
+            group::check_send(&st.rec, m, now)?;
+            // The app's per-group rate limit; owner and admins are exempt.
+            let second = now / 1000;
+            if st.rate.0 != second {
+                st.rate = (second, 0);
+            }
+            let exempt = m.is_some_and(|m| m.role != wire::GroupRole::Member);
+            if limit > 0 && !exempt && st.rate.1 >= limit {
+                return Err(DomainError::RateLimited);
+            }
+            Ok(())
+        });
+        if let Err(e) = checks {
+            origin.outbox.send(e.frame(origin.req_id));
+            return;
+        }
+        let hash = message::content_hash(&to, msg_type, &body);
+        match self.known_client_id(app, &from, &to, &client_id) {
+            Err(e) => {
+                origin.outbox.send(e.frame(origin.req_id));
+                return;
+            }
+            Ok(Some(known)) => {
+                self.answer_retry(&known, hash, &client_id, origin).await;
+                return;
+            }
+            Ok(None) => {}
+        }
+        let server_id = self.ids.next(now);
+        let Ok(st) = self.live_group(app, &g) else { return };
+        st.rate.1 += 1;
+        st.head += 1;
+        let msg = Arc::new(MessageRecord {
+            server_id,
+            client_id,
+            from,
+            to,
+            seq: st.head,
+            msg_type,
+            body,
+            ts_ms: now,
+            recalled: false,
+        });
+        let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
+        let mut batch = Batch::default();
+        let conv = ConvId::Group(g.clone());
+        batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
+        batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
+        self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
+        let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
+        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
+        let exclude = Some(outbox.conn());
+        self.commit(batch, move |r| {
+            outbox.send(match r {
+                Ok(()) => ack,
+                Err(e) => e.frame(req_id),
+            });
+            drop(answered);
+        })
+        .await;
+        let frame = group_message_push(&msg);
+        let Some(fanout) = self.group_fanout(app, &g) else { return };
+        for (shard, users) in fanout.iter() {
+            let d = GroupDeliver { app, msg: msg.clone(), frame: frame.clone(), users: users.clone(), exclude };
+            self.send_to(*shard, d.into());
+        }
+    }
+
+    /// The original ack for a retried client id (once the original is durable), or the
+    /// conflict; nothing is stored.
+    pub(super) async fn answer_retry(
+        &self,
+        known: &IdemRecord,
+        hash: u64,
+        client_id: &str,
+        origin: crate::shard::cmd::Origin,
+    ) {
+        let frame = match message::retry(known, hash) {
+            Ok(i) => ack_frame(origin.req_id, client_id, &i, true),
+            Err(e) => e.frame(origin.req_id),
+        };
+        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
+        self.after_pending(move |r| {
+            outbox.send(match r {
+                Ok(()) => frame,
+                Err(e) => e.frame(req_id),
+            });
+            drop(answered);
+        })
+        .await;
+    }
+
+    /// The members' side of a group message (or recall): their conversation entries in
+    /// memory, and the push once the message is durable (behind it in the writer).
+    pub(in crate::shard) async fn group_deliver(&mut self, d: GroupDeliver) {
+        let GroupDeliver { app, msg, frame, users, exclude } = d;
+        let ConvRef::Group(g) = &msg.to else { return };
+        if !msg.recalled {
+            if self.group_heads.len() >= self.cfg.limits.conversations_per_shard {
+                self.group_heads.clear();
+            }
+            let h = self.group_heads.entry((app, g.clone())).or_insert(0);
+            *h = (*h).max(msg.seq);
+        }
+        let conv = msg.to.clone();
+        let mut batch = Batch::default();
+        let mut targets: Vec<Outbox> = Vec::new();
+        for u in users.iter() {
+            // A user not in memory has no device online, and their list is derived at load.
+            let Some(e) = self.users.get_mut(&(app, u.clone())) else { continue };
+            if let Some(before) = e.convs.as_mut().and_then(|c| c.get(&conv)) {
+                if msg.recalled {
+                    if let Some(v) = conversation::on_recall(before, &msg) {
+                        e.convs.as_mut().map(|c| c.insert(conv.clone(), v));
+                    }
+                } else {
+                    // Back in my list after I deleted it: a change of the list, stored now.
+                    let listed = !before.hidden;
+                    let mut v = conversation::on_message(Some(before), conv.clone(), &msg, u);
+                    if !listed {
+                        put_conv_change(&mut batch, app, u, &mut e.heads, &mut v);
+                    }
+                    e.convs.as_mut().map(|c| c.insert(conv.clone(), v));
+                }
+            }
+            targets.extend(e.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()));
+        }
+        if targets.is_empty() && batch.is_empty() {
+            return;
+        }
+        self.commit(batch, move |r| {
+            if r.is_ok() {
+                for t in &targets {
+                    t.send(frame.clone());
+                }
+            }
+        })
+        .await;
+    }
+
+    /// A member's cumulative receive-ack (memory only: it speeds up nothing a restart needs).
+    pub(in crate::shard) fn group_received(&mut self, c: GroupReceived) {
+        let GroupReceived { app, group, user, seq, origin } = c;
+        let r = self.live_group(app, &group).and_then(|st| {
+            if !st.members.contains_key(&user) {
+                return Err(DomainError::NotGroupMember);
+            }
+            let upto = seq.min(st.head);
+            let d = st.delivered.entry(user).or_insert(0);
+            *d = (*d).max(upto);
+            Ok(())
+        });
+        origin.outbox.send(match r {
+            Ok(()) => protocol::ok(origin.req_id),
+            Err(e) => e.frame(origin.req_id),
+        });
+        drop(origin.answered);
+    }
+
+    /// A member read the group up to `seq`: the membership's read seq moves (only forward).
+    pub(in crate::shard) async fn group_member_read(&mut self, c: GroupMemberRead) {
+        let GroupMemberRead { app, group, user, seq } = c;
+        let Ok(st) = self.live_group(app, &group) else { return };
+        let head = st.head;
+        let Some(m) = st.members.get_mut(&user) else { return };
+        let to = seq.min(head);
+        if to <= m.read_seq {
+            return;
+        }
+        m.read_seq = to;
+        let mut batch = Batch::default();
+        batch.put_group_member(app, &group, &user, m.encode());
+        let d = st.delivered.entry(user).or_insert(0);
+        *d = (*d).max(to);
+        self.commit(batch, |_| {}).await;
+    }
+
+    /// Who received and read message `seq`, from the members' positions.
+    pub(in crate::shard) async fn group_receipts(&mut self, c: GetGroupReceipts) {
+        let GetGroupReceipts { app, group, by, seq, reply } = c;
+        let list_max = self.cfg.limits.receipt_list_members;
+        let store = self.store.clone();
+        let st = or_reply!(reply, self.live_group(app, &group));
+        or_reply!(reply, group::view_members(st.acting(&by)));
+        if seq == 0 || seq > st.head {
+            let _ = reply.send(Err(DomainError::MessageNotFound));
+            return;
+        }
+        let sender = match store.message(app, &ConvId::Group(group.clone()), seq) {
+            Ok(Some(v)) => MessageRecord::decode(&v).ok().map(|m| m.from),
+            _ => None,
+        };
+        let mut out = GroupReceipts::default();
+        let lists = st.members.len() <= list_max;
+        let (mut received_by, mut read_by) = (Vec::new(), Vec::new());
+        for m in st.members.values() {
+            // Those who joined after it, and its sender, are not counted.
+            if m.join_seq >= seq && !st.rec.history_visible || sender.as_ref() == Some(&m.user) {
+                continue;
+            }
+            out.members += 1;
+            let read = m.read_seq >= seq;
+            let received = read || st.delivered.get(&m.user).is_some_and(|d| *d >= seq);
+            if received {
+                out.received += 1;
+                if lists {
+                    received_by.push(m.user.clone());
+                }
+            }
+            if read {
+                out.read += 1;
+                if lists {
+                    read_by.push(m.user.clone());
+                }
+            }
+        }
+        if lists {
+            (out.received_by, out.read_by) = (Some(received_by), Some(read_by));
+        }
+        self.after_pending(move |r| {
+            let _ = reply.send(r.map(|()| out));
+        })
+        .await;
+    }
+}
