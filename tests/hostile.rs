@@ -80,19 +80,62 @@ async fn unknown_operation_and_missing_request_are_typed_errors() {
     c.ping().await.unwrap();
 }
 
+/// Every group request with its fields left out gets a typed error and changes nothing.
 #[tokio::test]
-async fn operations_of_later_issues_say_not_implemented() {
+async fn empty_group_requests_get_typed_errors() {
     let s = TestServer::start().await;
     s.import(&["alice"]).await;
     let c = s.user("alice").await;
+    macro_rules! empty {
+        ($($t:ident => $args:ident),* $(,)?) => {{
+            let mut codes = Vec::new();
+            $(
+                let e = c
+                    .call(|fbb| {
+                        let r = wire::$t::create(fbb, &wire::$args::default());
+                        (wire::Request::$t, r.as_union_value())
+                    })
+                    .await
+                    .unwrap_err();
+                codes.push((stringify!($t), e.code()));
+            )*
+            codes
+        }};
+    }
+    let codes = empty!(
+        CreateGroupReq => CreateGroupReqArgs,
+        GetGroupReq => GetGroupReqArgs,
+        GetGroupMembersReq => GetGroupMembersReqArgs,
+        UpdateGroupReq => UpdateGroupReqArgs,
+        AddGroupMembersReq => AddGroupMembersReqArgs,
+        DeleteGroupMembersReq => DeleteGroupMembersReqArgs,
+        ExitGroupReq => ExitGroupReqArgs,
+        UpdateGroupMemberReq => UpdateGroupMemberReqArgs,
+        DestroyGroupReq => DestroyGroupReqArgs,
+        GetRoleInGroupReq => GetRoleInGroupReqArgs,
+        ForbidSendMsgReq => ForbidSendMsgReqArgs,
+        MuteAllReq => MuteAllReqArgs,
+        GetMutedMembersReq => GetMutedMembersReqArgs,
+        ChangeGroupOwnerReq => ChangeGroupOwnerReqArgs,
+        ApplyJoinGroupReq => ApplyJoinGroupReqArgs,
+        HandleJoinRequestReq => HandleJoinRequestReqArgs,
+        GetJoinRequestsReq => GetJoinRequestsReqArgs,
+        GetGroupReceiptsReq => GetGroupReceiptsReqArgs,
+    );
+    for (op, code) in codes {
+        assert_eq!(code, Some(ErrorCode::MissingField), "{op}");
+    }
+    // Admin-only ones refuse a user first.
     let e = c
         .call(|fbb| {
-            let r = wire::CreateGroupReq::create(fbb, &wire::CreateGroupReqArgs::default());
-            (wire::Request::CreateGroupReq, r.as_union_value())
+            let r = wire::ImportGroupReq::create(fbb, &wire::ImportGroupReqArgs::default());
+            (wire::Request::ImportGroupReq, r.as_union_value())
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(ErrorCode::NotImplemented));
+    assert_eq!(e.code(), Some(ErrorCode::PermissionDenied));
+    assert!(c.joined_groups(0, "", 10, None).await.unwrap().0.is_empty(), "nothing was created");
+    c.ping().await.unwrap();
 }
 
 #[tokio::test]

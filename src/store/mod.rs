@@ -306,6 +306,25 @@ impl Store {
         Ok((floor, marks))
     }
 
+    /// The number of keys in each column family, by name (a full scan: for tests and
+    /// operators looking at what a workload stores, never for the serving path).
+    pub fn key_counts(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        keys::ALL_CFS
+            .iter()
+            .map(|name| {
+                let mut it = self.db.raw_iterator_cf(cf(&self.db, name)?);
+                it.seek_to_first();
+                let mut n = 0u64;
+                while it.valid() {
+                    n += 1;
+                    it.next();
+                }
+                it.status().map_err(rocks)?;
+                Ok((*name, n))
+            })
+            .collect()
+    }
+
     /// Writes `batch` now, fdatasync'ed, bypassing the writer (start-up, before any shard runs).
     pub fn write_now(&self, batch: Batch) -> Result<(), StoreError> {
         let wb = write_batch(&self.db, &batch.ops)?;

@@ -1,5 +1,6 @@
 //! Group messages. The group's shard checks and stores a message once (message, id index,
-//! idempotency record: O(1) writes whatever the group's size), acks the sender once that is
+//! idempotency record, the sender's membership with its read seq: O(1) writes whatever the
+//! group's size), acks the sender once that is
 //! durable, and hands it to the members' shards in one `GroupDeliver` per shard carrying that
 //! shard's members and the push, encoded once. A member's shard writes nothing for it: it
 //! moves the member's conversation entry in memory (re-derived from the group's head at load)
@@ -95,6 +96,14 @@ impl Shard {
         let Ok(st) = self.live_group(app, &g) else { return };
         st.rate.1 += 1;
         st.head += 1;
+        // Sending reads what came before (as in the sender's own conversation entry): the
+        // membership's read seq moves, in the same batch (one more key, whatever the size).
+        let mut batch = Batch::default();
+        if let Some(m) = st.members.get_mut(&from) {
+            m.read_seq = st.head;
+            batch.put_group_member(app, &g, &from, m.encode());
+            st.delivered.insert(from.clone(), st.head);
+        }
         let msg = Arc::new(MessageRecord {
             server_id,
             client_id,
@@ -107,7 +116,6 @@ impl Shard {
             recalled: false,
         });
         let idem = IdemRecord { server_id: msg.server_id, seq: msg.seq, ts_ms: now, content_hash: hash };
-        let mut batch = Batch::default();
         let conv = ConvId::Group(g.clone());
         batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
