@@ -77,6 +77,22 @@ pub fn send_msg(id: u64, to: &str, client_id: &str, body: &[u8]) -> Bytes {
     protocol::client_frame(id, |fbb| protocol::send_req(fbb, to, client_id, 1, body, None))
 }
 
+/// A send to a user, or (`group`) to a group.
+pub fn send_to(id: u64, (group, to): (bool, &str), client_id: &str, body: &[u8]) -> Bytes {
+    let kind = if group { wire::ConvType::Group } else { wire::ConvType::P2P };
+    protocol::client_frame(id, |fbb| protocol::send_conv_req(fbb, (kind, to), client_id, 1, body, None))
+}
+
+/// "Received everything of `group` up to `seq`."
+pub fn group_receive_ack(id: u64, group: &str, seq: u64) -> Bytes {
+    protocol::client_frame(id, |fbb| {
+        let p = fbb.create_string(group);
+        let conv = wire::ConvId::create(fbb, &wire::ConvIdArgs { type_: wire::ConvType::Group, peer: Some(p) });
+        let r = wire::ReceiveAckReq::create(fbb, &wire::ReceiveAckReqArgs { conv: Some(conv), server_id: 0, seq });
+        (wire::Request::ReceiveAckReq, r.as_union_value())
+    })
+}
+
 pub fn receive_ack(id: u64, from: &str, server_id: u64, seq: u64) -> Bytes {
     protocol::client_frame(id, |fbb| {
         let p = fbb.create_string(from);

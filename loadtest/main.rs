@@ -3,11 +3,12 @@
 //! prints a table (`--json FILE` writes the full report). With `--server-pid` it reports the
 //! server's CPU seconds and RSS from /proc, apart from imload's own.
 //!
-//! Scenarios: `p2p` (closed loop `--window` or open loop `--rate`), `idle`, `catchup`,
+//! Scenarios: `p2p` (closed loop `--window` or open loop `--rate`), `fanout` (groups), `idle`, `catchup`,
 //! `storm`, and `registered` (which runs its own server). See docs/performance.md for the
 //! commands and results.
 
 mod conn;
+mod fanout;
 mod p2p;
 mod registered;
 mod scenarios;
@@ -67,6 +68,20 @@ enum Cmd {
     P2p {
         #[arg(long, default_value_t = 100)]
         pairs: usize,
+        /// Closed loop: unacknowledged sends per sender.
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        /// Open loop: messages per second over all senders (overrides --window).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Group messages: G groups of M members, each member on its own connection, one sender
+    /// per group; receivers ack cumulatively. Reports deliveries (one per member reached).
+    Fanout {
+        #[arg(long, default_value_t = 20)]
+        groups: usize,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
         /// Closed loop: unacknowledged sends per sender.
         #[arg(long, default_value_t = 32)]
         window: usize,
@@ -154,95 +169,21 @@ async fn main() -> anyhow::Result<()> {
             let senders: Vec<String> = (0..pairs).map(|i| format!("ld{run}s{i}")).collect();
             let receivers: Vec<String> = (0..pairs).map(|i| format!("ld{run}r{i}")).collect();
             import(&t, &cli.admin, &[senders.clone(), receivers.clone()].concat()).await?;
-            let opts = Arc::new(p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload });
-            let c = Arc::new(p2p::Counters::default());
-            let epoch = Instant::now();
-            let done = Arc::new(AtomicBool::new(false));
-            let mut recv_tasks = Vec::new();
-            for r in &receivers {
-                recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone())));
+            let opts = p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload, group: false };
+            let load =
+                Load { senders: senders.into_iter().zip(receivers.iter().cloned()).collect(), receivers, fan: 1 };
+            drive(&cli, &t, opts, load, &mut report).await?;
+        }
+        Cmd::Fanout { groups, members, window, rate } => {
+            report.scenario = "fanout".into();
+            report.params = serde_json::json!({"groups": groups, "members": members, "window": window, "rate": rate, "payload": cli.payload, "warmup_s": cli.warmup});
+            if groups * members + 100 > nofile as usize {
+                bail!("{} connections need more open files than the limit {nofile}", groups * members);
             }
-            tokio::time::sleep(Duration::from_millis(200 + pairs as u64)).await;
-            let mut send_tasks = Vec::new();
-            for (s, r) in senders.iter().zip(&receivers) {
-                send_tasks.push(tokio::spawn(p2p::sender(
-                    t.clone(),
-                    s.clone(),
-                    r.clone(),
-                    opts.clone(),
-                    c.clone(),
-                    epoch,
-                )));
-            }
-            let bar = indicatif::ProgressBar::new_spinner();
-            let progress = |label: &str, secs: u64| {
-                let (bar, c) = (bar.clone(), c.clone());
-                let label = label.to_string();
-                async move {
-                    let start = Instant::now();
-                    let mut last = (0u64, Instant::now());
-                    while start.elapsed() < Duration::from_secs(secs) {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        let d = c.delivered.load(Ordering::Relaxed);
-                        let rate = (d - last.0) as f64 / last.1.elapsed().as_secs_f64();
-                        last = (d, Instant::now());
-                        bar.set_message(format!(
-                            "{label} {:>4.1}s  acked {}  delivered {}  {:>9.0} msg/s  errors {}",
-                            start.elapsed().as_secs_f64(),
-                            c.acked.load(Ordering::Relaxed),
-                            d,
-                            rate,
-                            c.errors.load(Ordering::Relaxed)
-                        ));
-                        bar.tick();
-                    }
-                }
-            };
-            progress("warm-up", cli.warmup).await;
-            c.measuring.store(true, Ordering::Relaxed);
-            let usage = Usage::start(cli.server_pid);
-            let window_start = Instant::now();
-            progress("measure", cli.duration).await;
-            c.measuring.store(false, Ordering::Relaxed);
-            let elapsed = window_start.elapsed().as_secs_f64();
-            report.usage = usage.finish();
-            bar.finish_and_clear();
-            c.stop.store(true, Ordering::Relaxed);
-            let mut ack_h = stats::histogram();
-            for s in send_tasks {
-                ack_h.add(s.await??)?;
-            }
-            // Let the last deliveries arrive.
-            let sent = c.sent.load(Ordering::Relaxed);
-            let wait = Instant::now();
-            while c.delivered.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed) < sent
-                && wait.elapsed() < Duration::from_secs(10)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            done.store(true, Ordering::Relaxed);
-            let mut del_h = stats::histogram();
-            for r in recv_tasks {
-                del_h.add(r.await??)?;
-            }
-            let win_delivered = c.win_delivered.load(Ordering::Relaxed);
-            report.duration_s = elapsed;
-            let achieved = win_delivered as f64 / elapsed;
-            let server_us_per_msg = report.usage.server_cpu_s.map(|s| s * 1e6 / win_delivered.max(1) as f64);
-            report.results = serde_json::json!({
-                "offered_msgs_per_s": rate,
-                "achieved_msgs_per_s": achieved,
-                "acked_in_window": c.win_acked.load(Ordering::Relaxed),
-                "delivered_in_window": win_delivered,
-                "sent_total": sent,
-                "delivered_total": c.delivered.load(Ordering::Relaxed),
-                "errors": c.errors.load(Ordering::Relaxed),
-                "out_of_order": c.out_of_order.load(Ordering::Relaxed),
-                "duplicates": c.duplicates.load(Ordering::Relaxed),
-                "send_to_ack": Latency::of(&ack_h),
-                "send_to_delivery": Latency::of(&del_h),
-                "server_cpu_us_per_msg": server_us_per_msg,
-            });
+            let (senders, receivers) = fanout::setup(&t, &cli.admin, &run, groups, members.max(2)).await?;
+            let opts = p2p::Opts { pairs: groups, window: window.max(1), rate, payload: cli.payload, group: true };
+            let load = Load { senders, receivers, fan: members.max(2) as u64 - 1 };
+            drive(&cli, &t, opts, load, &mut report).await?;
         }
         Cmd::Idle { connections } => {
             report.scenario = "idle".into();
@@ -384,4 +325,106 @@ fn print_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         f(r.usage.server_peak_rss_kib.map(|k| k as f64 / 1024.0))
     )?;
     writeln!(out, "imload cpu (s)           {}", f(r.usage.imload_cpu_s))
+}
+
+/// What one closed- or open-loop run drives: each sender with its target (a user or a
+/// group), the receiving users, and how many deliveries each message makes.
+struct Load {
+    senders: Vec<(String, String)>,
+    receivers: Vec<String>,
+    fan: u64,
+}
+
+/// Runs `load` after the warm-up for the duration and fills `report` (p2p and fanout).
+async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut Report) -> anyhow::Result<()> {
+    let t = t.clone();
+    let Load { senders, receivers, fan } = load;
+    let rate = opts.rate;
+    let opts = Arc::new(opts);
+    let c = Arc::new(p2p::Counters::default());
+    let epoch = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let mut recv_tasks = Vec::new();
+    for r in &receivers {
+        let group = opts.group;
+        recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone(), group)));
+    }
+    tokio::time::sleep(Duration::from_millis(200 + receivers.len() as u64 / 4)).await;
+    let mut send_tasks = Vec::new();
+    for (s, r) in &senders {
+        send_tasks.push(tokio::spawn(p2p::sender(t.clone(), s.clone(), r.clone(), opts.clone(), c.clone(), epoch)));
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    let progress = |label: &str, secs: u64| {
+        let (bar, c) = (bar.clone(), c.clone());
+        let label = label.to_string();
+        async move {
+            let start = Instant::now();
+            let mut last = (0u64, Instant::now());
+            while start.elapsed() < Duration::from_secs(secs) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let d = c.delivered.load(Ordering::Relaxed);
+                let rate = (d - last.0) as f64 / last.1.elapsed().as_secs_f64();
+                last = (d, Instant::now());
+                bar.set_message(format!(
+                    "{label} {:>4.1}s  acked {}  delivered {}  {:>9.0} msg/s  errors {}",
+                    start.elapsed().as_secs_f64(),
+                    c.acked.load(Ordering::Relaxed),
+                    d,
+                    rate,
+                    c.errors.load(Ordering::Relaxed)
+                ));
+                bar.tick();
+            }
+        }
+    };
+    progress("warm-up", cli.warmup).await;
+    c.measuring.store(true, Ordering::Relaxed);
+    let usage = Usage::start(cli.server_pid);
+    let window_start = Instant::now();
+    progress("measure", cli.duration).await;
+    c.measuring.store(false, Ordering::Relaxed);
+    let elapsed = window_start.elapsed().as_secs_f64();
+    report.usage = usage.finish();
+    bar.finish_and_clear();
+    c.stop.store(true, Ordering::Relaxed);
+    let mut ack_h = stats::histogram();
+    for s in send_tasks {
+        ack_h.add(s.await??)?;
+    }
+    // Let the last deliveries arrive.
+    let sent = c.sent.load(Ordering::Relaxed);
+    let wait = Instant::now();
+    while c.delivered.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed) * fan < sent * fan
+        && wait.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut del_h = stats::histogram();
+    for r in recv_tasks {
+        del_h.add(r.await??)?;
+    }
+    let win_delivered = c.win_delivered.load(Ordering::Relaxed);
+    report.duration_s = elapsed;
+    let achieved = win_delivered as f64 / elapsed;
+    let server_us_per_msg = report.usage.server_cpu_s.map(|s| s * 1e6 / win_delivered.max(1) as f64);
+    let acked_in_window = c.win_acked.load(Ordering::Relaxed);
+    report.results = serde_json::json!({
+        "offered_msgs_per_s": rate,
+        "achieved_msgs_per_s": achieved,
+        "acked_in_window": acked_in_window,
+        "acked_msgs_per_s": acked_in_window as f64 / elapsed,
+        "deliveries_per_message": fan,
+        "delivered_in_window": win_delivered,
+        "sent_total": sent,
+        "delivered_total": c.delivered.load(Ordering::Relaxed),
+        "errors": c.errors.load(Ordering::Relaxed),
+        "out_of_order": c.out_of_order.load(Ordering::Relaxed),
+        "duplicates": c.duplicates.load(Ordering::Relaxed),
+        "send_to_ack": Latency::of(&ack_h),
+        "send_to_delivery": Latency::of(&del_h),
+        "server_cpu_us_per_msg": server_us_per_msg,
+    });
+    Ok(())
 }

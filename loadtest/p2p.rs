@@ -1,4 +1,5 @@
-//! `imload p2p`: pairs of users, one sender and one receiver connection per pair. Closed loop
+//! `imload p2p` (and the sending and receiving of `imload fanout`): pairs of users, one
+//! sender and one receiver connection per pair. Closed loop
 //! (`--window W`: at most W unacknowledged sends per sender) or open loop (`--rate R`: a fixed
 //! offered rate over all senders; latency is measured from each message's *scheduled* send
 //! time, so a stalled server cannot hide its stall: no coordinated omission).
@@ -39,10 +40,13 @@ pub struct Counters {
 }
 
 pub struct Opts {
+    /// Senders (pairs, or groups).
     pub pairs: usize,
     pub window: usize,
     pub rate: Option<f64>,
     pub payload: usize,
+    /// Senders write to groups (`imload fanout`) instead of users.
+    pub group: bool,
 }
 
 fn now_ns(epoch: Instant) -> u64 {
@@ -83,9 +87,9 @@ pub async fn sender(
                     while inflight < opts.window {
                         k += 1;
                         let t_ns = now_ns(epoch);
-                        buf.extend_from_slice(&conn::send_msg(
+                        buf.extend_from_slice(&conn::send_to(
                             k,
-                            &to,
+                            (opts.group, &to),
                             &format!("{k}:{t_ns}"),
                             &body(opts.payload, t_ns),
                         ));
@@ -97,9 +101,9 @@ pub async fn sender(
                         k += 1;
                         // The scheduled time, not the actual one.
                         let t_ns = next_at.saturating_duration_since(epoch).as_nanos() as u64;
-                        buf.extend_from_slice(&conn::send_msg(
+                        buf.extend_from_slice(&conn::send_to(
                             k,
-                            &to,
+                            (opts.group, &to),
                             &format!("{k}:{t_ns}"),
                             &body(opts.payload, t_ns),
                         ));
@@ -158,13 +162,16 @@ pub async fn sender(
     Ok(h)
 }
 
-/// Runs one receiver until `done`; returns its send->delivery histogram (µs).
+/// Runs one receiver until `done`; returns its send->delivery histogram (µs). A group
+/// member (`group`) acks cumulatively: one receive-ack per batch of frames read, for the
+/// highest seq, as a real client does; a P2P receiver acks each message to its sender.
 pub async fn receiver(
     t: Target,
     me: String,
     c: Arc<Counters>,
     epoch: Instant,
     done: Arc<AtomicBool>,
+    group: bool,
 ) -> anyhow::Result<Histogram<u64>> {
     let (mut rd, mut wr) = conn::login(&t, &me, wire::ClientType::Android, "load").await?;
     let mut h = histogram();
@@ -184,6 +191,7 @@ pub async fn receiver(
             frames.push(f);
         }
         let measuring = c.measuring.load(Ordering::Relaxed);
+        let mut group_ack: Option<(String, u64)> = None;
         for f in frames {
             let Ok(sf) = protocol::decode_server(&f) else { continue };
             let Some(m) = sf.event_as_message_push().and_then(|p| p.message()) else { continue };
@@ -205,8 +213,16 @@ pub async fn receiver(
                     let _ = h.record(now_ns(epoch).saturating_sub(u64::from_le_bytes(t)) / 1000);
                 }
             }
+            if group {
+                group_ack = Some((m.to().unwrap_or_default().to_owned(), seq));
+            } else {
+                req += 1;
+                out.extend_from_slice(&conn::receive_ack(req, m.from_user().unwrap_or_default(), m.server_id(), seq));
+            }
+        }
+        if let Some((g, seq)) = group_ack {
             req += 1;
-            out.extend_from_slice(&conn::receive_ack(req, m.from_user().unwrap_or_default(), m.server_id(), seq));
+            out.extend_from_slice(&conn::group_receive_ack(req, &g, seq));
         }
         if !out.is_empty() {
             wr.write_all(&out).await?;

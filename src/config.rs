@@ -153,6 +153,13 @@ pub struct Limits {
     pub group_max_members: u32,
     /// The member limit of groups in apps that set none.
     pub group_default_members: u32,
+    /// Members of the groups a shard keeps in memory (each group counts its members + 1);
+    /// past it the least recently used groups are dropped each second and read again on
+    /// their next use.
+    pub group_members_per_shard: usize,
+    /// Join requests one group keeps: past it the oldest answered one is dropped; when all
+    /// are still pending, new applications are refused (`LimitExceeded`).
+    pub max_join_requests: usize,
     /// Groups up to this many members answer a message's receipts with the lists of who
     /// received and read it (bigger ones with the counts only).
     pub receipt_list_members: usize,
@@ -200,6 +207,8 @@ impl Default for Limits {
             group_max_members: 100_000,
             group_default_members: 2000,
             receipt_list_members: 200,
+            group_members_per_shard: 2_000_000,
+            max_join_requests: 1000,
             shard_drain: 256,
             commit_group_ops: 4096,
             write_chunk: 64 * 1024,

@@ -657,13 +657,14 @@ mod tests {
         let private = group(GroupType::Private);
         let public = group(GroupType::Public);
         type Op<'a> = Box<dyn Fn(Acting) -> Result<(), DomainError> + 'a>;
+        type Row<'a> = (&'static str, Op<'a>, [Result<(), DomainError>; 5]);
         let texts = GroupChange { name: Some("n".into()), ..Default::default() };
         let policy = GroupChange { join_policy: Some(JoinPolicy::FreeJoin), ..Default::default() };
         let m = |role| MemberRecord::new(u("t"), role, 0, 0);
         let alias = MemberChange { alias: Some("a".into()), ..Default::default() };
         let role = MemberChange { role: Some(GroupRole::Admin), ..Default::default() };
         let ok = Ok(());
-        let rows: Vec<(&str, Op, [Result<(), DomainError>; 5])> = vec![
+        let rows: Vec<Row> = vec![
             (
                 "update texts",
                 Box::new(|a| update(&public, &texts, a, LIMITS).map(|_| ())),

@@ -216,6 +216,11 @@ pub enum Cmd {
         remove: Option<String>,
         members: Vec<String>,
     },
+    /// Groups: every group operation and group messages (`imctl group --help`).
+    Group {
+        #[command(subcommand)]
+        op: crate::cli_group::GroupOp,
+    },
     /// Stay logged in and print every push; optionally follow users' online status.
     Watch {
         #[arg(long, value_delimiter = ',')]

@@ -1,11 +1,12 @@
 //! `imctl`: the command-line client, on the SDK. Readable output by default, `--json` for
 //! scripts. Mints its own ticket when given `--secret`.
 //!
-//! `cli.rs` holds the flags and subcommands, `show.rs` how answers, pushes and errors print,
+//! `cli.rs` holds the flags and subcommands (`cli_group.rs` those of `group`), `show.rs` how answers, pushes and errors print,
 //! `run/` the commands, one file per area. This file parses the command line, logs in and
 //! hands the command to its area. An error prints as one line on stderr and exits with 1.
 
 mod cli;
+mod cli_group;
 mod run;
 mod show;
 
@@ -17,7 +18,7 @@ use clap::Parser;
 use cli::{client_type, Cli, Cmd};
 use imserver::auth::ticket;
 use imserver::client::Client;
-use run::{conversations, friends, messages, session, sync, users, Ctx};
+use run::{conversations, friends, groups, messages, session, sync, users, Ctx};
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -100,5 +101,6 @@ async fn command(x: &mut Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::FriendGroups { create, delete, add, remove, members } => {
             friends::groups(x, create, delete, add, remove, &members).await
         }
+        Cmd::Group { op } => groups::run(x, op).await,
     }
 }

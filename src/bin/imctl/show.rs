@@ -121,6 +121,16 @@ pub fn describe_push(f: &Frame) -> String {
             None => format!("sync changed: item {} (seq {})", c.id().unwrap_or_default(), c.seq()),
         };
     }
+    if let Some(g) = sf.event_as_group_event_push() {
+        let users: Vec<&str> = g.users().map(|v| v.iter().collect()).unwrap_or_default();
+        return format!(
+            "group {}: {} by {} [{}]",
+            g.group_id().unwrap_or_default(),
+            g.kind().unwrap_or_default(),
+            g.actor().unwrap_or("an administrator"),
+            users.join(", ")
+        );
+    }
     if let Some(c) = sf.event_as_conversation_deleted_push().and_then(|p| p.conv()) {
         return format!("conversation deleted: {}", c.peer().unwrap_or_default());
     }

@@ -24,8 +24,8 @@ pub struct Actor {
     pub origin: Option<ConnId>,
 }
 
-/// A group and its members, for answers.
-pub type GroupView = (GroupRecord, Vec<MemberRecord>);
+/// A group, a page of its members, and whether more members remain.
+pub type GroupView = (GroupRecord, Vec<MemberRecord>, bool);
 
 /// Create a group (`import`: with the members' given roles and join times, and no pushes).
 pub struct CreateGroup {
@@ -48,7 +48,7 @@ pub struct GetGroup {
     /// The members are what is asked for (a non-member gets `NotGroupMember`); else they
     /// come with the info only for members.
     pub members_only: bool,
-    pub reply: Reply<Result<(GroupRecord, Vec<MemberRecord>, bool), DomainError>>,
+    pub reply: Reply<Result<GroupView, DomainError>>,
 }
 
 /// The roles of `users` (absent ones are not members).
@@ -255,9 +255,16 @@ pub struct GetJoinedGroups {
     pub reply: Reply<Result<(Vec<GroupRecord>, bool), DomainError>>,
 }
 
+/// Drop these loaded groups, each unless used since its stamp (sent by the shard to itself
+/// once the writes before it are durable: see `evict_groups`).
+pub struct EvictGroups {
+    pub groups: Vec<((AppId, GroupId), u64)>,
+}
+
 super::area!(
     Group,
     GroupCmd {
+        EvictGroups,
         CreateGroup,
         GetGroup,
         GetRoles,

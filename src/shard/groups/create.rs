@@ -82,6 +82,15 @@ impl GroupState {
         members: std::collections::BTreeMap<crate::domain::ids::UserId, MemberRecord>,
     ) -> GroupState {
         let delivered = members.keys().map(|u| (u.clone(), 0)).collect();
-        GroupState { rec, members, head: 0, delivered, fanout: None, requests: Some(Default::default()), rate: (0, 0) }
+        GroupState {
+            rec,
+            members,
+            head: 0,
+            delivered,
+            fanout: None,
+            requests: Some(Default::default()),
+            rate: (0, 0),
+            used: 0,
+        }
     }
 }

@@ -36,6 +36,7 @@ impl Shard {
         }
         or_reply!(reply, self.group_requests(app, &group));
         let now = crate::now_ms();
+        let max_requests = self.cfg.limits.max_join_requests.max(1);
         let Ok(st) = self.live_group(app, &group) else { return };
         let mut batch = Batch::default();
         let (effect, answer) = match or_reply!(reply, group::apply(&st.rec, st.members.contains_key(&user))) {
@@ -62,6 +63,20 @@ impl Shard {
                     })
                     .await;
                     return;
+                }
+                // Bounded: the oldest answered request makes room; all pending, none is taken.
+                if requests.len() >= max_requests {
+                    let oldest = requests.values().find(|r| r.state != JoinRequest::PENDING).map(|r| r.id);
+                    match oldest {
+                        Some(id) => {
+                            requests.remove(&id);
+                            batch.delete_join_request(app, &group, id);
+                        }
+                        None => {
+                            let _ = reply.send(Err(DomainError::LimitExceeded("pending join requests of the group")));
+                            return;
+                        }
+                    }
                 }
                 st.rec.last_request += 1;
                 let r = JoinRequest {

@@ -30,6 +30,8 @@ pub(in crate::shard) struct GroupState {
     pub requests: Option<BTreeMap<u64, JoinRequest>>,
     /// Sends in the current second (for the app's per-group rate limit): (second, count).
     pub rate: (u64, u32),
+    /// The shard's use stamp (`Shard::uses`) when the group was last used (see `evict_groups`).
+    pub used: u64,
 }
 
 impl GroupState {
@@ -63,6 +65,51 @@ impl GroupState {
 }
 
 impl Shard {
+    /// Over `limits.group_members_per_shard` members of loaded groups: like `evict_idle`, asks
+    /// this shard to drop the least recently used groups (down to 90 %) once every write
+    /// submitted so far is durable, so a group read again is the one memory had. What only
+    /// memory held (receive positions) starts again from the members' read seqs.
+    pub(in crate::shard) async fn evict_groups(&mut self) {
+        let cap = self.cfg.limits.group_members_per_shard.max(1);
+        let weight = |st: &GroupState| st.members.len() + 1;
+        let total: usize = self.groups.values().map(weight).sum();
+        if total <= cap {
+            return;
+        }
+        let mut all: Vec<((AppId, GroupId), u64, usize)> =
+            self.groups.iter().map(|(k, st)| (k.clone(), st.used, weight(st))).collect();
+        all.sort_unstable_by_key(|(_, used, _)| *used);
+        let mut excess = total - cap * 9 / 10;
+        let mut groups = Vec::new();
+        for (k, used, w) in all {
+            if excess == 0 {
+                break;
+            }
+            excess = excess.saturating_sub(w);
+            groups.push((k, used));
+        }
+        let (router, me) = (self.router.clone(), self.id);
+        self.after_pending(move |r| {
+            if r.is_ok() {
+                // A full inbox drops it; the next tick picks again.
+                let _ = router.try_send(me, crate::shard::cmd::EvictGroups { groups }.into());
+            }
+        })
+        .await;
+    }
+
+    /// Drops these groups, each unless used since it was picked.
+    pub(in crate::shard) fn drop_groups(&mut self, c: crate::shard::cmd::EvictGroups) {
+        let mut dropped = 0;
+        for (key, stamp) in c.groups {
+            if self.groups.get(&key).is_some_and(|st| st.used == stamp) {
+                self.groups.remove(&key);
+                dropped += 1;
+            }
+        }
+        tracing::debug!(shard = self.id, dropped, loaded = self.groups.len(), "evicted groups");
+    }
+
     /// A group this shard owns (`None`: never created), read from the store on first use.
     pub(in crate::shard) fn group_state(
         &mut self,
@@ -70,6 +117,7 @@ impl Shard {
         g: &GroupId,
     ) -> Result<Option<&mut GroupState>, DomainError> {
         let key = (app, g.clone());
+        self.uses += 1;
         if !self.groups.contains_key(&key) {
             let fail = stored("reading a group");
             let Some(raw) = self.store.group(app, g).map_err(fail)? else { return Ok(None) };
@@ -81,7 +129,7 @@ impl Shard {
             }
             let head = self.store.conv_head(app, &ConvId::Group(g.clone())).map_err(fail)?;
             let delivered = members.values().map(|m| (m.user.clone(), m.read_seq)).collect();
-            let st = GroupState { rec, members, head, delivered, fanout: None, requests: None, rate: (0, 0) };
+            let st = GroupState { rec, members, head, delivered, fanout: None, requests: None, rate: (0, 0), used: 0 };
             self.groups.insert(key.clone(), st);
         }
         Ok(self.groups.get_mut(&key))

@@ -161,6 +161,7 @@ impl Shard {
                 ConversationCmd::DeleteConversation(c) => self.delete_conversation(c).await,
             },
             ShardCmd::Group(c) => match c {
+                GroupCmd::EvictGroups(c) => self.drop_groups(c),
                 GroupCmd::CreateGroup(c) => self.create_group(c).await,
                 GroupCmd::GetGroup(c) => self.get_group(c).await,
                 GroupCmd::GetRoles(c) => self.get_roles(c).await,
@@ -207,5 +208,6 @@ impl Shard {
         self.expire_subscriptions().await;
         self.evict_idle().await;
         self.evict_conversations().await;
+        self.evict_groups().await;
     }
 }

@@ -5,12 +5,14 @@
 //! - `messages`: send, history, recall.
 //! - `conversations`: the list, pin / mute, delete, read.
 //! - `friends`: add, delete, list, relation, check, blacklist, requests, groups.
+//! - `groups`: every group operation and group messages.
 //! - `sync`: one page of a sync stream.
 //!
 //! How an answer prints (JSON with `--json`, else text) is `show.rs`'s.
 
 pub mod conversations;
 pub mod friends;
+pub mod groups;
 pub mod messages;
 pub mod session;
 pub mod sync;
