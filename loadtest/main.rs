@@ -88,6 +88,10 @@ enum Cmd {
         /// Open loop: messages per second over all senders (overrides --window).
         #[arg(long)]
         rate: Option<f64>,
+        /// A member acks (cumulatively) once this many messages are unacknowledged, or
+        /// 100 ms after the first of them.
+        #[arg(long, default_value_t = 64)]
+        ack_every: u64,
     },
     /// Hold many logged-in, heartbeating connections; report memory per connection.
     Idle {
@@ -169,19 +173,27 @@ async fn main() -> anyhow::Result<()> {
             let senders: Vec<String> = (0..pairs).map(|i| format!("ld{run}s{i}")).collect();
             let receivers: Vec<String> = (0..pairs).map(|i| format!("ld{run}r{i}")).collect();
             import(&t, &cli.admin, &[senders.clone(), receivers.clone()].concat()).await?;
-            let opts = p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload, group: false };
+            let opts =
+                p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload, group: false, ack_every: 1 };
             let load =
                 Load { senders: senders.into_iter().zip(receivers.iter().cloned()).collect(), receivers, fan: 1 };
             drive(&cli, &t, opts, load, &mut report).await?;
         }
-        Cmd::Fanout { groups, members, window, rate } => {
+        Cmd::Fanout { groups, members, window, rate, ack_every } => {
             report.scenario = "fanout".into();
-            report.params = serde_json::json!({"groups": groups, "members": members, "window": window, "rate": rate, "payload": cli.payload, "warmup_s": cli.warmup});
+            report.params = serde_json::json!({"groups": groups, "members": members, "window": window, "rate": rate, "ack_every": ack_every, "payload": cli.payload, "warmup_s": cli.warmup});
             if groups * members + 100 > nofile as usize {
                 bail!("{} connections need more open files than the limit {nofile}", groups * members);
             }
             let (senders, receivers) = fanout::setup(&t, &cli.admin, &run, groups, members.max(2)).await?;
-            let opts = p2p::Opts { pairs: groups, window: window.max(1), rate, payload: cli.payload, group: true };
+            let opts = p2p::Opts {
+                pairs: groups,
+                window: window.max(1),
+                rate,
+                payload: cli.payload,
+                group: true,
+                ack_every: ack_every.max(1),
+            };
             let load = Load { senders, receivers, fan: members.max(2) as u64 - 1 };
             drive(&cli, &t, opts, load, &mut report).await?;
         }
@@ -346,10 +358,17 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     let done = Arc::new(AtomicBool::new(false));
     let mut recv_tasks = Vec::new();
     for r in &receivers {
-        let group = opts.group;
+        let group = opts.group.then_some(opts.ack_every);
         recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone(), group)));
     }
-    tokio::time::sleep(Duration::from_millis(200 + receivers.len() as u64 / 4)).await;
+    let waiting = Instant::now();
+    while c.ready.load(Ordering::Relaxed) < receivers.len() as u64 {
+        if waiting.elapsed() > Duration::from_secs(120) {
+            bail!("only {} of {} receivers logged in", c.ready.load(Ordering::Relaxed), receivers.len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut send_tasks = Vec::new();
     for (s, r) in &senders {
         send_tasks.push(tokio::spawn(p2p::sender(t.clone(), s.clone(), r.clone(), opts.clone(), c.clone(), epoch)));
@@ -414,6 +433,7 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
         "offered_msgs_per_s": rate,
         "achieved_msgs_per_s": achieved,
         "acked_in_window": acked_in_window,
+        "receive_acks_sent": c.acks.load(Ordering::Relaxed),
         "acked_msgs_per_s": acked_in_window as f64 / elapsed,
         "deliveries_per_message": fan,
         "delivered_in_window": win_delivered,

@@ -37,6 +37,11 @@ pub struct Counters {
     /// Counted inside the window.
     pub win_acked: AtomicU64,
     pub win_delivered: AtomicU64,
+    /// Receivers logged in (the senders start once all are, so none misses the first
+    /// messages and reads them as a gap).
+    pub ready: AtomicU64,
+    /// Receive-acks sent (group members ack cumulatively, so fewer than deliveries).
+    pub acks: AtomicU64,
 }
 
 pub struct Opts {
@@ -47,6 +52,9 @@ pub struct Opts {
     pub payload: usize,
     /// Senders write to groups (`imload fanout`) instead of users.
     pub group: bool,
+    /// A group member acks once this many messages are unacknowledged, or 100 ms after the
+    /// first of them, whichever comes first (as a mobile client batches its acks).
+    pub ack_every: u64,
 }
 
 fn now_ns(epoch: Instant) -> u64 {
@@ -171,13 +179,16 @@ pub async fn receiver(
     c: Arc<Counters>,
     epoch: Instant,
     done: Arc<AtomicBool>,
-    group: bool,
+    group: Option<u64>,
 ) -> anyhow::Result<Histogram<u64>> {
     let (mut rd, mut wr) = conn::login(&t, &me, wire::ClientType::Android, "load").await?;
+    c.ready.fetch_add(1, Ordering::Relaxed);
     let mut h = histogram();
     let mut last_seq = 0u64;
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut req = 1u64;
+    // A group member's cumulative ack not sent yet: (group, seq, unacked count, since).
+    let mut group_ack: Option<(String, u64, u64, Instant)> = None;
     loop {
         let f = tokio::select! {
             f = conn::next(&mut rd) => f,
@@ -191,7 +202,6 @@ pub async fn receiver(
             frames.push(f);
         }
         let measuring = c.measuring.load(Ordering::Relaxed);
-        let mut group_ack: Option<(String, u64)> = None;
         for f in frames {
             let Ok(sf) = protocol::decode_server(&f) else { continue };
             let Some(m) = sf.event_as_message_push().and_then(|p| p.message()) else { continue };
@@ -213,15 +223,22 @@ pub async fn receiver(
                     let _ = h.record(now_ns(epoch).saturating_sub(u64::from_le_bytes(t)) / 1000);
                 }
             }
-            if group {
-                group_ack = Some((m.to().unwrap_or_default().to_owned(), seq));
+            if group.is_some() {
+                let since = group_ack.as_ref().map_or_else(Instant::now, |a| a.3);
+                let n = group_ack.as_ref().map_or(0, |a| a.2) + 1;
+                group_ack = Some((m.to().unwrap_or_default().to_owned(), seq, n, since));
             } else {
                 req += 1;
+                c.acks.fetch_add(1, Ordering::Relaxed);
                 out.extend_from_slice(&conn::receive_ack(req, m.from_user().unwrap_or_default(), m.server_id(), seq));
             }
         }
-        if let Some((g, seq)) = group_ack {
+        let due = |a: &(String, u64, u64, Instant)| {
+            group.is_some_and(|every| a.2 >= every) || a.3.elapsed() >= Duration::from_millis(100)
+        };
+        if let Some((g, seq, _, _)) = group_ack.take_if(|a| due(a)) {
             req += 1;
+            c.acks.fetch_add(1, Ordering::Relaxed);
             out.extend_from_slice(&conn::group_receive_ack(req, &g, seq));
         }
         if !out.is_empty() {

@@ -1,6 +1,8 @@
 //! Conversations as one user sees them: the entry in my list (peer, last message, read seq,
 //! pinned, muted) and the rules that change it.
 
+use std::sync::Arc;
+
 use crate::domain::ids::{ConvKind, ConvRef, UserId};
 use crate::domain::message::MessageRecord;
 use crate::store::codec::{Corrupt, Reader, Writer};
@@ -11,7 +13,9 @@ use crate::store::codec::{Corrupt, Reader, Writer};
 pub struct ConvView {
     pub conv: ConvRef,
     pub last_seq: u64,
-    pub last: Option<MessageRecord>,
+    /// Shared with the message's other holders: a group message reaches every member's
+    /// entry without a copy.
+    pub last: Option<Arc<MessageRecord>>,
     pub read_seq: u64,
     pub pinned: bool,
     pub muted: bool,
@@ -69,7 +73,7 @@ impl ConvView {
         let base = ConvView::decode(bytes)?;
         let rest = bytes.get(base.encode().len()..).ok_or(Corrupt)?;
         let last = Reader::new(rest).bytes()?;
-        let last = if last.is_empty() { None } else { Some(MessageRecord::decode(last)?) };
+        let last = if last.is_empty() { None } else { Some(Arc::new(MessageRecord::decode(last)?)) };
         Ok(ConvView { last, ..base })
     }
 
@@ -94,8 +98,14 @@ impl ConvView {
 }
 
 /// A message of this conversation reached me (as sender or receiver): the new entry.
-pub fn on_message(view: Option<&ConvView>, conv: ConvRef, msg: &MessageRecord, me: &UserId) -> ConvView {
+pub fn on_message(view: Option<&ConvView>, conv: ConvRef, msg: &Arc<MessageRecord>, me: &UserId) -> ConvView {
     let mut v = view.cloned().unwrap_or_else(|| ConvView::new(conv));
+    apply_message(&mut v, msg, me);
+    v
+}
+
+/// `on_message` in place (a group message, to each member's entry).
+pub fn apply_message(v: &mut ConvView, msg: &Arc<MessageRecord>, me: &UserId) {
     if msg.seq >= v.last_seq {
         v.last_seq = msg.seq;
         v.last = Some(msg.clone());
@@ -104,11 +114,10 @@ pub fn on_message(view: Option<&ConvView>, conv: ConvRef, msg: &MessageRecord, m
         v.read_seq = v.read_seq.max(msg.seq);
     }
     v.hidden = false;
-    v
 }
 
 /// A recalled message: the entry shows the tombstone if it was the last message.
-pub fn on_recall(view: &ConvView, tomb: &MessageRecord) -> Option<ConvView> {
+pub fn on_recall(view: &ConvView, tomb: &Arc<MessageRecord>) -> Option<ConvView> {
     match &view.last {
         Some(m) if m.server_id == tomb.server_id => {
             let mut v = view.clone();
@@ -152,8 +161,8 @@ mod tests {
         UserId::new(s).unwrap()
     }
 
-    fn m(seq: u64, from: &str, to: &str) -> MessageRecord {
-        MessageRecord {
+    fn m(seq: u64, from: &str, to: &str) -> Arc<MessageRecord> {
+        Arc::new(MessageRecord {
             server_id: seq * 10,
             client_id: format!("c{seq}"),
             from: u(from),
@@ -163,7 +172,7 @@ mod tests {
             body: vec![1, 2],
             ts_ms: seq,
             recalled: false,
-        }
+        })
     }
 
     #[test]

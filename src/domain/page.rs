@@ -49,7 +49,7 @@ impl WireSize for MessageRecord {
 
 impl WireSize for ConvView {
     fn wire_size(&self) -> usize {
-        TABLE * 2 + self.conv.id_str().len() + self.last.as_ref().map_or(0, WireSize::wire_size)
+        TABLE * 2 + self.conv.id_str().len() + self.last.as_ref().map_or(0, |m| m.wire_size())
     }
 }
 

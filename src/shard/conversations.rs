@@ -45,7 +45,7 @@ impl Shard {
                         }
                         view.read_seq = self.own_read_seq(app, user, &c, &view);
                     }
-                    view.last = self.last_message(app, user, &view);
+                    view.last = self.last_message(app, user, &view).map(std::sync::Arc::new);
                     map.insert(view.conv.clone(), view);
                 }
                 Err(_) => tracing::error!(user = %user, "skipping a conversation entry that does not decode"),

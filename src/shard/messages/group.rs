@@ -181,19 +181,18 @@ impl Shard {
         for u in users.iter() {
             // A user not in memory has no device online, and their list is derived at load.
             let Some(e) = self.users.get_mut(&(app, u.clone())) else { continue };
-            if let Some(before) = e.convs.as_mut().and_then(|c| c.get(&conv)) {
+            if let Some(v) = e.convs.as_mut().and_then(|c| c.get_mut(&conv)) {
                 if msg.recalled {
-                    if let Some(v) = conversation::on_recall(before, &msg) {
-                        e.convs.as_mut().map(|c| c.insert(conv.clone(), v));
+                    if let Some(t) = conversation::on_recall(v, &msg) {
+                        *v = t;
                     }
                 } else {
                     // Back in my list after I deleted it: a change of the list, stored now.
-                    let listed = !before.hidden;
-                    let mut v = conversation::on_message(Some(before), conv.clone(), &msg, u);
+                    let listed = !v.hidden;
+                    conversation::apply_message(v, &msg, u);
                     if !listed {
-                        put_conv_change(&mut batch, app, u, &mut e.heads, &mut v);
+                        put_conv_change(&mut batch, app, u, &mut e.heads, v);
                     }
-                    e.convs.as_mut().map(|c| c.insert(conv.clone(), v));
                 }
             }
             targets.extend(e.devices.iter().filter(|d| Some(d.outbox.conn()) != exclude).map(|d| d.outbox.clone()));
