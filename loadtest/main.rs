@@ -89,9 +89,11 @@ enum Cmd {
         #[arg(long)]
         rate: Option<f64>,
         /// A member acks (cumulatively) once this many messages are unacknowledged, or
-        /// 100 ms after the first of them.
+        /// --ack-ms after the first of them.
         #[arg(long, default_value_t = 64)]
         ack_every: u64,
+        #[arg(long, default_value_t = 100)]
+        ack_ms: u64,
     },
     /// Hold many logged-in, heartbeating connections; report memory per connection.
     Idle {
@@ -173,15 +175,22 @@ async fn main() -> anyhow::Result<()> {
             let senders: Vec<String> = (0..pairs).map(|i| format!("ld{run}s{i}")).collect();
             let receivers: Vec<String> = (0..pairs).map(|i| format!("ld{run}r{i}")).collect();
             import(&t, &cli.admin, &[senders.clone(), receivers.clone()].concat()).await?;
-            let opts =
-                p2p::Opts { pairs, window: window.max(1), rate, payload: cli.payload, group: false, ack_every: 1 };
+            let opts = p2p::Opts {
+                pairs,
+                window: window.max(1),
+                rate,
+                payload: cli.payload,
+                group: false,
+                ack_every: 1,
+                ack_ms: 0,
+            };
             let load =
                 Load { senders: senders.into_iter().zip(receivers.iter().cloned()).collect(), receivers, fan: 1 };
             drive(&cli, &t, opts, load, &mut report).await?;
         }
-        Cmd::Fanout { groups, members, window, rate, ack_every } => {
+        Cmd::Fanout { groups, members, window, rate, ack_every, ack_ms } => {
             report.scenario = "fanout".into();
-            report.params = serde_json::json!({"groups": groups, "members": members, "window": window, "rate": rate, "ack_every": ack_every, "payload": cli.payload, "warmup_s": cli.warmup});
+            report.params = serde_json::json!({"groups": groups, "members": members, "window": window, "rate": rate, "ack_every": ack_every, "ack_ms": ack_ms, "payload": cli.payload, "warmup_s": cli.warmup});
             if groups * members + 100 > nofile as usize {
                 bail!("{} connections need more open files than the limit {nofile}", groups * members);
             }
@@ -193,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
                 payload: cli.payload,
                 group: true,
                 ack_every: ack_every.max(1),
+                ack_ms,
             };
             let load = Load { senders, receivers, fan: members.max(2) as u64 - 1 };
             drive(&cli, &t, opts, load, &mut report).await?;
@@ -358,7 +368,7 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     let done = Arc::new(AtomicBool::new(false));
     let mut recv_tasks = Vec::new();
     for r in &receivers {
-        let group = opts.group.then_some(opts.ack_every);
+        let group = opts.group.then_some((opts.ack_every, opts.ack_ms));
         recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone(), group)));
     }
     let waiting = Instant::now();

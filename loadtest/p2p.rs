@@ -52,9 +52,10 @@ pub struct Opts {
     pub payload: usize,
     /// Senders write to groups (`imload fanout`) instead of users.
     pub group: bool,
-    /// A group member acks once this many messages are unacknowledged, or 100 ms after the
-    /// first of them, whichever comes first (as a mobile client batches its acks).
+    /// A group member acks once this many messages are unacknowledged, or `ack_ms` after
+    /// the first of them, whichever comes first (as a mobile client batches its acks).
     pub ack_every: u64,
+    pub ack_ms: u64,
 }
 
 fn now_ns(epoch: Instant) -> u64 {
@@ -179,7 +180,7 @@ pub async fn receiver(
     c: Arc<Counters>,
     epoch: Instant,
     done: Arc<AtomicBool>,
-    group: Option<u64>,
+    group: Option<(u64, u64)>,
 ) -> anyhow::Result<Histogram<u64>> {
     let (mut rd, mut wr) = conn::login(&t, &me, wire::ClientType::Android, "load").await?;
     c.ready.fetch_add(1, Ordering::Relaxed);
@@ -234,7 +235,7 @@ pub async fn receiver(
             }
         }
         let due = |a: &(String, u64, u64, Instant)| {
-            group.is_some_and(|every| a.2 >= every) || a.3.elapsed() >= Duration::from_millis(100)
+            group.is_some_and(|(every, ms)| a.2 >= every || a.3.elapsed() >= Duration::from_millis(ms))
         };
         if let Some((g, seq, _, _)) = group_ack.take_if(|a| due(a)) {
             req += 1;

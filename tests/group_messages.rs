@@ -158,6 +158,16 @@ async fn recall_by_the_sender_or_a_manager() {
     o.group_recall("g", m2.server_id).await.expect("the owner recalls at any time");
     let h = b.group_catch_up("g", 0).await.unwrap();
     assert!(h.iter().all(|m| m.recalled && m.body.is_empty()), "tombstones in history: {h:?}");
+    let m3 = a.send_group_message("g", "c3", 1, b"three", None).await.unwrap();
+    assert_eq!(entry(&b).await.unread, 1, "recalled messages are not unread");
+    // Also when the list is read again after a restart.
+    drop((o, a, b));
+    let dir = s.stop().await.unwrap();
+    let s = TestServer::start_in(dir.path(), |c| c.apps[0].recall_window_secs = 1).await;
+    let b = s.user("b").await;
+    let e = entry(&b).await;
+    assert_eq!((e.unread, e.last_message.map(|m| m.seq)), (1, Some(m3.seq)));
+    drop(dir);
 }
 
 #[tokio::test]

@@ -7,8 +7,9 @@ use crate::domain::ids::{ConvKind, ConvRef, UserId};
 use crate::domain::message::MessageRecord;
 use crate::store::codec::{Corrupt, Reader, Writer};
 
-/// My entry for one conversation. `unread = last_seq - read_seq`: sending advances my own
-/// read seq, so the difference counts only the peer's messages.
+/// My entry for one conversation. `unread = last_seq - read_seq - skipped`: sending advances
+/// my own read seq, so the difference counts only the others' messages; in a group, recalled
+/// messages after my read seq are not counted either (`skipped`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvView {
     pub conv: ConvRef,
@@ -23,6 +24,9 @@ pub struct ConvView {
     pub hidden: bool,
     /// Where this entry sits in my Conversations stream.
     pub stream_seq: u64,
+    /// The seqs of group messages after `read_seq` that are not unread: others' messages
+    /// recalled (not stored: found when the list is loaded, then kept up in memory).
+    pub skipped: Vec<u64>,
 }
 
 impl ConvView {
@@ -36,11 +40,12 @@ impl ConvView {
             muted: false,
             hidden: false,
             stream_seq: 0,
+            skipped: Vec::new(),
         }
     }
 
     pub fn unread(&self) -> u64 {
-        self.last_seq.saturating_sub(self.read_seq)
+        self.last_seq.saturating_sub(self.read_seq).saturating_sub(self.skipped.len() as u64)
     }
 
     /// The stored form. The last message is not stored here: it is the conversation's
@@ -93,6 +98,7 @@ impl ConvView {
             muted: r.bool()?,
             hidden: r.bool()?,
             stream_seq: r.u64()?,
+            skipped: Vec::new(),
         })
     }
 }
@@ -113,6 +119,8 @@ pub fn apply_message(v: &mut ConvView, msg: &Arc<MessageRecord>, me: &UserId) {
     if &msg.from == me {
         v.read_seq = v.read_seq.max(msg.seq);
     }
+    let read = v.read_seq;
+    v.skipped.retain(|s| *s > read);
     v.hidden = false;
 }
 
@@ -128,6 +136,23 @@ pub fn on_recall(view: &ConvView, tomb: &Arc<MessageRecord>) -> Option<ConvView>
     }
 }
 
+/// Most recalled seqs one entry keeps apart from its unread count.
+pub const MAX_SKIPPED: usize = 256;
+
+/// A group message recalled, seen by `me`: besides `on_recall`, one unread fewer when it was
+/// someone else's message after my read seq. (Group recalls are never replayed, so each is
+/// counted once; a one-to-one recall can be, and leaves unread as it is.)
+pub fn on_group_recall(v: &mut ConvView, tomb: &Arc<MessageRecord>, me: &UserId) {
+    if let Some(n) = on_recall(v, tomb) {
+        *v = n;
+    }
+    // Bounded: past `MAX_SKIPPED` recalls in a row unread, the rest count as unread.
+    let fresh = !v.skipped.contains(&tomb.seq) && v.skipped.len() < MAX_SKIPPED;
+    if &tomb.from != me && tomb.seq > v.read_seq && tomb.seq <= v.last_seq && fresh {
+        v.skipped.push(tomb.seq);
+    }
+}
+
 /// "Read up to `seq`": never backwards, and a `seq` past the last message is clamped to it
 /// (not refused: "read everything" may name any larger seq, and a later message stays
 /// unread). `None` = no change.
@@ -138,6 +163,7 @@ pub fn read(view: &ConvView, seq: u64) -> Option<ConvView> {
     }
     let mut v = view.clone();
     v.read_seq = to;
+    v.skipped.retain(|s| *s > to);
     Some(v)
 }
 
@@ -194,6 +220,47 @@ mod tests {
         // An older message arriving late does not replace the last one.
         let late = on_message(Some(&r), c, &m(2, "alice", "bob"), &me);
         assert_eq!(late.last.as_ref().unwrap().seq, 4);
+    }
+
+    #[test]
+    fn recalled_group_messages_are_not_unread() {
+        let (me, g) = (u("bob"), ConvRef::Group(crate::domain::ids::GroupId::new("g").unwrap()));
+        let gm = |seq: u64, from: &str| {
+            let mut x = (*m(seq, from, "x")).clone();
+            x.to = g.clone();
+            Arc::new(x)
+        };
+        let mut v = ConvView::new(g.clone());
+        for s in 1..=4 {
+            apply_message(&mut v, &gm(s, "alice"), &me);
+        }
+        assert_eq!(v.unread(), 4);
+        let tomb = |seq: u64, from: &str| {
+            let mut t = (*gm(seq, from)).clone();
+            t.recalled = true;
+            Arc::new(t)
+        };
+        on_group_recall(&mut v, &tomb(2, "alice"), &me);
+        assert_eq!(v.unread(), 3, "a recalled message is not unread");
+        on_group_recall(&mut v, &tomb(4, "alice"), &me);
+        assert!(v.last.as_ref().unwrap().recalled, "the last message shows the tombstone");
+        assert_eq!(v.unread(), 2);
+        let r = read(&v, 3).unwrap();
+        assert_eq!((r.unread(), &r.skipped[..]), (0, &[4][..]), "4 is recalled: nothing unread");
+        let r = read(&v, 1).unwrap();
+        assert_eq!(r.unread(), 1, "3 is unread, 2 and 4 were recalled");
+        let all = read(&v, 4).unwrap();
+        assert_eq!((all.unread(), all.skipped.len()), (0, 0));
+        let mut again = all.clone();
+        on_group_recall(&mut again, &tomb(4, "alice"), &me);
+        assert_eq!(again.unread(), 0, "a recall of what I read changes nothing");
+        // My own message: sending read everything before it, its recall changes nothing.
+        let mut w = ConvView::new(g.clone());
+        apply_message(&mut w, &gm(1, "alice"), &me);
+        apply_message(&mut w, &gm(2, "bob"), &me);
+        apply_message(&mut w, &gm(3, "alice"), &me);
+        on_group_recall(&mut w, &tomb(2, "bob"), &me);
+        assert_eq!(w.unread(), 1);
     }
 
     #[test]

@@ -43,7 +43,12 @@ impl Shard {
                         if let Ok(head) = self.store.conv_head(app, &c) {
                             view.last_seq = view.last_seq.max(head);
                         }
-                        view.read_seq = self.own_read_seq(app, user, &c, &view);
+                        if let ConvId::Group(g) = &c {
+                            // A message delivered moments ago may not be readable yet.
+                            let recent = self.group_heads.get(&(app, g.clone())).copied().unwrap_or(0);
+                            view.last_seq = view.last_seq.max(recent);
+                        }
+                        (view.read_seq, view.skipped) = self.own_read_seq(app, user, &c, &view);
                     }
                     view.last = self.last_message(app, user, &view).map(std::sync::Arc::new);
                     map.insert(view.conv.clone(), view);
@@ -60,14 +65,25 @@ impl Shard {
 
     /// My read seq including my own sends after the stored one (written behind): the newest
     /// message I sent after it, found walking back from the last message (at most
-    /// `limits.max_page` messages; past that the stored read seq stands).
-    fn own_read_seq(&self, app: AppId, user: &UserId, c: &ConvId, v: &ConvView) -> u64 {
+    /// `limits.max_page` messages; past that the stored read seq stands). For a group, also
+    /// how many of the others' messages after it were recalled (not unread).
+    fn own_read_seq(&self, app: AppId, user: &UserId, c: &ConvId, v: &ConvView) -> (u64, Vec<u64>) {
         if v.last_seq <= v.read_seq {
-            return v.read_seq;
+            return (v.read_seq, Vec::new());
         }
         let page = self.store.messages(app, c, (v.read_seq + 1, v.last_seq), true, self.cfg.limits.max_page);
-        let Ok((raw, _)) = page else { return v.read_seq };
-        raw.iter().filter_map(|b| MessageRecord::decode(b).ok()).find(|m| &m.from == user).map_or(v.read_seq, |m| m.seq)
+        let Ok((raw, _)) = page else { return (v.read_seq, Vec::new()) };
+        let (mut read, mut skipped) = (v.read_seq, Vec::new());
+        for m in raw.iter().filter_map(|b| MessageRecord::decode(b).ok()) {
+            if &m.from == user {
+                read = m.seq;
+                break;
+            }
+            if m.recalled && matches!(c, ConvId::Group(_)) && skipped.len() < crate::domain::conversation::MAX_SKIPPED {
+                skipped.push(m.seq);
+            }
+        }
+        (read, skipped)
     }
 
     /// Writes the conversation entries that only new messages changed (see `dirty_convs`).

@@ -183,9 +183,7 @@ impl Shard {
             let Some(e) = self.users.get_mut(&(app, u.clone())) else { continue };
             if let Some(v) = e.convs.as_mut().and_then(|c| c.get_mut(&conv)) {
                 if msg.recalled {
-                    if let Some(t) = conversation::on_recall(v, &msg) {
-                        *v = t;
-                    }
+                    conversation::on_group_recall(v, &msg, u);
                 } else {
                     // Back in my list after I deleted it: a change of the list, stored now.
                     let listed = !v.hidden;
