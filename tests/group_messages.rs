@@ -295,3 +295,27 @@ async fn a_group_message_costs_the_same_keys_whatever_the_group_size() {
     }
     drop(dir);
 }
+
+/// A new member's conversation entry never shows a message from before they joined, also
+/// when the list is read again after a restart.
+#[tokio::test]
+async fn a_new_members_entry_hides_what_came_before_the_join() {
+    let s = TestServer::start().await;
+    s.import(&["o", "late"]).await;
+    let o = s.user("o").await;
+    group(&s, &o, "g", &[]).await;
+    for i in 0..3 {
+        o.send_group_message("g", &format!("c{i}"), 1, b"before", None).await.unwrap();
+    }
+    o.add_group_members("g", &["late"], false).await.unwrap();
+    let late = s.user("late").await;
+    let e = entry(&late).await;
+    assert_eq!((e.unread, e.last_message.is_none()), (0, true), "{e:?}");
+    drop((o, late));
+    let dir = s.stop().await.unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let late = s.user("late").await;
+    let e = entry(&late).await;
+    assert_eq!((e.unread, e.last_message.is_none()), (0, true), "after a restart: {e:?}");
+    drop(dir);
+}

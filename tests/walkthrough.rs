@@ -195,7 +195,12 @@ struct World {
     requests: HashSet<(String, String)>,
     /// Users with a watcher running in the background.
     watching: HashSet<String>,
+    /// Groups by id: their members, and (from, text) of their messages in order.
+    groups: HashMap<String, Group>,
 }
+
+/// A group's members, and (from, text) of its messages in order.
+type Group = (HashSet<String>, Vec<(String, String)>);
 
 impl World {
     fn field(&self, user: &str, f: &str) -> Option<&str> {
@@ -356,7 +361,59 @@ impl World {
                 let name = c.flag("--create").expect("expectation written for --create");
                 assert!(has_line(&format!("{name}: {}", c.positional.join(", "))), "{out}");
             }
+            "group" => self.check_group(c, out),
             other => panic!("the README runs `imctl {other}`: add its expectation to tests/walkthrough.rs"),
+        }
+    }
+
+    /// `imctl group ...`: the operation is the first positional word.
+    fn check_group(&mut self, c: &Cmd, out: &str) {
+        let me = c.user.as_str();
+        let has_line = |l: &str| out.lines().any(|x| x.starts_with(l));
+        match c.arg(0) {
+            "create" => {
+                let id = c.flag("--id").expect("the walk-through names its groups");
+                assert!(has_line(&format!("created {id}")), "{out}");
+                let mut members: HashSet<String> = c.positional[1..].iter().cloned().collect();
+                for m in &members {
+                    assert!(has_line(&format!("{m}: ok")), "{out}");
+                }
+                members.insert(me.to_owned());
+                self.groups.insert(id.to_owned(), (members, Vec::new()));
+            }
+            "member" => {
+                let role = ["member", "admin"][c.flag("--role").map_or(0, |r| r.parse::<usize>().unwrap())];
+                assert!(has_line(&format!("{} {role}", c.arg(2))), "{out}");
+            }
+            "send" => {
+                let (g, text) = (c.arg(1), c.arg(2));
+                let msgs = &mut self.groups.get_mut(g).expect("a group of the walk-through").1;
+                msgs.push((me.to_owned(), text.to_owned()));
+                assert!(has_line(&format!("sent: seq {} ", msgs.len())), "{out}");
+            }
+            "catch-up" => {
+                for (_, text) in &self.groups[c.arg(1)].1 {
+                    assert!(out.contains(&format!(": {text}")), "{text} caught up: {out}");
+                }
+            }
+            "read" => assert_eq!(out.trim(), "read"),
+            "receipts" => {
+                // Everyone but the sender could see it; those who read it received it too.
+                let others = self.groups[c.arg(1)].0.len() - 1;
+                assert!(has_line(&format!("of {others} members: ")), "{out}");
+                assert!(out.contains(" read") && !out.contains(" 0 read"), "someone read it: {out}");
+            }
+            "joined" => {
+                for (g, (members, _)) in &self.groups {
+                    assert_eq!(has_line(&format!("{g} (")), members.contains(me), "{g} in {me}'s groups: {out}");
+                }
+            }
+            "mute" => {
+                for m in &c.positional[2..] {
+                    assert!(has_line(&format!("{m}: ok")), "{out}");
+                }
+            }
+            other => panic!("the README runs `imctl group {other}`: add its expectation to tests/walkthrough.rs"),
         }
     }
 

@@ -304,14 +304,7 @@ impl Client {
         as_user: Option<&str>,
     ) -> Result<SendAck, ClientError> {
         let f = self.call(|fbb| protocol::send_req(fbb, to, client_id, msg_type, body, as_user)).await?;
-        let a = f.get().response_as_send_ack().ok_or(ClientError::Unexpected("SendAck"))?;
-        Ok(SendAck {
-            client_id: a.client_id().unwrap_or_default().to_owned(),
-            server_id: a.server_id(),
-            seq: a.seq(),
-            timestamp_ms: a.timestamp_ms(),
-            duplicate: a.duplicate(),
-        })
+        SendAck::from_frame(&f)
     }
 
     /// Tells the sender `from` that this device received message `server_id`.

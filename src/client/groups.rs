@@ -589,14 +589,7 @@ impl Client {
                 protocol::send_conv_req(fbb, (wire::ConvType::Group, group), client_id, msg_type, body, as_user)
             })
             .await?;
-        let a = f.get().response_as_send_ack().ok_or(ClientError::Unexpected("SendAck"))?;
-        Ok(SendAck {
-            client_id: a.client_id().unwrap_or_default().to_owned(),
-            server_id: a.server_id(),
-            seq: a.seq(),
-            timestamp_ms: a.timestamp_ms(),
-            duplicate: a.duplicate(),
-        })
+        SendAck::from_frame(&f)
     }
 
     /// "I have received everything of this group up to `seq`" (cumulative).

@@ -208,3 +208,17 @@ pub struct SendAck {
     /// This was a retry: the original ack, nothing new stored.
     pub duplicate: bool,
 }
+
+impl SendAck {
+    /// The ack a send was answered with.
+    pub fn from_frame(f: &super::Frame) -> Result<SendAck, super::ClientError> {
+        let a = f.get().response_as_send_ack().ok_or(super::ClientError::Unexpected("SendAck"))?;
+        Ok(SendAck {
+            client_id: a.client_id().unwrap_or_default().to_owned(),
+            server_id: a.server_id(),
+            seq: a.seq(),
+            timestamp_ms: a.timestamp_ms(),
+            duplicate: a.duplicate(),
+        })
+    }
+}

@@ -101,10 +101,18 @@ impl Shard {
         self.commit(batch, |_| {}).await;
     }
 
-    /// The last message of a conversation entry: the conversation's message at `last_seq`.
+    /// The last message of a conversation entry: the conversation's message at `last_seq`
+    /// (for a group, only one the user may see: from their join on).
     fn last_message(&self, app: AppId, user: &UserId, v: &ConvView) -> Option<MessageRecord> {
         if v.last_seq == 0 {
             return None;
+        }
+        if let ConvRef::Group(g) = &v.conv {
+            let raw = self.store.user_group(app, user, g).ok()??;
+            let j = crate::domain::group::Joined::decode(&raw).ok()?;
+            if !j.member || v.last_seq < j.visible_from {
+                return None;
+            }
         }
         let raw = self.store.message(app, &v.conv.conv_id(user)?, v.last_seq).ok()??;
         MessageRecord::decode(&raw).ok()

@@ -34,6 +34,11 @@ impl Store {
         Ok(self.under(keys::CF_JOIN_REQS, &keys::group(app, g))?.into_iter().map(|(_, v)| v).collect())
     }
 
+    /// A user's side of one membership.
+    pub fn user_group(&self, app: AppId, user: &UserId, g: &GroupId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(cf(&self.db, keys::CF_USER_GROUPS)?, keys::user_group(app, user, g)).map_err(rocks)
+    }
+
     /// A user's side of their memberships: (group, entry).
     pub fn user_groups(&self, app: AppId, user: &UserId) -> Result<Vec<(GroupId, Vec<u8>)>, StoreError> {
         self.under(keys::CF_USER_GROUPS, &keys::user_conv_prefix(app, user))?

@@ -65,13 +65,11 @@ impl Shard {
         let effect = Effect { changed, told: Vec::new(), event };
         effect.intents(&mut batch, app, &rec.id, rec.version);
         let shared = Arc::new(rec.clone());
-        let st = GroupState::new(rec, joined);
+        let mut st = GroupState::new(rec, joined);
+        self.uses += 1;
+        st.used = self.uses;
         self.groups.insert((app, shared.id.clone()), st);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| outcomes));
-        })
-        .await;
-        self.route_sync(app, shared, 0, effect);
+        self.commit_change(app, (shared, 0), batch, effect, reply, outcomes).await;
     }
 }
 

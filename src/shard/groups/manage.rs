@@ -52,12 +52,8 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_group(app, &group, rec.encode());
         effect.intents(&mut batch, app, &group, rec.version);
-        let shared = Arc::new(rec.clone());
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| rec));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = (Arc::new(rec.clone()), head);
+        self.commit_change(app, snapshot, batch, effect, reply, rec).await;
     }
 
     pub(in crate::shard) async fn add_members(&mut self, c: AddMembers) {
@@ -115,12 +111,8 @@ impl Shard {
         let event = (!silent && !import).then(|| event_push("members_added", by.user.as_ref(), &added, &st.rec));
         let effect = Effect { changed, told, event };
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| outcomes));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, outcomes).await;
     }
 
     /// Kicks `users`, or the actor leaves (`exit`).
@@ -169,12 +161,8 @@ impl Shard {
         let told = st.members.keys().cloned().collect();
         let effect = Effect { changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(), told, event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| outcomes));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, outcomes).await;
     }
 
     pub(in crate::shard) async fn update_member(&mut self, c: UpdateMember) {
@@ -199,12 +187,8 @@ impl Shard {
         batch.put_group_member(app, &group, &target, m.encode());
         let told = st.members.keys().cloned().collect();
         let effect = Effect::push(told, event_push("member_updated", by.user.as_ref(), &[target], &st.rec));
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| m));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, m).await;
     }
 
     /// The group ends: no member is left, no message is taken; the record stays (destroyed),
@@ -230,12 +214,8 @@ impl Shard {
             event: Some(event),
         };
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r);
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, ()).await;
     }
 
     pub(in crate::shard) async fn mute_members(&mut self, c: MuteMembers) {
@@ -265,12 +245,8 @@ impl Shard {
         let told = st.members.keys().cloned().collect();
         let kind = if secs == 0 { "unmuted" } else { "muted" };
         let effect = Effect::push(told, event_push(kind, by.user.as_ref(), &muted, &st.rec));
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| outcomes));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, outcomes).await;
     }
 
     pub(in crate::shard) async fn change_owner(&mut self, c: ChangeOwner) {
@@ -295,11 +271,7 @@ impl Shard {
         let event = event_push("owner_changed", by.user.as_ref(), &[old, new_owner], rec);
         let effect = Effect { changed, told: Vec::new(), event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r);
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, ()).await;
     }
 }

@@ -32,7 +32,7 @@ use crate::domain::user;
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
-use crate::shard::cmd::{GroupSync, Side, SyncUser};
+use crate::shard::cmd::{GroupSync, Reply, Side, SyncUser};
 use crate::shard::state::Shard;
 use crate::store::Batch;
 
@@ -73,6 +73,24 @@ impl Effect {
 }
 
 impl Shard {
+    /// Commits a group change, answers `reply` with `value` once it is durable, and hands its
+    /// effect to the members' shards (`snapshot`: the group after it, and its head).
+    pub(in crate::shard) async fn commit_change<T: Send + 'static>(
+        &mut self,
+        app: AppId,
+        snapshot: (Arc<GroupRecord>, u64),
+        batch: Batch,
+        effect: Effect,
+        reply: Reply<Result<T, DomainError>>,
+        value: T,
+    ) {
+        self.commit(batch, move |r| {
+            let _ = reply.send(r.map(|()| value));
+        })
+        .await;
+        self.route_sync(app, snapshot.0, snapshot.1, effect);
+    }
+
     /// Hands a change's effect to the members' shards: one `GroupSync` per shard (held behind
     /// the commit just made, so it can never be carried out before the change is durable).
     pub(in crate::shard) fn route_sync(&mut self, app: AppId, rec: Arc<GroupRecord>, head: u64, e: Effect) {

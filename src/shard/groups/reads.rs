@@ -18,6 +18,12 @@ impl WireSize for MemberRecord {
     }
 }
 
+impl WireSize for crate::domain::group::JoinRequest {
+    fn wire_size(&self) -> usize {
+        page::TABLE + self.group.as_str().len() + self.user.as_str().len() + self.message.len()
+    }
+}
+
 impl WireSize for GroupRecord {
     fn wire_size(&self) -> usize {
         page::TABLE * 2
@@ -46,11 +52,13 @@ impl Shard {
             }
         };
         let who = st.acting(&by);
-        // A destroyed group still answers (destroyed = true, no members), so that its former
-        // members learn what became of it.
-        if !st.rec.destroyed {
-            or_reply!(reply, group::view_info(&st.rec, who));
+        // A destroyed group has no members left to show it to: app administrators still
+        // read its record (destroyed = true); everyone else learns only that it is gone.
+        if st.rec.destroyed && !who.app_admin {
+            let _ = reply.send(Err(DomainError::GroupDestroyed));
+            return;
         }
+        or_reply!(reply, group::view_info(&st.rec, who));
         let mut members = Vec::new();
         let mut more = false;
         if members_only {

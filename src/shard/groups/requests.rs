@@ -1,8 +1,6 @@
 //! Join requests to public groups: apply (a member at once when the policy is free join),
 //! list, approve or reject (owner and admins). The admins and the applicant are told.
 
-use std::sync::Arc;
-
 use crate::domain::group::{self, Apply, JoinRequest, MemberRecord};
 use crate::domain::ids::UserId;
 use crate::domain::DomainError;
@@ -97,12 +95,8 @@ impl Shard {
         };
         batch.put_group(app, &group, st.rec.encode());
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |r| {
-            let _ = reply.send(r.map(|()| answer));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, answer).await;
     }
 
     pub(in crate::shard) async fn handle_join_request(&mut self, c: HandleJoinRequest) {
@@ -157,12 +151,8 @@ impl Shard {
         let event = event_push(kind, by.user.as_ref(), std::slice::from_ref(&applicant), &st.rec);
         let effect = Effect { changed, told, event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
-        let (shared, head) = (Arc::new(st.rec.clone()), st.head);
-        self.commit(batch, move |res| {
-            let _ = reply.send(res.map(|()| answer));
-        })
-        .await;
-        self.route_sync(app, shared, head, effect);
+        let snapshot = st.snapshot();
+        self.commit_change(app, snapshot, batch, effect, reply, answer).await;
     }
 
     pub(in crate::shard) async fn get_join_requests(&mut self, c: GetJoinRequests) {
@@ -170,7 +160,12 @@ impl Shard {
         or_reply!(reply, self.group_requests(app, &group));
         let Ok(st) = self.live_group(app, &group) else { return };
         or_reply!(reply, group::manage(st.acting(&by)));
-        let list: Vec<JoinRequest> = st.requests.as_ref().map(|r| r.values().cloned().collect()).unwrap_or_default();
+        // The pending ones first (oldest first), then the answered; cut to fit one frame.
+        let all = st.requests.as_ref().map(|r| r.values().collect::<Vec<_>>()).unwrap_or_default();
+        let (pending, answered): (Vec<&JoinRequest>, Vec<&JoinRequest>) =
+            all.into_iter().partition(|r| r.state == JoinRequest::PENDING);
+        let mut list: Vec<JoinRequest> = pending.into_iter().chain(answered).cloned().collect();
+        crate::domain::page::cut(&mut list, crate::domain::page::PAGE_BYTES);
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| list));
         })

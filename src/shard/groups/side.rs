@@ -60,18 +60,12 @@ impl Shard {
                 targets.extend(e.devices.iter().map(|d| d.outbox.clone()));
             }
         }
-        if batch.is_empty() && (targets.is_empty() || event.is_none()) {
-            return;
+        match event {
+            // Also when nothing is written here: the push waits behind the group's own write.
+            Some(frame) if !(batch.is_empty() && targets.is_empty()) => self.commit_push(batch, targets, frame).await,
+            None if !batch.is_empty() => self.commit(batch, |_| {}).await,
+            _ => {}
         }
-        // Also when nothing is written here: the push waits behind the group's own write.
-        self.commit(batch, move |r| {
-            if let (Ok(()), Some(frame)) = (r, event) {
-                for t in &targets {
-                    t.send(frame.clone());
-                }
-            }
-        })
-        .await;
     }
 
     /// Brings one user's side of `group` to its `version`; a side already there (or newer)
@@ -109,6 +103,10 @@ impl Shard {
             let mut v = convs.get(&conv).cloned().unwrap_or_else(|| ConvView::new(conv.clone()));
             v.last_seq = v.last_seq.max(head);
             v.read_seq = v.last_seq;
+            // What came before the join is not theirs to see (unless the group shows its
+            // history, and then the next message sets it anyway).
+            v.last = None;
+            v.skipped.clear();
             v.hidden = false;
             put_conv_change(batch, app, user, &mut e.heads, &mut v);
             convs.insert(conv, v);

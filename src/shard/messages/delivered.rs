@@ -241,14 +241,7 @@ impl Shard {
         let targets: Vec<Outbox> = entry.devices.iter().map(|d| d.outbox.clone()).collect();
         let frame = recall_push(&msg, &user, &by, m_seq);
         self.remember_stream_pos(app, &user, &msg, m_seq);
-        self.commit(batch, move |r| {
-            if r.is_ok() {
-                for t in &targets {
-                    t.send(frame.clone());
-                }
-            }
-        })
-        .await;
+        self.commit_push(batch, targets, frame).await;
     }
 
     /// Relays a receive-ack to the sender's devices. Checks that the message exists and was

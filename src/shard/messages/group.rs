@@ -74,27 +74,22 @@ impl Shard {
             if limit > 0 && !exempt && st.rate.1 >= limit {
                 return Err(DomainError::RateLimited);
             }
-            Ok(())
+            Ok(exempt)
         });
-        if let Err(e) = checks {
-            origin.outbox.send(e.frame(origin.req_id));
-            return;
-        }
-        let hash = message::content_hash(&to, msg_type, &body);
-        match self.known_client_id(app, &from, &to, &client_id) {
+        let exempt = match checks {
+            Ok(exempt) => exempt,
             Err(e) => {
                 origin.outbox.send(e.frame(origin.req_id));
                 return;
             }
-            Ok(Some(known)) => {
-                self.answer_retry(&known, hash, &client_id, origin).await;
-                return;
-            }
-            Ok(None) => {}
-        }
+        };
+        let hash = message::content_hash(&to, msg_type, &body);
+        let Some(origin) = self.fresh_client_id(app, (&from, &to, &client_id), hash, origin).await else { return };
         let server_id = self.ids.next(now);
         let Ok(st) = self.live_group(app, &g) else { return };
-        st.rate.1 += 1;
+        if !exempt {
+            st.rate.1 += 1;
+        }
         st.head += 1;
         // Sending reads what came before (as in the sender's own conversation entry): the
         // membership's read seq moves, in the same batch (one more key, whatever the size).
@@ -198,14 +193,7 @@ impl Shard {
         if targets.is_empty() && batch.is_empty() {
             return;
         }
-        self.commit(batch, move |r| {
-            if r.is_ok() {
-                for t in &targets {
-                    t.send(frame.clone());
-                }
-            }
-        })
-        .await;
+        self.commit_push(batch, targets, frame).await;
     }
 
     /// A member's cumulative receive-ack (memory only: it speeds up nothing a restart needs).

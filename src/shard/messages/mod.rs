@@ -81,6 +81,29 @@ impl Shard {
         }
     }
 
+    /// `origin` back when the client id is new; a retry gets the original ack (once the
+    /// original is durable; nothing is stored) or `ClientIdConflict`, a store failure its
+    /// error, and `None` comes back.
+    async fn fresh_client_id(
+        &self,
+        app: AppId,
+        (from, to, client_id): (&UserId, &ConvRef, &str),
+        hash: u64,
+        origin: crate::shard::cmd::Origin,
+    ) -> Option<crate::shard::cmd::Origin> {
+        match self.known_client_id(app, from, to, client_id) {
+            Err(e) => {
+                origin.outbox.send(e.frame(origin.req_id));
+                None
+            }
+            Ok(Some(known)) => {
+                self.answer_retry(&known, hash, client_id, origin).await;
+                None
+            }
+            Ok(None) => Some(origin),
+        }
+    }
+
     fn remember_client_id(&mut self, app: AppId, from: &UserId, to: &ConvRef, client_id: &str, rec: IdemRecord) {
         let key = self.client_id_key(app, from, to, client_id);
         self.recent_ids.insert(key, rec);
@@ -114,18 +137,7 @@ impl Shard {
             return;
         }
         let hash = message::content_hash(&to, msg_type, &body);
-        match self.known_client_id(app, &from, &to, &client_id) {
-            Err(e) => {
-                origin.outbox.send(e.frame(origin.req_id));
-                return;
-            }
-            Ok(Some(known)) => {
-                // A retry: the original ack, once the original is durable. Nothing is stored.
-                self.answer_retry(&known, hash, &client_id, origin).await;
-                return;
-            }
-            Ok(None) => {}
-        }
+        let Some(origin) = self.fresh_client_id(app, (&from, &to, &client_id), hash, origin).await else { return };
         let conv = ConvId::P2p(pair);
         let head = match self.conv_head(app, &conv) {
             Ok(h) => h,

@@ -57,6 +57,11 @@ impl GroupState {
         f
     }
 
+    /// The group as it is now, shared, and its head: what a change hands to members' shards.
+    pub fn snapshot(&self) -> (Arc<GroupRecord>, u64) {
+        (Arc::new(self.rec.clone()), self.head)
+    }
+
     /// The membership changed: the fan-out lists are rebuilt on the next message.
     pub fn members_changed(&mut self) {
         self.fanout = None;
@@ -132,7 +137,14 @@ impl Shard {
             let st = GroupState { rec, members, head, delivered, fanout: None, requests: None, rate: (0, 0), used: 0 };
             self.groups.insert(key.clone(), st);
         }
-        Ok(self.groups.get_mut(&key))
+        let uses = self.uses;
+        // The stamp eviction checks: a group used after it was picked is kept.
+        let st = self.groups.get_mut(&key);
+        if let Some(st) = st {
+            st.used = uses;
+            return Ok(Some(st));
+        }
+        Ok(None)
     }
 
     /// A group that exists and is not destroyed.
@@ -146,8 +158,11 @@ impl Shard {
 
     /// The members of a loaded group by shard (`GroupState::fanout`).
     pub(in crate::shard) fn group_fanout(&mut self, app: AppId, g: &GroupId) -> Option<Fanout> {
-        let router = &self.router;
-        self.groups.get_mut(&(app, g.clone())).map(|st| st.fanout(router, app))
+        let (router, uses) = (&self.router, self.uses);
+        self.groups.get_mut(&(app, g.clone())).map(|st| {
+            st.used = uses;
+            st.fanout(router, app)
+        })
     }
 
     /// A group's join requests, read on first use.

@@ -200,6 +200,19 @@ impl Shard {
         self.users.get(&(app, user.clone())).map(|e| devices_but(&e.devices, origin)).unwrap_or_default()
     }
 
+    /// Commits `batch` (empty: a barrier behind every write queued so far), then pushes
+    /// `frame` to `targets`.
+    pub(super) async fn commit_push(&self, batch: Batch, targets: Vec<Outbox>, frame: Bytes) {
+        self.commit(batch, move |r| {
+            if r.is_ok() {
+                for t in &targets {
+                    t.send(frame.clone());
+                }
+            }
+        })
+        .await;
+    }
+
     /// Commits `batch`, then answers `value` and pushes `frames` to `targets`.
     pub(super) async fn commit_then<T: Send + 'static>(
         &self,
