@@ -319,3 +319,33 @@ async fn a_new_members_entry_hides_what_came_before_the_join() {
     assert_eq!((e.unread, e.last_message.is_none()), (0, true), "after a restart: {e:?}");
     drop(dir);
 }
+
+/// Past `limits.group_members_per_shard`, idle groups leave memory; read again, they go on
+/// where they were: seqs continue, members, mutes and history are intact.
+#[tokio::test]
+async fn evicted_groups_come_back_as_they_were() {
+    let s = TestServer::start_with(|c| c.limits.group_members_per_shard = 6).await;
+    s.import(&["o", "a", "b"]).await;
+    let o = s.user("o").await;
+    for g in 0..6 {
+        group(&s, &o, &format!("g{g}"), &["a", "b"]).await;
+        o.send_group_message(&format!("g{g}"), "first", 1, b"1", None).await.unwrap();
+    }
+    o.mute_group_members("g0", &["b"], 3600).await.unwrap();
+    // Two ticks: the least recently used groups are dropped once their writes are durable.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for g in 0..6 {
+        let id = format!("g{g}");
+        let ack = o.send_group_message(&id, "second", 1, b"2", None).await.unwrap();
+        assert_eq!(ack.seq, 2, "{id}: the seq goes on");
+        assert!(
+            o.send_group_message(&id, "first", 1, b"1", None).await.unwrap().duplicate,
+            "{id}: retries still known"
+        );
+        let (_, members) = o.get_group(&id).await.unwrap();
+        assert_eq!(members.len(), 3);
+    }
+    let b = s.user("b").await;
+    assert_eq!(code(b.send_group_message("g0", "x", 1, b"x", None).await), ErrorCode::MemberMuted);
+    assert_eq!(b.group_catch_up("g5", 0).await.unwrap().len(), 2);
+}
