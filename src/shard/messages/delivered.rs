@@ -28,7 +28,7 @@ struct Recorded {
     server_receipt: bool,
 }
 
-fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
+pub(super) fn message_push(m: &MessageRecord, viewer: &UserId, sync_seq: u64) -> Bytes {
     protocol::push(|fbb| {
         let msg = dw::message(fbb, m, viewer, sync_seq);
         let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(msg) });

@@ -27,15 +27,6 @@ use crate::store::Batch;
 
 use super::ack_frame;
 
-/// The push of a group message: the same bytes for every member (no per-member stream seq).
-pub(super) fn group_message_push(m: &MessageRecord) -> Bytes {
-    protocol::push(|fbb| {
-        let msg = dw::message(fbb, m, &m.from, 0);
-        let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(msg) });
-        (wire::Push::MessagePush, p.as_union_value())
-    })
-}
-
 /// The push of a group message's recall.
 pub(super) fn group_recall_push(m: &MessageRecord, by: &UserId) -> Bytes {
     protocol::push(|fbb| {
@@ -115,18 +106,10 @@ impl Shard {
         batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
-        let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
-        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
-        let exclude = Some(outbox.conn());
-        self.commit(batch, move |r| {
-            outbox.send(match r {
-                Ok(()) => ack,
-                Err(e) => e.frame(req_id),
-            });
-            drop(answered);
-        })
-        .await;
-        let frame = group_message_push(&msg);
+        let exclude = Some(origin.outbox.conn());
+        self.commit_acked(batch, &msg.client_id, &idem, origin).await;
+        // The same bytes for every member: no per-member stream seq.
+        let frame = super::delivered::message_push(&msg, &msg.from, 0);
         let Some(fanout) = self.group_fanout(app, &g) else { return };
         for (shard, users) in fanout.iter() {
             let d = GroupDeliver { app, msg: msg.clone(), frame: frame.clone(), users: users.clone(), exclude };

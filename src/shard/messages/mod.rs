@@ -81,6 +81,20 @@ impl Shard {
         }
     }
 
+    /// Commits a new message's batch and acks the sender (`origin`) once it is durable.
+    async fn commit_acked(&self, batch: Batch, client_id: &str, idem: &IdemRecord, origin: crate::shard::cmd::Origin) {
+        let ack = ack_frame(origin.req_id, client_id, idem, false);
+        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
+        self.commit(batch, move |r| {
+            outbox.send(match r {
+                Ok(()) => ack,
+                Err(e) => e.frame(req_id),
+            });
+            drop(answered);
+        })
+        .await;
+    }
+
     /// `origin` back when the client id is new; a retry gets the original ack (once the
     /// original is durable; nothing is stored) or `ClientIdConflict`, a store failure its
     /// error, and `None` comes back.
@@ -165,17 +179,8 @@ impl Shard {
         self.uses += 1;
         self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
-        let ack = ack_frame(origin.req_id, &msg.client_id, &idem, false);
-        let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
-        let exclude = outbox.conn();
-        self.commit(batch, move |r| {
-            outbox.send(match r {
-                Ok(()) => ack,
-                Err(e) => e.frame(req_id),
-            });
-            drop(answered);
-        })
-        .await;
+        let exclude = origin.outbox.conn();
+        self.commit_acked(batch, &msg.client_id, &idem, origin).await;
         // The users' shards record and push the message. Their commits queue behind this one
         // in the single writer, so they can never be durable before the message is.
         self.route_deliveries(app, &msg, exclude);
