@@ -48,7 +48,7 @@ fn receipt_push(by: &UserId, server_id: u64, seq: u64, server_sent: bool) -> Byt
     })
 }
 
-fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -> Bytes {
+pub(super) fn recall_push(m: &MessageRecord, viewer: &UserId, by: &UserId, sync_seq: u64) -> Bytes {
     protocol::push(|fbb| {
         let conv = dw::conv_id(fbb, &m.seen_by(viewer));
         let by_user = fbb.create_string(by.as_str());

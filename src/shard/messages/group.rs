@@ -9,14 +9,11 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::domain::conversation;
 use crate::domain::group;
-use crate::domain::ids::{ConvId, ConvRef, GroupId, UserId};
+use crate::domain::ids::{ConvId, ConvRef, GroupId};
 use crate::domain::message::{self, IdemRecord, MessageRecord};
 use crate::domain::user;
-use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::{GetGroupReceipts, GroupDeliver, GroupMemberRead, GroupReceipts, GroupReceived, SendMessage};
@@ -26,25 +23,6 @@ use crate::shard::state::{now_ms, Shard};
 use crate::store::Batch;
 
 use super::ack_frame;
-
-/// The push of a group message's recall.
-pub(super) fn group_recall_push(m: &MessageRecord, by: &UserId) -> Bytes {
-    protocol::push(|fbb| {
-        let conv = dw::conv_id(fbb, &m.to);
-        let by_user = fbb.create_string(by.as_str());
-        let p = wire::RecallPush::create(
-            fbb,
-            &wire::RecallPushArgs {
-                conv: Some(conv),
-                server_id: m.server_id,
-                seq: m.seq,
-                by_user: Some(by_user),
-                sync_seq: 0,
-            },
-        );
-        (wire::Push::RecallPush, p.as_union_value())
-    })
-}
 
 impl Shard {
     /// A send to a group this shard owns (see the module's comment).

@@ -258,7 +258,8 @@ impl Shard {
                 let _ = reply.send(r);
             })
             .await;
-            let frame = group::group_recall_push(&tomb, &by);
+            // The same bytes for every member (a group is seen alike by all; no stream seq).
+            let frame = delivered::recall_push(&tomb, &tomb.from, &by, 0);
             for (shard, users) in fanout.iter() {
                 let d =
                     GroupDeliver { app, msg: tomb.clone(), frame: frame.clone(), users: users.clone(), exclude: None };
