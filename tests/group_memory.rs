@@ -2,7 +2,8 @@
 //! in this process; RocksDB's own C++ memory is not counted) before and after 100,000
 //! memberships exist, with every user's own side evicted (only groups stay in memory). The
 //! number is printed (`--nocapture`) for docs/performance.md; the assertion is a guard
-//! against a regression, not the target (100 bytes, issue 14).
+//! against a regression above the target (100 bytes). `IMSERVER_MEMBERSHIP_GROUPS=2000`
+//! measures 1M memberships.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -36,11 +37,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-const GROUPS: usize = 200;
 const MEMBERS: usize = 500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_per_membership_on_the_group_side() {
+    let groups: usize = std::env::var("IMSERVER_MEMBERSHIP_GROUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let s = TestServer::start_with(|c| c.limits.loaded_users_per_shard = 1).await;
     let users: Vec<String> = (0..MEMBERS).map(|i| format!("u{i}")).collect();
     let admin = s.admin().await;
@@ -50,7 +51,7 @@ async fn bytes_per_membership_on_the_group_side() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let before = LIVE.load(Ordering::Relaxed);
     let members: Vec<&str> = users[1..].iter().map(String::as_str).collect();
-    for g in 0..GROUPS {
+    for g in 0..groups {
         let info = GroupInfo { group_id: format!("g{g}"), kind: 1, ..Default::default() };
         let (_, r) = admin.create_group(&info, &members, Some("u0")).await.unwrap();
         assert!(r.iter().all(|(_, c)| *c == ErrorCode::None));
@@ -58,10 +59,10 @@ async fn bytes_per_membership_on_the_group_side() {
     // Each member's side was read to join them, then goes with the next evictions.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let after = LIVE.load(Ordering::Relaxed);
-    let memberships = GROUPS * MEMBERS;
+    let memberships = groups * MEMBERS;
     let per = (after - before) as f64 / memberships as f64;
     eprintln!("{memberships} memberships: {} bytes of heap, {per:.1} bytes per membership", after - before);
-    assert!(per < 400.0, "{per:.1} bytes per membership");
+    assert!(per < 100.0, "{per:.1} bytes per membership");
     drop(admin);
     s.stop().await;
 }

@@ -167,11 +167,16 @@ impl MemberRecord {
 
     /// The first seq this member may read.
     pub fn visible_from(&self, g: &GroupRecord) -> u64 {
-        if g.history_visible {
-            1
-        } else {
-            self.join_seq + 1
-        }
+        visible_from(self.join_seq, g)
+    }
+}
+
+/// The first seq a member who joined at `join_seq` may read.
+pub fn visible_from(join_seq: u64, g: &GroupRecord) -> u64 {
+    if g.history_visible {
+        1
+    } else {
+        join_seq + 1
     }
 }
 

@@ -240,7 +240,8 @@ pub struct GroupDeliver {
     pub app: AppId,
     pub msg: Arc<MessageRecord>,
     pub frame: Bytes,
-    pub users: Arc<[UserId]>,
+    /// This shard's members: a window on the group's member array (no copy per message).
+    pub(in crate::shard) users: crate::shard::state::Run,
     /// The sending connection (it has the ack instead).
     pub exclude: Option<ConnId>,
 }

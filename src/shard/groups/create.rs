@@ -65,7 +65,8 @@ impl Shard {
         let effect = Effect { changed, told: Vec::new(), event };
         effect.intents(&mut batch, app, &rec.id, rec.version);
         let shared = Arc::new(rec.clone());
-        let mut st = GroupState::new(rec, joined);
+        let members = crate::shard::state::Roster::new(app, self.router.len(), joined.into_values());
+        let mut st = GroupState::new(rec, members);
         self.uses += 1;
         st.used = self.uses;
         self.groups.insert((app, shared.id.clone()), st);
@@ -75,17 +76,11 @@ impl Shard {
 
 impl GroupState {
     /// A group just created: every member known, no message yet.
-    pub(in crate::shard) fn new(
-        rec: GroupRecord,
-        members: std::collections::BTreeMap<crate::domain::ids::UserId, MemberRecord>,
-    ) -> GroupState {
-        let delivered = members.keys().map(|u| (u.clone(), 0)).collect();
+    pub(in crate::shard) fn new(rec: GroupRecord, members: crate::shard::state::Roster) -> GroupState {
         GroupState {
             rec,
             members,
             head: 0,
-            delivered,
-            fanout: None,
             requests: Some(Default::default()),
             rate: (0, 0),
             used: 0,

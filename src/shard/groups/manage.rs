@@ -43,11 +43,7 @@ impl Shard {
         st.rec = rec.clone();
         let head = st.head;
         // Every member's JoinedGroups entry moves, so an offline device learns the change.
-        let changed = st
-            .members
-            .values()
-            .map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(&rec) }))
-            .collect();
+        let changed = st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(&rec) })).collect();
         let effect = Effect { changed, told: Vec::new(), event: Some(event_push(event, by.user.as_ref(), &[], &rec)) };
         let mut batch = Batch::default();
         batch.put_group(app, &group, rec.encode());
@@ -73,7 +69,7 @@ impl Shard {
         for (mut m, check) in members.into_iter().zip(checks) {
             let r = match check {
                 Ok(())
-                    if st.members.contains_key(&m.user)
+                    if st.members.contains(&m.user)
                         || fresh.iter().any(|f: &group::MemberRecord| f.user == m.user) =>
                 {
                     Err(DomainError::AlreadyGroupMember)
@@ -95,16 +91,15 @@ impl Shard {
             return;
         }
         or_reply!(reply, group::room(&st.rec, fresh.len()));
-        let told: Vec<UserId> = if silent || import { Vec::new() } else { st.members.keys().cloned().collect() };
+        let told: Vec<UserId> = if silent || import { Vec::new() } else { st.members.ids().cloned().collect() };
         let mut batch = Batch::default();
         let added: Vec<UserId> = fresh.iter().map(|m| m.user.clone()).collect();
         let mut changed = Vec::with_capacity(fresh.len());
-        for m in fresh {
+        for m in &fresh {
             batch.put_group_member(app, &group, &m.user, m.encode());
             changed.push((m.user.clone(), Side::Member { visible_from: m.visible_from(&st.rec) }));
-            st.delivered.insert(m.user.clone(), m.read_seq);
-            st.members.insert(m.user.clone(), m);
         }
+        st.members.add(fresh);
         st.members_changed();
         st.rec.version += 1;
         batch.put_group(app, &group, st.rec.encode());
@@ -129,14 +124,14 @@ impl Shard {
         }
         let mut gone = Vec::new();
         for u in users {
-            let r = match st.members.get(&u) {
+            let r = match st.members.role(&u) {
                 None => Err(DomainError::NotGroupMember),
                 Some(_) if gone.contains(&u) => Err(DomainError::NotGroupMember),
-                Some(m) if exit => group::exit(Some(m.role)),
+                Some(role) if exit => group::exit(Some(role)),
                 Some(_) if by.user.as_ref() == Some(&u) => {
                     Err(DomainError::InvalidArgument("kicking oneself: exit the group"))
                 }
-                Some(m) => group::act_on(who, m.role),
+                Some(role) => group::act_on(who, role),
             };
             if r.is_ok() {
                 gone.push(u.clone());
@@ -149,16 +144,15 @@ impl Shard {
         }
         let mut batch = Batch::default();
         for u in &gone {
-            st.members.remove(u);
-            st.delivered.remove(u);
             batch.delete_group_member(app, &group, u);
         }
+        st.members.remove(&gone);
         st.members_changed();
         st.rec.version += 1;
         batch.put_group(app, &group, st.rec.encode());
         let kind = if exit { "exited" } else { "members_removed" };
         let event = event_push(kind, by.user.as_ref(), &gone, &st.rec);
-        let told = st.members.keys().cloned().collect();
+        let told = st.members.ids().cloned().collect();
         let effect = Effect { changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(), told, event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
         let snapshot = st.snapshot();
@@ -169,23 +163,23 @@ impl Shard {
         let UpdateMember { app, group, by, target, change, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         let who = st.acting(&by);
-        let Some(current) = st.members.get(&target) else {
+        let Some(current) = st.members.get(&target).map(|m| m.record()) else {
             let _ = reply.send(Err(DomainError::NotGroupMember));
             return;
         };
         let is_self = by.user.as_ref() == Some(&target);
-        let Some(m) = or_reply!(reply, group::update_member(current, &change, who, is_self)) else {
-            let same = current.clone();
+        let Some(m) = or_reply!(reply, group::update_member(&current, &change, who, is_self)) else {
+            let same = current;
             self.after_pending(move |r| {
                 let _ = reply.send(r.map(|()| same));
             })
             .await;
             return;
         };
-        st.members.insert(target.clone(), m.clone());
+        st.members.put(m.clone());
         let mut batch = Batch::default();
         batch.put_group_member(app, &group, &target, m.encode());
-        let told = st.members.keys().cloned().collect();
+        let told = st.members.ids().cloned().collect();
         let effect = Effect::push(told, event_push("member_updated", by.user.as_ref(), &[target], &st.rec));
         let snapshot = st.snapshot();
         self.commit_change(app, snapshot, batch, effect, reply, m).await;
@@ -198,11 +192,10 @@ impl Shard {
         let st = or_reply!(reply, self.live_group(app, &group));
         or_reply!(reply, group::destroy(st.acting(&by)));
         let mut batch = Batch::default();
-        let gone: Vec<UserId> = std::mem::take(&mut st.members).into_keys().collect();
+        let gone: Vec<UserId> = st.members.take_all();
         for u in &gone {
             batch.delete_group_member(app, &group, u);
         }
-        st.delivered.clear();
         st.members_changed();
         st.rec.destroyed = true;
         st.rec.version += 1;
@@ -228,11 +221,12 @@ impl Shard {
         let mut outcomes = Vec::with_capacity(users.len());
         let mut muted = Vec::new();
         for u in users {
-            let r = match st.members.get_mut(&u) {
+            let r = match st.members.get(&u).map(|m| m.record()) {
                 None => Err(DomainError::NotGroupMember),
-                Some(m) => group::act_on(who, m.role).map(|()| {
+                Some(mut m) => group::act_on(who, m.role).map(|()| {
                     m.mute_end_ms = end;
                     batch.put_group_member(app, &group, &u, m.encode());
+                    st.members.put(m);
                     muted.push(u.clone());
                 }),
             };
@@ -242,7 +236,7 @@ impl Shard {
             let _ = reply.send(Ok(outcomes));
             return;
         }
-        let told = st.members.keys().cloned().collect();
+        let told = st.members.ids().cloned().collect();
         let kind = if secs == 0 { "unmuted" } else { "muted" };
         let effect = Effect::push(told, event_push(kind, by.user.as_ref(), &muted, &st.rec));
         let snapshot = st.snapshot();
@@ -253,13 +247,14 @@ impl Shard {
         let ChangeOwner { app, group, by, new_owner, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         let who = st.acting(&by);
-        or_reply!(reply, group::change_owner(who, st.members.get(&new_owner).map(|m| m.role)));
+        or_reply!(reply, group::change_owner(who, st.members.role(&new_owner)));
         let old = st.rec.owner.clone();
         let mut batch = Batch::default();
         for (u, role) in [(&old, GroupRole::Member), (&new_owner, GroupRole::Owner)] {
-            if let Some(m) = st.members.get_mut(u) {
+            if let Some(mut m) = st.members.get(u).map(|m| m.record()) {
                 m.role = role;
                 batch.put_group_member(app, &group, u, m.encode());
+                st.members.put(m);
             }
         }
         st.rec.owner = new_owner.clone();
@@ -267,7 +262,7 @@ impl Shard {
         batch.put_group(app, &group, st.rec.encode());
         let rec = &st.rec;
         let changed =
-            st.members.values().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(rec) })).collect();
+            st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(rec) })).collect();
         let event = event_push("owner_changed", by.user.as_ref(), &[old, new_owner], rec);
         let effect = Effect { changed, told: Vec::new(), event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);

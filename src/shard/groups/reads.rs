@@ -2,8 +2,6 @@
 //! members, and (from the store, on any shard) an app's groups. Answers wait behind the
 //! shard's writes in flight (`after_pending`), so nobody reads a change that could be lost.
 
-use std::ops::Bound;
-
 use crate::domain::group::{self, GroupRecord, MemberRecord};
 use crate::domain::page::{self, WireSize};
 use crate::domain::DomainError;
@@ -65,10 +63,7 @@ impl Shard {
             or_reply!(reply, group::view_members(who));
         }
         if limit > 0 && !st.rec.destroyed && who.member() {
-            let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-            let mut it = st.members.range((from, Bound::Unbounded));
-            members.extend(it.by_ref().take(limit).map(|(_, m)| m.clone()));
-            more = it.next().is_some();
+            (members, more) = st.members.page(after.as_ref(), limit);
             more |= page::cut(&mut members, page::PAGE_BYTES - st.rec.wire_size());
         }
         let rec = st.rec.clone();
@@ -82,7 +77,7 @@ impl Shard {
         let GetRoles { app, group, by, users, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         or_reply!(reply, group::view_members(st.acting(&by)));
-        let found: Vec<MemberRecord> = users.iter().filter_map(|u| st.members.get(u).cloned()).collect();
+        let found: Vec<MemberRecord> = users.iter().filter_map(|u| st.members.get(u).map(|m| m.record())).collect();
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| found));
         })
@@ -94,7 +89,7 @@ impl Shard {
         let now = crate::now_ms();
         let st = or_reply!(reply, self.live_group(app, &group));
         or_reply!(reply, group::view_members(st.acting(&by)));
-        let mut muted: Vec<MemberRecord> = st.members.values().filter(|m| m.muted(now)).cloned().collect();
+        let mut muted: Vec<MemberRecord> = st.members.muted(now);
         page::cut(&mut muted, page::PAGE_BYTES);
         self.after_pending(move |r| {
             let _ = reply.send(r.map(|()| muted));

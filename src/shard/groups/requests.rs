@@ -14,7 +14,7 @@ use super::{event_push, Effect};
 
 /// The owner and admins of a group.
 fn managers(st: &GroupState) -> Vec<UserId> {
-    st.members.values().filter(|m| m.role != GroupRole::Member).map(|m| m.user.clone()).collect()
+    st.members.managers()
 }
 
 impl Shard {
@@ -37,16 +37,15 @@ impl Shard {
         let max_requests = self.cfg.limits.max_join_requests.max(1);
         let Ok(st) = self.live_group(app, &group) else { return };
         let mut batch = Batch::default();
-        let (effect, answer) = match or_reply!(reply, group::apply(&st.rec, st.members.contains_key(&user))) {
+        let (effect, answer) = match or_reply!(reply, group::apply(&st.rec, st.members.contains(&user))) {
             Apply::Join => {
                 let m = MemberRecord::new(user.clone(), GroupRole::Member, now, st.head);
                 batch.put_group_member(app, &group, &user, m.encode());
                 let visible_from = m.visible_from(&st.rec);
-                st.delivered.insert(user.clone(), m.read_seq);
-                st.members.insert(user.clone(), m);
+                st.members.put(m);
                 st.members_changed();
                 st.rec.version += 1;
-                let told = st.members.keys().filter(|u| **u != user).cloned().collect();
+                let told = st.members.ids().filter(|u| **u != user).cloned().collect();
                 let event = event_push("members_added", Some(&user), std::slice::from_ref(&user), &st.rec);
                 let effect = Effect { changed: vec![(user, Side::Member { visible_from })], told, event: Some(event) };
                 (effect, (true, None))
@@ -124,13 +123,12 @@ impl Shard {
         let Ok(st) = self.live_group(app, &group) else { return };
         let mut batch = Batch::default();
         let mut changed = Vec::new();
-        if approve && !st.members.contains_key(&applicant) {
+        if approve && !st.members.contains(&applicant) {
             or_reply!(reply, group::room(&st.rec, 1));
             let m = MemberRecord::new(applicant.clone(), GroupRole::Member, now, st.head);
             batch.put_group_member(app, &group, &applicant, m.encode());
             changed.push((applicant.clone(), Side::Member { visible_from: m.visible_from(&st.rec) }));
-            st.delivered.insert(applicant.clone(), m.read_seq);
-            st.members.insert(applicant.clone(), m);
+            st.members.put(m);
             st.members_changed();
             st.rec.version += 1;
             batch.put_group(app, &group, st.rec.encode());
@@ -140,7 +138,7 @@ impl Shard {
         batch.put_join_request(app, &group, r.id, r.encode());
         let answer = r.clone();
         let mut told: Vec<UserId> = if approve {
-            st.members.keys().filter(|u| **u != applicant).cloned().collect()
+            st.members.ids().filter(|u| **u != applicant).cloned().collect()
         } else {
             let mut m = managers(st);
             m.push(applicant.clone());

@@ -32,8 +32,8 @@ impl Shard {
         let limit = self.cfg.app(app).map_or(0, |a| a.group_msgs_per_sec);
         let checks = self.facts_of(app, &from).and_then(|f| user::check_sender(f.as_ref())).and_then(|()| {
             let st = self.live_group(app, &g)?;
-            let m = st.members.get(&from);
-            group::check_send(&st.rec, m, now)?;
+            let m = st.members.get(&from).map(|m| m.record());
+            group::check_send(&st.rec, m.as_ref(), now)?;
             // The app's per-group rate limit; owner and admins are exempt.
             let second = now / 1000;
             if st.rate.0 != second {
@@ -63,10 +63,8 @@ impl Shard {
         // Sending reads what came before (as in the sender's own conversation entry): the
         // membership's read seq moves, in the same batch (one more key, whatever the size).
         let mut batch = Batch::default();
-        if let Some(m) = st.members.get_mut(&from) {
-            m.read_seq = st.head;
+        if let Some(m) = st.members.read_to(&from, st.head) {
             batch.put_group_member(app, &g, &from, m.encode());
-            st.delivered.insert(from.clone(), st.head);
         }
         let msg = Arc::new(MessageRecord {
             server_id,
@@ -161,12 +159,10 @@ impl Shard {
     pub(in crate::shard) fn group_received(&mut self, c: GroupReceived) {
         let GroupReceived { app, group, user, seq, origin } = c;
         let r = self.live_group(app, &group).and_then(|st| {
-            if !st.members.contains_key(&user) {
+            let upto = seq.min(st.head);
+            if !st.members.received_to(&user, upto) {
                 return Err(DomainError::NotGroupMember);
             }
-            let upto = seq.min(st.head);
-            let d = st.delivered.entry(user).or_insert(0);
-            *d = (*d).max(upto);
             Ok(())
         });
         origin.outbox.send(match r {
@@ -180,17 +176,9 @@ impl Shard {
     pub(in crate::shard) async fn group_member_read(&mut self, c: GroupMemberRead) {
         let GroupMemberRead { app, group, user, seq } = c;
         let Ok(st) = self.live_group(app, &group) else { return };
-        let head = st.head;
-        let Some(m) = st.members.get_mut(&user) else { return };
-        let to = seq.min(head);
-        if to <= m.read_seq {
-            return;
-        }
-        m.read_seq = to;
+        let Some(m) = st.members.read_to(&user, seq.min(st.head)) else { return };
         let mut batch = Batch::default();
         batch.put_group_member(app, &group, &user, m.encode());
-        let d = st.delivered.entry(user).or_insert(0);
-        *d = (*d).max(to);
         self.commit(batch, |_| {}).await;
     }
 
@@ -212,14 +200,14 @@ impl Shard {
         let mut out = GroupReceipts::default();
         let lists = st.members.len() <= list_max;
         let (mut received_by, mut read_by) = (Vec::new(), Vec::new());
-        for m in st.members.values() {
+        for m in st.members.iter() {
             // Those who joined after it, and its sender, are not counted.
-            if m.join_seq >= seq && !st.rec.history_visible || sender.as_ref() == Some(&m.user) {
+            if m.join_seq() >= seq && !st.rec.history_visible || sender.as_ref() == Some(m.user) {
                 continue;
             }
             out.members += 1;
-            let read = m.read_seq >= seq;
-            let received = read || st.delivered.get(&m.user).is_some_and(|d| *d >= seq);
+            let read = m.read_seq() >= seq;
+            let received = m.received() >= seq;
             if received {
                 out.received += 1;
                 if lists {
@@ -234,6 +222,8 @@ impl Shard {
             }
         }
         if lists {
+            received_by.sort_unstable();
+            read_by.sort_unstable();
             (out.received_by, out.read_by) = (Some(received_by), Some(read_by));
         }
         self.after_pending(move |r| {

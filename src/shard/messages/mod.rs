@@ -304,7 +304,7 @@ impl Shard {
         if let ConvId::Group(g) = &conv {
             // Members only, and only from what they may see (their join, unless the group
             // shows its history to new members).
-            let from = self.live_group(app, g).and_then(|st| match st.members.get(&viewer) {
+            let from = self.live_group(app, g).and_then(|st| match st.members.get(&viewer).map(|m| m.record()) {
                 Some(m) => Ok(m.visible_from(&st.rec)),
                 None if admin => Ok(1),
                 None => Err(DomainError::NotGroupMember),

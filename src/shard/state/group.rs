@@ -1,31 +1,30 @@
-//! Groups this shard owns, read on first use (`group_state`): the record, every member, the
-//! last message seq, and what lives only in memory (members' receive positions, the members
-//! by shard for the fan-out, join requests once asked for). A group's writes all come from
-//! its shard, so once read, memory is the group's truth.
+//! Groups this shard owns, read on first use (`group_state`): the record, every member (a
+//! compact `Roster`, with what lives only in memory: members' receive positions), the last
+//! message seq, join requests once asked for. A group's writes all come from its shard, so
+//! once read, memory is the group's truth.
 
 use std::collections::BTreeMap;
 
 use crate::domain::group::{self, GroupRecord, JoinRequest, MemberRecord};
-use crate::domain::ids::{AppId, ConvId, GroupId, UserId};
+use crate::domain::ids::{AppId, ConvId, GroupId};
 use crate::domain::DomainError;
 use crate::shard::cmd::Actor;
 use crate::shard::common::stored;
 
+use super::roster::{Roster, Run};
 use super::*;
 
 /// The members of a group by the shard that owns them: one command per shard per message.
-pub(in crate::shard) type Fanout = Arc<[(usize, Arc<[UserId]>)]>;
+pub(in crate::shard) type Fanout = Vec<(usize, Run)>;
 
 pub(in crate::shard) struct GroupState {
     pub rec: GroupRecord,
-    pub members: BTreeMap<UserId, MemberRecord>,
+    /// The members, with their cumulative receive-acks ("received up to"): those only speed
+    /// up the receipts answer, so they live in memory (a restart starts them at each
+    /// member's read seq).
+    pub members: Roster,
     /// The last message seq.
     pub head: u64,
-    /// Members' cumulative receive-acks ("received up to"): they only speed up the receipts
-    /// answer, so they live in memory (a restart starts them at each member's read seq).
-    pub delivered: HashMap<UserId, u64>,
-    /// The members by shard, rebuilt after a membership change.
-    pub fanout: Option<Fanout>,
     /// Join requests, read on first use.
     pub requests: Option<BTreeMap<u64, JoinRequest>>,
     /// Sends in the current second (for the app's per-group rate limit): (second, count).
@@ -38,23 +37,9 @@ impl GroupState {
     /// What `by` may do here.
     pub fn acting(&self, by: &Actor) -> group::Acting {
         group::Acting {
-            role: by.user.as_ref().and_then(|u| self.members.get(u)).map(|m| m.role),
+            role: by.user.as_ref().and_then(|u| self.members.role(u)),
             app_admin: by.app_admin,
         }
-    }
-
-    /// The members by owning shard.
-    pub fn fanout(&mut self, router: &Router, app: AppId) -> Fanout {
-        if let Some(f) = &self.fanout {
-            return f.clone();
-        }
-        let mut by: BTreeMap<usize, Vec<UserId>> = BTreeMap::new();
-        for u in self.members.keys() {
-            by.entry(router.user_shard(app, u)).or_default().push(u.clone());
-        }
-        let f: Fanout = by.into_iter().map(|(s, v)| (s, Arc::from(v))).collect();
-        self.fanout = Some(f.clone());
-        f
     }
 
     /// The group as it is now, shared, and its head: what a change hands to members' shards.
@@ -62,9 +47,8 @@ impl GroupState {
         (Arc::new(self.rec.clone()), self.head)
     }
 
-    /// The membership changed: the fan-out lists are rebuilt on the next message.
+    /// The membership changed: the record's count follows.
     pub fn members_changed(&mut self) {
-        self.fanout = None;
         self.rec.member_count = self.members.len() as u32;
     }
 }
@@ -127,14 +111,13 @@ impl Shard {
             let fail = stored("reading a group");
             let Some(raw) = self.store.group(app, g).map_err(fail)? else { return Ok(None) };
             let rec = GroupRecord::decode(&raw).map_err(|_| DomainError::StorageUnavailable)?;
-            let mut members = BTreeMap::new();
+            let mut members = Vec::new();
             for (u, v) in self.store.group_members(app, g).map_err(fail)? {
-                let m = MemberRecord::decode(u.clone(), &v).map_err(|_| DomainError::StorageUnavailable)?;
-                members.insert(u, m);
+                members.push(MemberRecord::decode(u, &v).map_err(|_| DomainError::StorageUnavailable)?);
             }
+            let members = Roster::new(app, self.router.len(), members);
             let head = self.store.conv_head(app, &ConvId::Group(g.clone())).map_err(fail)?;
-            let delivered = members.values().map(|m| (m.user.clone(), m.read_seq)).collect();
-            let st = GroupState { rec, members, head, delivered, fanout: None, requests: None, rate: (0, 0), used: 0 };
+            let st = GroupState { rec, members, head, requests: None, rate: (0, 0), used: 0 };
             self.groups.insert(key.clone(), st);
         }
         let uses = self.uses;
@@ -158,10 +141,10 @@ impl Shard {
 
     /// The members of a loaded group by shard (`GroupState::fanout`).
     pub(in crate::shard) fn group_fanout(&mut self, app: AppId, g: &GroupId) -> Option<Fanout> {
-        let (router, uses) = (&self.router, self.uses);
+        let uses = self.uses;
         self.groups.get_mut(&(app, g.clone())).map(|st| {
             st.used = uses;
-            st.fanout(router, app)
+            st.members.fanout()
         })
     }
 

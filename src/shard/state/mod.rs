@@ -182,10 +182,12 @@ mod evict;
 mod group;
 mod load;
 mod resident;
+mod roster;
 mod route;
 mod run;
 
 pub(in crate::shard) use group::GroupState;
+pub(in crate::shard) use roster::{Roster, Run};
 pub(super) use load::load;
 pub(super) use run::run;
 
