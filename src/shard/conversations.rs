@@ -32,7 +32,7 @@ impl Shard {
             return Ok(());
         }
         let raw = self.store.user_convs(app, user).map_err(stored("loading a conversation list"))?;
-        let mut map = std::collections::HashMap::with_capacity(raw.len());
+        let mut map = crate::shard::state::FastMap::with_capacity_and_hasher(raw.len(), Default::default());
         for v in raw {
             // One bad entry must not block the user's every delivery: skip it, loudly.
             match ConvView::decode(&v) {

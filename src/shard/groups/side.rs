@@ -24,7 +24,7 @@ impl Shard {
         if e.groups.is_some() {
             return Ok(());
         }
-        let mut map = std::collections::HashMap::new();
+        let mut map = crate::shard::state::FastMap::default();
         for (g, v) in store.user_groups(app, user).map_err(stored("reading a user's groups"))? {
             match Joined::decode(&v) {
                 Ok(j) => {

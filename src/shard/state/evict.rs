@@ -118,7 +118,7 @@ impl Shard {
 
 /// The least recently used keys of `map` (with their stamps), enough to bring it down to 90 %
 /// of `cap`.
-fn least_used<K: Clone, V>(map: &HashMap<K, Stamped<V>>, cap: usize) -> Vec<(K, u64)> {
+fn least_used<K: Clone, V, S>(map: &HashMap<K, Stamped<V>, S>, cap: usize) -> Vec<(K, u64)> {
     let excess = map.len().saturating_sub(cap * 9 / 10);
     let mut all: Vec<(K, u64)> = map.iter().map(|(k, v)| (k.clone(), v.used)).collect();
     if all.len() > excess {

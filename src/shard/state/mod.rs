@@ -23,6 +23,10 @@ use crate::shard::recent::{Keyer, Recent, RecentDelivery};
 use crate::shard::router::Router;
 use crate::store::{Batch, Committer, Store};
 
+/// The shard's maps keyed by ids on the hot path (every delivery looks up its user and
+/// conversation): hashbrown's default hasher, seeded per process.
+pub(in crate::shard) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What a commit runs once it is durable (or failed).
 type Then = Box<dyn FnOnce(Result<(), DomainError>) + Send>;
 
@@ -65,12 +69,12 @@ pub(super) struct UserEntry {
     pub subscribers: HashMap<UserId, u64>,
     pub heads: Heads,
     /// The user's conversation list, loaded from the store on first use.
-    pub convs: Option<HashMap<ConvRef, ConvView>>,
+    pub convs: Option<FastMap<ConvRef, ConvView>>,
     /// The user's friends, blacklist and received requests, loaded on first use.
     pub social: Option<crate::domain::friend::Social>,
     /// The user's side of their group memberships (and of groups they left), loaded on
     /// first use.
-    pub groups: Option<HashMap<GroupId, crate::domain::group::Joined>>,
+    pub groups: Option<FastMap<GroupId, crate::domain::group::Joined>>,
     /// The shard's use stamp when the entry was last used (see `Shard::user_entry`).
     pub last_used: u64,
     /// Whether `heads` holds the streams' heads (read from the store on first use, kept).
@@ -118,7 +122,7 @@ pub(super) struct Shard {
     /// The users of this shard used lately (read on first use; past
     /// `limits.loaded_users_per_shard` the least recently used idle ones are dropped each
     /// second by `evict_idle`, to be read again on their next use).
-    pub users: HashMap<(AppId, UserId), UserEntry>,
+    pub users: FastMap<(AppId, UserId), UserEntry>,
     /// Cross-shard commands held back because the target inbox was full.
     pub deferred: VecDeque<(usize, ShardCmd)>,
     /// Status subscriptions by expiry time (ms): (app, target, subscriber), each stored
@@ -132,7 +136,7 @@ pub(super) struct Shard {
     /// Conversations this shard owns that were used recently: their last seq, and the use
     /// stamp (`uses`) of their last send. Bounded by `limits.conversations_per_shard`
     /// (`evict_conversations`).
-    pub conv_heads: HashMap<(AppId, ConvId), Stamped<u64>>,
+    pub conv_heads: FastMap<(AppId, ConvId), Stamped<u64>>,
     /// Recent client message ids -> their acks, for retries without a store read. Bounded
     /// by `limits.recent_client_ids` (oldest forgotten first; the store still has them).
     /// Keyed by (app, sender, peer, client id): client message ids are unique per sender and
@@ -158,11 +162,11 @@ pub(super) struct Shard {
     pub kept: Arc<crate::shard::kept::KeptPushes>,
     /// Groups this shard owns that were used since start (record, members, last seq; read
     /// on first use): see `shard::groups`.
-    pub groups: HashMap<(AppId, GroupId), GroupState>,
+    pub groups: FastMap<(AppId, GroupId), GroupState>,
     /// The last message seq of groups whose messages this shard delivered to its members
     /// lately: a conversation list loaded meanwhile takes it when the store does not have
     /// the message yet. Bounded by `limits.conversations_per_shard` (cleared past it).
-    pub group_heads: HashMap<(AppId, GroupId), u64>,
+    pub group_heads: FastMap<(AppId, GroupId), u64>,
     /// Counts uses of user entries (`user_entry`) and of the send caches; a user's
     /// `last_used` and the stamps of `conv_heads` and `pair_rel` are values of it.
     pub uses: u64,

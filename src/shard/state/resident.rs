@@ -39,7 +39,7 @@ fn read_user(store: &Store, app: AppId, user: &UserId) -> Result<Option<UserReco
 
 /// `Shard::user_entry` on the fields it needs, so a caller can go on using the others.
 pub(super) fn entry_in<'a>(
-    users: &'a mut HashMap<(AppId, UserId), UserEntry>,
+    users: &'a mut FastMap<(AppId, UserId), UserEntry>,
     expiries: &mut BTreeMap<u64, Vec<(AppId, UserId, UserId)>>,
     store: &Store,
     stamp: u64,
