@@ -77,13 +77,6 @@ impl Shard {
 impl GroupState {
     /// A group just created: every member known, no message yet.
     pub(in crate::shard) fn new(rec: GroupRecord, members: crate::shard::state::Roster) -> GroupState {
-        GroupState {
-            rec,
-            members,
-            head: 0,
-            requests: Some(Default::default()),
-            rate: (0, 0),
-            used: 0,
-        }
+        GroupState { rec, members, head: 0, requests: Some(Default::default()), rate: (0, 0), used: 0 }
     }
 }

@@ -43,7 +43,8 @@ impl Shard {
         st.rec = rec.clone();
         let head = st.head;
         // Every member's JoinedGroups entry moves, so an offline device learns the change.
-        let changed = st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(&rec) })).collect();
+        let changed =
+            st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(&rec) })).collect();
         let effect = Effect { changed, told: Vec::new(), event: Some(event_push(event, by.user.as_ref(), &[], &rec)) };
         let mut batch = Batch::default();
         batch.put_group(app, &group, rec.encode());
@@ -69,8 +70,7 @@ impl Shard {
         for (mut m, check) in members.into_iter().zip(checks) {
             let r = match check {
                 Ok(())
-                    if st.members.contains(&m.user)
-                        || fresh.iter().any(|f: &group::MemberRecord| f.user == m.user) =>
+                    if st.members.contains(&m.user) || fresh.iter().any(|f: &group::MemberRecord| f.user == m.user) =>
                 {
                     Err(DomainError::AlreadyGroupMember)
                 }

@@ -36,10 +36,7 @@ pub(in crate::shard) struct GroupState {
 impl GroupState {
     /// What `by` may do here.
     pub fn acting(&self, by: &Actor) -> group::Acting {
-        group::Acting {
-            role: by.user.as_ref().and_then(|u| self.members.role(u)),
-            app_admin: by.app_admin,
-        }
+        group::Acting { role: by.user.as_ref().and_then(|u| self.members.role(u)), app_admin: by.app_admin }
     }
 
     /// The group as it is now, shared, and its head: what a change hands to members' shards.

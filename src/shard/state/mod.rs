@@ -191,8 +191,8 @@ mod route;
 mod run;
 
 pub(in crate::shard) use group::GroupState;
-pub(in crate::shard) use roster::{Roster, Run};
 pub(super) use load::load;
+pub(in crate::shard) use roster::{Roster, Run};
 pub(super) use run::run;
 
 /// A user's devices but `origin` (the one that made a change hears of it in its answer).

@@ -52,7 +52,11 @@ struct More {
 
 impl More {
     fn of(m: &mut MemberRecord) -> Option<More> {
-        let more = More { alias: std::mem::take(&mut m.alias), extra: std::mem::take(&mut m.extra), mute_end_ms: m.mute_end_ms };
+        let more = More {
+            alias: std::mem::take(&mut m.alias),
+            extra: std::mem::take(&mut m.extra),
+            mute_end_ms: m.mute_end_ms,
+        };
         (more != More::default()).then_some(more)
     }
 }
@@ -322,7 +326,8 @@ impl Roster {
             self.more.remove(u);
         }
         let mut drop = gone.iter().peekable();
-        let (mut ids, mut slots) = (Vec::with_capacity(self.len() - gone.len()), Vec::with_capacity(self.len() - gone.len()));
+        let (mut ids, mut slots) =
+            (Vec::with_capacity(self.len() - gone.len()), Vec::with_capacity(self.len() - gone.len()));
         for (i, (u, slot)) in self.ids.iter().zip(&self.slots).enumerate() {
             if drop.peek() == Some(&&i) {
                 drop.next();
