@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
         queue: cfg.limits.commit_queue,
         max_group: cfg.limits.max_commit_group,
     });
-    let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer).unwrap();
+    let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, None).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
     let next = AtomicU64::new(0);
     // At most WINDOW sends in flight: a permit is taken per send and given back per ack.
@@ -108,7 +108,13 @@ fn bench(c: &mut Criterion) {
                         client_id: format!("c{n}"),
                         msg_type: 1,
                         body: vec![b'x'; 200],
-                        origin: Origin { outbox: outboxes[i].clone(), req_id: n + 1, answered },
+                        origin: Origin {
+                            outbox: outboxes[i].clone(),
+                            req_id: n + 1,
+                            platform: Default::default(),
+                            answered,
+                        },
+                        hook: Default::default(),
                     }
                     .into();
                     router.send(router.conv_shard(app, &conv), cmd).await.unwrap();

@@ -75,6 +75,9 @@ pub struct AppConfig {
     /// exempt); beyond it sends get `RateLimited`. 0 = no limit.
     #[serde(default)]
     pub group_msgs_per_sec: u32,
+    /// Hooks to the app's backend (off unless `callbacks.url` is set).
+    #[serde(default)]
+    pub callbacks: crate::callbacks::CallbackConfig,
 }
 
 fn default_group_members() -> u32 {
@@ -291,6 +294,7 @@ impl Default for Config {
                 friendship_required: false,
                 group_max_members: default_group_members(),
                 group_msgs_per_sec: 0,
+                callbacks: Default::default(),
             }],
         }
     }
@@ -322,6 +326,9 @@ impl Config {
             }
             if app.secret.is_empty() {
                 return Err(format!("app {} has an empty secret", app.id.0));
+            }
+            if let Some(p) = app.callbacks.problem() {
+                return Err(format!("app {}: {p}", app.id.0));
             }
         }
         if self.shards > 64 {

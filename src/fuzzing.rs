@@ -126,6 +126,7 @@ impl Harness {
             admin,
             conn: ConnId(1),
             protocol_version: crate::protocol::PROTOCOL_VERSION,
+            platform: Default::default(),
         }
     }
 }

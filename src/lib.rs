@@ -7,6 +7,8 @@
 //! - `protocol`: bytes <-> frames: the flatc-generated schema (`protocol/im.fbs`), framing,
 //!   verification and frame builders.
 //! - `auth`: login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
+//! - `callbacks`: hooks to an app's backend over HTTP (signed JSON requests, their answers,
+//!   fail-open/closed), called on the server's runtime; `shard::hooks` parks what waits.
 //! - `net`: sockets only: `listener` (accept, connection limit, shutdown), `session` (login
 //!   handshake, heartbeats, idle timeout, writer), `linger` (the end of a connection),
 //!   `dispatch` (the one exhaustive match over requests: parse, route, answer).
@@ -40,6 +42,7 @@
 //! `run` is the whole server: give it a bound listener, a config and a shutdown future.
 
 pub mod auth;
+pub mod callbacks;
 pub mod client;
 pub mod config;
 pub mod domain;
@@ -83,6 +86,8 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
     cfg.validate().map_err(ServerError::Config)?;
     let cfg = Arc::new(cfg);
     let local = listener.local_addr()?;
+    // Callbacks run on this runtime, never on a shard thread.
+    let hooks = callbacks::Hooks::new(&cfg, tokio::runtime::Handle::current());
     let (store, writer, router, shards) = {
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
@@ -93,7 +98,7 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
                 queue: cfg.limits.commit_queue,
                 max_group: cfg.limits.max_commit_group,
             });
-            let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer)?;
+            let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, hooks)?;
             Ok((store, writer, router, shards))
         })
         .await

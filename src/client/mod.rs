@@ -36,7 +36,12 @@ pub enum ClientError {
     #[error("the connection is closed")]
     Closed,
     #[error("server error {code:?} ({}): {message}", code.0)]
-    Server { code: wire::ErrorCode, message: String },
+    Server {
+        code: wire::ErrorCode,
+        message: String,
+        /// For `CallbackRefused`: the code the app's backend answered.
+        backend_code: i64,
+    },
     #[error("unexpected answer: {0}")]
     Unexpected(&'static str),
     #[error("timed out")]
@@ -49,6 +54,14 @@ impl ClientError {
         match self {
             ClientError::Server { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The app backend's own code of a `CallbackRefused` (0 otherwise).
+    pub fn backend_code(&self) -> i64 {
+        match self {
+            ClientError::Server { backend_code, .. } => *backend_code,
+            _ => 0,
         }
     }
 }
@@ -78,9 +91,11 @@ impl Frame {
 
     /// The error this frame carries, if it is an error response.
     pub fn error(&self) -> Option<ClientError> {
-        self.get()
-            .response_as_error()
-            .map(|e| ClientError::Server { code: e.code(), message: e.message().unwrap_or_default().to_owned() })
+        self.get().response_as_error().map(|e| ClientError::Server {
+            code: e.code(),
+            message: e.message().unwrap_or_default().to_owned(),
+            backend_code: e.backend_code(),
+        })
     }
 }
 

@@ -207,6 +207,8 @@ pub struct SendAck {
     pub timestamp_ms: u64,
     /// This was a retry: the original ack, nothing new stored.
     pub duplicate: bool,
+    /// The app's backend replaced the body (a before-send callback).
+    pub rewritten: bool,
 }
 
 impl SendAck {
@@ -219,6 +221,7 @@ impl SendAck {
             seq: a.seq(),
             timestamp_ms: a.timestamp_ms(),
             duplicate: a.duplicate(),
+            rewritten: a.rewritten(),
         })
     }
 }

@@ -94,12 +94,21 @@ pub enum DomainError {
     NotImplemented,
     #[error("rate limited")]
     RateLimited,
+    /// The app's backend refused it in a before-hook: its code and reason.
+    #[error("refused by the app's backend: {reason}")]
+    CallbackRefused { code: i64, reason: String },
+    #[error("the app's backend gave no usable answer: {0}")]
+    CallbackUnavailable(&'static str),
 }
 
 impl DomainError {
     /// The error answer to request `id`: the one place a domain error becomes a frame.
     pub fn frame(&self, id: u64) -> bytes::Bytes {
-        crate::protocol::error(id, self.code(), &self.message())
+        let backend_code = match self {
+            DomainError::CallbackRefused { code, .. } => *code,
+            _ => 0,
+        };
+        crate::protocol::error_from_backend(id, self.code(), &self.message(), backend_code)
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -149,6 +158,8 @@ impl DomainError {
             DomainError::ShuttingDown => ErrorCode::ShuttingDown,
             DomainError::NotImplemented => ErrorCode::NotImplemented,
             DomainError::RateLimited => ErrorCode::RateLimited,
+            DomainError::CallbackRefused { .. } => ErrorCode::CallbackRefused,
+            DomainError::CallbackUnavailable(_) => ErrorCode::CallbackUnavailable,
         }
     }
 

@@ -284,7 +284,16 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
     });
     outbox.send(resp);
     tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
-    Some(Session { app: app_id, me: user.clone(), user: (!admin).then_some(user), admin, conn, protocol_version })
+    let platform = client_type;
+    Some(Session {
+        app: app_id,
+        me: user.clone(),
+        user: (!admin).then_some(user),
+        admin,
+        conn,
+        protocol_version,
+        platform,
+    })
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.

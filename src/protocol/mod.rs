@@ -121,9 +121,14 @@ pub fn push(f: impl FnOnce(&mut Fbb) -> (Push, WIPOffset<UnionWIPOffset>)) -> By
 
 /// An error response.
 pub fn error(id: u64, code: ErrorCode, message: &str) -> Bytes {
+    error_from_backend(id, code, message, 0)
+}
+
+/// An error response carrying the app backend's own code (`CallbackRefused`).
+pub fn error_from_backend(id: u64, code: ErrorCode, message: &str, backend_code: i64) -> Bytes {
     response(id, |fbb| {
         let m = fbb.create_string(message);
-        let e = wire::Error::create(fbb, &wire::ErrorArgs { code, message: Some(m) });
+        let e = wire::Error::create(fbb, &wire::ErrorArgs { code, message: Some(m), backend_code });
         (Response::Error, e.as_union_value())
     })
 }

@@ -53,7 +53,7 @@ fn start(cfg: &Arc<Config>, store: &Store) -> Run {
     let (committer, writer) =
         store.start_writer(WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 64, max_group: 64 });
     let (router, inboxes) = Router::new(SHARDS, 64);
-    let shards = state::load(cfg, store, &router, committer.clone()).unwrap();
+    let shards = state::load(cfg, store, &router, committer.clone(), None).unwrap();
     Run { router, inboxes, shards, committer, writer }
 }
 
@@ -124,7 +124,8 @@ fn a_kill_between_a_messages_deliveries_to_one_shard_loses_neither() {
                 client_id: "c1".into(),
                 msg_type: 1,
                 body: b"hello".to_vec(),
-                origin: Origin { outbox, req_id: 1, answered },
+                origin: Origin { outbox, req_id: 1, platform: Default::default(), answered },
+                hook: Default::default(),
             }
             .into();
             run.shards[p].handle(send).await;
@@ -209,7 +210,7 @@ fn a_conversation_head_is_not_evicted_while_its_last_send_is_in_flight() {
         let (outbox, mut acks) = Outbox::new(ConnId(1), 16);
         let send = |to: &UserId, id: &str| {
             let answered = outbox.take_request();
-            let origin = Origin { outbox: outbox.clone(), req_id: 1, answered };
+            let origin = Origin { outbox: outbox.clone(), req_id: 1, platform: Default::default(), answered };
             SendMessage {
                 app,
                 from: a.clone(),
@@ -218,6 +219,7 @@ fn a_conversation_head_is_not_evicted_while_its_last_send_is_in_flight() {
                 msg_type: 1,
                 body: vec![1],
                 origin,
+                hook: Default::default(),
             }
             .into()
         };

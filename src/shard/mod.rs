@@ -16,6 +16,7 @@ mod crash_tests;
 mod friends;
 pub mod gather;
 mod groups;
+mod hooks;
 mod kept;
 /// Wire encoders of friendship records (shared with the dispatch layer).
 pub mod wire_friends {
@@ -44,11 +45,17 @@ pub struct Shards {
 
 impl Shards {
     /// Loads every shard's state from the store and starts the threads.
-    pub fn start(cfg: Arc<Config>, store: Store, committer: Committer) -> Result<(Router, Shards), StoreError> {
+    /// `hooks`: the apps' backends, if any app has callbacks.
+    pub fn start(
+        cfg: Arc<Config>,
+        store: Store,
+        committer: Committer,
+        hooks: Option<Arc<crate::callbacks::Hooks>>,
+    ) -> Result<(Router, Shards), StoreError> {
         let n = cfg.shard_count();
         let (router, Inboxes { sessions: rxs, peers: peer_rxs }) = Router::new(n, cfg.limits.shard_queue);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let mut states = state::load(&cfg, &store, &router, committer)?;
+        let mut states = state::load(&cfg, &store, &router, committer, hooks)?;
         let mut threads = Vec::with_capacity(n);
         for (i, (rx, peer_rx)) in rxs.into_iter().zip(peer_rxs).enumerate().rev() {
             let st = states.pop().expect("one state per shard");

@@ -42,6 +42,7 @@ pub fn config(dir: &Path) -> Config {
                 friendship_required: false,
                 group_max_members: 2000,
                 group_msgs_per_sec: 0,
+                callbacks: Default::default(),
             },
             AppConfig {
                 id: AppId(OTHER_APP),
@@ -52,6 +53,7 @@ pub fn config(dir: &Path) -> Config {
                 friendship_required: false,
                 group_max_members: 2000,
                 group_msgs_per_sec: 0,
+                callbacks: Default::default(),
             },
         ],
         ..Config::default()

@@ -149,7 +149,7 @@ pub fn devices(s: &Status) -> Vec<String> {
 /// and number, which is what to search the schema (`protocol/im.fbs`) and the logs for.
 fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     let text = match e.downcast_ref::<ClientError>() {
-        Some(ClientError::Server { code, message }) => {
+        Some(ClientError::Server { code, message, .. }) => {
             let name = code.variant_name().unwrap_or("unknown code");
             let message = if message.is_empty() { "server error" } else { message };
             format!("{message} ({name}, {})", code.0)

@@ -38,7 +38,8 @@ pub fn send(cx: Cx<'_>, r: wire::SendMessageReq<'_>) -> R {
         client_id,
         msg_type: r.msg_type(),
         body,
-        origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered },
+        origin: Origin { outbox: cx.outbox.clone(), req_id: cx.id, platform: cx.s.platform, answered },
+        hook: Default::default(),
     }
     .into();
     let shard = router.conv_shard(app, &id);
@@ -62,14 +63,24 @@ pub fn receive_ack(cx: Cx<'_>, r: wire::ReceiveAckReq<'_>) -> R {
         ConvRef::Group(group) => {
             // A group's receive-ack is cumulative: "received up to seq" (`server_id` unused).
             let shard = router.conv_shard(cx.s.app, &ConvId::Group(group.clone()));
-            let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
+            let origin = Origin {
+                outbox: cx.outbox.clone(),
+                req_id: cx.id,
+                platform: cx.s.platform,
+                answered: cx.outbox.take_request(),
+            };
             let cmd = GroupReceived { app: cx.s.app, group, user: me, seq, origin }.into();
             let _ = server_id;
             return submit(cx, router, shard, cmd);
         }
     };
     let shard = router.user_shard(cx.s.app, &sender);
-    let origin = Origin { outbox: cx.outbox.clone(), req_id: cx.id, answered: cx.outbox.take_request() };
+    let origin = Origin {
+        outbox: cx.outbox.clone(),
+        req_id: cx.id,
+        platform: cx.s.platform,
+        answered: cx.outbox.take_request(),
+    };
     // The sender's shard answers this connection directly (see `send`).
     let cmd = Receipt { app: cx.s.app, user: sender, by: me, server_id, seq, origin }.into();
     submit(cx, router, shard, cmd)

@@ -38,6 +38,8 @@ pub struct Session {
     pub conn: ConnId,
     /// The `LoginReq.protocol_version` the client speaks (`protocol::SERVED_VERSIONS`).
     pub protocol_version: u32,
+    /// The platform the client logged in from.
+    pub platform: wire::ClientType,
 }
 
 pub type Answer = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;

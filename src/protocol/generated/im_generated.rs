@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 9004;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 62] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 64] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::FrameTooLarge,
@@ -74,6 +74,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 62] = [
   ErrorCode::RecallDenied,
   ErrorCode::MessageTooLarge,
   ErrorCode::AlreadyRecalled,
+  ErrorCode::CallbackRefused,
+  ErrorCode::CallbackUnavailable,
   ErrorCode::Internal,
   ErrorCode::Overloaded,
   ErrorCode::StorageUnavailable,
@@ -143,6 +145,8 @@ impl ErrorCode {
   pub const RecallDenied: Self = Self(6003);
   pub const MessageTooLarge: Self = Self(6004);
   pub const AlreadyRecalled: Self = Self(6005);
+  pub const CallbackRefused: Self = Self(7000);
+  pub const CallbackUnavailable: Self = Self(7001);
   pub const Internal: Self = Self(9000);
   pub const Overloaded: Self = Self(9001);
   pub const StorageUnavailable: Self = Self(9002);
@@ -209,6 +213,8 @@ impl ErrorCode {
     Self::RecallDenied,
     Self::MessageTooLarge,
     Self::AlreadyRecalled,
+    Self::CallbackRefused,
+    Self::CallbackUnavailable,
     Self::Internal,
     Self::Overloaded,
     Self::StorageUnavailable,
@@ -275,6 +281,8 @@ impl ErrorCode {
       Self::RecallDenied => Some("RecallDenied"),
       Self::MessageTooLarge => Some("MessageTooLarge"),
       Self::AlreadyRecalled => Some("AlreadyRecalled"),
+      Self::CallbackRefused => Some("CallbackRefused"),
+      Self::CallbackUnavailable => Some("CallbackUnavailable"),
       Self::Internal => Some("Internal"),
       Self::Overloaded => Some("Overloaded"),
       Self::StorageUnavailable => Some("StorageUnavailable"),
@@ -14687,6 +14695,7 @@ impl<'a> ::flatbuffers::Follow<'a> for Error<'a> {
 impl<'a> Error<'a> {
   pub const VT_CODE: ::flatbuffers::VOffsetT = 4;
   pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BACKEND_CODE: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -14698,6 +14707,7 @@ impl<'a> Error<'a> {
     args: &'args ErrorArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Error<'bldr>> {
     let mut builder = ErrorBuilder::new(_fbb);
+    builder.add_backend_code(args.backend_code);
     if let Some(x) = args.message { builder.add_message(x); }
     builder.add_code(args.code);
     builder.finish()
@@ -14718,6 +14728,13 @@ impl<'a> Error<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Error::VT_MESSAGE, None)}
   }
+  #[inline]
+  pub fn backend_code(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(Error::VT_BACKEND_CODE, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Error<'_> {
@@ -14728,6 +14745,7 @@ impl ::flatbuffers::Verifiable for Error<'_> {
     v.visit_table(pos)?
      .visit_field::<ErrorCode>("code", Self::VT_CODE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .visit_field::<i64>("backend_code", Self::VT_BACKEND_CODE, false)?
      .finish();
     Ok(())
   }
@@ -14735,6 +14753,7 @@ impl ::flatbuffers::Verifiable for Error<'_> {
 pub struct ErrorArgs<'a> {
     pub code: ErrorCode,
     pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub backend_code: i64,
 }
 impl<'a> Default for ErrorArgs<'a> {
   #[inline]
@@ -14742,6 +14761,7 @@ impl<'a> Default for ErrorArgs<'a> {
     ErrorArgs {
       code: ErrorCode::None,
       message: None,
+      backend_code: 0,
     }
   }
 }
@@ -14758,6 +14778,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ErrorBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Error::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn add_backend_code(&mut self, backend_code: i64) {
+    self.fbb_.push_slot::<i64>(Error::VT_BACKEND_CODE, backend_code, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ErrorBuilder<'a, 'b, A> {
@@ -14779,6 +14803,7 @@ impl ::core::fmt::Debug for Error<'_> {
     let mut ds = f.debug_struct("Error");
       ds.field("code", &self.code());
       ds.field("message", &self.message());
+      ds.field("backend_code", &self.backend_code());
       ds.finish()
   }
 }
@@ -17373,6 +17398,7 @@ impl<'a> SendAck<'a> {
   pub const VT_SEQ: ::flatbuffers::VOffsetT = 8;
   pub const VT_TIMESTAMP_MS: ::flatbuffers::VOffsetT = 10;
   pub const VT_DUPLICATE: ::flatbuffers::VOffsetT = 12;
+  pub const VT_REWRITTEN: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -17388,6 +17414,7 @@ impl<'a> SendAck<'a> {
     builder.add_seq(args.seq);
     builder.add_server_id(args.server_id);
     if let Some(x) = args.client_id { builder.add_client_id(x); }
+    builder.add_rewritten(args.rewritten);
     builder.add_duplicate(args.duplicate);
     builder.finish()
   }
@@ -17428,6 +17455,13 @@ impl<'a> SendAck<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(SendAck::VT_DUPLICATE, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn rewritten(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(SendAck::VT_REWRITTEN, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for SendAck<'_> {
@@ -17441,6 +17475,7 @@ impl ::flatbuffers::Verifiable for SendAck<'_> {
      .visit_field::<u64>("seq", Self::VT_SEQ, false)?
      .visit_field::<u64>("timestamp_ms", Self::VT_TIMESTAMP_MS, false)?
      .visit_field::<bool>("duplicate", Self::VT_DUPLICATE, false)?
+     .visit_field::<bool>("rewritten", Self::VT_REWRITTEN, false)?
      .finish();
     Ok(())
   }
@@ -17451,6 +17486,7 @@ pub struct SendAckArgs<'a> {
     pub seq: u64,
     pub timestamp_ms: u64,
     pub duplicate: bool,
+    pub rewritten: bool,
 }
 impl<'a> Default for SendAckArgs<'a> {
   #[inline]
@@ -17461,6 +17497,7 @@ impl<'a> Default for SendAckArgs<'a> {
       seq: 0,
       timestamp_ms: 0,
       duplicate: false,
+      rewritten: false,
     }
   }
 }
@@ -17491,6 +17528,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SendAckBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<bool>(SendAck::VT_DUPLICATE, duplicate, false);
   }
   #[inline]
+  pub fn add_rewritten(&mut self, rewritten: bool) {
+    self.fbb_.push_slot::<bool>(SendAck::VT_REWRITTEN, rewritten, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SendAckBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     SendAckBuilder {
@@ -17513,6 +17554,7 @@ impl ::core::fmt::Debug for SendAck<'_> {
       ds.field("seq", &self.seq());
       ds.field("timestamp_ms", &self.timestamp_ms());
       ds.field("duplicate", &self.duplicate());
+      ds.field("rewritten", &self.rewritten());
       ds.finish()
   }
 }

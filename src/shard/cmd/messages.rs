@@ -53,6 +53,37 @@ pub struct SendMessage {
     pub msg_type: u32,
     pub body: Vec<u8>,
     pub origin: Origin,
+    /// Where the send stands with the app's before-send hook.
+    pub hook: HookPass,
+}
+
+/// The answer to a send's before-hook (`ticket`: the parked send), back from the runtime.
+pub struct HookAnswered {
+    pub ticket: u64,
+    pub outcome: crate::callbacks::Outcome,
+}
+
+/// A send and the app's before-send hook.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HookPass {
+    /// Not asked yet (or the app has no such hook).
+    #[default]
+    Ahead,
+    /// The backend let it through; `hash` is the content hash of what the client sent (the
+    /// idempotency record keeps it, so a retry of the same send is recognised), and
+    /// `rewritten` says the body is now the backend's.
+    Passed { hash: u64, rewritten: bool },
+}
+
+impl HookPass {
+    /// The content hash the idempotency record keeps (`compute` it unless the hook passed
+    /// it on) and whether the body was rewritten.
+    pub fn hash(self, compute: impl FnOnce() -> u64) -> (u64, bool) {
+        match self {
+            HookPass::Ahead => (compute(), false),
+            HookPass::Passed { hash, rewritten } => (hash, rewritten),
+        }
+    }
 }
 
 pub struct RecallMessage {
@@ -122,6 +153,7 @@ super::area!(
         DeliveredUpTo,
         Recalled,
         Receipt,
-        GetMessages
+        GetMessages,
+        HookAnswered
     }
 );

@@ -19,6 +19,8 @@ pub type ChangedUsers = Vec<UserId>;
 pub struct Origin {
     pub outbox: Outbox,
     pub req_id: u64,
+    /// The platform the connection logged in from (callbacks name it).
+    pub platform: crate::protocol::wire::ClientType,
     /// Dropped once the answer is queued: the session counts the request in flight until then.
     pub answered: crate::shard::outbox::Unanswered,
 }

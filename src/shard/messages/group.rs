@@ -27,7 +27,7 @@ use super::ack_frame;
 impl Shard {
     /// A send to a group this shard owns (see the module's comment).
     pub(super) async fn send_group(&mut self, c: SendMessage, g: GroupId) {
-        let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
+        let SendMessage { app, from, to, client_id, msg_type, body, origin, hook } = c;
         let now = now_ms();
         let limit = self.cfg.app(app).map_or(0, |a| a.group_msgs_per_sec);
         let checks = self.facts_of(app, &from).and_then(|f| user::check_sender(f.as_ref())).and_then(|()| {
@@ -52,7 +52,7 @@ impl Shard {
                 return;
             }
         };
-        let hash = message::content_hash(&to, msg_type, &body);
+        let (hash, rewritten) = hook.hash(|| message::content_hash(&to, msg_type, &body));
         let Some(origin) = self.fresh_client_id(app, (&from, &to, &client_id), hash, origin).await else { return };
         let server_id = self.ids.next(now);
         let Ok(st) = self.live_group(app, &g) else { return };
@@ -83,7 +83,7 @@ impl Shard {
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let exclude = Some(origin.outbox.conn());
-        self.commit_acked(batch, &msg.client_id, &idem, origin).await;
+        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin).await;
         // The same bytes for every member: no per-member stream seq.
         let frame = super::delivered::message_push(&msg, &msg.from, 0);
         let Some(fanout) = self.group_fanout(app, &g) else { return };

@@ -28,6 +28,11 @@ use crate::store::Batch;
 
 /// The ack a sender gets.
 pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool) -> Bytes {
+    ack_frame_with(req_id, client_id, i, duplicate, false)
+}
+
+/// The ack a sender gets; `rewritten`: the app's backend replaced the body.
+fn ack_frame_with(req_id: u64, client_id: &str, i: &IdemRecord, duplicate: bool, rewritten: bool) -> Bytes {
     protocol::response(req_id, |fbb| {
         let c = fbb.create_string(client_id);
         let a = wire::SendAck::create(
@@ -38,6 +43,7 @@ pub(super) fn ack_frame(req_id: u64, client_id: &str, i: &IdemRecord, duplicate:
                 seq: i.seq,
                 timestamp_ms: i.ts_ms,
                 duplicate,
+                rewritten,
             },
         );
         (wire::Response::SendAck, a.as_union_value())
@@ -82,8 +88,13 @@ impl Shard {
     }
 
     /// Commits a new message's batch and acks the sender (`origin`) once it is durable.
-    async fn commit_acked(&self, batch: Batch, client_id: &str, idem: &IdemRecord, origin: crate::shard::cmd::Origin) {
-        let ack = ack_frame(origin.req_id, client_id, idem, false);
+    async fn commit_acked(
+        &self,
+        batch: Batch,
+        (client_id, idem, rewritten): (&str, &IdemRecord, bool),
+        origin: crate::shard::cmd::Origin,
+    ) {
+        let ack = ack_frame_with(origin.req_id, client_id, idem, false, rewritten);
         let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
         self.commit(batch, move |r| {
             outbox.send(match r {
@@ -127,19 +138,17 @@ impl Shard {
     /// stores message + its id index + idempotency record in one batch, acks the sender once
     /// that is durable, and hands the deliveries to the users' shards.
     pub(in crate::shard) async fn send(&mut self, c: SendMessage) {
-        if let ConvRef::Group(g) = &c.to {
-            let g = g.clone();
-            return self.send_group(c, g).await;
-        }
-        let SendMessage { app, from, to, client_id, msg_type, body, origin } = c;
-        let pair = match to.conv_id(&from) {
-            Some(ConvId::P2p(pair)) => pair,
-            Some(ConvId::Group(_)) => return,
-            None => {
-                origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(origin.req_id));
-                return;
-            }
+        let Some(conv) = c.to.conv_id(&c.from) else {
+            c.origin.outbox.send(DomainError::InvalidArgument("cannot message oneself").frame(c.origin.req_id));
+            return;
         };
+        // The app's before-send hook, if it has one: the send waits parked until it answers.
+        let Some(c) = self.gate_send(&conv, c) else { return };
+        let pair = match conv {
+            ConvId::P2p(pair) => pair,
+            ConvId::Group(g) => return self.send_group(c, g).await,
+        };
+        let SendMessage { app, from, to, client_id, msg_type, body, origin, hook } = c;
         let checks = self
             .facts_of(app, &from)
             .and_then(|f| user::check_sender(f.as_ref()))
@@ -150,7 +159,7 @@ impl Shard {
             origin.outbox.send(e.frame(origin.req_id));
             return;
         }
-        let hash = message::content_hash(&to, msg_type, &body);
+        let (hash, rewritten) = hook.hash(|| message::content_hash(&to, msg_type, &body));
         let Some(origin) = self.fresh_client_id(app, (&from, &to, &client_id), hash, origin).await else { return };
         let conv = ConvId::P2p(pair);
         let head = match self.conv_head(app, &conv) {
@@ -180,7 +189,7 @@ impl Shard {
         self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let exclude = origin.outbox.conn();
-        self.commit_acked(batch, &msg.client_id, &idem, origin).await;
+        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin).await;
         // The users' shards record and push the message. Their commits queue behind this one
         // in the single writer, so they can never be durable before the message is.
         self.route_deliveries(app, &msg, exclude);

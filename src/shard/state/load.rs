@@ -25,6 +25,7 @@ pub(in crate::shard) fn load(
     store: &Store,
     router: &Router,
     committer: Committer,
+    hooks: Option<Arc<crate::callbacks::Hooks>>,
 ) -> Result<Vec<Shard>, StoreError> {
     let n = router.len();
     let mut shards: Vec<Shard> = (0..n)
@@ -54,6 +55,8 @@ pub(in crate::shard) fn load(
             groups: FastMap::default(),
             group_heads: FastMap::default(),
             uses: 0,
+            hooks: hooks.clone(),
+            parking: Default::default(),
         })
         .collect();
     let newest = recover_deliveries(store, n)?;

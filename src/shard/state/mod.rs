@@ -170,6 +170,10 @@ pub(super) struct Shard {
     /// Counts uses of user entries (`user_entry`) and of the send caches; a user's
     /// `last_used` and the stamps of `conv_heads` and `pair_rel` are values of it.
     pub uses: u64,
+    /// The apps' backends (`None`: no app has callbacks).
+    pub hooks: Option<Arc<crate::callbacks::Hooks>>,
+    /// Sends waiting on a before-hook (`shard::hooks`).
+    pub parking: crate::shard::hooks::Parking,
 }
 
 /// A cached value and the use stamp (`Shard::uses`) of its last use.

@@ -139,7 +139,7 @@ mod tests {
             max_group: 16,
         });
         let (router, inboxes) = Router::new(1, 16);
-        let shards = load(&Arc::new(cfg), store, &router, committer).unwrap();
+        let shards = load(&Arc::new(cfg), store, &router, committer, None).unwrap();
         (shards, router, inboxes, writer)
     }
 

@@ -153,6 +153,7 @@ impl Shard {
                 MessageCmd::Recalled(c) => self.recalled(c).await,
                 MessageCmd::Receipt(c) => self.receipt(c),
                 MessageCmd::GetMessages(c) => self.get_messages(c),
+                MessageCmd::HookAnswered(c) => self.hook_answered(c).await,
             },
             ShardCmd::Conversation(c) => match c {
                 ConversationCmd::ReadConversation(c) => self.read(c).await,
