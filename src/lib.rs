@@ -88,8 +88,9 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
     let local = listener.local_addr()?;
     // Callbacks run on this runtime, never on a shard thread.
     let hooks = callbacks::Hooks::new(&cfg, tokio::runtime::Handle::current());
-    let (store, writer, router, shards) = {
+    let (store, writer, router, shards, after) = {
         let cfg = cfg.clone();
+        let hooks = hooks.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let store = Store::open(&cfg.data_dir)?;
             let (committer, writer) = store.start_writer(store::WriterOptions {
@@ -98,8 +99,10 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
                 queue: cfg.limits.commit_queue,
                 max_group: cfg.limits.max_commit_group,
             });
+            // After-hook events reach the backends from their durable queue.
+            let after = hooks.as_ref().map(|h| callbacks::AfterHooks::start(h, &store, &committer));
             let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, hooks)?;
-            Ok((store, writer, router, shards))
+            Ok((store, writer, router, shards, after))
         })
         .await
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
@@ -113,6 +116,10 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
     });
     net::listener::serve(listener, ctx.clone(), shutdown).await;
     drop(ctx);
+    // Their committers must go before the writer can finish.
+    if let Some(after) = after {
+        after.stop().await;
+    }
     let stored = tokio::task::spawn_blocking(move || {
         shards.stop();
         let r = writer.join();

@@ -26,6 +26,17 @@ pub struct CallbackConfig {
     /// Operations waiting on before-hooks, over all shards; beyond it they get `Overloaded`.
     #[serde(default = "default_max_waiting")]
     pub max_waiting: usize,
+    /// After-hooks that are on, by event name (`C2C.CallbackAfterSendMsg`, ...).
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// An after-hook the backend did not take (no 200) is sent again after a delay that
+    /// doubles from 100 ms up to this.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// After-hook events queued (durably) for the backend at most; past it new events are
+    /// dropped, counted and logged, and the queued ones kept.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: u64,
 }
 
 impl Default for CallbackConfig {
@@ -37,6 +48,9 @@ impl Default for CallbackConfig {
             fail_closed: Vec::new(),
             timeout_ms: default_timeout_ms(),
             max_waiting: default_max_waiting(),
+            after: Vec::new(),
+            retry_max_ms: default_retry_max_ms(),
+            max_queued: default_max_queued(),
         }
     }
 }
@@ -49,11 +63,20 @@ fn default_max_waiting() -> usize {
     10_000
 }
 
+fn default_retry_max_ms() -> u64 {
+    30_000
+}
+
+fn default_max_queued() -> u64 {
+    1_000_000
+}
+
 impl CallbackConfig {
     /// What is wrong with these settings, if anything.
     pub fn problem(&self) -> Option<String> {
         if self.url.is_empty() {
-            return (!self.before.is_empty()).then(|| "callbacks.before is set but callbacks.url is empty".into());
+            let on = !self.before.is_empty() || !self.after.is_empty();
+            return on.then(|| "callbacks.before or .after is set but callbacks.url is empty".into());
         }
         if !self.url.starts_with("http://") {
             return Some(format!("callbacks.url {:?}: only http:// backends are supported", self.url));
@@ -68,6 +91,12 @@ impl CallbackConfig {
             match super::Event::named(name) {
                 Some(e) if e.is_before() => {}
                 _ => return Some(format!("{name:?} is not a before-hook event")),
+            }
+        }
+        for name in &self.after {
+            match super::Event::named(name) {
+                Some(e) if !e.is_before() => {}
+                _ => return Some(format!("{name:?} is not an after-hook event")),
             }
         }
         None

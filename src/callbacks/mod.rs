@@ -4,6 +4,7 @@
 //! serving everything else. Requests are JSON, named by Tencent's `CallbackCommand`s and
 //! signed (`sign`); answers are read by `verdict`.
 
+mod after;
 pub mod config;
 mod http;
 pub mod sign;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::domain::ids::AppId;
 use crate::domain::DomainError;
+pub use after::AfterHooks;
 pub use config::CallbackConfig;
 pub use verdict::Verdict;
 
@@ -28,15 +30,20 @@ pub use verdict::Verdict;
 pub enum Event {
     C2cBeforeSendMsg,
     GroupBeforeSendMsg,
+    C2cAfterSendMsg,
+    GroupAfterSendMsg,
 }
 
 impl Event {
-    const ALL: [Event; 2] = [Event::C2cBeforeSendMsg, Event::GroupBeforeSendMsg];
+    const ALL: [Event; 4] =
+        [Event::C2cBeforeSendMsg, Event::GroupBeforeSendMsg, Event::C2cAfterSendMsg, Event::GroupAfterSendMsg];
 
     pub fn name(self) -> &'static str {
         match self {
             Event::C2cBeforeSendMsg => "C2C.CallbackBeforeSendMsg",
             Event::GroupBeforeSendMsg => "Group.CallbackBeforeSendMsg",
+            Event::C2cAfterSendMsg => "C2C.CallbackAfterSendMsg",
+            Event::GroupAfterSendMsg => "Group.CallbackAfterSendMsg",
         }
     }
 
@@ -45,7 +52,7 @@ impl Event {
     }
 
     pub fn is_before(self) -> bool {
-        true
+        matches!(self, Event::C2cBeforeSendMsg | Event::GroupBeforeSendMsg)
     }
 
     fn bit(self) -> u32 {
@@ -81,6 +88,7 @@ struct AppHooks {
     cfg: CallbackConfig,
     uri: hyper::Uri,
     before: u32,
+    after: u32,
     fail_closed: u32,
     waiting: AtomicUsize,
 }
@@ -120,6 +128,7 @@ impl Hooks {
                 AppHooks {
                     uri,
                     before: mask(&c.before),
+                    after: mask(&c.after),
                     fail_closed: mask(&c.fail_closed),
                     cfg: c.clone(),
                     waiting: AtomicUsize::new(0),
@@ -129,6 +138,28 @@ impl Hooks {
         let seed = crate::now_ms() << 16;
         (!apps.is_empty())
             .then(|| Arc::new(Hooks { apps, client: http::client(), rt, next_request: AtomicU64::new(seed) }))
+    }
+
+    /// Whether `app` wants to hear of `event` after it happened.
+    pub fn after_on(&self, app: AppId, event: Event) -> bool {
+        self.apps.get(&app).is_some_and(|a| a.after & event.bit() != 0)
+    }
+
+    /// The stored form of an after-hook event (its JSON body, without the `EventId` its
+    /// queue position gives it when sent).
+    pub fn after_event(
+        app: AppId,
+        event: Event,
+        operator: &str,
+        platform: &str,
+        mut fields: Map<String, Value>,
+    ) -> Vec<u8> {
+        fields.insert("CallbackCommand".into(), event.name().into());
+        fields.insert("SdkAppid".into(), app.0.into());
+        fields.insert("Operator_Account".into(), operator.into());
+        fields.insert("OptPlatform".into(), platform.into());
+        fields.insert("EventTime".into(), crate::now_ms().into());
+        serde_json::to_vec(&Value::Object(fields)).unwrap_or_default()
     }
 
     /// Whether `app` hooks `event` before it happens.
@@ -192,20 +223,28 @@ impl Hooks {
         fields.insert("OptPlatform".into(), platform.into());
         fields.insert("RequestId".into(), id.to_string().into());
         let body = Bytes::from(serde_json::to_vec(&Value::Object(fields)).unwrap_or_default());
-        let sep = if a.cfg.url.contains('?') { '&' } else { '?' };
-        let url = format!(
-            "{}{sep}SdkAppid={}&CallbackCommand={}&contenttype=json&OptPlatform={platform}",
-            a.cfg.url,
-            app.0,
-            event.name()
-        );
-        let uri = url.parse().unwrap_or_else(|_| a.uri.clone());
-        let ts = crate::now_ms() / 1000;
-        let headers = vec![
-            ("x-im-timestamp", ts.to_string()),
-            ("x-im-signature", sign::sign(&a.cfg.secret, ts, &body)),
-            ("x-im-request-id", id.to_string()),
-        ];
-        (uri, headers, body)
+        signed(a, app, event.name(), platform, id.to_string(), body)
     }
+}
+
+/// The URI (with the query naming the event) and headers (signature) of a request.
+fn signed(
+    a: &AppHooks,
+    app: AppId,
+    event: &str,
+    platform: &str,
+    id: String,
+    body: Bytes,
+) -> (hyper::Uri, Vec<(&'static str, String)>, Bytes) {
+    let sep = if a.cfg.url.contains('?') { '&' } else { '?' };
+    let url =
+        format!("{}{sep}SdkAppid={}&CallbackCommand={event}&contenttype=json&OptPlatform={platform}", a.cfg.url, app.0);
+    let uri = url.parse().unwrap_or_else(|_| a.uri.clone());
+    let ts = crate::now_ms() / 1000;
+    let headers = vec![
+        ("x-im-timestamp", ts.to_string()),
+        ("x-im-signature", sign::sign(&a.cfg.secret, ts, &body)),
+        ("x-im-request-id", id),
+    ];
+    (uri, headers, body)
 }

@@ -9,12 +9,14 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Map, Value};
 
-use crate::callbacks::{Event, Outcome};
+use crate::callbacks::{Event, Hooks, Outcome};
 use crate::domain::ids::{AppId, ConvId, ConvRef};
-use crate::domain::message;
+use crate::domain::message::{self, MessageRecord};
 use crate::domain::DomainError;
+use crate::protocol::wire::ClientType;
 use crate::shard::cmd::{HookAnswered, HookPass, SendMessage};
 use crate::shard::state::{FastMap, Shard};
+use crate::store::Batch;
 
 /// The parked sends of one shard.
 #[derive(Default)]
@@ -47,7 +49,37 @@ fn send_fields(c: &SendMessage) -> Map<String, Value> {
     m
 }
 
+/// What the backend is told about a message sent.
+fn sent_fields(m: &MessageRecord) -> Map<String, Value> {
+    use base64::Engine;
+    let mut f = Map::new();
+    f.insert("From_Account".into(), m.from.as_str().into());
+    match &m.to {
+        ConvRef::P2p(u) => f.insert("To_Account".into(), u.as_str().into()),
+        ConvRef::Group(g) => f.insert("GroupId".into(), g.as_str().into()),
+    };
+    f.insert("MsgSeq".into(), m.seq.into());
+    f.insert("MsgKey".into(), m.server_id.to_string().into());
+    f.insert("MsgTime".into(), m.ts_ms.into());
+    f.insert("MsgId".into(), m.client_id.clone().into());
+    f.insert("MsgType".into(), m.msg_type.into());
+    f.insert("MsgBody".into(), base64::engine::general_purpose::STANDARD.encode(&m.body).into());
+    f
+}
+
 impl Shard {
+    /// The after-send event of `m`, in the batch that stores it, if the app wants it.
+    pub(in crate::shard) fn after_send(&self, batch: &mut Batch, app: AppId, m: &MessageRecord, platform: ClientType) {
+        let event = match m.to {
+            ConvRef::P2p(_) => Event::C2cAfterSendMsg,
+            ConvRef::Group(_) => Event::GroupAfterSendMsg,
+        };
+        if self.hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
+            let platform = platform.variant_name().unwrap_or("Unknown");
+            batch.put_hook_event(app, Hooks::after_event(app, event, m.from.as_str(), platform, sent_fields(m)));
+        }
+    }
+
     /// `Some(c)` when the send goes ahead now (no hook, or it has passed); `None` when it was
     /// parked on the hook, or answered (too many waiting).
     pub(in crate::shard) fn gate_send(&mut self, conv: &ConvId, c: SendMessage) -> Option<SendMessage> {

@@ -32,6 +32,8 @@ impl<'a> StreamPut<'a> {
 pub(crate) enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
     Delete(&'static str, Vec<u8>),
+    /// An after-hook event of an app: the writer gives it its key (`store::events`).
+    Event(AppId, Vec<u8>),
 }
 
 /// Mutations that become durable together, in one WAL write.
@@ -199,6 +201,16 @@ impl Batch {
 
     /// Records that `user`'s shard has yet to bring its side of the membership in `g` up to
     /// `version` (written with the group's change, deleted with the user's).
+    /// An after-hook event reporting this batch's change, delivered once the batch is durable.
+    pub fn put_hook_event(&mut self, app: AppId, event: Vec<u8>) {
+        self.ops.push(Op::Event(app, event));
+    }
+
+    /// An after-hook event delivered to the backend.
+    pub fn delete_hook_event(&mut self, app: AppId, seq: u64) {
+        self.ops.push(Op::Delete(keys::CF_HOOK_EVENTS, keys::hook_event(app, seq)));
+    }
+
     pub fn put_group_sync(&mut self, app: AppId, user: &UserId, g: &GroupId, version: u64) {
         self.ops.push(Op::Put(keys::CF_GROUP_SYNC, keys::group_sync(app, user, g, version), Vec::new()));
     }

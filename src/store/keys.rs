@@ -59,8 +59,11 @@ pub const CF_USER_GROUPS: &str = "user_groups";
 pub const CF_GROUP_SYNC: &str = "group_sync";
 /// [app u32][len u8][group][request id u64] -> a join request
 pub const CF_JOIN_REQS: &str = "join_reqs";
+/// [app u32][seq u64] -> an after-hook event (JSON) not yet delivered to the app's backend;
+/// the writer assigns `seq` in commit order (`store::events`).
+pub const CF_HOOK_EVENTS: &str = "hook_events";
 
-pub const ALL_CFS: [&str; 19] = [
+pub const ALL_CFS: [&str; 20] = [
     CF_META,
     CF_USERS,
     CF_STREAM,
@@ -80,7 +83,23 @@ pub const ALL_CFS: [&str; 19] = [
     CF_USER_GROUPS,
     CF_GROUP_SYNC,
     CF_JOIN_REQS,
+    CF_HOOK_EVENTS,
 ];
+
+/// An after-hook event's key.
+pub fn hook_event(app: AppId, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    k.extend_from_slice(&app.0.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// (app, seq) of an after-hook event's key.
+pub fn decode_hook_event(k: &[u8]) -> Option<(AppId, u64)> {
+    let app = u32::from_be_bytes(k.get(..4)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(k.get(4..12)?.try_into().ok()?);
+    (k.len() == 12).then_some((AppId(app), seq))
+}
 
 /// The on-disk format version, stored under this key in CF_META.
 pub const META_FORMAT: &[u8] = b"format";

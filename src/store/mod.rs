@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod codec;
+mod events;
 mod groups;
 pub mod keys;
 mod messages;
@@ -24,6 +25,7 @@ use crate::domain::ids::{AppId, UserId};
 use crate::domain::sync::{ItemId, Stream};
 pub(crate) use batch::Op;
 pub use batch::{Batch, StreamPut};
+pub use events::Events;
 pub use groups::GroupSyncRecord;
 pub use messages::{decode_message_ref, message_ref, Location};
 pub use writer::{Commit, Committer, Done, WriterOptions, WriterThread};
@@ -75,6 +77,8 @@ fn write_batch<'a>(db: &DB, ops: impl IntoIterator<Item = &'a Op>) -> Result<roc
         match op {
             Op::Put(c, k, v) => wb.put_cf(cf(db, c)?, k, v),
             Op::Delete(c, k) => wb.delete_cf(cf(db, c)?, k),
+            // Keyed by the writer first (`Events::assign`).
+            Op::Event(..) => {}
         }
     }
     Ok(wb)
@@ -92,6 +96,7 @@ fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
+    events: Arc<Events>,
 }
 
 impl Store {
@@ -151,14 +156,20 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(rocks)?;
-        let store = Store { db: Arc::new(db) };
+        let events = Arc::new(Events::open(&db)?);
+        let store = Store { db: Arc::new(db), events };
         store.check_format()?;
         Ok(store)
     }
 
     /// Starts the group-commit writer for this store.
     pub fn start_writer(&self, o: WriterOptions) -> (Committer, WriterThread) {
-        writer::spawn(self.db.clone(), o)
+        writer::spawn(self.db.clone(), self.events.clone(), o)
+    }
+
+    /// The after-hook queue's bookkeeping.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
     }
 
     /// One user's record, if stored: a point read (the block cache keeps the hot ones; the
@@ -327,7 +338,8 @@ impl Store {
 
     /// Writes `batch` now, fdatasync'ed, bypassing the writer (start-up, before any shard runs).
     pub fn write_now(&self, batch: Batch) -> Result<(), StoreError> {
-        let wb = write_batch(&self.db, &batch.ops)?;
+        let events = self.events.assign(batch.ops.iter());
+        let wb = write_batch(&self.db, batch.ops.iter().chain(&events))?;
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
         self.db.write_opt(wb, &o).map_err(rocks)

@@ -108,7 +108,7 @@ pub struct WriterOptions {
     pub max_group: usize,
 }
 
-pub fn spawn(db: Arc<DB>, o: WriterOptions) -> (Committer, WriterThread) {
+pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions) -> (Committer, WriterThread) {
     let (tx, rx) = mpsc::channel(o.queue.max(1));
     let failed = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -125,7 +125,7 @@ pub fn spawn(db: Arc<DB>, o: WriterOptions) -> (Committer, WriterThread) {
     let f2 = failed.clone();
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(db, o.durability, rx, o.max_group.max(1), f2, written))
+        .spawn(move || run(db, &events, o.durability, rx, o.max_group.max(1), f2, written))
         .expect("spawning the writer thread at startup");
     (Committer { tx, failed: failed.clone() }, WriterThread { handle, failed, syncer })
 }
@@ -157,6 +157,7 @@ fn sync_loop(
 
 fn run(
     db: Arc<DB>,
+    events: &super::Events,
     durability: Durability,
     mut rx: mpsc::Receiver<Commit>,
     max_group: usize,
@@ -175,8 +176,11 @@ fn run(
                 Err(_) => break,
             }
         }
-        let result =
-            if failed.load(Ordering::Acquire) { Err(StoreError::Failed) } else { write_group(&db, &opts, &group) };
+        let result = if failed.load(Ordering::Acquire) {
+            Err(StoreError::Failed)
+        } else {
+            write_group(&db, events, &opts, &group)
+        };
         if result.is_ok() {
             written.fetch_add(1, Ordering::Release);
         }
@@ -220,19 +224,27 @@ fn flush_memtables(db: &DB) {
 fn op_key(op: &Op) -> (usize, &[u8]) {
     match op {
         Op::Put(cf, k, _) | Op::Delete(cf, k) => (cf.as_ptr() as usize, k),
+        Op::Event(..) => (0, &[]),
     }
 }
 
-fn write_group(db: &DB, opts: &WriteOptions, group: &[Commit]) -> Result<(), StoreError> {
+fn write_group(db: &DB, events: &super::Events, opts: &WriteOptions, group: &[Commit]) -> Result<(), StoreError> {
     // The group's operations sorted by (column family, key), so the memtable inserts walk each
     // skip list forward from the previous insert's position (`memtable_insert_hint_per_batch`)
     // instead of searching it from the top for every key. The sort is stable: operations on
     // one key keep their order (a later put or delete still wins).
-    let mut ops: Vec<&Op> = group.iter().flat_map(|c| c.batch.ops.iter()).collect();
+    // After-hook events get their keys here, in commit order (`store::events`).
+    let keyed = events.assign(group.iter().flat_map(|c| c.batch.ops.iter()));
+    let mut ops: Vec<&Op> =
+        group.iter().flat_map(|c| c.batch.ops.iter()).filter(|op| !matches!(op, Op::Event(..))).chain(&keyed).collect();
     ops.sort_by(|a, b| op_key(a).cmp(&op_key(b)));
     let wb = super::write_batch(db, ops)?;
     if wb.is_empty() {
         return Ok(());
     }
-    db.write_opt(wb, opts).map_err(|e| StoreError::Rocks(e.to_string()))
+    db.write_opt(wb, opts).map_err(|e| StoreError::Rocks(e.to_string()))?;
+    if !keyed.is_empty() {
+        events.wake();
+    }
+    Ok(())
 }

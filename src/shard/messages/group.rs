@@ -81,6 +81,7 @@ impl Shard {
         let conv = ConvId::Group(g.clone());
         batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
+        self.after_send(&mut batch, app, &msg, origin.platform);
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let exclude = Some(origin.outbox.conn());
         self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin).await;

@@ -185,6 +185,7 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_message(app, &conv, msg.seq, msg.server_id, msg.encode());
         batch.put_idem(app, &msg.from, &msg.to, &msg.client_id, idem.encode());
+        self.after_send(&mut batch, app, &msg, origin.platform);
         self.uses += 1;
         self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
