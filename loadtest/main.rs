@@ -7,6 +7,7 @@
 //! `storm`, and `registered` (which runs its own server). See docs/performance.md for the
 //! commands and results.
 
+mod backend;
 mod conn;
 mod fanout;
 mod p2p;
@@ -117,6 +118,15 @@ enum Cmd {
     /// server itself (the app, secret and admin flags configure it): an empty one for
     /// reference, then one that imports the users, stops (SIGTERM) and restarts.
     Registered(registered::Args),
+    /// A tiny app backend that allows every callback (for a server configured with
+    /// `[apps.callbacks]` pointing at it); runs until killed.
+    HookBackend {
+        #[arg(long, default_value = "127.0.0.1:7790")]
+        listen: String,
+        /// Answer each callback after this long.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
 }
 
 #[derive(Serialize, Default)]
@@ -152,6 +162,9 @@ fn run_id() -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::HookBackend { listen, delay_ms } = &cli.cmd {
+        return backend::run(listen, *delay_ms).await;
+    }
     let nofile = stats::raise_nofile();
     let (app, secret) = match &cli.config {
         Some(p) => {
@@ -294,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
                 "messages_expected": missed * connections as u64,
             });
         }
+        Cmd::HookBackend { .. } => unreachable!("answered above"),
         Cmd::Registered(args) => {
             let o = registered::Opts::new(args, &t, &cli.admin)?;
             let (start, usage) = (Instant::now(), Usage::start(None));
