@@ -145,3 +145,78 @@ async fn past_the_bound_new_events_are_dropped_and_queued_ones_kept() {
     taken(&b, &up, 4).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn group_changes_and_recalls_are_reported_in_order_and_imports_are_not() {
+    use imserver::client::{GroupChange, GroupMember};
+    let up = Arc::new(AtomicBool::new(true));
+    let b = switchable(&up).await;
+    let s = TestServer::start_with(|c| {
+        let mut h = hooks(&b, 1000);
+        h.after = [
+            "Group.CallbackAfterCreateGroup",
+            "Group.CallbackAfterNewMemberJoin",
+            "Group.CallbackAfterMemberExit",
+            "Group.CallbackAfterGroupInfoChanged",
+            "Group.CallbackAfterChangeGroupOwner",
+            "Group.CallbackAfterGroupDestroyed",
+            "C2C.CallbackAfterMsgWithDraw",
+        ]
+        .map(String::from)
+        .to_vec();
+        c.apps[0].callbacks = h;
+    })
+    .await;
+    s.import(&["alice", "bob", "carol", "dave"]).await;
+    let admin = s.admin().await;
+    // Imports are not reported.
+    let imported = GroupInfo { group_id: "old".into(), kind: 1, owner: "alice".into(), ..Default::default() };
+    let m = GroupMember { user_id: "bob".into(), join_time_ms: 5, ..Default::default() };
+    admin.import_group(&imported, &[m]).await.unwrap();
+    let (alice, carol, dave) = (s.user("alice").await, s.user("carol").await, s.user("dave").await);
+    let g = GroupInfo { group_id: "g".into(), kind: 1, ..Default::default() };
+    alice.create_group(&g, &["bob"], None).await.unwrap();
+    alice.add_group_members("g", &["carol"], false).await.unwrap();
+    carol.exit_group("g").await.unwrap();
+    alice.delete_group_members("g", &["bob"]).await.unwrap();
+    alice.update_group("g", &GroupChange { name: Some("renamed".into()), ..Default::default() }).await.unwrap();
+    alice.add_group_members("g", &["dave"], true).await.unwrap();
+    alice.change_group_owner("g", "dave").await.unwrap();
+    dave.destroy_group("g").await.unwrap();
+    let ack = alice.send_message("bob", "r1", 1, b"oops", None).await.unwrap();
+    alice.recall("bob", ack.server_id, None).await.unwrap();
+
+    let got = taken(&b, &up, 9).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.seen.lock().len(), 9, "each once, and nothing for the import");
+    let summary: Vec<(String, String)> = got
+        .iter()
+        .map(|v| {
+            let who = v["MemberList"].as_array().map_or(String::new(), |l| {
+                l.iter().map(|m| m["Member_Account"].as_str().unwrap()).collect::<Vec<_>>().join(",")
+            });
+            let how = v["ExitType"].as_str().or(v["JoinType"].as_str()).unwrap_or("");
+            (
+                v["CallbackCommand"].as_str().unwrap().trim_start_matches("Group.CallbackAfter").to_owned(),
+                format!("{who}{how}"),
+            )
+        })
+        .collect();
+    let want = [
+        ("CreateGroup", "alice,bob"),
+        ("NewMemberJoin", "carolInvited"),
+        ("MemberExit", "carolQuit"),
+        ("MemberExit", "bobKicked"),
+        ("GroupInfoChanged", ""),
+        ("NewMemberJoin", "daveInvited"),
+        ("ChangeGroupOwner", "alice,dave"),
+        ("GroupDestroyed", ""),
+        ("C2C.CallbackAfterMsgWithDraw", ""),
+    ];
+    assert_eq!(summary, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
+    assert_eq!(got[4]["Name"], "renamed");
+    assert_eq!(got[8]["MsgKey"], ack.server_id.to_string());
+    assert!(got.iter().all(|v| v["GroupId"] == "g" || v["CallbackCommand"] == "C2C.CallbackAfterMsgWithDraw"));
+    drop(admin);
+    s.stop().await;
+}

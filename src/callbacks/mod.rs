@@ -32,11 +32,31 @@ pub enum Event {
     GroupBeforeSendMsg,
     C2cAfterSendMsg,
     GroupAfterSendMsg,
+    C2cAfterMsgWithDraw,
+    GroupAfterRecallMsg,
+    GroupAfterCreateGroup,
+    GroupAfterNewMemberJoin,
+    GroupAfterMemberExit,
+    GroupAfterGroupInfoChanged,
+    GroupAfterChangeGroupOwner,
+    GroupAfterGroupDestroyed,
 }
 
 impl Event {
-    const ALL: [Event; 4] =
-        [Event::C2cBeforeSendMsg, Event::GroupBeforeSendMsg, Event::C2cAfterSendMsg, Event::GroupAfterSendMsg];
+    const ALL: [Event; 12] = [
+        Event::C2cBeforeSendMsg,
+        Event::GroupBeforeSendMsg,
+        Event::C2cAfterSendMsg,
+        Event::GroupAfterSendMsg,
+        Event::C2cAfterMsgWithDraw,
+        Event::GroupAfterRecallMsg,
+        Event::GroupAfterCreateGroup,
+        Event::GroupAfterNewMemberJoin,
+        Event::GroupAfterMemberExit,
+        Event::GroupAfterGroupInfoChanged,
+        Event::GroupAfterChangeGroupOwner,
+        Event::GroupAfterGroupDestroyed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +64,14 @@ impl Event {
             Event::GroupBeforeSendMsg => "Group.CallbackBeforeSendMsg",
             Event::C2cAfterSendMsg => "C2C.CallbackAfterSendMsg",
             Event::GroupAfterSendMsg => "Group.CallbackAfterSendMsg",
+            Event::C2cAfterMsgWithDraw => "C2C.CallbackAfterMsgWithDraw",
+            Event::GroupAfterRecallMsg => "Group.CallbackAfterRecallMsg",
+            Event::GroupAfterCreateGroup => "Group.CallbackAfterCreateGroup",
+            Event::GroupAfterNewMemberJoin => "Group.CallbackAfterNewMemberJoin",
+            Event::GroupAfterMemberExit => "Group.CallbackAfterMemberExit",
+            Event::GroupAfterGroupInfoChanged => "Group.CallbackAfterGroupInfoChanged",
+            Event::GroupAfterChangeGroupOwner => "Group.CallbackAfterChangeGroupOwner",
+            Event::GroupAfterGroupDestroyed => "Group.CallbackAfterGroupDestroyed",
         }
     }
 

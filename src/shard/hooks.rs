@@ -6,11 +6,13 @@
 //! and a later send never takes a seq before an earlier one of the same conversation.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::callbacks::{Event, Hooks, Outcome};
-use crate::domain::ids::{AppId, ConvId, ConvRef};
+use crate::domain::group::GroupRecord;
+use crate::domain::ids::{AppId, ConvId, ConvRef, UserId};
 use crate::domain::message::{self, MessageRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::ClientType;
@@ -77,6 +79,52 @@ impl Shard {
         if self.hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
             let platform = platform.variant_name().unwrap_or("Unknown");
             batch.put_hook_event(app, Hooks::after_event(app, event, m.from.as_str(), platform, sent_fields(m)));
+        }
+    }
+
+    /// The apps' backends, if any (a handler takes them before borrowing its group).
+    pub(in crate::shard) fn hooks(&self) -> Option<Arc<Hooks>> {
+        self.hooks.clone()
+    }
+
+    /// An after-hook event of a group change (`users`: the members it is about), in the
+    /// change's batch, if the app wants it. Imports report nothing (their handlers skip this).
+    pub(in crate::shard) fn report_group(
+        hooks: &Option<Arc<Hooks>>,
+        batch: &mut Batch,
+        (app, event, by): (AppId, Event, Option<&UserId>),
+        (rec, users): (&GroupRecord, &[UserId]),
+        extra: &[(&str, Value)],
+    ) {
+        if !hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
+            return;
+        }
+        let mut f = Map::new();
+        f.insert("GroupId".into(), rec.id.as_str().into());
+        f.insert("Type".into(), rec.kind.0.into());
+        f.insert("Owner_Account".into(), rec.owner.as_str().into());
+        f.insert("Name".into(), rec.name.clone().into());
+        if !users.is_empty() {
+            let list = users.iter().map(|u| serde_json::json!({ "Member_Account": u.as_str() })).collect();
+            f.insert("MemberList".into(), Value::Array(list));
+        }
+        for (k, v) in extra {
+            f.insert((*k).into(), v.clone());
+        }
+        let operator = by.map_or("", UserId::as_str);
+        batch.put_hook_event(app, Hooks::after_event(app, event, operator, "", f));
+    }
+
+    /// The after-hook event of a recall, in its batch, if the app wants it.
+    pub(in crate::shard) fn report_recall(&self, batch: &mut Batch, app: AppId, tomb: &MessageRecord, by: &UserId) {
+        let event = match tomb.to {
+            ConvRef::P2p(_) => Event::C2cAfterMsgWithDraw,
+            ConvRef::Group(_) => Event::GroupAfterRecallMsg,
+        };
+        if self.hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
+            let mut f = sent_fields(tomb);
+            f.remove("MsgBody");
+            batch.put_hook_event(app, Hooks::after_event(app, event, by.as_str(), "", f));
         }
     }
 

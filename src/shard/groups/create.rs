@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::callbacks::Event;
 use crate::domain::group::{GroupRecord, MemberRecord};
 use crate::domain::DomainError;
 use crate::protocol::wire::GroupRole;
@@ -61,6 +62,10 @@ impl Shard {
         }
         let added: Vec<_> = joined.keys().cloned().collect();
         let event = (!import).then(|| event_push("created", by.user.as_ref(), &added, &rec));
+        if !import {
+            let hook = (app, Event::GroupAfterCreateGroup, by.user.as_ref());
+            Shard::report_group(&self.hooks(), &mut batch, hook, (&rec, &added), &[]);
+        }
         let changed = added.iter().map(|u| (u.clone(), Side::Member { visible_from: 1 })).collect();
         let effect = Effect { changed, told: Vec::new(), event };
         effect.intents(&mut batch, app, &rec.id, rec.version);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::callbacks::Event;
 use crate::domain::group::{self, MemberLimits};
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::DomainError;
@@ -25,6 +26,7 @@ impl Shard {
     }
 
     pub(in crate::shard) async fn update_group(&mut self, c: UpdateGroup) {
+        let hooks = self.hooks();
         let UpdateGroup { app, group, by, change, event, reply } = c;
         let limits = self.member_limits(app);
         let st = or_reply!(reply, self.live_group(app, &group));
@@ -49,11 +51,14 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_group(app, &group, rec.encode());
         effect.intents(&mut batch, app, &group, rec.version);
+        let hook = (app, Event::GroupAfterGroupInfoChanged, by.user.as_ref());
+        Shard::report_group(&hooks, &mut batch, hook, (&rec, &[]), &[]);
         let snapshot = (Arc::new(rec.clone()), head);
         self.commit_change(app, snapshot, batch, effect, reply, rec).await;
     }
 
     pub(in crate::shard) async fn add_members(&mut self, c: AddMembers) {
+        let hooks = self.hooks();
         let AddMembers { app, group, by, members, silent, import, reply } = c;
         let ids: Vec<UserId> = members.iter().map(|m| m.user.clone()).collect();
         let checks = or_reply!(reply, self.check_joiners(app, &ids));
@@ -107,11 +112,16 @@ impl Shard {
         let effect = Effect { changed, told, event };
         effect.intents(&mut batch, app, &group, st.rec.version);
         let snapshot = st.snapshot();
+        if !import {
+            let hook = (app, Event::GroupAfterNewMemberJoin, by.user.as_ref());
+            Shard::report_group(&hooks, &mut batch, hook, (&snapshot.0, &added), &[("JoinType", "Invited".into())]);
+        }
         self.commit_change(app, snapshot, batch, effect, reply, outcomes).await;
     }
 
     /// Kicks `users`, or the actor leaves (`exit`).
     pub(in crate::shard) async fn remove_members(&mut self, c: RemoveMembers) {
+        let hooks = self.hooks();
         let RemoveMembers { app, group, by, users, exit, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         let who = st.acting(&by);
@@ -153,6 +163,9 @@ impl Shard {
         let kind = if exit { "exited" } else { "members_removed" };
         let event = event_push(kind, by.user.as_ref(), &gone, &st.rec);
         let told = st.members.ids().cloned().collect();
+        let exit_type = [("ExitType", if exit { "Quit" } else { "Kicked" }.into())];
+        let hook = (app, Event::GroupAfterMemberExit, by.user.as_ref());
+        Shard::report_group(&hooks, &mut batch, hook, (&st.rec, &gone), &exit_type);
         let effect = Effect { changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(), told, event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
         let snapshot = st.snapshot();
@@ -188,6 +201,7 @@ impl Shard {
     /// The group ends: no member is left, no message is taken; the record stays (destroyed),
     /// so its id is never reused.
     pub(in crate::shard) async fn destroy_group(&mut self, c: DestroyGroup) {
+        let hooks = self.hooks();
         let DestroyGroup { app, group, by, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         or_reply!(reply, group::destroy(st.acting(&by)));
@@ -201,6 +215,8 @@ impl Shard {
         st.rec.version += 1;
         batch.put_group(app, &group, st.rec.encode());
         let event = event_push("destroyed", by.user.as_ref(), &[], &st.rec);
+        let hook = (app, Event::GroupAfterGroupDestroyed, by.user.as_ref());
+        Shard::report_group(&hooks, &mut batch, hook, (&st.rec, &[]), &[]);
         let effect = Effect {
             changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(),
             told: Vec::new(),
@@ -244,6 +260,7 @@ impl Shard {
     }
 
     pub(in crate::shard) async fn change_owner(&mut self, c: ChangeOwner) {
+        let hooks = self.hooks();
         let ChangeOwner { app, group, by, new_owner, reply } = c;
         let st = or_reply!(reply, self.live_group(app, &group));
         let who = st.acting(&by);
@@ -263,7 +280,10 @@ impl Shard {
         let rec = &st.rec;
         let changed =
             st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(rec) })).collect();
-        let event = event_push("owner_changed", by.user.as_ref(), &[old, new_owner], rec);
+        let owners = [old, new_owner];
+        let event = event_push("owner_changed", by.user.as_ref(), &owners, rec);
+        let hook = (app, Event::GroupAfterChangeGroupOwner, by.user.as_ref());
+        Shard::report_group(&hooks, &mut batch, hook, (rec, &owners), &[]);
         let effect = Effect { changed, told: Vec::new(), event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
         let snapshot = st.snapshot();

@@ -1,6 +1,7 @@
 //! Join requests to public groups: apply (a member at once when the policy is free join),
 //! list, approve or reject (owner and admins). The admins and the applicant are told.
 
+use crate::callbacks::Event;
 use crate::domain::group::{self, Apply, JoinRequest, MemberRecord};
 use crate::domain::ids::UserId;
 use crate::domain::DomainError;
@@ -35,6 +36,7 @@ impl Shard {
         or_reply!(reply, self.group_requests(app, &group));
         let now = crate::now_ms();
         let max_requests = self.cfg.limits.max_join_requests.max(1);
+        let hooks = self.hooks();
         let Ok(st) = self.live_group(app, &group) else { return };
         let mut batch = Batch::default();
         let (effect, answer) = match or_reply!(reply, group::apply(&st.rec, st.members.contains(&user))) {
@@ -47,6 +49,9 @@ impl Shard {
                 st.rec.version += 1;
                 let told = st.members.ids().filter(|u| **u != user).cloned().collect();
                 let event = event_push("members_added", Some(&user), std::slice::from_ref(&user), &st.rec);
+                let hook = (app, Event::GroupAfterNewMemberJoin, Some(&user));
+                let joined = (&st.rec, std::slice::from_ref(&user));
+                Shard::report_group(&hooks, &mut batch, hook, joined, &[("JoinType", "Apply".into())]);
                 let effect = Effect { changed: vec![(user, Side::Member { visible_from })], told, event: Some(event) };
                 (effect, (true, None))
             }
@@ -120,6 +125,7 @@ impl Shard {
             }
         }
         let now = crate::now_ms();
+        let hooks = self.hooks();
         let Ok(st) = self.live_group(app, &group) else { return };
         let mut batch = Batch::default();
         let mut changed = Vec::new();
@@ -137,6 +143,11 @@ impl Shard {
         r.state = if approve { JoinRequest::APPROVED } else { JoinRequest::REJECTED };
         batch.put_join_request(app, &group, r.id, r.encode());
         let answer = r.clone();
+        if !changed.is_empty() {
+            let hook = (app, Event::GroupAfterNewMemberJoin, by.user.as_ref());
+            let joined = (&st.rec, std::slice::from_ref(&applicant));
+            Shard::report_group(&hooks, &mut batch, hook, joined, &[("JoinType", "Apply".into())]);
+        }
         let mut told: Vec<UserId> = if approve {
             st.members.ids().filter(|u| **u != applicant).cloned().collect()
         } else {

@@ -261,6 +261,7 @@ impl Shard {
         };
         let mut batch = Batch::default();
         batch.replace_message(app, &conv, tomb.seq, tomb.encode());
+        self.report_recall(&mut batch, app, &tomb, &by);
         if let Some(fanout) = fanout {
             // A group's recall, like its messages, is stored once: members' shards only
             // update their entries in memory and push it.
