@@ -44,6 +44,15 @@ async fn switchable(up: &Arc<AtomicBool>) -> Backend {
     .await
 }
 
+/// A server whose app reports sends to `b` (queue bound `max_queued`), alice and bob in it,
+/// and alice logged in.
+async fn server_for(b: &Backend, max_queued: u64) -> (TestServer, imserver::client::Client) {
+    let s = TestServer::start_with(|c| c.apps[0].callbacks = hooks(b, max_queued)).await;
+    s.import(&["alice", "bob"]).await;
+    let alice = s.user("alice").await;
+    (s, alice)
+}
+
 /// The events the backend took (answered 200), waiting until there are `n` distinct ones.
 async fn taken(b: &Backend, up: &AtomicBool, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -104,9 +113,7 @@ async fn every_message_sent_is_reported_once_in_order_and_signed() {
 async fn a_backend_down_across_a_restart_still_gets_every_event() {
     let up = Arc::new(AtomicBool::new(false));
     let b = switchable(&up).await;
-    let s = TestServer::start_with(|c| c.apps[0].callbacks = hooks(&b, 1000)).await;
-    s.import(&["alice", "bob"]).await;
-    let alice = s.user("alice").await;
+    let (s, alice) = server_for(&b, 1000).await;
     for i in 0..15 {
         alice.send_message("bob", &format!("m{i}"), 1, b"x", None).await.unwrap();
     }
@@ -128,9 +135,7 @@ async fn a_backend_down_across_a_restart_still_gets_every_event() {
 async fn past_the_bound_new_events_are_dropped_and_queued_ones_kept() {
     let up = Arc::new(AtomicBool::new(false));
     let b = switchable(&up).await;
-    let s = TestServer::start_with(|c| c.apps[0].callbacks = hooks(&b, 3)).await;
-    s.import(&["alice", "bob"]).await;
-    let alice = s.user("alice").await;
+    let (s, alice) = server_for(&b, 3).await;
     for i in 0..6 {
         // The sends themselves all go through.
         alice.send_message("bob", &format!("m{i}"), 1, b"x", None).await.unwrap();

@@ -60,12 +60,15 @@ async fn deliver(hooks: Arc<Hooks>, app: AppId, store: Store, committer: Committ
         let written = events.next_write();
         tokio::pin!(written);
         written.as_mut().enable();
-        let page = match store.hook_events(app, after, PAGE) {
-            Ok(p) => p,
-            Err(e) => {
+        // A RocksDB read: off the async workers.
+        let reader = store.clone();
+        let page = match tokio::task::spawn_blocking(move || reader.hook_events(app, after, PAGE)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
                 tracing::error!(app = app.0, error = %e, "reading after-hook events");
                 Vec::new()
             }
+            Err(_) => Vec::new(),
         };
         if page.is_empty() {
             tokio::select! {

@@ -146,10 +146,8 @@ impl Hooks {
         let mut apps = HashMap::new();
         for app in &cfg.apps {
             let c = &app.callbacks;
+            // Off (empty) or not a URL (refused by `Config::validate` already).
             let Ok(uri) = c.url.parse::<hyper::Uri>() else { continue };
-            if c.url.is_empty() {
-                continue;
-            }
             let mask = |names: &[String]| names.iter().filter_map(|n| Event::named(n)).fold(0, |m, e| m | e.bit());
             apps.insert(
                 app.id,

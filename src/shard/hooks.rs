@@ -36,36 +36,32 @@ struct Parked {
     outcome: Option<Outcome>,
 }
 
-/// What the backend is told about a send.
-fn send_fields(c: &SendMessage) -> Map<String, Value> {
-    use base64::Engine;
-    let mut m = Map::new();
-    m.insert("From_Account".into(), c.from.as_str().into());
-    match &c.to {
-        ConvRef::P2p(u) => m.insert("To_Account".into(), u.as_str().into()),
-        ConvRef::Group(g) => m.insert("GroupId".into(), g.as_str().into()),
-    };
-    m.insert("MsgId".into(), c.client_id.clone().into());
-    m.insert("MsgType".into(), c.msg_type.into());
-    m.insert("MsgBody".into(), base64::engine::general_purpose::STANDARD.encode(&c.body).into());
-    m
-}
-
-/// What the backend is told about a message sent.
-fn sent_fields(m: &MessageRecord) -> Map<String, Value> {
+/// What the backend is told about a message: sender, receiver or group, client id, type, body.
+fn message_fields(from: &UserId, to: &ConvRef, client_id: &str, msg_type: u32, body: &[u8]) -> Map<String, Value> {
     use base64::Engine;
     let mut f = Map::new();
-    f.insert("From_Account".into(), m.from.as_str().into());
-    match &m.to {
+    f.insert("From_Account".into(), from.as_str().into());
+    match to {
         ConvRef::P2p(u) => f.insert("To_Account".into(), u.as_str().into()),
         ConvRef::Group(g) => f.insert("GroupId".into(), g.as_str().into()),
     };
+    f.insert("MsgId".into(), client_id.into());
+    f.insert("MsgType".into(), msg_type.into());
+    f.insert("MsgBody".into(), base64::engine::general_purpose::STANDARD.encode(body).into());
+    f
+}
+
+/// What the backend is told about a send waiting on it.
+fn send_fields(c: &SendMessage) -> Map<String, Value> {
+    message_fields(&c.from, &c.to, &c.client_id, c.msg_type, &c.body)
+}
+
+/// What the backend is told about a message sent (its seq, server id and time too).
+fn sent_fields(m: &MessageRecord) -> Map<String, Value> {
+    let mut f = message_fields(&m.from, &m.to, &m.client_id, m.msg_type, &m.body);
     f.insert("MsgSeq".into(), m.seq.into());
     f.insert("MsgKey".into(), m.server_id.to_string().into());
     f.insert("MsgTime".into(), m.ts_ms.into());
-    f.insert("MsgId".into(), m.client_id.clone().into());
-    f.insert("MsgType".into(), m.msg_type.into());
-    f.insert("MsgBody".into(), base64::engine::general_purpose::STANDARD.encode(&m.body).into());
     f
 }
 

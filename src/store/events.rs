@@ -53,9 +53,14 @@ impl Events {
     /// The puts for the events of `ops` (the writer, for one group, in commit order).
     pub(super) fn assign<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> Vec<Op> {
         let mut out = Vec::new();
+        // Most groups have no event: the lock is taken at the first one.
+        let mut events = ops.filter_map(|op| match op {
+            Op::Event(app, v) => Some((app, v)),
+            _ => None,
+        });
+        let Some(first) = events.next() else { return out };
         let mut c = self.counts.lock();
-        for op in ops {
-            let Op::Event(app, v) = op else { continue };
+        for (app, v) in std::iter::once(first).chain(events) {
             let limit = c.limits.get(app).copied().unwrap_or(u64::MAX);
             let queued = c.queued.entry(*app).or_default();
             if *queued >= limit {
