@@ -113,6 +113,7 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
         router,
         next_conn: AtomicU64::new(1),
         advertise: cfg.advertise.clone().unwrap_or_else(|| local.to_string()),
+        hooks,
     });
     net::listener::serve(listener, ctx.clone(), shutdown).await;
     drop(ctx);

@@ -30,48 +30,86 @@ pub use verdict::Verdict;
 pub enum Event {
     C2cBeforeSendMsg,
     GroupBeforeSendMsg,
+    SnsPrevFriendAdd,
+    GroupBeforeCreateGroup,
+    GroupBeforeApplyJoinGroup,
+    GroupBeforeInviteJoinGroup,
     C2cAfterSendMsg,
     GroupAfterSendMsg,
     C2cAfterMsgWithDraw,
     GroupAfterRecallMsg,
+    C2cAfterMsgReport,
+    GroupAfterMsgReport,
     GroupAfterCreateGroup,
     GroupAfterNewMemberJoin,
     GroupAfterMemberExit,
     GroupAfterGroupInfoChanged,
     GroupAfterChangeGroupOwner,
     GroupAfterGroupDestroyed,
+    SnsFriendAdd,
+    SnsFriendDelete,
+    SnsBlackListAdd,
+    SnsBlackListDelete,
+    ProfilePortraitSet,
+    StateChange,
 }
 
 impl Event {
-    const ALL: [Event; 12] = [
+    const ALL: [Event; 24] = [
         Event::C2cBeforeSendMsg,
         Event::GroupBeforeSendMsg,
+        Event::SnsPrevFriendAdd,
+        Event::GroupBeforeCreateGroup,
+        Event::GroupBeforeApplyJoinGroup,
+        Event::GroupBeforeInviteJoinGroup,
         Event::C2cAfterSendMsg,
         Event::GroupAfterSendMsg,
         Event::C2cAfterMsgWithDraw,
         Event::GroupAfterRecallMsg,
+        Event::C2cAfterMsgReport,
+        Event::GroupAfterMsgReport,
         Event::GroupAfterCreateGroup,
         Event::GroupAfterNewMemberJoin,
         Event::GroupAfterMemberExit,
         Event::GroupAfterGroupInfoChanged,
         Event::GroupAfterChangeGroupOwner,
         Event::GroupAfterGroupDestroyed,
+        Event::SnsFriendAdd,
+        Event::SnsFriendDelete,
+        Event::SnsBlackListAdd,
+        Event::SnsBlackListDelete,
+        Event::ProfilePortraitSet,
+        Event::StateChange,
     ];
 
+    /// Tencent's `CallbackCommand` where it has one; `Group.CallbackAfterMsgReport` (a
+    /// member's read report) is this server's own, named after the one-to-one one.
     pub fn name(self) -> &'static str {
         match self {
             Event::C2cBeforeSendMsg => "C2C.CallbackBeforeSendMsg",
             Event::GroupBeforeSendMsg => "Group.CallbackBeforeSendMsg",
+            Event::SnsPrevFriendAdd => "Sns.CallbackPrevFriendAdd",
+            Event::GroupBeforeCreateGroup => "Group.CallbackBeforeCreateGroup",
+            Event::GroupBeforeApplyJoinGroup => "Group.CallbackBeforeApplyJoinGroup",
+            Event::GroupBeforeInviteJoinGroup => "Group.CallbackBeforeInviteJoinGroup",
             Event::C2cAfterSendMsg => "C2C.CallbackAfterSendMsg",
             Event::GroupAfterSendMsg => "Group.CallbackAfterSendMsg",
             Event::C2cAfterMsgWithDraw => "C2C.CallbackAfterMsgWithDraw",
             Event::GroupAfterRecallMsg => "Group.CallbackAfterRecallMsg",
+            Event::C2cAfterMsgReport => "C2C.CallbackAfterMsgReport",
+            Event::GroupAfterMsgReport => "Group.CallbackAfterMsgReport",
             Event::GroupAfterCreateGroup => "Group.CallbackAfterCreateGroup",
             Event::GroupAfterNewMemberJoin => "Group.CallbackAfterNewMemberJoin",
             Event::GroupAfterMemberExit => "Group.CallbackAfterMemberExit",
             Event::GroupAfterGroupInfoChanged => "Group.CallbackAfterGroupInfoChanged",
             Event::GroupAfterChangeGroupOwner => "Group.CallbackAfterChangeGroupOwner",
             Event::GroupAfterGroupDestroyed => "Group.CallbackAfterGroupDestroyed",
+            Event::SnsFriendAdd => "Sns.CallbackFriendAdd",
+            Event::SnsFriendDelete => "Sns.CallbackFriendDelete",
+            Event::SnsBlackListAdd => "Sns.CallbackBlackListAdd",
+            Event::SnsBlackListDelete => "Sns.CallbackBlackListDelete",
+            Event::ProfilePortraitSet => "Profile.CallbackPortraitSet",
+            Event::StateChange => "State.StateChange",
         }
     }
 
@@ -80,7 +118,15 @@ impl Event {
     }
 
     pub fn is_before(self) -> bool {
-        matches!(self, Event::C2cBeforeSendMsg | Event::GroupBeforeSendMsg)
+        matches!(
+            self,
+            Event::C2cBeforeSendMsg
+                | Event::GroupBeforeSendMsg
+                | Event::SnsPrevFriendAdd
+                | Event::GroupBeforeCreateGroup
+                | Event::GroupBeforeApplyJoinGroup
+                | Event::GroupBeforeInviteJoinGroup
+        )
     }
 
     fn bit(self) -> u32 {
@@ -93,6 +139,8 @@ impl Event {
 pub enum Outcome {
     /// Go ahead (with this body instead of the client's, for a rewritten message).
     Pass(Option<Vec<u8>>),
+    /// Go ahead without these users (an invite: the backend refused some of the invited).
+    PassExcept(Vec<String>),
     /// The backend refused: its code and reason go to the client.
     Refused { code: i64, reason: String },
     /// No usable answer and the event fails closed.
@@ -103,7 +151,7 @@ impl Outcome {
     /// The error a refused or unanswered operation gets; `None` when it may go ahead.
     pub fn error(&self) -> Option<DomainError> {
         match self {
-            Outcome::Pass(_) => None,
+            Outcome::Pass(_) | Outcome::PassExcept(_) => None,
             Outcome::Refused { code, reason } => {
                 Some(DomainError::CallbackRefused { code: *code, reason: reason.clone() })
             }
@@ -219,6 +267,7 @@ impl Hooks {
             let outcome = match answer.and_then(|(status, body)| verdict::read(status, &body)) {
                 Ok(Verdict::Allow) => Outcome::Pass(None),
                 Ok(Verdict::Rewrite(b)) => Outcome::Pass(Some(b)),
+                Ok(Verdict::AllowExcept(users)) => Outcome::PassExcept(users),
                 Ok(Verdict::Refuse { code, reason }) => Outcome::Refused { code, reason },
                 Err(why) if fail_closed => Outcome::Unavailable(why),
                 Err(why) => {
@@ -230,6 +279,23 @@ impl Hooks {
             done(outcome);
         });
         Ok(())
+    }
+
+    /// Asks `app`'s backend about `event` and waits for the outcome: for an operation that
+    /// waits in its request's own future (not parked on a shard), such as a friend add or a
+    /// group creation. `Overloaded` when the app already has `max_waiting` waiting.
+    pub async fn ask(
+        self: &Arc<Self>,
+        app: AppId,
+        event: Event,
+        (operator, platform): (&str, &str),
+        fields: Map<String, Value>,
+    ) -> Result<Outcome, DomainError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.call_before(app, event, operator, platform, fields, move |o| {
+            let _ = tx.send(o);
+        })?;
+        Ok(rx.await.unwrap_or(Outcome::Unavailable("no answer")))
     }
 
     /// The request for one event: URI with the query, headers (signature), JSON body.

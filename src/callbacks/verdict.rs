@@ -15,6 +15,8 @@ pub enum Verdict {
     Allow,
     /// Allowed with this body instead of the client's.
     Rewrite(Vec<u8>),
+    /// Allowed for everyone but these users (`RefusedMembers_Account`, for invites).
+    AllowExcept(Vec<String>),
     /// Refused with the backend's code and reason.
     Refuse {
         code: i64,
@@ -30,6 +32,8 @@ struct Answer {
     info: String,
     #[serde(rename = "MsgBody", default)]
     body: Option<String>,
+    #[serde(rename = "RefusedMembers_Account", default)]
+    refused: Vec<String>,
 }
 
 /// Reads the answer to a before-hook (`status`, `body`); `Err` says why it is not one.
@@ -48,6 +52,9 @@ pub fn read(status: u16, body: &[u8]) -> Result<Verdict, &'static str> {
             reason.truncate(cut);
         }
         return Ok(Verdict::Refuse { code: a.code, reason });
+    }
+    if !a.refused.is_empty() {
+        return Ok(Verdict::AllowExcept(a.refused));
     }
     match a.body {
         None => Ok(Verdict::Allow),
@@ -70,6 +77,11 @@ mod tests {
             Ok(Verdict::Refuse { code: 120001, reason: "spam".into() })
         );
         assert_eq!(read(200, br#"{"ErrorCode":0,"MsgBody":"aGk="}"#), Ok(Verdict::Rewrite(b"hi".to_vec())));
+        assert_eq!(
+            read(200, br#"{"ErrorCode":0,"RefusedMembers_Account":["bob"]}"#),
+            Ok(Verdict::AllowExcept(vec!["bob".into()]))
+        );
+        assert_eq!(read(200, br#"{"ErrorCode":0,"RefusedMembers_Account":[]}"#), Ok(Verdict::Allow));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::domain::friend::{AddInfo, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, ConvId, Pair, UserId};
 use crate::domain::DomainError;
 use crate::shard::cmd::{
-    AnswerFriendRequest, BlackAdd, BlackDelete, FriendAddSide, FriendDelete, FriendInbound, FriendPrecheck,
+    AnswerFriendRequest, Befriended, Caller, BlackAdd, BlackDelete, FriendAddSide, FriendDelete, FriendInbound, FriendPrecheck,
     GetFriendRequests, PairChanged,
 };
 use crate::shard::gather::ask;
@@ -32,10 +32,12 @@ pub struct AddFriend {
     /// An administrator adds for `me`: the target's policy does not apply.
     pub by_admin: bool,
     pub origin: Option<ConnId>,
+    /// Who asked (after-hook events name them).
+    pub by: Caller,
 }
 
 pub async fn add(router: Router, a: AddFriend) -> Result<Added, DomainError> {
-    let AddFriend { app, me, peer, info, by_admin, origin } = a;
+    let AddFriend { app, me, peer, info, by_admin, origin, by } = a;
     let (mine, theirs) = (router.user_shard(app, &me), router.user_shard(app, &peer));
     let (m, p) = (me.clone(), peer.clone());
     let i_have_them = ask(&router, mine, |reply| FriendPrecheck { app, user: m, peer: p, reply }.into()).await??;
@@ -46,9 +48,13 @@ pub async fn add(router: Router, a: AddFriend) -> Result<Added, DomainError> {
     match inbound {
         (_, _, true) if i_have_them => Err(DomainError::AlreadyFriends),
         (Inbound::Requested, request, _) => Ok(Added::Requested(request)),
-        (Inbound::Added, _, _) => {
+        (Inbound::Added, _, they_had_me) => {
             let (m, p) = (me.clone(), peer.clone());
-            ask(&router, mine, |reply| FriendAddSide { app, user: m, peer: p, info, origin, reply }.into()).await??;
+            // My side completes the friendship: it reports it (also when my side was there
+            // already, if theirs is new).
+            let report = Some(Befriended { initiator: me.clone(), by, client_cmd: "friend_add", always: !they_had_me });
+            ask(&router, mine, |reply| FriendAddSide { app, user: m, peer: p, info, origin, report, reply }.into())
+                .await??;
             pair_changed(&router, app, &me, &peer).await;
             Ok(Added::Friends)
         }
@@ -59,15 +65,15 @@ pub async fn add(router: Router, a: AddFriend) -> Result<Added, DomainError> {
 /// tells each pair's conversation shard.
 pub async fn delete(
     router: Router,
-    app: AppId,
-    me: UserId,
-    peer: Option<UserId>,
+    (app, me, peer): (AppId, UserId, Option<UserId>),
     origin: Option<ConnId>,
+    by: Caller,
 ) -> Result<(), DomainError> {
     let shard = router.user_shard(app, &me);
     let (m, named) = (me.clone(), peer.clone());
-    let r =
-        ask(&router, shard, |reply| FriendDelete { app, user: m, peer, origin, reply }.into()).await.and_then(|r| r);
+    let r = ask(&router, shard, |reply| FriendDelete { app, user: m, peer, origin, by, reply }.into())
+        .await
+        .and_then(|r| r);
     if let (Err(_), Some(p)) = (&r, &named) {
         // Perhaps a retry after an interrupted delete: make sure the pair's shard knows.
         pair_changed(&router, app, &me, p).await;
@@ -81,18 +87,17 @@ pub async fn delete(
 /// Adds `peer` to `me`'s blacklist (or removes it), then tells the pair's shard.
 pub async fn black(
     router: Router,
-    app: AppId,
-    me: UserId,
-    peer: UserId,
+    (app, me, peer): (AppId, UserId, UserId),
     add: bool,
     origin: Option<ConnId>,
+    by: Caller,
 ) -> Result<(), DomainError> {
     let shard = router.user_shard(app, &me);
     let (m, p) = (me.clone(), peer.clone());
     let r = if add {
-        ask(&router, shard, |reply| BlackAdd { app, user: m, peer: p, origin, reply }.into()).await
+        ask(&router, shard, |reply| BlackAdd { app, user: m, peer: p, origin, by, reply }.into()).await
     } else {
-        ask(&router, shard, |reply| BlackDelete { app, user: m, peer: p, origin, reply }.into()).await
+        ask(&router, shard, |reply| BlackDelete { app, user: m, peer: p, origin, by, reply }.into()).await
     };
     // Also after `AlreadyInBlacklist` / `NotInBlacklist`: a retry of an interrupted change
     // must still reach the pair's shard.
@@ -109,11 +114,13 @@ pub struct AnswerRequest {
     /// My remark for the new friend (approvals).
     pub remark: String,
     pub origin: Option<ConnId>,
+    /// Who asked (after-hook events name them).
+    pub by: Caller,
 }
 
 /// Approves or rejects a request; an approval writes my side, then the requester's.
 pub async fn answer(router: Router, a: AnswerRequest) -> Result<(), DomainError> {
-    let AnswerRequest { app, me, id, approve, remark, origin } = a;
+    let AnswerRequest { app, me, id, approve, remark, origin, by } = a;
     let shard = router.user_shard(app, &me);
     if approve {
         // The requester must have room for one more friend too: checked before anything
@@ -137,9 +144,12 @@ pub async fn answer(router: Router, a: AnswerRequest) -> Result<(), DomainError>
         let (from, m) = (req.from.clone(), me.clone());
         let info = req.info.clone();
         let theirs = router.user_shard(app, &from);
-        let side =
-            ask(&router, theirs, |reply| FriendAddSide { app, user: from, peer: m, info, origin: None, reply }.into())
-                .await;
+        // The requester's side completes the friendship, and reports it.
+        let report = Some(Befriended { initiator: from.clone(), by, client_cmd: "friend_response", always: true });
+        let side = ask(&router, theirs, |reply| {
+            FriendAddSide { app, user: from, peer: m, info, origin: None, report, reply }.into()
+        })
+        .await;
         // My side is written whatever happens to theirs: the pair's shard must know.
         pair_changed(&router, app, &me, &req.from).await;
         side??;

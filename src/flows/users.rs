@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::user::{UserChange, UserRecord};
 use crate::domain::DomainError;
-use crate::shard::cmd::{ChangedUsers, DeleteUsers, FactsChanged, ImportUsers, ModifyUser};
+use crate::shard::cmd::{Caller, ChangedUsers, DeleteUsers, FactsChanged, ImportUsers, ModifyUser};
 use crate::shard::gather::{ask, by_user, scatter};
 use crate::shard::Router;
 
@@ -46,14 +46,16 @@ pub struct Modify {
     pub change: UserChange,
     pub by_admin: bool,
     pub origin: Option<ConnId>,
+    /// Who asked (after-hook events name them).
+    pub by: Caller,
 }
 
 /// Changes a profile on its shard, then tells every shard if the user's facts moved.
 pub async fn modify(router: Router, m: Modify) -> Result<UserRecord, DomainError> {
-    let Modify { app, user, change, by_admin, origin } = m;
+    let Modify { app, user, change, by_admin, origin, by } = m;
     let shard = router.user_shard(app, &user);
     let (rec, facts) =
-        ask(&router, shard, |reply| ModifyUser { app, user, change, by_admin, origin, reply }.into()).await??;
+        ask(&router, shard, |reply| ModifyUser { app, user, change, by_admin, origin, by, reply }.into()).await??;
     facts_changed(&router, app, facts).await;
     Ok(rec)
 }

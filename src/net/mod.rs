@@ -19,4 +19,6 @@ pub struct Ctx {
     pub next_conn: AtomicU64,
     /// The address told to clients in the login answer.
     pub advertise: String,
+    /// The apps' backends, for before-hooks that wait in a request's future.
+    pub hooks: Option<Arc<crate::callbacks::Hooks>>,
 }

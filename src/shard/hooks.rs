@@ -6,19 +6,16 @@
 //! and a later send never takes a seq before an earlier one of the same conversation.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::callbacks::{Event, Hooks, Outcome};
-use crate::domain::group::GroupRecord;
-use crate::domain::ids::{AppId, ConvId, ConvRef, UserId};
-use crate::domain::message::{self, MessageRecord};
+use super::reports::message_fields;
+use crate::callbacks::{Event, Outcome};
+use crate::domain::ids::{AppId, ConvId};
+use crate::domain::message;
 use crate::domain::DomainError;
-use crate::protocol::wire::ClientType;
 use crate::shard::cmd::{HookAnswered, HookPass, SendMessage};
 use crate::shard::state::{FastMap, Shard};
-use crate::store::Batch;
 
 /// The parked sends of one shard.
 #[derive(Default)]
@@ -36,94 +33,12 @@ struct Parked {
     outcome: Option<Outcome>,
 }
 
-/// What the backend is told about a message: sender, receiver or group, client id, type, body.
-fn message_fields(from: &UserId, to: &ConvRef, client_id: &str, msg_type: u32, body: &[u8]) -> Map<String, Value> {
-    use base64::Engine;
-    let mut f = Map::new();
-    f.insert("From_Account".into(), from.as_str().into());
-    match to {
-        ConvRef::P2p(u) => f.insert("To_Account".into(), u.as_str().into()),
-        ConvRef::Group(g) => f.insert("GroupId".into(), g.as_str().into()),
-    };
-    f.insert("MsgId".into(), client_id.into());
-    f.insert("MsgType".into(), msg_type.into());
-    f.insert("MsgBody".into(), base64::engine::general_purpose::STANDARD.encode(body).into());
-    f
-}
-
 /// What the backend is told about a send waiting on it.
 fn send_fields(c: &SendMessage) -> Map<String, Value> {
     message_fields(&c.from, &c.to, &c.client_id, c.msg_type, &c.body)
 }
 
-/// What the backend is told about a message sent (its seq, server id and time too).
-fn sent_fields(m: &MessageRecord) -> Map<String, Value> {
-    let mut f = message_fields(&m.from, &m.to, &m.client_id, m.msg_type, &m.body);
-    f.insert("MsgSeq".into(), m.seq.into());
-    f.insert("MsgKey".into(), m.server_id.to_string().into());
-    f.insert("MsgTime".into(), m.ts_ms.into());
-    f
-}
-
 impl Shard {
-    /// The after-send event of `m`, in the batch that stores it, if the app wants it.
-    pub(in crate::shard) fn after_send(&self, batch: &mut Batch, app: AppId, m: &MessageRecord, platform: ClientType) {
-        let event = match m.to {
-            ConvRef::P2p(_) => Event::C2cAfterSendMsg,
-            ConvRef::Group(_) => Event::GroupAfterSendMsg,
-        };
-        if self.hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
-            let platform = platform.variant_name().unwrap_or("Unknown");
-            batch.put_hook_event(app, Hooks::after_event(app, event, m.from.as_str(), platform, sent_fields(m)));
-        }
-    }
-
-    /// The apps' backends, if any (a handler takes them before borrowing its group).
-    pub(in crate::shard) fn hooks(&self) -> Option<Arc<Hooks>> {
-        self.hooks.clone()
-    }
-
-    /// An after-hook event of a group change (`users`: the members it is about), in the
-    /// change's batch, if the app wants it. Imports report nothing (their handlers skip this).
-    pub(in crate::shard) fn report_group(
-        hooks: &Option<Arc<Hooks>>,
-        batch: &mut Batch,
-        (app, event, by): (AppId, Event, Option<&UserId>),
-        (rec, users): (&GroupRecord, &[UserId]),
-        extra: &[(&str, Value)],
-    ) {
-        if !hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
-            return;
-        }
-        let mut f = Map::new();
-        f.insert("GroupId".into(), rec.id.as_str().into());
-        f.insert("Type".into(), rec.kind.0.into());
-        f.insert("Owner_Account".into(), rec.owner.as_str().into());
-        f.insert("Name".into(), rec.name.clone().into());
-        if !users.is_empty() {
-            let list = users.iter().map(|u| serde_json::json!({ "Member_Account": u.as_str() })).collect();
-            f.insert("MemberList".into(), Value::Array(list));
-        }
-        for (k, v) in extra {
-            f.insert((*k).into(), v.clone());
-        }
-        let operator = by.map_or("", UserId::as_str);
-        batch.put_hook_event(app, Hooks::after_event(app, event, operator, "", f));
-    }
-
-    /// The after-hook event of a recall, in its batch, if the app wants it.
-    pub(in crate::shard) fn report_recall(&self, batch: &mut Batch, app: AppId, tomb: &MessageRecord, by: &UserId) {
-        let event = match tomb.to {
-            ConvRef::P2p(_) => Event::C2cAfterMsgWithDraw,
-            ConvRef::Group(_) => Event::GroupAfterRecallMsg,
-        };
-        if self.hooks.as_ref().is_some_and(|h| h.after_on(app, event)) {
-            let mut f = sent_fields(tomb);
-            f.remove("MsgBody");
-            batch.put_hook_event(app, Hooks::after_event(app, event, by.as_str(), "", f));
-        }
-    }
-
     /// `Some(c)` when the send goes ahead now (no hook, or it has passed); `None` when it was
     /// parked on the hook, or answered (too many waiting).
     pub(in crate::shard) fn gate_send(&mut self, conv: &ConvId, c: SendMessage) -> Option<SendMessage> {
@@ -173,7 +88,8 @@ impl Shard {
             self.parking.lanes.get_mut(&lane).map(VecDeque::pop_front);
             let Some(Parked { mut cmd, hash, outcome }) = self.parking.sends.remove(&front) else { continue };
             let refusal = match outcome.unwrap_or(Outcome::Unavailable("no answer")) {
-                Outcome::Pass(None) => {
+                // A list of refused members means nothing for a message.
+                Outcome::Pass(None) | Outcome::PassExcept(_) => {
                     cmd.hook = HookPass::Passed { hash, rewritten: false };
                     None
                 }

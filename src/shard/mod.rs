@@ -25,6 +25,7 @@ pub mod wire_friends {
 mod messages;
 pub mod outbox;
 mod recent;
+mod reports;
 pub mod router;
 mod state;
 mod users;

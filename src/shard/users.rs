@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde_json::Map;
 
+use crate::callbacks::Event;
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
 use crate::domain::presence::{devices_to_kick, DeviceView};
@@ -17,6 +19,7 @@ use crate::shard::cmd::{
     DeleteUsers, Disconnect, GetUsers, ImportUsers, Login, ModifyUser, QueryStatus, ReadStream, Subscribe, Unsubscribe,
 };
 use crate::shard::common::or_reply;
+use crate::shard::reports::profile_items;
 use crate::shard::state::{devices_but, now_ms, Device, Shard, UserEntry};
 use crate::store::Batch;
 
@@ -77,10 +80,16 @@ impl Shard {
             .map(|d| DeviceView { client_type: d.client_type, device_id: &d.device_id, login_ms: d.login_ms })
             .collect();
         let kick = devices_to_kick(policy, max, &views, new);
+        let mut kicked = Vec::with_capacity(kick.len());
         for i in kick.into_iter().rev() {
             let old = entry.devices.remove(i);
             old.outbox.close(wire::KickReason::OtherDeviceLogin);
+            kicked.push(old.client_type);
         }
+        let (platform, online) = (dev.client_type, entry.devices.len() + 1);
+        let mut batch = Batch::default();
+        self.report_state(&mut batch, (app, &user), ("Login", "Login"), (platform, &dev.device_id), (online, &kicked));
+        let Some(entry) = self.users.get_mut(&(app, user.clone())) else { return };
         entry.devices.push(Device {
             outbox: dev.outbox,
             client_type: dev.client_type,
@@ -88,21 +97,32 @@ impl Shard {
             login_ms: now,
         });
         self.status_changed(app, &user);
-        self.after_pending(move |r| {
+        // The login is answered once its status event (if the app wants one) is durable.
+        let then = move |r| {
             let _ = reply.send(r);
-        })
-        .await;
+        };
+        if batch.is_empty() {
+            self.after_pending(then).await;
+        } else {
+            self.commit(batch, then).await;
+        }
     }
 
-    pub(super) fn disconnect(&mut self, c: Disconnect) {
-        let Disconnect { app, user, conn } = c;
+    pub(super) async fn disconnect(&mut self, c: Disconnect) {
+        let Disconnect { app, user, conn, reason } = c;
         let Some(entry) = self.users.get_mut(&(app, user.clone())) else {
             return;
         };
-        let before = entry.devices.len();
-        entry.devices.retain(|d| d.outbox.conn() != conn);
-        if entry.devices.len() != before {
-            self.status_changed(app, &user);
+        let Some(i) = entry.devices.iter().position(|d| d.outbox.conn() == conn) else { return };
+        let gone = entry.devices.remove(i);
+        let online = entry.devices.len();
+        self.status_changed(app, &user);
+        let action = if reason == wire::KickReason::Logout { "Logout" } else { "Disconnect" };
+        let why = reason.variant_name().unwrap_or("Unknown");
+        let mut batch = Batch::default();
+        self.report_state(&mut batch, (app, &user), (action, why), (gone.client_type, &gone.device_id), (online, &[]));
+        if !batch.is_empty() {
+            self.commit(batch, |_| {}).await;
         }
     }
 
@@ -232,12 +252,18 @@ impl Shard {
     }
 
     pub(super) async fn modify_user(&mut self, c: ModifyUser) {
-        let ModifyUser { app, user: id, change, by_admin, origin, reply } = c;
+        let ModifyUser { app, user: id, change, by_admin, origin, by, reply } = c;
         let key = (app, id.clone());
         let modified = self.user_rec(app, &id).and_then(|existing| user::modify(existing, &change, by_admin, now_ms()));
         let rec = or_reply!(reply, modified);
         let mut batch = Batch::default();
         batch.put_user(app, &id, rec.encode());
+        self.report(&mut batch, (app, Event::ProfilePortraitSet, Some(&by)), || {
+            let mut f = Map::new();
+            f.insert("From_Account".into(), id.as_str().into());
+            f.insert("ProfileItem".into(), profile_items(&change));
+            f
+        });
         let Some(entry) = self.users.get_mut(&key) else {
             return;
         };

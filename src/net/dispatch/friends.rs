@@ -2,8 +2,10 @@
 //! the two-sided operations, and answered.
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
 
 use super::{err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
+use crate::callbacks::Event;
 use crate::domain::friend::{AddInfo, FriendEntry};
 use crate::domain::ids::UserId;
 use crate::domain::wire as dw;
@@ -42,9 +44,27 @@ pub fn add(cx: Cx<'_>, r: wire::AddFriendReq<'_>) -> R {
         extra: text(r.extra()),
     };
     info.validate()?;
-    let a = friends::AddFriend { app: cx.s.app, me, peer, info, by_admin: cx.s.admin, origin: Some(cx.s.conn) };
+    let gate = cx.gate(Event::SnsPrevFriendAdd, || {
+        let mut f = Map::new();
+        f.insert("Requester_Account".into(), cx.s.me.as_str().into());
+        f.insert("From_Account".into(), me.as_str().into());
+        let friend = serde_json::json!({
+            "To_Account": peer.as_str(),
+            "Remark": info.remark,
+            "AddSource": info.add_source,
+            "AddWording": info.add_wording,
+        });
+        f.insert("FriendList".into(), Value::Array(vec![friend]));
+        f.insert("ForceAddFlags".into(), u8::from(cx.s.admin).into());
+        f
+    });
+    let by = cx.caller();
+    let a = friends::AddFriend { app: cx.s.app, me, peer, info, by_admin: cx.s.admin, origin: Some(cx.s.conn), by };
     let (router, id) = (cx.router(), cx.id);
     pending(async move {
+        if let Err(e) = gate.passed().await {
+            return err_frame(id, &e);
+        }
         match flows::detached(friends::add(router, a)).await {
             Ok(friends::Added::Friends) => add_resp(id, true, None),
             Ok(friends::Added::Requested(request)) => add_resp(id, false, request.as_ref()),
@@ -74,7 +94,8 @@ pub fn delete_all(cx: Cx<'_>, r: wire::DeleteAllFriendsReq<'_>) -> R {
 
 fn delete_friends(cx: Cx<'_>, me: UserId, peer: Option<UserId>) -> R {
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    pending(async move { ok_or_err(id, flows::detached(friends::delete(router, app, me, peer, origin)).await) })
+    let by = cx.caller();
+    pending(async move { ok_or_err(id, flows::detached(friends::delete(router, (app, me, peer), origin, by)).await) })
 }
 
 pub fn update(cx: Cx<'_>, r: wire::UpdateFriendReq<'_>) -> R {
@@ -210,7 +231,8 @@ pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool
     let me = subject(cx.s, user_id)?;
     let peer = peer_of(&me, to_user)?;
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
-    pending(async move { ok_or_err(id, flows::detached(friends::black(router, app, me, peer, add, origin)).await) })
+    let by = cx.caller();
+    pending(async move { ok_or_err(id, flows::detached(friends::black(router, (app, me, peer), add, origin, by)).await) })
 }
 
 pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
@@ -232,7 +254,8 @@ pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {
 
 pub fn answer(cx: Cx<'_>, user_id: Option<&str>, request_id: u64, approve: bool, remark: String) -> R {
     let me = subject(cx.s, user_id)?;
-    let a = friends::AnswerRequest { app: cx.s.app, me, id: request_id, approve, remark, origin: Some(cx.s.conn) };
+    let (origin, by) = (Some(cx.s.conn), cx.caller());
+    let a = friends::AnswerRequest { app: cx.s.app, me, id: request_id, approve, remark, origin, by };
     let (router, id) = (cx.router(), cx.id);
     pending(async move { ok_or_err(id, flows::detached(friends::answer(router, a)).await) })
 }

@@ -5,8 +5,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
+use serde_json::Map;
 
+use super::gate::{member_list, Gate};
 use super::{admin_only, batch_resp, err_frame, ok_or_err, pending, subject, Cx, Immediate, Outcome};
+use crate::callbacks::Event;
 use crate::domain::group::{self, GroupRecord, JoinRequest, MemberChange, MemberRecord};
 use crate::domain::ids::{ConvId, GroupId, UserId};
 use crate::domain::sync::page_size;
@@ -28,9 +31,10 @@ type R = Result<Outcome, Immediate>;
 fn actor(cx: Cx<'_>, named: Option<&str>) -> Result<Actor, DomainError> {
     let origin = Some(cx.s.conn);
     if cx.s.admin {
-        return Ok(Actor { user: dw::opt_user_id(named, "user_id")?, app_admin: true, origin });
+        let user = dw::opt_user_id(named, "user_id")?;
+        return Ok(Actor { user, app_admin: true, origin, caller: Some(cx.caller()) });
     }
-    Ok(Actor { user: Some(subject(cx.s, named)?), app_admin: false, origin })
+    Ok(Actor { user: Some(subject(cx.s, named)?), app_admin: false, origin, caller: Some(cx.caller()) })
 }
 
 /// Asks the group's shard and encodes its answer with `ok`.
@@ -40,9 +44,23 @@ fn on_group<T: Send + 'static>(
     make: impl FnOnce(Reply<Result<T, DomainError>>) -> ShardCmd + Send + 'static,
     ok: impl FnOnce(u64, T) -> Bytes + Send + 'static,
 ) -> R {
+    gated(cx, Gate::open(), g, make, ok)
+}
+
+/// `on_group` once the operation's before-hook let it through.
+fn gated<T: Send + 'static>(
+    cx: Cx<'_>,
+    gate: Gate,
+    g: &GroupId,
+    make: impl FnOnce(Reply<Result<T, DomainError>>) -> ShardCmd + Send + 'static,
+    ok: impl FnOnce(u64, T) -> Bytes + Send + 'static,
+) -> R {
     let (router, id) = (cx.router(), cx.id);
     let shard = router.conv_shard(cx.s.app, &ConvId::Group(g.clone()));
     pending(async move {
+        if let Err(e) = gate.passed().await {
+            return err_frame(id, &e);
+        }
         match ask(&router, shard, make).await.and_then(|r| r) {
             Ok(v) => ok(id, v),
             Err(e) => err_frame(id, &e),
@@ -85,12 +103,22 @@ pub fn create(cx: Cx<'_>, r: wire::CreateGroupReq<'_>) -> R {
     };
     let limits = member_limits(cx);
     let rec = group::create(dw::parse_group(&info, id, owner.clone()), owner, limits, crate::now_ms())?;
+    let gate = cx.gate(Event::GroupBeforeCreateGroup, || {
+        let mut f = Map::new();
+        f.insert("GroupId".into(), rec.id.as_str().into());
+        f.insert("Owner_Account".into(), rec.owner.as_str().into());
+        f.insert("Type".into(), rec.kind.0.into());
+        f.insert("Name".into(), rec.name.clone().into());
+        f.insert("MemberList".into(), member_list(&members));
+        f
+    });
     let now = rec.create_ms;
     let members = members.into_iter().map(|u| MemberRecord::new(u, GroupRole::Member, now, 0)).collect();
     let (app, g) = (cx.s.app, rec.id.clone());
     let gid = g.clone();
-    on_group(
+    gated(
         cx,
+        gate,
         &g,
         move |reply| CreateGroup { app, rec, by, members, import: false, reply }.into(),
         move |id, o| create_resp(id, &gid, o),
@@ -129,7 +157,7 @@ pub fn import(cx: Cx<'_>, r: wire::ImportGroupReq<'_>) -> R {
     if info.create_time_ms() > 0 {
         rec.create_ms = info.create_time_ms();
     }
-    let by = Actor { user: None, app_admin: true, origin: Some(cx.s.conn) };
+    let by = Actor { user: None, app_admin: true, origin: Some(cx.s.conn), caller: Some(cx.caller()) };
     let (app, gid) = (cx.s.app, g.clone());
     on_group(
         cx,
@@ -157,7 +185,7 @@ pub fn import_members(cx: Cx<'_>, r: wire::ImportGroupMembersReq<'_>) -> R {
     if members.is_empty() {
         return Err(DomainError::MissingField("members").into());
     }
-    let by = Actor { user: None, app_admin: true, origin: Some(cx.s.conn) };
+    let by = Actor { user: None, app_admin: true, origin: Some(cx.s.conn), caller: Some(cx.caller()) };
     let (app, group) = (cx.s.app, g.clone());
     on_group(
         cx,
@@ -269,14 +297,37 @@ pub fn mute_all(cx: Cx<'_>, r: wire::MuteAllReq<'_>) -> R {
 pub fn add(cx: Cx<'_>, r: wire::AddGroupMembersReq<'_>) -> R {
     let by = actor(cx, r.user_id())?;
     let g = dw::group_id(r.group_id(), "group_id")?;
-    let members = users(cx, r.members())?.into_iter().map(|u| MemberRecord::new(u, GroupRole::Member, 0, 0)).collect();
-    let (app, group, silent) = (cx.s.app, g.clone(), r.silent());
-    on_group(
-        cx,
-        &g,
-        move |reply| AddMembers { app, group, by, members, silent, import: false, reply }.into(),
-        outcomes_resp,
-    )
+    let invited = users(cx, r.members())?;
+    let gate = cx.gate(Event::GroupBeforeInviteJoinGroup, || {
+        let mut f = Map::new();
+        f.insert("GroupId".into(), g.as_str().into());
+        f.insert("DestinationMembers".into(), member_list(&invited));
+        f
+    });
+    let (router, app, id, silent) = (cx.router(), cx.s.app, cx.id, r.silent());
+    let shard = router.conv_shard(app, &ConvId::Group(g.clone()));
+    pending(async move {
+        // The backend may refuse some of the invited: the others go ahead.
+        let refused = match gate.passed().await {
+            Ok(r) => r,
+            Err(e) => return err_frame(id, &e),
+        };
+        let (out, members): (Vec<_>, Vec<_>) = invited.iter().cloned().partition(|u| refused.iter().any(|r| r == u.as_str()));
+        let mut outcomes: UserOutcomes = Vec::new();
+        if !members.is_empty() {
+            let members = members.into_iter().map(|u| MemberRecord::new(u, GroupRole::Member, 0, 0)).collect();
+            let make = |reply| AddMembers { app, group: g, by, members, silent, import: false, reply }.into();
+            match ask(&router, shard, make).await.and_then(|r| r) {
+                Ok(o) => outcomes = o,
+                Err(e) => return err_frame(id, &e),
+            }
+        }
+        let refusal = || DomainError::CallbackRefused { code: 0, reason: "the app's backend refused this member".into() };
+        outcomes.extend(out.into_iter().map(|u| (u, Err(refusal()))));
+        // In request order.
+        outcomes.sort_by_key(|(u, _)| invited.iter().position(|i| i == u));
+        outcomes_resp(id, outcomes)
+    })
 }
 
 pub fn remove(cx: Cx<'_>, r: wire::DeleteGroupMembersReq<'_>) -> R {
@@ -347,9 +398,17 @@ pub fn apply(cx: Cx<'_>, r: wire::ApplyJoinGroupReq<'_>) -> R {
     let by = actor(cx, r.user_id())?;
     let g = dw::group_id(r.group_id(), "group_id")?;
     let message = r.message().unwrap_or_default().to_owned();
+    let gate = cx.gate(Event::GroupBeforeApplyJoinGroup, || {
+        let mut f = Map::new();
+        f.insert("GroupId".into(), g.as_str().into());
+        f.insert("Requestor_Account".into(), by.user.as_ref().map_or("", UserId::as_str).into());
+        f.insert("ApplyMsg".into(), message.clone().into());
+        f
+    });
     let (app, group) = (cx.s.app, g.clone());
-    on_group(
+    gated(
         cx,
+        gate,
         &g,
         move |reply| ApplyJoin { app, group, by, message, reply }.into(),
         |id, (joined, req)| {

@@ -115,10 +115,11 @@ pub fn read(cx: Cx<'_>, r: wire::ReadReq<'_>) -> R {
     let user = subject(cx.s, r.user_id())?;
     let conv = dw::parse_conv(r.conv())?;
     let seq = r.seq();
-    let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
+    let (router, app, id, origin, by) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn), cx.caller());
     pending(async move {
         let shard = router.user_shard(app, &user);
-        let res = ask(&router, shard, |reply| ReadConversation { app, user, conv, seq, origin, reply }.into()).await;
+        let res =
+            ask(&router, shard, |reply| ReadConversation { app, user, conv, seq, origin, by, reply }.into()).await;
         ok_or_err(id, res.and_then(|r| r))
     })
 }

@@ -8,6 +8,7 @@
 //! - `groups`: every group operation.
 
 mod friends;
+mod gate;
 mod groups;
 mod messages;
 mod users;
@@ -23,7 +24,7 @@ use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::wire as dw;
 use crate::domain::DomainError;
 use crate::protocol::{self, wire, wire::Request};
-use crate::shard::cmd::TagOp;
+use crate::shard::cmd::{Caller, TagOp};
 use crate::shard::outbox::Outbox;
 use crate::shard::Router;
 
@@ -73,6 +74,11 @@ impl Cx<'_> {
 
     pub fn router(&self) -> Router {
         self.ctx.router.clone()
+    }
+
+    /// Who asks, as callbacks name them.
+    pub fn caller(&self) -> Caller {
+        Caller { account: self.s.me.clone(), platform: self.s.platform }
     }
 }
 

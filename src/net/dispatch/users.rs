@@ -81,7 +81,7 @@ pub fn modify(cx: Cx<'_>, r: wire::ModifyUserInfoReq<'_>) -> R {
     let change = dw::parse_change(&r);
     let (by_admin, origin) = (cx.s.admin, Some(cx.s.conn));
     let (router, app, id) = (cx.router(), cx.s.app, cx.id);
-    let m = users::Modify { app, user, change, by_admin, origin };
+    let m = users::Modify { app, user, change, by_admin, origin, by: cx.caller() };
     pending(async move {
         match flows::detached(users::modify(router, m)).await {
             Ok(rec) => user_info_resp(id, &[rec], &[], FieldMask::ALL, false),

@@ -1,6 +1,6 @@
 //! A user's conversation list: reads, pins, mutes, deletes and pages; run by the user's shard.
 
-use super::Reply;
+use super::{Caller, Reply};
 use crate::domain::conversation::ConvView;
 use crate::domain::ids::{AppId, ConnId, ConvRef, UserId};
 use crate::domain::DomainError;
@@ -15,6 +15,8 @@ pub struct ReadConversation {
     pub conv: ConvRef,
     pub seq: u64,
     pub origin: Option<ConnId>,
+    /// Who asked (after-hook events name them).
+    pub by: Caller,
     pub reply: Reply<Result<(), DomainError>>,
 }
 

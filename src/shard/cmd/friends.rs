@@ -1,7 +1,7 @@
 //! Friendship, blacklist, friend requests and friend tags; run by the shard of the user whose
 //! side changes.
 
-use super::Reply;
+use super::{Caller, Reply};
 use crate::domain::friend::{AddInfo, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::DomainError;
@@ -54,7 +54,20 @@ pub struct FriendAddSide {
     pub peer: UserId,
     pub info: AddInfo,
     pub origin: Option<ConnId>,
+    /// This side completes the friendship: its after-hook event goes in this side's batch.
+    pub report: Option<Befriended>,
     pub reply: Reply<Result<FriendEntry, DomainError>>,
+}
+
+/// What a friendship's after-hook event says, and when it is written.
+pub struct Befriended {
+    /// Who asked to be friends.
+    pub initiator: UserId,
+    pub by: Caller,
+    /// Tencent's `ClientCmd`: `friend_add` (an add) or `friend_response` (an approval).
+    pub client_cmd: &'static str,
+    /// Report even when this side existed already (the other side was new in this flow).
+    pub always: bool,
 }
 
 /// Removes `user`'s side of one friendship (`peer`) or of all (`None`).
@@ -63,6 +76,7 @@ pub struct FriendDelete {
     pub user: UserId,
     pub peer: Option<UserId>,
     pub origin: Option<ConnId>,
+    pub by: Caller,
     pub reply: Reply<Result<Vec<UserId>, DomainError>>,
 }
 
@@ -104,6 +118,7 @@ pub struct BlackAdd {
     pub user: UserId,
     pub peer: UserId,
     pub origin: Option<ConnId>,
+    pub by: Caller,
     pub reply: Reply<Result<(), DomainError>>,
 }
 
@@ -112,6 +127,7 @@ pub struct BlackDelete {
     pub user: UserId,
     pub peer: UserId,
     pub origin: Option<ConnId>,
+    pub by: Caller,
     pub reply: Reply<Result<(), DomainError>>,
 }
 

@@ -22,6 +22,8 @@ pub struct Actor {
     pub app_admin: bool,
     /// The connection that asked (it gets the answer; pushes go to the others).
     pub origin: Option<ConnId>,
+    /// Who asked, for after-hook events (`None`: the server itself).
+    pub caller: Option<super::Caller>,
 }
 
 /// A group, a page of its members, and whether more members remain.

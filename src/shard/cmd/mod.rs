@@ -15,6 +15,21 @@ pub type ItemOutcomes = Vec<(UserId, Result<(), DomainError>)>;
 /// (`FactsChanged`) before the change is answered.
 pub type ChangedUsers = Vec<UserId>;
 
+/// Who asked, as callbacks name them: the account logged in (a user or an administrator)
+/// and the platform it logged in from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: UserId,
+    pub platform: crate::protocol::wire::ClientType,
+}
+
+impl Caller {
+    /// (operator account, platform name), for a callback request.
+    pub fn names(&self) -> (&str, &'static str) {
+        (self.account.as_str(), self.platform.variant_name().unwrap_or("Unknown"))
+    }
+}
+
 /// Where the answer to a request goes when the shard answers the connection directly.
 pub struct Origin {
     pub outbox: Outbox,

@@ -41,6 +41,8 @@ pub struct Disconnect {
     pub app: AppId,
     pub user: UserId,
     pub conn: ConnId,
+    /// Why it ended (`Logout`: the client logged out).
+    pub reason: crate::protocol::wire::KickReason,
 }
 
 pub struct ImportUsers {
@@ -70,6 +72,8 @@ pub struct ModifyUser {
     pub by_admin: bool,
     /// The connection that asked: it gets the answer, not the push.
     pub origin: Option<ConnId>,
+    /// Who asked (after-hook events name them).
+    pub by: super::Caller,
     pub reply: Reply<Result<(UserRecord, ChangedUsers), DomainError>>,
 }
 

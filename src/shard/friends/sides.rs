@@ -1,6 +1,9 @@
 //! One user's side of friendships: the pre-check, an incoming add (blacklist, policy), writing,
 //! updating and deleting a side, and reading relations and the friend list.
 
+use serde_json::{Map, Value};
+
+use crate::callbacks::Event;
 use crate::domain::friend::{self, AddInfo, FriendEntry, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::page;
@@ -11,6 +14,7 @@ use crate::shard::cmd::{
     FriendAddSide, FriendDelete, FriendInbound, FriendPrecheck, FriendUpdate, GetFriends, Relation, Relations,
 };
 use crate::shard::common::or_reply;
+use crate::shard::reports::pair_list;
 use crate::shard::state::{now_ms, Shard};
 use crate::store::{Batch, StreamPut};
 use bytes::Bytes;
@@ -159,7 +163,7 @@ impl Shard {
     }
 
     pub(in crate::shard) async fn friend_add_side(&mut self, c: FriendAddSide) {
-        let FriendAddSide { app, user, peer, info, origin, reply } = c;
+        let FriendAddSide { app, user, peer, info, origin, report, reply } = c;
         or_reply!(reply, self.ensure_social(app, &user));
         if self.users.get(&(app, user.clone())).is_some_and(|e| e.rec.deleted) {
             let _ = reply.send(Err(DomainError::UserDeleted));
@@ -168,11 +172,29 @@ impl Shard {
         let targets = self.devices_but(app, &user, origin);
         let mut batch = Batch::default();
         let Some((f, push)) = self.add_side(app, &user, &peer, info, &mut batch) else { return };
+        // The friendship is complete with this side: reported if it is new (a retry that finds
+        // both sides written reports nothing again).
+        if let Some(b) = report.filter(|b| b.always || push.is_some()) {
+            self.report(&mut batch, (app, Event::SnsFriendAdd, Some(&b.by)), || {
+                let other = if b.initiator == user { &peer } else { &user };
+                let mut f = Map::new();
+                let pairs = [(&user, &peer), (&peer, &user)]
+                    .map(|(a, z)| serde_json::json!({
+                        "From_Account": a.as_str(),
+                        "To_Account": z.as_str(),
+                        "Initiator_Account": b.initiator.as_str(),
+                    }));
+                f.insert("PairList".into(), Value::Array(pairs.into()));
+                f.insert("ClientCmd".into(), b.client_cmd.into());
+                f.insert("Friend_Account".into(), other.as_str().into());
+                f
+            });
+        }
         self.commit_then(batch, targets, push.into_iter().collect(), reply, f).await;
     }
 
     pub(in crate::shard) async fn friend_delete(&mut self, c: FriendDelete) {
-        let FriendDelete { app, user, peer, origin, reply } = c;
+        let FriendDelete { app, user, peer, origin, by, reply } = c;
         let targets = self.devices_but(app, &user, origin);
         let (heads, s) = or_reply!(reply, self.social_mut(app, &user));
         let peers: Vec<UserId> = match &peer {
@@ -201,6 +223,13 @@ impl Shard {
                     }
                 }
             }
+        }
+        if !frames.is_empty() {
+            self.report(&mut batch, (app, Event::SnsFriendDelete, Some(&by)), || {
+                let mut f = Map::new();
+                f.insert("PairList".into(), pair_list(&user, &peers));
+                f
+            });
         }
         // Each former friend hears of it (their own list does not change: deletes are one-way).
         let router = self.router.clone();

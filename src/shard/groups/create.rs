@@ -63,7 +63,7 @@ impl Shard {
         let added: Vec<_> = joined.keys().cloned().collect();
         let event = (!import).then(|| event_push("created", by.user.as_ref(), &added, &rec));
         if !import {
-            let hook = (app, Event::GroupAfterCreateGroup, by.user.as_ref());
+            let hook = (app, Event::GroupAfterCreateGroup, &by);
             Shard::report_group(&self.hooks(), &mut batch, hook, (&rec, &added), &[]);
         }
         let changed = added.iter().map(|u| (u.clone(), Side::Member { visible_from: 1 })).collect();

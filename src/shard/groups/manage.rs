@@ -51,7 +51,7 @@ impl Shard {
         let mut batch = Batch::default();
         batch.put_group(app, &group, rec.encode());
         effect.intents(&mut batch, app, &group, rec.version);
-        let hook = (app, Event::GroupAfterGroupInfoChanged, by.user.as_ref());
+        let hook = (app, Event::GroupAfterGroupInfoChanged, &by);
         Shard::report_group(&hooks, &mut batch, hook, (&rec, &[]), &[]);
         let snapshot = (Arc::new(rec.clone()), head);
         self.commit_change(app, snapshot, batch, effect, reply, rec).await;
@@ -113,7 +113,7 @@ impl Shard {
         effect.intents(&mut batch, app, &group, st.rec.version);
         let snapshot = st.snapshot();
         if !import {
-            let hook = (app, Event::GroupAfterNewMemberJoin, by.user.as_ref());
+            let hook = (app, Event::GroupAfterNewMemberJoin, &by);
             Shard::report_group(&hooks, &mut batch, hook, (&snapshot.0, &added), &[("JoinType", "Invited".into())]);
         }
         self.commit_change(app, snapshot, batch, effect, reply, outcomes).await;
@@ -164,7 +164,7 @@ impl Shard {
         let event = event_push(kind, by.user.as_ref(), &gone, &st.rec);
         let told = st.members.ids().cloned().collect();
         let exit_type = [("ExitType", if exit { "Quit" } else { "Kicked" }.into())];
-        let hook = (app, Event::GroupAfterMemberExit, by.user.as_ref());
+        let hook = (app, Event::GroupAfterMemberExit, &by);
         Shard::report_group(&hooks, &mut batch, hook, (&st.rec, &gone), &exit_type);
         let effect = Effect { changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(), told, event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);
@@ -215,7 +215,7 @@ impl Shard {
         st.rec.version += 1;
         batch.put_group(app, &group, st.rec.encode());
         let event = event_push("destroyed", by.user.as_ref(), &[], &st.rec);
-        let hook = (app, Event::GroupAfterGroupDestroyed, by.user.as_ref());
+        let hook = (app, Event::GroupAfterGroupDestroyed, &by);
         Shard::report_group(&hooks, &mut batch, hook, (&st.rec, &[]), &[]);
         let effect = Effect {
             changed: gone.into_iter().map(|u| (u, Side::Gone)).collect(),
@@ -282,7 +282,7 @@ impl Shard {
             st.members.iter().map(|m| (m.user.clone(), Side::Member { visible_from: m.visible_from(rec) })).collect();
         let owners = [old, new_owner];
         let event = event_push("owner_changed", by.user.as_ref(), &owners, rec);
-        let hook = (app, Event::GroupAfterChangeGroupOwner, by.user.as_ref());
+        let hook = (app, Event::GroupAfterChangeGroupOwner, &by);
         Shard::report_group(&hooks, &mut batch, hook, (rec, &owners), &[]);
         let effect = Effect { changed, told: Vec::new(), event: Some(event) };
         effect.intents(&mut batch, app, &group, st.rec.version);

@@ -49,7 +49,7 @@ impl Shard {
                 st.rec.version += 1;
                 let told = st.members.ids().filter(|u| **u != user).cloned().collect();
                 let event = event_push("members_added", Some(&user), std::slice::from_ref(&user), &st.rec);
-                let hook = (app, Event::GroupAfterNewMemberJoin, Some(&user));
+                let hook = (app, Event::GroupAfterNewMemberJoin, &by);
                 let joined = (&st.rec, std::slice::from_ref(&user));
                 Shard::report_group(&hooks, &mut batch, hook, joined, &[("JoinType", "Apply".into())]);
                 let effect = Effect { changed: vec![(user, Side::Member { visible_from })], told, event: Some(event) };
@@ -144,7 +144,7 @@ impl Shard {
         batch.put_join_request(app, &group, r.id, r.encode());
         let answer = r.clone();
         if !changed.is_empty() {
-            let hook = (app, Event::GroupAfterNewMemberJoin, by.user.as_ref());
+            let hook = (app, Event::GroupAfterNewMemberJoin, &by);
             let joined = (&st.rec, std::slice::from_ref(&applicant));
             Shard::report_group(&hooks, &mut batch, hook, joined, &[("JoinType", "Apply".into())]);
         }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::Map;
 
+use crate::callbacks::Event;
 use crate::domain::conversation;
 use crate::domain::ids::{AppId, ConnId, ConvId, ConvRef, Pair, UserId};
 use crate::domain::message::MessageRecord;
@@ -293,7 +295,7 @@ impl Shard {
 
     /// "Read up to seq" for one of my conversations.
     pub(in crate::shard) async fn read(&mut self, c: ReadConversation) {
-        let ReadConversation { app, user, conv, seq, origin, reply } = c;
+        let ReadConversation { app, user, conv, seq, origin, by, reply } = c;
         if let Err(e) = self.ensure_convs(app, &user) {
             let _ = reply.send(Err(e));
             return;
@@ -331,6 +333,21 @@ impl Shard {
         let targets = devices_but(&entry.devices, origin);
         let read_seq = v.read_seq;
         convs.insert(conv.clone(), v);
+        let event = match conv {
+            ConvRef::P2p(_) => Event::C2cAfterMsgReport,
+            ConvRef::Group(_) => Event::GroupAfterMsgReport,
+        };
+        self.report(&mut batch, (app, event, Some(&by)), || {
+            let mut f = Map::new();
+            f.insert("Report_Account".into(), user.as_str().into());
+            match &conv {
+                ConvRef::P2p(peer) => f.insert("Peer_Account".into(), peer.as_str().into()),
+                ConvRef::Group(g) => f.insert("GroupId".into(), g.as_str().into()),
+            };
+            f.insert("ReadSeq".into(), read_seq.into());
+            f.insert("LastReadTime".into(), (crate::now_ms() / 1000).into());
+            f
+        });
         // A group's copy of my read seq (for its read receipts) follows, on its shard.
         let group_read = match &conv {
             ConvRef::Group(g) => Some(GroupMemberRead { app, group: g.clone(), user: user.clone(), seq: read_seq }),

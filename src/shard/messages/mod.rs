@@ -244,7 +244,7 @@ impl Shard {
                 }
             };
             let who =
-                st.acting(&crate::shard::cmd::Actor { user: Some(by.clone()), app_admin: by_admin, origin: None });
+                st.acting(&crate::shard::cmd::Actor { user: Some(by.clone()), app_admin: by_admin, origin: None, caller: None });
             if !who.member() {
                 let _ = reply.send(Err(DomainError::NotGroupMember));
                 return;

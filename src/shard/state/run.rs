@@ -108,7 +108,7 @@ impl Shard {
             ShardCmd::User(c) => match c {
                 UserCmd::EvictIdle(c) => self.evict(c),
                 UserCmd::Login(c) => self.login(c).await,
-                UserCmd::Disconnect(c) => self.disconnect(c),
+                UserCmd::Disconnect(c) => self.disconnect(c).await,
                 UserCmd::ImportUsers(c) => self.import_users(c).await,
                 UserCmd::DeleteUsers(c) => self.delete_users(c).await,
                 UserCmd::GetUsers(c) => self.get_users(c).await,
