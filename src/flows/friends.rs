@@ -9,8 +9,8 @@ use crate::domain::friend::{AddInfo, FriendRequest, Inbound};
 use crate::domain::ids::{AppId, ConnId, ConvId, Pair, UserId};
 use crate::domain::DomainError;
 use crate::shard::cmd::{
-    AnswerFriendRequest, Befriended, Caller, BlackAdd, BlackDelete, FriendAddSide, FriendDelete, FriendInbound, FriendPrecheck,
-    GetFriendRequests, PairChanged,
+    AnswerFriendRequest, Befriended, BlackAdd, BlackDelete, Caller, FriendAddSide, FriendDelete, FriendInbound,
+    FriendPrecheck, GetFriendRequests, PairChanged,
 };
 use crate::shard::gather::ask;
 use crate::shard::Router;

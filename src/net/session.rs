@@ -148,7 +148,10 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     if let Some(user) = &sess.user {
         let _ = ctx
             .router
-            .send(ctx.router.user_shard(sess.app, user), Disconnect { app: sess.app, user: user.clone(), conn, reason }.into())
+            .send(
+                ctx.router.user_shard(sess.app, user),
+                Disconnect { app: sess.app, user: user.clone(), conn, reason }.into(),
+            )
             .await;
     }
     outbox.close(reason);

@@ -18,7 +18,13 @@ use crate::shard::state::Shard;
 use crate::store::Batch;
 
 /// What the backend is told about a message: sender, receiver or group, client id, type, body.
-pub(super) fn message_fields(from: &UserId, to: &ConvRef, client_id: &str, msg_type: u32, body: &[u8]) -> Map<String, Value> {
+pub(super) fn message_fields(
+    from: &UserId,
+    to: &ConvRef,
+    client_id: &str,
+    msg_type: u32,
+    body: &[u8],
+) -> Map<String, Value> {
     use base64::Engine;
     let mut f = Map::new();
     f.insert("From_Account".into(), from.as_str().into());
@@ -161,7 +167,8 @@ impl Shard {
             f.insert("DeviceId".into(), device_id.into());
             f.insert("OnlineDevices".into(), online.into());
             if !kicked.is_empty() {
-                let list = kicked.iter().map(|p| serde_json::json!({ "Platform": p.variant_name().unwrap_or("Unknown") }));
+                let list =
+                    kicked.iter().map(|p| serde_json::json!({ "Platform": p.variant_name().unwrap_or("Unknown") }));
                 f.insert("KickedDevice".into(), Value::Array(list.collect()));
             }
             f

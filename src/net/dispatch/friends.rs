@@ -232,7 +232,9 @@ pub fn black(cx: Cx<'_>, user_id: Option<&str>, to_user: Option<&str>, add: bool
     let peer = peer_of(&me, to_user)?;
     let (router, app, id, origin) = (cx.router(), cx.s.app, cx.id, Some(cx.s.conn));
     let by = cx.caller();
-    pending(async move { ok_or_err(id, flows::detached(friends::black(router, (app, me, peer), add, origin, by)).await) })
+    pending(
+        async move { ok_or_err(id, flows::detached(friends::black(router, (app, me, peer), add, origin, by)).await) },
+    )
 }
 
 pub fn get_requests(cx: Cx<'_>, r: wire::GetFriendRequestsReq<'_>) -> R {

@@ -312,7 +312,8 @@ pub fn add(cx: Cx<'_>, r: wire::AddGroupMembersReq<'_>) -> R {
             Ok(r) => r,
             Err(e) => return err_frame(id, &e),
         };
-        let (out, members): (Vec<_>, Vec<_>) = invited.iter().cloned().partition(|u| refused.iter().any(|r| r == u.as_str()));
+        let (out, members): (Vec<_>, Vec<_>) =
+            invited.iter().cloned().partition(|u| refused.iter().any(|r| r == u.as_str()));
         let mut outcomes: UserOutcomes = Vec::new();
         if !members.is_empty() {
             let members = members.into_iter().map(|u| MemberRecord::new(u, GroupRole::Member, 0, 0)).collect();
@@ -322,7 +323,8 @@ pub fn add(cx: Cx<'_>, r: wire::AddGroupMembersReq<'_>) -> R {
                 Err(e) => return err_frame(id, &e),
             }
         }
-        let refusal = || DomainError::CallbackRefused { code: 0, reason: "the app's backend refused this member".into() };
+        let refusal =
+            || DomainError::CallbackRefused { code: 0, reason: "the app's backend refused this member".into() };
         outcomes.extend(out.into_iter().map(|u| (u, Err(refusal()))));
         // In request order.
         outcomes.sort_by_key(|(u, _)| invited.iter().position(|i| i == u));

@@ -178,12 +178,13 @@ impl Shard {
             self.report(&mut batch, (app, Event::SnsFriendAdd, Some(&b.by)), || {
                 let other = if b.initiator == user { &peer } else { &user };
                 let mut f = Map::new();
-                let pairs = [(&user, &peer), (&peer, &user)]
-                    .map(|(a, z)| serde_json::json!({
+                let pairs = [(&user, &peer), (&peer, &user)].map(|(a, z)| {
+                    serde_json::json!({
                         "From_Account": a.as_str(),
                         "To_Account": z.as_str(),
                         "Initiator_Account": b.initiator.as_str(),
-                    }));
+                    })
+                });
                 f.insert("PairList".into(), Value::Array(pairs.into()));
                 f.insert("ClientCmd".into(), b.client_cmd.into());
                 f.insert("Friend_Account".into(), other.as_str().into());

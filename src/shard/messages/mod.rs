@@ -243,8 +243,12 @@ impl Shard {
                     return;
                 }
             };
-            let who =
-                st.acting(&crate::shard::cmd::Actor { user: Some(by.clone()), app_admin: by_admin, origin: None, caller: None });
+            let who = st.acting(&crate::shard::cmd::Actor {
+                user: Some(by.clone()),
+                app_admin: by_admin,
+                origin: None,
+                caller: None,
+            });
             if !who.member() {
                 let _ = reply.send(Err(DomainError::NotGroupMember));
                 return;
