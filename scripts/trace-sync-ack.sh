@@ -8,7 +8,7 @@ B="${CARGO_TARGET_DIR:-target}/release"
 dir=$(mktemp -d)
 trace="$dir/strace.out"
 strace -f -e trace=openat,close,write,fdatasync,sendto -o "$trace" \
-  "$B/imserver" --data "$dir/data" --listen 127.0.0.1:7797 --durability sync >/dev/null 2>&1 &
+  "$B/imserver" --data "$dir/data" --listen 127.0.0.1:7797 --http-listen "" --durability sync >/dev/null 2>&1 &
 pid=$!
 server() { pgrep -P "$pid" | head -1; }
 trap 'kill -TERM "$(server)" 2>/dev/null || true; rm -rf "$dir"' EXIT

@@ -255,6 +255,8 @@ impl Default for Timeouts {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The HTTP listener (admin API, health); off when empty.
+    pub http_listen: String,
     /// The address told to clients in the login answer; the listen address when empty.
     pub advertise: Option<String>,
     pub data_dir: PathBuf,
@@ -277,6 +279,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            http_listen: "127.0.0.1:7701".into(),
             advertise: None,
             data_dir: PathBuf::from("./data"),
             durability: Durability::Sync,
@@ -333,6 +336,9 @@ impl Config {
         }
         if self.shards > 64 {
             return Err("shards above 64 (server message ids carry 6 bits of shard)".into());
+        }
+        if !self.http_listen.is_empty() && self.http_listen.parse::<SocketAddr>().is_err() {
+            return Err(format!("http_listen {:?} is not an address (host:port)", self.http_listen));
         }
         if self.limits.max_login_frame > self.limits.max_frame {
             return Err("limits.max_login_frame is larger than limits.max_frame".into());

@@ -112,8 +112,14 @@ impl Harness {
         for mut rx in inboxes.sessions.into_iter().chain(inboxes.peers) {
             rt.spawn(async move { while rx.recv().await.is_some() {} });
         }
-        let ctx =
-            Ctx { cfg: Arc::new(cfg), router, next_conn: AtomicU64::new(1), advertise: "fuzz".into(), hooks: None };
+        let ctx = Ctx {
+            cfg: Arc::new(cfg),
+            router,
+            next_conn: AtomicU64::new(1),
+            advertise: "fuzz".into(),
+            hooks: None,
+            draining: Default::default(),
+        };
         Harness { rt, ctx }
     }
 

@@ -48,6 +48,7 @@ pub mod config;
 pub mod domain;
 pub mod flows;
 pub mod fuzzing;
+pub mod http;
 pub mod net;
 pub mod protocol;
 pub mod shard;
@@ -79,10 +80,27 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the server on `listener` until `shutdown` completes, then stops accepting, closes
-/// every connection with a reason, lets the shards finish what they have queued, and syncs
-/// the WAL. Returns once everything acknowledged is durable.
+/// Runs the server on `listener` (and on `cfg.http_listen`, if set) until `shutdown`
+/// completes; see `run_with`.
 pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    cfg.validate().map_err(ServerError::Config)?;
+    let http = match cfg.http_listen.as_str() {
+        "" => None,
+        a => Some(TcpListener::bind(a).await?),
+    };
+    run_with(listener, http, cfg, shutdown).await
+}
+
+/// Runs the server on `listener` and the HTTP API on `http` until `shutdown` completes, then
+/// stops accepting, closes every connection with a reason, lets the shards finish what they
+/// have queued, and syncs the WAL. Returns once everything acknowledged is durable. While it
+/// drains, `/readyz` says so.
+pub async fn run_with(
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     cfg.validate().map_err(ServerError::Config)?;
     let cfg = Arc::new(cfg);
     let local = listener.local_addr()?;
@@ -114,8 +132,27 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
         next_conn: AtomicU64::new(1),
         advertise: cfg.advertise.clone().unwrap_or_else(|| local.to_string()),
         hooks,
+        draining: Default::default(),
     });
-    net::listener::serve(listener, ctx.clone(), shutdown).await;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = http.map(|l| {
+        tracing::info!(addr = ?l.local_addr().ok(), "http listening");
+        tokio::spawn(http::serve(l, ctx.clone(), async move {
+            let _ = http_stopped.await;
+        }))
+    });
+    let draining = {
+        let ctx = ctx.clone();
+        async move {
+            shutdown.await;
+            ctx.draining.store(true, std::sync::atomic::Ordering::Release);
+        }
+    };
+    net::listener::serve(listener, ctx.clone(), draining).await;
+    let _ = stop_http.send(());
+    if let Some(h) = http {
+        let _ = h.await;
+    }
     drop(ctx);
     // Their committers must go before the writer can finish.
     if let Some(after) = after {

@@ -36,9 +36,18 @@ async fn a_full_disk_refuses_writes_with_a_typed_error_and_loses_nothing_acknowl
     let data = tmp.path().join("data");
     let cfg = write_config(tmp.path(), APP, SECRET, "shards = 2");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"));
-    cmd.args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
     // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

@@ -56,7 +56,7 @@ fn start(top: &str) -> (String, std::path::PathBuf, Proc, tempfile::TempDir) {
     let cfg = write_config(tmp.path(), APP, SECRET, top);
     let log = tmp.path().join("server.log");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()])
         .arg("--data")
         .arg(tmp.path().join("data"))
         .env("RUST_LOG", "imserver=debug")

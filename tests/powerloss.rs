@@ -190,7 +190,16 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
         .args(["-f", "-ttt", "-y", "-s", "0", "-e", "trace=write,pwrite64,writev,fdatasync,fsync", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_imserver"))
-        .args(["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     common::contend_if_asked(&mut strace);

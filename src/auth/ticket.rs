@@ -107,15 +107,8 @@ pub fn sign(app_id: u64, user_id: &str, secret: &[u8], issued_at: u64, lifetime_
     url64_encode(&enc.finish().expect("writing to a Vec cannot fail"))
 }
 
-/// Checks a ticket for `app_id`/`user_id` against `secret` at time `now` (unix seconds).
-pub fn verify(
-    ticket: &str,
-    app_id: u64,
-    user_id: &str,
-    secret: &[u8],
-    now: u64,
-    skew_secs: u64,
-) -> Result<TicketClaims, TicketError> {
+/// A ticket's JSON, size-capped at every step.
+fn open(ticket: &str) -> Result<serde_json::Value, TicketError> {
     if ticket.is_empty() || ticket.len() > MAX_TICKET_LEN {
         return Err(TicketError::Malformed("length"));
     }
@@ -128,7 +121,25 @@ pub fn verify(
     if json.len() > MAX_JSON_LEN {
         return Err(TicketError::Malformed("too large"));
     }
-    let v: serde_json::Value = serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("json"))?;
+    serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("json"))
+}
+
+/// The app and user a ticket claims to be for, unverified: which secret to `verify` it with.
+pub fn claimed(ticket: &str) -> Option<(u64, String)> {
+    let v = open(ticket).ok()?;
+    Some((v.get("TLS.sdkappid")?.as_u64()?, v.get("TLS.identifier")?.as_str()?.to_owned()))
+}
+
+/// Checks a ticket for `app_id`/`user_id` against `secret` at time `now` (unix seconds).
+pub fn verify(
+    ticket: &str,
+    app_id: u64,
+    user_id: &str,
+    secret: &[u8],
+    now: u64,
+    skew_secs: u64,
+) -> Result<TicketClaims, TicketError> {
+    let v = open(ticket)?;
     let field = |k: &str| v.get(k);
     if field("TLS.ver").and_then(|x| x.as_str()) != Some("2.0") {
         return Err(TicketError::Malformed("version"));

@@ -19,6 +19,9 @@ struct Args {
     /// Address to listen on (default 127.0.0.1:7700).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address of the HTTP admin API and health checks (default 127.0.0.1:7701; "" = off).
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Data directory (default ./data).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -49,6 +52,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
+    if let Some(h) = args.http_listen {
+        cfg.http_listen = h;
+    }
     if let Some(d) = args.data {
         cfg.data_dir = d;
     }
@@ -66,13 +72,20 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+        let http = match cfg.http_listen.as_str() {
+            "" => None,
+            a => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding {a}"))?),
+        };
         println!(
             "imserver listening on {} (data in {}, durability {:?})",
             listener.local_addr()?,
             cfg.data_dir.display(),
             cfg.durability
         );
-        imserver::run(listener, cfg, shutdown_signal()).await?;
+        if let Some(h) = &http {
+            println!("http listening on {}", h.local_addr()?);
+        }
+        imserver::run_with(listener, http, cfg, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -6,7 +6,7 @@ pub mod linger;
 pub mod listener;
 pub mod session;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -21,4 +21,6 @@ pub struct Ctx {
     pub advertise: String,
     /// The apps' backends, for before-hooks that wait in a request's future.
     pub hooks: Option<Arc<crate::callbacks::Hooks>>,
+    /// The server is stopping: not ready, no new HTTP API calls.
+    pub draining: AtomicBool,
 }

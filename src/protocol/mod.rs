@@ -10,6 +10,7 @@
 #[rustfmt::skip]
 #[path = "generated/im_generated.rs"]
 mod generated;
+pub mod json;
 
 pub use generated::im::wire;
 

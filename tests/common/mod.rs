@@ -29,6 +29,7 @@ pub fn ticket_for(app: u32, user: &str, secret: &str) -> String {
 pub fn config(dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
         durability: Durability::Sync,
         shards: 2,
@@ -64,6 +65,8 @@ pub fn config(dir: &Path) -> Config {
 /// has fully stopped and closed RocksDB (no server outlives its test).
 pub struct TestServer {
     pub addr: String,
+    /// The HTTP API's address (`http_listen` on).
+    pub http_addr: Option<String>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -90,18 +93,25 @@ impl TestServer {
         let listener = std::net::TcpListener::bind(cfg.listen).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
+        let http = (!cfg.http_listen.is_empty()).then(|| {
+            let l = std::net::TcpListener::bind(&cfg.http_listen).unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        });
+        let http_addr = http.as_ref().map(|l| l.local_addr().unwrap().to_string());
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                imserver::run(listener, cfg, async move {
+                let http = http.map(|l| tokio::net::TcpListener::from_std(l).unwrap());
+                imserver::run_with(listener, http, cfg, async move {
                     let _ = rx.await;
                 })
                 .await
             })
         });
-        TestServer { addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), thread: Some(thread) }
+        TestServer { addr, http_addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), thread: Some(thread) }
     }
 
     /// Graceful stop; returns the data directory's owner so the data outlives the server.
@@ -194,7 +204,7 @@ pub fn spawn_process_on(args: &[&str], cpu: Option<usize>) -> (Proc, String) {
     // IMSERVER_BIN runs another build of the server under the same test (an A/B of a fix).
     let bin = std::env::var_os("IMSERVER_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_imserver").into());
     let mut cmd = std::process::Command::new(bin);
-    cmd.args(["--listen", "127.0.0.1:0"])
+    cmd.args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());

@@ -1,0 +1,203 @@
+//! The HTTP listener (`http_listen`): the JSON admin API (`POST /v1/<area>/<operation>`, see
+//! `routes`), `GET /healthz` and `GET /readyz`. Served with hyper's HTTP/1.1 server, which the
+//! callbacks' client already brings: the API is one route table over one handler, so a
+//! router framework would add nothing but dependencies.
+//!
+//! An API request is an administrator's (`auth`) binary request in JSON (`call`): no rule is
+//! implemented twice. Errors are `{"code": <ErrorCode number>, "error": "<name>", "message":
+//! ..}` with a fitting HTTP status.
+
+mod auth;
+mod call;
+pub mod routes;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::net::Ctx;
+use crate::protocol::wire::ErrorCode;
+
+/// An HTTP API error: its status and the wire error it carries.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: u16,
+    pub code: ErrorCode,
+    pub message: String,
+    /// The app backend's code (`CallbackRefused`).
+    pub backend_code: i64,
+}
+
+impl HttpError {
+    fn bad_json(message: String) -> HttpError {
+        HttpError { status: 400, code: ErrorCode::InvalidArgument, message, backend_code: 0 }
+    }
+
+    fn internal(message: &str) -> HttpError {
+        HttpError { status: 500, code: ErrorCode::Internal, message: message.into(), backend_code: 0 }
+    }
+
+    /// The error a binary client would get, with the HTTP status that fits it.
+    fn wire(code: ErrorCode, message: &str, backend_code: i64) -> HttpError {
+        let name = code.variant_name().unwrap_or("");
+        let status = match code {
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::CallbackUnavailable => 502,
+            _ if code.0 >= 9000 => 503,
+            _ if name.ends_with("NotFound") => 404,
+            _ if name.starts_with("Already") || name.ends_with("AlreadyExists") || name.ends_with("Conflict") => 409,
+            _ => 400,
+        };
+        HttpError { status, code, message: message.into(), backend_code }
+    }
+
+    fn body(&self) -> Value {
+        let mut v = serde_json::json!({
+            "code": self.code.0,
+            "error": self.code.variant_name().unwrap_or("Unknown"),
+            "message": self.message,
+        });
+        if self.backend_code != 0 {
+            v["backend_code"] = self.backend_code.into();
+        }
+        v
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json(status: u16, v: &Value) -> Resp {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())))
+        .expect("a valid response")
+}
+
+fn text(status: u16, t: &'static str) -> Resp {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(t)))
+        .expect("a valid response")
+}
+
+fn error(e: &HttpError) -> Resp {
+    json(e.status, &e.body())
+}
+
+/// Serves `listener` until `stop` completes; connections still open then get a moment to
+/// finish their request.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Output = ()>) {
+    let mut conns = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    conns.spawn(async move {
+                        let svc = service_fn(move |req| handle(ctx.clone(), req));
+                        let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                        let _ = conn.await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(1), async { while conns.join_next().await.is_some() {} }).await.is_err()
+    {
+        conns.shutdown().await;
+    }
+}
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let path = req.uri().path().to_owned();
+    Ok(match (req.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => text(200, "ok\n"),
+        (&Method::GET, "/readyz") if ctx.draining.load(Ordering::Acquire) => text(503, "draining\n"),
+        (&Method::GET, "/readyz") => text(200, "ready\n"),
+        (&Method::POST, p) => match routes::route(p) {
+            Some(r) => api(&ctx, r, req).await.unwrap_or_else(|e| error(&e)),
+            None => error(&HttpError {
+                status: 404,
+                code: ErrorCode::UnknownOperation,
+                message: format!("no operation at {p}"),
+                backend_code: 0,
+            }),
+        },
+        _ => error(&HttpError {
+            status: 405,
+            code: ErrorCode::UnknownOperation,
+            message: "POST an operation, or GET /healthz or /readyz".into(),
+            backend_code: 0,
+        }),
+    })
+}
+
+/// The request body, at most `max` bytes kept. A larger one is read on (up to 8 times the
+/// bound, and thrown away) so that the client, still sending, gets the 413 rather than a
+/// broken connection.
+async fn bounded_body(mut body: Incoming, max: usize) -> Result<Vec<u8>, HttpError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| HttpError::bad_json(format!("the body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen <= max {
+            kept.extend_from_slice(&data);
+        } else if seen > max.saturating_mul(8) {
+            break;
+        }
+    }
+    if seen > max {
+        return Err(HttpError {
+            status: 413,
+            code: ErrorCode::FrameTooLarge,
+            message: format!("the body is over {max} bytes"),
+            backend_code: 0,
+        });
+    }
+    Ok(kept)
+}
+
+/// One API call: the administrator, the JSON body (bounded), the operation.
+async fn api(ctx: &Ctx, r: crate::protocol::wire::Request, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let who = auth::admin(&ctx.cfg, req.uri().query(), header.as_deref())?;
+    if ctx.draining.load(Ordering::Acquire) {
+        return Err(HttpError::wire(ErrorCode::ShuttingDown, "the server is stopping", 0));
+    }
+    // A JSON body is a few times the size of the binary frame it becomes.
+    let max = ctx.cfg.limits.max_frame * 4;
+    let body = bounded_body(req.into_body(), max).await?;
+    let v: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&body).map_err(|e| HttpError::bad_json(format!("not JSON: {e}")))?
+    };
+    let answer = call::call(ctx, who, r, &v).await?;
+    Ok(json(200, &answer))
+}
