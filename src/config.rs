@@ -99,6 +99,8 @@ pub struct Limits {
     pub max_login_frame: usize,
     /// Requests a connection may have in flight before the server stops reading from it.
     pub max_inflight_per_conn: usize,
+    /// HTTP connections served at once; more wait in the listen queue.
+    pub max_http_connections: usize,
     /// Frames queued towards one connection; past this it is a slow consumer and is closed.
     pub outbound_queue: usize,
     /// Items in one batch request (import, get, query...).
@@ -185,6 +187,7 @@ impl Default for Limits {
             max_frame: 64 * 1024,
             max_login_frame: 4 * 1024,
             max_inflight_per_conn: 128,
+            max_http_connections: 256,
             outbound_queue: 1024,
             max_batch: 500,
             max_page: 500,

@@ -76,15 +76,17 @@ fn main() -> anyhow::Result<()> {
             "" => None,
             a => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding {a}"))?),
         };
+        // One line, one write: whoever reads the address may close the pipe after it.
+        let http_addr = match &http {
+            Some(h) => h.local_addr()?.to_string(),
+            None => "off".into(),
+        };
         println!(
-            "imserver listening on {} (data in {}, durability {:?})",
+            "imserver listening on {} (data in {}, durability {:?}, http {http_addr})",
             listener.local_addr()?,
             cfg.data_dir.display(),
             cfg.durability
         );
-        if let Some(h) = &http {
-            println!("http listening on {}", h.local_addr()?);
-        }
         imserver::run_with(listener, http, cfg, shutdown_signal()).await?;
         Ok(())
     })

@@ -18,6 +18,9 @@ use crate::shard::outbox::{Next, Outbox};
 
 /// The request id every HTTP call uses on its own session.
 const ID: u64 = 1;
+/// How long an answer a shard sends later (a send, perhaps waiting on its before-hook) is
+/// waited for.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Builds the frame of `request` from `body`.
 fn frame(request: wire::Request, body: &Value) -> Result<Vec<u8>, HttpError> {
@@ -59,13 +62,28 @@ pub async fn call(
     let answer = match answer {
         Some(a) => a,
         // Answered through the outbox (at once, or by the shard that ran it).
-        None => loop {
-            match rx.next().await {
-                Some(Next::Frame(f)) if is_answer(&f) => break f,
-                Some(Next::Frame(_)) => continue,
-                _ => return Err(HttpError::internal("no answer")),
+        None => {
+            let answered = async {
+                loop {
+                    match rx.next().await {
+                        Some(Next::Frame(f)) if is_answer(&f) => return Some(f),
+                        Some(Next::Frame(_)) => continue,
+                        _ => return None,
+                    }
+                }
+            };
+            match tokio::time::timeout(ANSWER_WITHIN, answered).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Err(HttpError::internal("no answer")),
+                Err(_) => {
+                    return Err(HttpError {
+                        status: 504,
+                        message: "no answer in time".into(),
+                        ..HttpError::internal("")
+                    });
+                }
             }
-        },
+        }
     };
     drop(outbox);
     read(&answer)

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -104,8 +104,17 @@ fn error(e: &HttpError) -> Resp {
 /// finish their request.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Output = ()>) {
     let mut conns = JoinSet::new();
+    // At most this many connections are served; the next is accepted once one ends.
+    let permits = Arc::new(tokio::sync::Semaphore::new(ctx.cfg.limits.max_http_connections.max(1)));
     tokio::pin!(stop);
     loop {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(_) = conns.join_next() => {}
+            }
+            continue;
+        };
         tokio::select! {
             _ = &mut stop => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -113,8 +122,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Outpu
                 Ok((stream, _)) => {
                     let ctx = ctx.clone();
                     conns.spawn(async move {
+                        let _permit = permit;
                         let svc = service_fn(move |req| handle(ctx.clone(), req));
-                        let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
+                            .serve_connection(TokioIo::new(stream), svc);
                         let _ = conn.await;
                     });
                 }
