@@ -212,10 +212,11 @@ async fn health_and_readiness_while_draining() {
     let (ready, health) = loop {
         assert!(std::time::Instant::now() < deadline && !stopping.is_finished(), "never saw the drain");
         let get = |p: &str| hyper::Request::get(format!("http://{http}{p}")).body(Full::new(Bytes::new())).unwrap();
-        let Ok(r) = c.request(get("/readyz")).await else { continue };
-        if r.status() == 503 {
-            let h = c.request(get("/healthz")).await.unwrap().status();
-            break (r.status(), h);
+        if let Ok(r) = c.request(get("/readyz")).await {
+            if r.status() == 503 {
+                let h = c.request(get("/healthz")).await.unwrap().status();
+                break (r.status(), h);
+            }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
