@@ -38,6 +38,19 @@ pub enum TicketError {
     NotYetValid,
 }
 
+impl TicketError {
+    /// The wire error a refused ticket answers with (a login's, the HTTP API's).
+    pub fn code(&self) -> crate::protocol::wire::ErrorCode {
+        use crate::protocol::wire::ErrorCode;
+        match self {
+            TicketError::Malformed(_) | TicketError::BadSignature => ErrorCode::BadTicket,
+            TicketError::WrongIdentity => ErrorCode::TicketUserMismatch,
+            TicketError::Expired => ErrorCode::TicketExpired,
+            TicketError::NotYetValid => ErrorCode::TicketNotYetValid,
+        }
+    }
+}
+
 /// What a valid ticket says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketClaims {

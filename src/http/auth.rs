@@ -3,7 +3,7 @@
 //! or as `Authorization: Bearer <ticket>` (the ticket names its app and user).
 
 use super::HttpError;
-use crate::auth::ticket::{self, TicketError};
+use crate::auth::ticket;
 use crate::config::Config;
 use crate::domain::ids::{AppId, UserId};
 use crate::protocol::wire::ErrorCode;
@@ -42,13 +42,7 @@ pub fn admin(cfg: &Config, query: Option<&str>, authorization: Option<&str>) -> 
     let user = UserId::new(&user).ok_or_else(|| unauthorized(ErrorCode::InvalidArgument, "identifier"))?;
     let now = crate::now_ms() / 1000;
     if let Err(e) = ticket::verify(&t, app, user.as_str(), a.secret.as_bytes(), now, cfg.timeouts.ticket_skew_secs) {
-        let code = match e {
-            TicketError::Malformed(_) | TicketError::BadSignature => ErrorCode::BadTicket,
-            TicketError::WrongIdentity => ErrorCode::TicketUserMismatch,
-            TicketError::Expired => ErrorCode::TicketExpired,
-            TicketError::NotYetValid => ErrorCode::TicketNotYetValid,
-        };
-        return Err(unauthorized(code, e.to_string()));
+        return Err(unauthorized(e.code(), e.to_string()));
     }
     if !a.admins.contains(&user) {
         return Err(HttpError {

@@ -20,7 +20,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use super::dispatch::{self, Session};
 use super::linger;
 use super::Ctx;
-use crate::auth::ticket::{self, TicketError};
+use crate::auth::ticket;
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::ratelimit::{Bucket, Verdict};
 use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
@@ -243,13 +243,7 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
         ctx.cfg.timeouts.ticket_skew_secs,
     );
     if let Err(e) = checked {
-        let code = match e {
-            TicketError::Malformed(_) | TicketError::BadSignature => ErrorCode::BadTicket,
-            TicketError::WrongIdentity => ErrorCode::TicketUserMismatch,
-            TicketError::Expired => ErrorCode::TicketExpired,
-            TicketError::NotYetValid => ErrorCode::TicketNotYetValid,
-        };
-        return fail(id, code, &e.to_string());
+        return fail(id, e.code(), &e.to_string());
     }
     let admin = app.admins.contains(&user);
     if !admin {
