@@ -65,7 +65,9 @@ fn bench(c: &mut Criterion) {
         queue: cfg.limits.commit_queue,
         max_group: cfg.limits.max_commit_group,
     });
-    let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, None).unwrap();
+    let (router, shards) =
+        Shards::start(cfg.clone(), store.clone(), committer, None, imserver::metrics::Metrics::new(cfg.shard_count()))
+            .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
     let next = AtomicU64::new(0);
     // At most WINDOW sends in flight: a permit is taken per send and given back per ack.

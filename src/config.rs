@@ -263,6 +263,9 @@ pub struct Config {
     /// The address told to clients in the login answer; the listen address when empty.
     pub advertise: Option<String>,
     pub data_dir: PathBuf,
+    /// Where online backups (`BackupReq`) are written, one directory each; backups are off
+    /// when empty.
+    pub backup_dir: PathBuf,
     pub durability: Durability,
     /// `wal` durability: how often (milliseconds) the WAL is fdatasync'ed; 0 = never (the
     /// kernel writes it back, typically within 30 s).
@@ -285,6 +288,7 @@ impl Default for Config {
             http_listen: "127.0.0.1:7701".into(),
             advertise: None,
             data_dir: PathBuf::from("./data"),
+            backup_dir: PathBuf::from("./backups"),
             durability: Durability::Sync,
             wal_sync_ms: 100,
             shards: 0,

@@ -119,6 +119,9 @@ impl Harness {
             advertise: "fuzz".into(),
             hooks: None,
             draining: Default::default(),
+            metrics: crate::metrics::Metrics::new(2),
+            store: None,
+            backing_up: Default::default(),
         };
         Harness { rt, ctx }
     }

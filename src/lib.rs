@@ -9,6 +9,8 @@
 //! - `auth`: login tickets (TLSSigAPIv2 / UserSig format), verified in constant time.
 //! - `callbacks`: hooks to an app's backend over HTTP (signed JSON requests, their answers,
 //!   fail-open/closed), called on the server's runtime; `shard::hooks` parks what waits.
+//! - `metrics`: what the server counts (`GET /metrics`): one `Metrics` per server, counters
+//!   by wire enum value, the writer's histograms, scrape-time levels.
 //! - `net`: sockets only: `listener` (accept, connection limit, shutdown), `session` (login
 //!   handshake, heartbeats, idle timeout, writer), `linger` (the end of a connection),
 //!   `dispatch` (the one exhaustive match over requests: parse, route, answer).
@@ -49,6 +51,7 @@ pub mod domain;
 pub mod flows;
 pub mod fuzzing;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod shard;
@@ -106,20 +109,25 @@ pub async fn run_with(
     let local = listener.local_addr()?;
     // Callbacks run on this runtime, never on a shard thread.
     let hooks = callbacks::Hooks::new(&cfg, tokio::runtime::Handle::current());
+    let metrics = metrics::Metrics::new(cfg.shard_count());
     let (store, writer, router, shards, after) = {
         let cfg = cfg.clone();
         let hooks = hooks.clone();
+        let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let store = Store::open(&cfg.data_dir)?;
-            let (committer, writer) = store.start_writer(store::WriterOptions {
-                durability: cfg.durability,
-                wal_sync_ms: cfg.wal_sync_ms,
-                queue: cfg.limits.commit_queue,
-                max_group: cfg.limits.max_commit_group,
-            });
+            let (committer, writer) = store.start_measured_writer(
+                store::WriterOptions {
+                    durability: cfg.durability,
+                    wal_sync_ms: cfg.wal_sync_ms,
+                    queue: cfg.limits.commit_queue,
+                    max_group: cfg.limits.max_commit_group,
+                },
+                metrics.writer.clone(),
+            );
             // After-hook events reach the backends from their durable queue.
             let after = hooks.as_ref().map(|h| callbacks::AfterHooks::start(h, &store, &committer));
-            let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, hooks)?;
+            let (router, shards) = Shards::start(cfg.clone(), store.clone(), committer, hooks, metrics)?;
             Ok((store, writer, router, shards, after))
         })
         .await
@@ -133,6 +141,9 @@ pub async fn run_with(
         advertise: cfg.advertise.clone().unwrap_or_else(|| local.to_string()),
         hooks,
         draining: Default::default(),
+        metrics,
+        store: Some(store.clone()),
+        backing_up: Default::default(),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = http.map(|l| {

@@ -6,58 +6,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 mod common;
+use common::http::{admin_query, client, ok, post, request};
 use common::{ticket_for, TestServer, APP, SECRET};
-
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> Http {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// The query a Tencent-style caller signs in with.
-fn admin_query() -> String {
-    format!("sdkappid={APP}&identifier=admin&usersig={}&random=7", ticket_for(APP, "admin", SECRET))
-}
-
-async fn request(
-    c: &Http,
-    s: &TestServer,
-    method: &str,
-    path_and_query: &str,
-    auth: Option<&str>,
-    body: &str,
-) -> (u16, Value) {
-    let uri = format!("http://{}{path_and_query}", s.http_addr.as_ref().unwrap());
-    let mut b = hyper::Request::builder().method(method).uri(uri).header("content-type", "application/json");
-    if let Some(a) = auth {
-        b = b.header("authorization", a);
-    }
-    let call = async {
-        let resp = c.request(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
-    };
-    let (status, raw) = tokio::time::timeout(Duration::from_secs(20), call).await.expect("an answer within 20 s");
-    let v = serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
-    (status, v)
-}
-
-/// `POST path` as the app's administrator, with `body`.
-async fn post(c: &Http, s: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    request(c, s, "POST", &format!("{path}?{}", admin_query()), None, &body.to_string()).await
-}
-
-async fn ok(c: &Http, s: &TestServer, path: &str, body: Value) -> Value {
-    let (status, v) = post(c, s, path, body).await;
-    assert_eq!(status, 200, "{path}: {v}");
-    v
-}
 
 #[tokio::test]
 async fn an_app_backend_runs_users_friends_messages_and_groups_over_http() {

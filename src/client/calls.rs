@@ -3,8 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    Client, ClientError, Conversation, Frame, ItemOutcome, LoginInfo, Message, Profile, ProfileChange, SendAck, Status,
-    SyncAnswer, SyncEntry,
+    Backup, Client, ClientError, Conversation, Frame, ItemOutcome, LoginInfo, Message, Profile, ProfileChange, SendAck,
+    Status, SyncAnswer, SyncEntry,
 };
 use crate::protocol::{self, wire};
 
@@ -65,6 +65,26 @@ impl Client {
         })
         .await
         .map(|_| ())
+    }
+
+    /// [admin] Writes a consistent copy of the live store into the server's backup directory,
+    /// as `name` (empty: the server names it).
+    pub async fn backup(&self, name: &str) -> Result<Backup, ClientError> {
+        let f = self
+            .call(|fbb| {
+                let name = fbb.create_string(name);
+                let r = wire::BackupReq::create(fbb, &wire::BackupReqArgs { name: Some(name) });
+                (wire::Request::BackupReq, r.as_union_value())
+            })
+            .await?;
+        let b = f.get().response_as_backup_resp().ok_or(ClientError::Unexpected("BackupResp"))?;
+        Ok(Backup {
+            name: b.name().unwrap_or_default().to_owned(),
+            path: b.path().unwrap_or_default().to_owned(),
+            files: b.files(),
+            bytes: b.bytes(),
+            took_ms: b.took_ms(),
+        })
     }
 
     /// [admin] Creates users; one outcome per user.

@@ -225,3 +225,14 @@ impl SendAck {
         })
     }
 }
+
+/// A finished online backup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Backup {
+    pub name: String,
+    /// The backup's directory as the server sees it: a data directory to start a server on.
+    pub path: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub took_ms: u64,
+}

@@ -4,6 +4,7 @@
 //! as return values. No sockets, no threads, no RocksDB types: a shard calls these, then
 //! persists (through `store::Batch`) and pushes what they decided.
 
+pub mod backup;
 pub mod conversation;
 pub mod error;
 pub mod friend;

@@ -86,6 +86,7 @@ pub async fn call(
         }
     };
     drop(outbox);
+    ctx.metrics.answer(&answer);
     read(&answer)
 }
 

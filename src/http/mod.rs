@@ -146,13 +146,20 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Outpu
 }
 
 async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let resp = answer(&ctx, req).await;
+    ctx.metrics.http_status(resp.status().as_u16());
+    Ok(resp)
+}
+
+async fn answer(ctx: &Ctx, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
-    Ok(match (req.method(), path.as_str()) {
+    match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(200, "ok\n"),
         (&Method::GET, "/readyz") if ctx.draining.load(Ordering::Acquire) => text(503, "draining\n"),
         (&Method::GET, "/readyz") => text(200, "ready\n"),
+        (&Method::GET, "/metrics") => metrics(ctx),
         (&Method::POST, p) => match routes::route(p) {
-            Some(r) => api(&ctx, r, req).await.unwrap_or_else(|e| error(&e)),
+            Some(r) => api(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
             None => error(&HttpError {
                 status: 404,
                 code: ErrorCode::UnknownOperation,
@@ -163,10 +170,28 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         _ => error(&HttpError {
             status: 405,
             code: ErrorCode::UnknownOperation,
-            message: "POST an operation, or GET /healthz or /readyz".into(),
+            message: "POST an operation, or GET /healthz, /readyz or /metrics".into(),
             backend_code: 0,
         }),
-    })
+    }
+}
+
+/// `GET /metrics`: every counter, with the levels read now (inboxes, RocksDB).
+fn metrics(ctx: &Ctx) -> Resp {
+    let mut live = crate::metrics::Snapshot { inboxes: ctx.router.depths(), ..Default::default() };
+    if let Some(store) = &ctx.store {
+        live.gauges = store.gauges();
+        live.counters.push((
+            "hook_events_dropped",
+            "After-hook events left out because an app's queue was full",
+            store.hook_events_dropped(),
+        ));
+    }
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(Full::new(Bytes::from(ctx.metrics.render(live))))
+        .expect("a valid response")
 }
 
 /// The request body, at most `max` bytes kept. A larger one is read on (up to 8 times the

@@ -69,6 +69,7 @@ pub const ROUTES: &[(&str, Request)] = &[
     ("/v1/group/withdrawMessage", Request::RecallReq),
     ("/v1/message/read", Request::ReadReq),
     ("/v1/message/receiveAck", Request::ReceiveAckReq),
+    ("/v1/admin/backup", Request::BackupReq),
 ];
 
 /// The request a path carries.

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{linger, session, Ctx};
+use crate::metrics::Refusal;
 use crate::protocol::{self, wire::ErrorCode};
 
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
@@ -24,13 +25,16 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
+                        ctx.metrics.accepted.inc();
                         sessions.spawn(session::run(stream, ctx.clone(), permit, closing_rx.clone()));
                     }
                     Err(_) => {
+                        ctx.metrics.refused(Refusal::Limit);
                         tokio::spawn(refuse(stream));
                     }
                 },
                 Err(e) => {
+                    ctx.metrics.refused(Refusal::AcceptError);
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -23,4 +23,10 @@ pub struct Ctx {
     pub hooks: Option<Arc<crate::callbacks::Hooks>>,
     /// The server is stopping: not ready, no new HTTP API calls.
     pub draining: AtomicBool,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// For what operators ask of the store itself (backups, its levels); `None` only in the
+    /// fuzzing harness, which runs the dispatch without a store.
+    pub store: Option<crate::store::Store>,
+    /// A backup is being written (one at a time).
+    pub backing_up: Arc<AtomicBool>,
 }

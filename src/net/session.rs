@@ -23,6 +23,7 @@ use super::Ctx;
 use crate::auth::ticket;
 use crate::domain::ids::{AppId, ConnId, UserId};
 use crate::domain::ratelimit::{Bucket, Verdict};
+use crate::metrics::{Metrics, Tally};
 use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
 use crate::shard::cmd::{DeviceLogin, Disconnect, Login};
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
@@ -31,9 +32,11 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     let _ = stream.set_nodelay(true);
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (rd, wr) = stream.into_split();
-    let (outbox, orx) = Outbox::new(conn, ctx.cfg.limits.outbound_queue);
+    let _open = ctx.metrics.hold_open();
+    let (outbox, orx) = Outbox::counting(conn, ctx.cfg.limits.outbound_queue, ctx.metrics.push_drops.clone());
     let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
-    let mut writer = tokio::spawn(write_loop(wr, orx, write_timeout, ctx.cfg.limits.write_chunk.max(1)));
+    let sink = Sink { timeout: write_timeout, chunk: ctx.cfg.limits.write_chunk.max(1), metrics: ctx.metrics.clone() };
+    let mut writer = tokio::spawn(write_loop(wr, orx, sink));
     // A small read buffer to start with: an idle connection should cost little memory; it
     // grows for larger frames (up to the frame limit).
     let mut reader = FramedRead::with_capacity(
@@ -52,6 +55,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
     };
     let sess = match first {
         Err(_) => {
+            ctx.metrics.login(ErrorCode::LoginTimeout);
             outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
             None
         }
@@ -60,7 +64,10 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
             frame_error(&outbox, &e);
             None
         }
-        Ok(Some(Ok(buf))) => login(&ctx, conn, &outbox, &buf).await,
+        Ok(Some(Ok(buf))) => {
+            ctx.metrics.frames_in.inc();
+            login(&ctx, conn, &outbox, &buf).await
+        }
     };
     let Some(sess) = sess else {
         outbox.close(KickReason::None);
@@ -100,6 +107,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
                 None => break (KickReason::None, None),
                 Some(Err(e)) => { frame_error(&outbox, &e); break (KickReason::None, None) }
                 Some(Ok(buf)) => {
+                    ctx.metrics.frames_in.inc();
                     last_frame = Instant::now();
                     match bucket.as_mut().map_or(Verdict::Allowed, |b| b.take(crate::now_ms())) {
                         Verdict::Allowed => {}
@@ -198,6 +206,7 @@ fn now_secs() -> u64 {
 /// Runs the login handshake; on failure the error is queued and `None` returned.
 async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<Session> {
     let fail = |id: u64, code: ErrorCode, msg: &str| {
+        ctx.metrics.login(code);
         outbox.send(protocol::error(id, code, msg));
         None
     };
@@ -280,6 +289,7 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
         (wire::Response::LoginResp, r.as_union_value())
     });
     outbox.send(resp);
+    ctx.metrics.login(ErrorCode::None);
     tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
     let platform = client_type;
     Some(Session {
@@ -299,28 +309,32 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
 /// too: frames still queued are dropped (the client resyncs by seq), but the bytes already
 /// taken for the socket are finished, so the kick follows whole frames and a client that
 /// reads again before the write timeout finds it.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: OutboxRx,
-    write_timeout: Duration,
-    write_chunk: usize,
-) -> Option<OwnedWriteHalf> {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, sink: Sink) -> Option<OwnedWriteHalf> {
+    let Sink { timeout: write_timeout, chunk: write_chunk, metrics } = sink;
     // Allocated on first use and given back after a burst, so idle connections hold no
     // write buffer. Holds whole frames; `buf[..]` is what the socket has not taken yet.
     let mut buf = BytesMut::new();
+    let mut tally = Tally::default();
     let reason = loop {
         match rx.next().await {
             None => break KickReason::None,
             Some(Next::Close(reason)) => break reason,
             Some(Next::Frame(f)) => {
+                metrics.frame_out(&mut tally, &f);
                 buf.extend_from_slice(&f);
                 while buf.len() < write_chunk {
                     match rx.try_next() {
-                        Some(f) => buf.extend_from_slice(&f),
+                        Some(f) => {
+                            metrics.frame_out(&mut tally, &f);
+                            buf.extend_from_slice(&f)
+                        }
                         None => break,
                     }
                 }
-                match write_out(&mut wr, &mut buf, &rx, write_timeout).await {
+                // Counted as written once the socket takes them (or the connection ends).
+                let written = write_out(&mut wr, &mut buf, &rx, write_timeout).await;
+                metrics.flush(&mut tally);
+                match written {
                     Written::All => {
                         if buf.capacity() > write_chunk {
                             buf = BytesMut::new();
@@ -334,21 +348,40 @@ async fn write_loop(
     };
     // Queued frames go out before the kick, except to a slow consumer: it cannot take them,
     // and they are freed now rather than when the connection ends.
+    let mut dropped = 0;
     while let Some(f) = rx.try_next() {
         if reason != KickReason::SlowConsumer {
+            metrics.frame_out(&mut tally, &f);
             buf.extend_from_slice(&f);
+        } else {
+            dropped += 1;
         }
+    }
+    if reason == KickReason::SlowConsumer {
+        metrics.slow_consumers.inc();
+        metrics.push_drops.inc_by(dropped);
     }
     if reason != KickReason::None {
         let name = reason.variant_name().unwrap_or("closed");
-        buf.extend_from_slice(&protocol::kick(reason, name));
+        let kick = protocol::kick(reason, name);
+        metrics.frame_out(&mut tally, &kick);
+        buf.extend_from_slice(&kick);
     }
+    metrics.flush(&mut tally);
     let sent = tokio::time::timeout(write_timeout, async {
         wr.write_all(&buf).await?;
         wr.shutdown().await
     })
     .await;
     matches!(sent, Ok(Ok(()))).then_some(wr)
+}
+
+/// How a connection's writer writes, and where it counts what it wrote.
+struct Sink {
+    timeout: Duration,
+    /// Bytes gathered into one write at most.
+    chunk: usize,
+    metrics: Arc<Metrics>,
 }
 
 enum Written {

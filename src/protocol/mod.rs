@@ -134,6 +134,37 @@ pub fn error_from_backend(id: u64, code: ErrorCode, message: &str, backend_code:
     })
 }
 
+/// What a frame this server built is, read without verifying it again: a response (its
+/// `ErrorCode`, `None` for success), a push (its `Push` kind), or neither.
+pub enum Peek {
+    Answer(ErrorCode),
+    Push(Push),
+    Other,
+}
+
+/// Reads the kind of a length-prefixed frame built by this module's builders (`response`,
+/// `push`, `error`, `ok`, `kick`), for counting. Never call it on bytes from a peer.
+pub fn peek(frame: &[u8]) -> Peek {
+    let Some(body) = frame.get(LEN_PREFIX..) else { return Peek::Other };
+    if body.len() < 8 {
+        return Peek::Other;
+    }
+    // SAFETY: every frame given here was finished by `with_builder` in this process (the
+    // outboxes hold only such frames), so it is a valid `ServerFrame`; verifying it a second
+    // time would cost as much as a small frame's encoding.
+    let f = unsafe { flatbuffers::root_unchecked::<ServerFrame>(body) };
+    if f.id() == 0 {
+        return match f.event_type() {
+            Push::NONE => Peek::Other,
+            p => Peek::Push(p),
+        };
+    }
+    match f.response_as_error() {
+        Some(e) => Peek::Answer(e.code()),
+        None => Peek::Answer(ErrorCode::None),
+    }
+}
+
 /// An empty success response.
 pub fn ok(id: u64) -> Bytes {
     response(id, |fbb| (Response::Ok, wire::Ok::create(fbb, &wire::OkArgs {}).as_union_value()))

@@ -53,7 +53,9 @@ fn start(cfg: &Arc<Config>, store: &Store) -> Run {
     let (committer, writer) =
         store.start_writer(WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 64, max_group: 64 });
     let (router, inboxes) = Router::new(SHARDS, 64);
-    let shards = state::load(cfg, store, &router, committer.clone(), None).unwrap();
+    let shards =
+        state::load(cfg, store, &router, committer.clone(), (None, crate::metrics::Metrics::new(router.len())))
+            .unwrap();
     Run { router, inboxes, shards, committer, writer }
 }
 

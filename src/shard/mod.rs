@@ -52,11 +52,12 @@ impl Shards {
         store: Store,
         committer: Committer,
         hooks: Option<Arc<crate::callbacks::Hooks>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<(Router, Shards), StoreError> {
         let n = cfg.shard_count();
         let (router, Inboxes { sessions: rxs, peers: peer_rxs }) = Router::new(n, cfg.limits.shard_queue);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let mut states = state::load(&cfg, &store, &router, committer, hooks)?;
+        let mut states = state::load(&cfg, &store, &router, committer, (hooks, metrics))?;
         let mut threads = Vec::with_capacity(n);
         for (i, (rx, peer_rx)) in rxs.into_iter().zip(peer_rxs).enumerate().rev() {
             let st = states.pop().expect("one state per shard");

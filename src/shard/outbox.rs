@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
 use crate::domain::ids::ConnId;
+use crate::metrics::Counter;
 use crate::protocol::wire::KickReason;
 
 struct Inner {
@@ -25,6 +26,8 @@ struct Inner {
     answered: Notify,
     /// Commands of this connection waiting for room in a shard's inbox (see `Waiting`).
     waiting: AtomicUsize,
+    /// Counts frames the connection could not take (`send` on a full queue).
+    drops: Counter,
 }
 
 /// A command of the connection waiting for room in a shard's inbox; dropped once it is in.
@@ -74,6 +77,11 @@ pub enum Next {
 
 impl Outbox {
     pub fn new(conn: ConnId, capacity: usize) -> (Outbox, OutboxRx) {
+        Outbox::counting(conn, capacity, Counter::default())
+    }
+
+    /// An outbox counting the frames it refuses for a full queue in `drops`.
+    pub fn counting(conn: ConnId, capacity: usize, drops: Counter) -> (Outbox, OutboxRx) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let inner = Arc::new(Inner {
             conn,
@@ -83,6 +91,7 @@ impl Outbox {
             unanswered: AtomicUsize::new(0),
             answered: Notify::new(),
             waiting: AtomicUsize::new(0),
+            drops,
         });
         (Outbox { inner: inner.clone(), tx }, OutboxRx { rx, inner })
     }
@@ -100,6 +109,7 @@ impl Outbox {
         match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.inner.drops.inc();
                 self.close(KickReason::SlowConsumer);
                 false
             }

@@ -88,6 +88,12 @@ impl Router {
         self.shards.is_empty()
     }
 
+    /// Commands queued in each shard's inboxes now: (from sessions, from other shards).
+    pub fn depths(&self) -> Vec<(u64, u64)> {
+        let queued = |s: &mpsc::Sender<ShardCmd>| (s.max_capacity() - s.capacity()) as u64;
+        self.shards.iter().zip(self.peers.iter()).map(|(s, p)| (queued(s), queued(p))).collect()
+    }
+
     pub fn user_shard(&self, app: AppId, user: &UserId) -> usize {
         shard_of(app, user, self.shards.len())
     }

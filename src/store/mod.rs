@@ -7,6 +7,7 @@
 //! Reads run on the caller's thread (a shard thread, never an async worker). Writes go only
 //! through the writer thread.
 
+mod admin;
 mod batch;
 pub mod codec;
 mod events;
@@ -23,6 +24,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Di
 
 use crate::domain::ids::{AppId, UserId};
 use crate::domain::sync::{ItemId, Stream};
+pub use admin::BackupInfo;
 pub(crate) use batch::Op;
 pub use batch::{Batch, StreamPut};
 pub use events::Events;
@@ -164,7 +166,12 @@ impl Store {
 
     /// Starts the group-commit writer for this store.
     pub fn start_writer(&self, o: WriterOptions) -> (Committer, WriterThread) {
-        writer::spawn(self.db.clone(), self.events.clone(), o)
+        self.start_measured_writer(o, Default::default())
+    }
+
+    /// Starts the writer, reporting its group sizes and latencies to `m`.
+    pub fn start_measured_writer(&self, o: WriterOptions, m: writer::Measures) -> (Committer, WriterThread) {
+        writer::spawn(self.db.clone(), self.events.clone(), o, m)
     }
 
     /// The after-hook queue's bookkeeping.

@@ -108,24 +108,27 @@ pub struct WriterOptions {
     pub max_group: usize,
 }
 
-pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions) -> (Committer, WriterThread) {
+/// Where the writer reports its group sizes and latencies.
+pub type Measures = crate::metrics::WriterMetrics;
+
+pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions, m: Measures) -> (Committer, WriterThread) {
     let (tx, rx) = mpsc::channel(o.queue.max(1));
     let failed = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let syncer = (o.durability == Durability::Wal && o.wal_sync_ms > 0).then(|| {
         let (stop, stopped) = crossbeam::channel::bounded::<()>(0);
-        let (db, failed, written) = (db.clone(), failed.clone(), written.clone());
+        let (db, failed, written, m) = (db.clone(), failed.clone(), written.clone(), m.clone());
         let every = Duration::from_millis(o.wal_sync_ms);
         let handle = std::thread::Builder::new()
             .name("wal-syncer".into())
-            .spawn(move || sync_loop(&db, every, &stopped, &written, &failed))
+            .spawn(move || sync_loop(&db, every, &stopped, (&written, &failed), &m))
             .expect("spawning the WAL syncer at startup");
         (stop, handle)
     });
     let f2 = failed.clone();
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(db, &events, o.durability, rx, o.max_group.max(1), f2, written))
+        .spawn(move || run(db, &events, o.durability, rx, o.max_group.max(1), (f2, written), &m))
         .expect("spawning the writer thread at startup");
     (Committer { tx, failed: failed.clone() }, WriterThread { handle, failed, syncer })
 }
@@ -136,8 +139,8 @@ fn sync_loop(
     db: &DB,
     every: Duration,
     stop: &crossbeam::channel::Receiver<()>,
-    written: &AtomicU64,
-    failed: &AtomicBool,
+    (written, failed): (&AtomicU64, &AtomicBool),
+    m: &Measures,
 ) {
     let mut synced = 0;
     while let Err(crossbeam::channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
@@ -145,7 +148,10 @@ fn sync_loop(
         if now == synced {
             continue;
         }
-        if let Err(e) = db.flush_wal(true) {
+        let started = Instant::now();
+        let r = db.flush_wal(true);
+        m.sync_seconds.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = r {
             if !failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "WAL sync failed; refusing writes until restart");
             }
@@ -161,8 +167,8 @@ fn run(
     durability: Durability,
     mut rx: mpsc::Receiver<Commit>,
     max_group: usize,
-    failed: Arc<AtomicBool>,
-    written: Arc<AtomicU64>,
+    (failed, written): (Arc<AtomicBool>, Arc<AtomicU64>),
+    m: &Measures,
 ) -> bool {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Sync);
@@ -179,7 +185,11 @@ fn run(
         let result = if failed.load(Ordering::Acquire) {
             Err(StoreError::Failed)
         } else {
-            write_group(&db, events, &opts, &group)
+            let started = Instant::now();
+            let r = write_group(&db, events, &opts, &group);
+            m.write_seconds.observe(started.elapsed().as_secs_f64());
+            m.group_size.observe(group.len() as f64);
+            r
         };
         if result.is_ok() {
             written.fetch_add(1, Ordering::Release);

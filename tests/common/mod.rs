@@ -12,6 +12,8 @@ use imserver::domain::ids::{AppId, UserId};
 use imserver::protocol::wire;
 use tokio::sync::oneshot;
 
+pub mod http;
+
 pub const APP: u32 = 1400000001;
 pub const SECRET: &str = "test-secret";
 pub const OTHER_APP: u32 = 1400000002;
@@ -31,6 +33,8 @@ pub fn config(dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         http_listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
+        // Backups off unless a test names where.
+        backup_dir: PathBuf::new(),
         durability: Durability::Sync,
         shards: 2,
         apps: vec![

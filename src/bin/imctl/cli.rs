@@ -216,6 +216,11 @@ pub enum Cmd {
         remove: Option<String>,
         members: Vec<String>,
     },
+    /// Operators: online backup (`imctl admin --help`).
+    Admin {
+        #[command(subcommand)]
+        op: AdminOp,
+    },
     /// Groups: every group operation and group messages (`imctl group --help`).
     Group {
         #[command(subcommand)]
@@ -231,6 +236,18 @@ pub enum Cmd {
         /// Acknowledge received messages to their senders, as a real client does.
         #[arg(long)]
         ack: bool,
+    },
+}
+
+/// What an operator asks of the server.
+#[derive(Subcommand)]
+pub enum AdminOp {
+    /// [admin] Write a consistent copy of the live store (every app's data) into the server's
+    /// backup_dir; start a server with the printed path as its data dir to restore it.
+    Backup {
+        /// The backup's directory name (default: backup-<unix ms>).
+        #[arg(long, default_value = "")]
+        name: String,
     },
 }
 

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{client_type, Cli, Cmd};
+use cli::{client_type, AdminOp, Cli, Cmd};
 use imserver::auth::ticket;
 use imserver::client::Client;
 use run::{conversations, friends, groups, messages, session, sync, users, Ctx};
@@ -102,5 +102,6 @@ async fn command(x: &mut Ctx, cmd: Cmd) -> anyhow::Result<()> {
             friends::groups(x, create, delete, add, remove, &members).await
         }
         Cmd::Group { op } => groups::run(x, op).await,
+        Cmd::Admin { op: AdminOp::Backup { name } } => session::backup(x, &name).await,
     }
 }

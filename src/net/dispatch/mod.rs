@@ -6,7 +6,9 @@
 //! - `users`: import, delete, read, modify, online status, subscriptions.
 //! - `messages`: messages (one-to-one and group), conversations, incremental sync.
 //! - `groups`: every group operation.
+//! - `admin`: operators' requests (online backup).
 
+mod admin;
 mod friends;
 mod gate;
 mod groups;
@@ -103,6 +105,7 @@ pub fn request(ctx: &Ctx, s: &Session, outbox: &Outbox, buf: &[u8]) -> Outcome {
             return Outcome::Done;
         }
     };
+    ctx.metrics.request(frame.request_type());
     let id = frame.id();
     if id == 0 {
         // An answer with id 0 would read as a push: refused, and not executed.
@@ -279,6 +282,7 @@ fn route(cx: Cx<'_>, f: &wire::ClientFrame<'_>) -> Result<Outcome, Immediate> {
         Request::ImportGroupReq => groups::import(cx, table(f.request_as_import_group_req())?),
         Request::ImportGroupMembersReq => groups::import_members(cx, table(f.request_as_import_group_members_req())?),
         Request::GetGroupReceiptsReq => groups::receipts(cx, table(f.request_as_get_group_receipts_req())?),
+        Request::BackupReq => admin::backup(cx, table(f.request_as_backup_req())?),
         // A union member newer than this server (the generated enum is open, so a wildcard
         // is unavoidable; every known member is listed above).
         _ => Err(Immediate::Frame(protocol::error(id, wire::ErrorCode::UnknownOperation, "unknown operation"))),

@@ -1585,10 +1585,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for RequestState {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST: u8 = 62;
+pub const ENUM_MAX_REQUEST: u8 = 63;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST: [Request; 63] = [
+pub const ENUM_VALUES_REQUEST: [Request; 64] = [
   Request::NONE,
   Request::LoginReq,
   Request::LogoutReq,
@@ -1652,6 +1652,7 @@ pub const ENUM_VALUES_REQUEST: [Request; 63] = [
   Request::GetHistoryReq,
   Request::SyncReq,
   Request::GetGroupReceiptsReq,
+  Request::BackupReq,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1722,9 +1723,10 @@ impl Request {
   pub const GetHistoryReq: Self = Self(60);
   pub const SyncReq: Self = Self(61);
   pub const GetGroupReceiptsReq: Self = Self(62);
+  pub const BackupReq: Self = Self(63);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 62;
+  pub const ENUM_MAX: u8 = 63;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::LoginReq,
@@ -1789,6 +1791,7 @@ impl Request {
     Self::GetHistoryReq,
     Self::SyncReq,
     Self::GetGroupReceiptsReq,
+    Self::BackupReq,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -1856,6 +1859,7 @@ impl Request {
       Self::GetHistoryReq => Some("GetHistoryReq"),
       Self::SyncReq => Some("SyncReq"),
       Self::GetGroupReceiptsReq => Some("GetGroupReceiptsReq"),
+      Self::BackupReq => Some("BackupReq"),
       _ => None,
     }
   }
@@ -1915,10 +1919,10 @@ pub struct RequestUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE: u8 = 25;
+pub const ENUM_MAX_RESPONSE: u8 = 26;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE: [Response; 26] = [
+pub const ENUM_VALUES_RESPONSE: [Response; 27] = [
   Response::NONE,
   Response::Error,
   Response::Ok,
@@ -1945,6 +1949,7 @@ pub const ENUM_VALUES_RESPONSE: [Response; 26] = [
   Response::MessagesResp,
   Response::SyncResp,
   Response::GroupReceiptsResp,
+  Response::BackupResp,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1978,9 +1983,10 @@ impl Response {
   pub const MessagesResp: Self = Self(23);
   pub const SyncResp: Self = Self(24);
   pub const GroupReceiptsResp: Self = Self(25);
+  pub const BackupResp: Self = Self(26);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 25;
+  pub const ENUM_MAX: u8 = 26;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Error,
@@ -2008,6 +2014,7 @@ impl Response {
     Self::MessagesResp,
     Self::SyncResp,
     Self::GroupReceiptsResp,
+    Self::BackupResp,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -2038,6 +2045,7 @@ impl Response {
       Self::MessagesResp => Some("MessagesResp"),
       Self::SyncResp => Some("SyncResp"),
       Self::GroupReceiptsResp => Some("GroupReceiptsResp"),
+      Self::BackupResp => Some("BackupResp"),
       _ => None,
     }
   }
@@ -11677,6 +11685,102 @@ impl ::core::fmt::Debug for GetGroupReceiptsReq<'_> {
       ds.finish()
   }
 }
+pub enum BackupReqOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BackupReq<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupReq<'a> {
+  type Inner = BackupReq<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupReq<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupReq { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupReqArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BackupReq<'bldr>> {
+    let mut builder = BackupReqBuilder::new(_fbb);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BackupReq::VT_NAME, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupReq<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupReqArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for BackupReqArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BackupReqArgs {
+      name: None,
+    }
+  }
+}
+
+pub struct BackupReqBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupReqBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupReq::VT_NAME, name);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupReqBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupReqBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupReq<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupReq<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupReq");
+      ds.field("name", &self.name());
+      ds.finish()
+  }
+}
 pub enum GetConversationsReqOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -14101,6 +14205,21 @@ impl<'a> ClientFrame<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_backup_req(&self) -> Option<BackupReq<'a>> {
+    if self.request_type() == Request::BackupReq {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupReq::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ClientFrame<'_> {
@@ -14174,6 +14293,7 @@ impl ::flatbuffers::Verifiable for ClientFrame<'_> {
           Request::GetHistoryReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GetHistoryReq>>("Request::GetHistoryReq", pos),
           Request::SyncReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SyncReq>>("Request::SyncReq", pos),
           Request::GetGroupReceiptsReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GetGroupReceiptsReq>>("Request::GetGroupReceiptsReq", pos),
+          Request::BackupReq => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupReq>>("Request::BackupReq", pos),
           _ => Ok(()),
         }
      })?
@@ -14664,6 +14784,13 @@ impl ::core::fmt::Debug for ClientFrame<'_> {
         },
         Request::GetGroupReceiptsReq => {
           if let Some(x) = self.request_as_get_group_receipts_req() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::BackupReq => {
+          if let Some(x) = self.request_as_backup_req() {
             ds.field("request", &x)
           } else {
             ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -17247,6 +17374,170 @@ impl ::core::fmt::Debug for GroupReceiptsResp<'_> {
       ds.finish()
   }
 }
+pub enum BackupRespOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BackupResp<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupResp<'a> {
+  type Inner = BackupResp<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupResp<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PATH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_FILES: ::flatbuffers::VOffsetT = 8;
+  pub const VT_BYTES: ::flatbuffers::VOffsetT = 10;
+  pub const VT_TOOK_MS: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupResp { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupRespArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BackupResp<'bldr>> {
+    let mut builder = BackupRespBuilder::new(_fbb);
+    builder.add_took_ms(args.took_ms);
+    builder.add_bytes(args.bytes);
+    builder.add_files(args.files);
+    if let Some(x) = args.path { builder.add_path(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BackupResp::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn path(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BackupResp::VT_PATH, None)}
+  }
+  #[inline]
+  pub fn files(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupResp::VT_FILES, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupResp::VT_BYTES, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn took_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupResp::VT_TOOK_MS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupResp<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("path", Self::VT_PATH, false)?
+     .visit_field::<u64>("files", Self::VT_FILES, false)?
+     .visit_field::<u64>("bytes", Self::VT_BYTES, false)?
+     .visit_field::<u64>("took_ms", Self::VT_TOOK_MS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupRespArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub path: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub files: u64,
+    pub bytes: u64,
+    pub took_ms: u64,
+}
+impl<'a> Default for BackupRespArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BackupRespArgs {
+      name: None,
+      path: None,
+      files: 0,
+      bytes: 0,
+      took_ms: 0,
+    }
+  }
+}
+
+pub struct BackupRespBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupRespBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupResp::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_path(&mut self, path: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupResp::VT_PATH, path);
+  }
+  #[inline]
+  pub fn add_files(&mut self, files: u64) {
+    self.fbb_.push_slot::<u64>(BackupResp::VT_FILES, files, 0);
+  }
+  #[inline]
+  pub fn add_bytes(&mut self, bytes: u64) {
+    self.fbb_.push_slot::<u64>(BackupResp::VT_BYTES, bytes, 0);
+  }
+  #[inline]
+  pub fn add_took_ms(&mut self, took_ms: u64) {
+    self.fbb_.push_slot::<u64>(BackupResp::VT_TOOK_MS, took_ms, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupRespBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupRespBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupResp<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupResp<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupResp");
+      ds.field("name", &self.name());
+      ds.field("path", &self.path());
+      ds.field("files", &self.files());
+      ds.field("bytes", &self.bytes());
+      ds.field("took_ms", &self.took_ms());
+      ds.finish()
+  }
+}
 pub enum ConversationsRespOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -19616,6 +19907,21 @@ impl<'a> ServerFrame<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
+  pub fn response_as_backup_resp(&self) -> Option<BackupResp<'a>> {
+    if self.response_type() == Response::BackupResp {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupResp::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn event_as_kick_push(&self) -> Option<KickPush<'a>> {
     if self.event_type() == Push::KickPush {
       self.event().map(|t| {
@@ -19815,6 +20121,7 @@ impl ::flatbuffers::Verifiable for ServerFrame<'_> {
           Response::MessagesResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessagesResp>>("Response::MessagesResp", pos),
           Response::SyncResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SyncResp>>("Response::SyncResp", pos),
           Response::GroupReceiptsResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupReceiptsResp>>("Response::GroupReceiptsResp", pos),
+          Response::BackupResp => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupResp>>("Response::BackupResp", pos),
           _ => Ok(()),
         }
      })?
@@ -20074,6 +20381,13 @@ impl ::core::fmt::Debug for ServerFrame<'_> {
         },
         Response::GroupReceiptsResp => {
           if let Some(x) = self.response_as_group_receipts_resp() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::BackupResp => {
+          if let Some(x) = self.response_as_backup_resp() {
             ds.field("response", &x)
           } else {
             ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")

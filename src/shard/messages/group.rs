@@ -84,7 +84,7 @@ impl Shard {
         self.after_send(&mut batch, app, &msg, origin.platform);
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let exclude = Some(origin.outbox.conn());
-        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin).await;
+        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin, &self.metrics.sent_group).await;
         // The same bytes for every member: no per-member stream seq.
         let frame = super::delivered::message_push(&msg, &msg.from, 0);
         let Some(fanout) = self.group_fanout(app, &g) else { return };

@@ -18,6 +18,7 @@ use crate::domain::message::{self, IdemRecord, MessageRecord};
 use crate::domain::page::{self, WireSize};
 use crate::domain::user;
 use crate::domain::DomainError;
+use crate::metrics::Counter;
 use crate::protocol::{self, wire};
 use crate::shard::cmd::{
     Deliver, GetHistory, GetMessages, GroupDeliver, RecallMessage, Recalled, SendMessage, ShardCmd,
@@ -93,12 +94,17 @@ impl Shard {
         batch: Batch,
         (client_id, idem, rewritten): (&str, &IdemRecord, bool),
         origin: crate::shard::cmd::Origin,
+        sent: &Counter,
     ) {
         let ack = ack_frame_with(origin.req_id, client_id, idem, false, rewritten);
         let (outbox, req_id, answered) = (origin.outbox, origin.req_id, origin.answered);
+        let sent = sent.clone();
         self.commit(batch, move |r| {
             outbox.send(match r {
-                Ok(()) => ack,
+                Ok(()) => {
+                    sent.inc();
+                    ack
+                }
                 Err(e) => e.frame(req_id),
             });
             drop(answered);
@@ -190,7 +196,7 @@ impl Shard {
         self.conv_heads.insert((app, conv), Stamped { value: msg.seq, used: self.uses });
         self.remember_client_id(app, &msg.from, &msg.to, &msg.client_id, idem.clone());
         let exclude = origin.outbox.conn();
-        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin).await;
+        self.commit_acked(batch, (&msg.client_id, &idem, rewritten), origin, &self.metrics.sent_c2c).await;
         // The users' shards record and push the message. Their commits queue behind this one
         // in the single writer, so they can never be durable before the message is.
         self.route_deliveries(app, &msg, exclude);

@@ -25,7 +25,7 @@ pub(in crate::shard) fn load(
     store: &Store,
     router: &Router,
     committer: Committer,
-    hooks: Option<Arc<crate::callbacks::Hooks>>,
+    (hooks, metrics): (Option<Arc<crate::callbacks::Hooks>>, Arc<crate::metrics::Metrics>),
 ) -> Result<Vec<Shard>, StoreError> {
     let n = router.len();
     let mut shards: Vec<Shard> = (0..n)
@@ -56,6 +56,7 @@ pub(in crate::shard) fn load(
             group_heads: FastMap::default(),
             uses: 0,
             hooks: hooks.clone(),
+            metrics: metrics.clone(),
             parking: Default::default(),
         })
         .collect();

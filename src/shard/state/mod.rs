@@ -172,6 +172,7 @@ pub(super) struct Shard {
     pub uses: u64,
     /// The apps' backends (`None`: no app has callbacks).
     pub hooks: Option<Arc<crate::callbacks::Hooks>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Sends waiting on a before-hook (`shard::hooks`).
     pub parking: crate::shard::hooks::Parking,
 }

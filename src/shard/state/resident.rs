@@ -139,7 +139,9 @@ mod tests {
             max_group: 16,
         });
         let (router, inboxes) = Router::new(1, 16);
-        let shards = load(&Arc::new(cfg), store, &router, committer, None).unwrap();
+        let shards =
+            load(&Arc::new(cfg), store, &router, committer, (None, crate::metrics::Metrics::new(router.len())))
+                .unwrap();
         (shards, router, inboxes, writer)
     }
 

@@ -2,7 +2,7 @@
 //! of shard commands, and the once-a-second tick.
 
 use crate::shard::cmd::{ConversationCmd, DeliveredUpTo, FriendCmd, GroupCmd, MessageCmd, ShardCmd, UserCmd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::*;
@@ -64,6 +64,7 @@ pub(in crate::shard) fn run(
                     if n == 0 {
                         break;
                     }
+                    let busy = Instant::now();
                     for cmd in buf.drain(..) {
                         shard.handle(cmd).await;
                         shard.run_local().await;
@@ -83,16 +84,19 @@ pub(in crate::shard) fn run(
                             shard.run_local().await;
                         }
                     }
+                    shard.metrics.busy(shard.id, busy.elapsed().as_nanos() as u64);
                 }
                 n = rx.recv_many(&mut client_buf, drain), if !paused => {
                     if n == 0 {
                         break;
                     }
+                    let busy = Instant::now();
                     for cmd in client_buf.drain(..) {
                         shard.handle(cmd).await;
                         shard.run_local().await;
                     }
                     shard.retry_deferred();
+                    shard.metrics.busy(shard.id, busy.elapsed().as_nanos() as u64);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(1)), if paused => shard.retry_deferred(),
             }

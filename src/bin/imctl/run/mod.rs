@@ -1,6 +1,6 @@
 //! The commands, one file per area, and what they share: the logged-in connection (`Ctx`).
 //!
-//! - `session`: login, ping, watch (pushes as they arrive).
+//! - `session`: login, ping, watch (pushes as they arrive), admin backup.
 //! - `users`: import, delete, read, modify, online status.
 //! - `messages`: send, history, recall.
 //! - `conversations`: the list, pin / mute, delete, read.

@@ -1,5 +1,6 @@
 //! The session itself: the login's answer, a heartbeat, and `watch`, which stays logged in
-//! and prints every push (acknowledging messages with `--ack`).
+//! and prints every push (acknowledging messages with `--ack`); and the operator's `admin
+//! backup`.
 
 use std::time::Duration;
 
@@ -12,6 +13,13 @@ use crate::show::{answer, describe_push, print_outcomes};
 pub fn login(x: &Ctx) -> anyhow::Result<()> {
     answer(x.json, &x.login, |i| {
         println!("logged in: session {} on {}{}", i.session_id, i.server_addr, if i.is_admin { " (admin)" } else { "" })
+    })
+}
+
+pub async fn backup(x: &Ctx, name: &str) -> anyhow::Result<()> {
+    let b = x.client.backup(name).await?;
+    answer(x.json, &b, |b| {
+        println!("backup {} written to {} ({} files, {} bytes, {} ms)", b.name, b.path, b.files, b.bytes, b.took_ms)
     })
 }
 
