@@ -62,7 +62,7 @@ pub struct WriterMetrics {
     pub group_size: Histogram,
     /// One group's write, its fdatasync included in `sync` mode.
     pub write_seconds: Histogram,
-    /// One WAL fdatasync of `wal` mode (the syncer's, and the last one at close).
+    /// One WAL fdatasync of `wal` mode's syncer thread.
     pub sync_seconds: Histogram,
 }
 
