@@ -157,7 +157,7 @@ async fn answer(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         (&Method::GET, "/healthz") => text(200, "ok\n"),
         (&Method::GET, "/readyz") if ctx.draining.load(Ordering::Acquire) => text(503, "draining\n"),
         (&Method::GET, "/readyz") => text(200, "ready\n"),
-        (&Method::GET, "/metrics") => metrics(ctx),
+        (&Method::GET, "/metrics") => metrics(ctx).await,
         (&Method::POST, p) => match routes::route(p) {
             Some(r) => api(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
             None => error(&HttpError {
@@ -177,15 +177,19 @@ async fn answer(ctx: &Ctx, req: Request<Incoming>) -> Resp {
 }
 
 /// `GET /metrics`: every counter, with the levels read now (inboxes, RocksDB).
-fn metrics(ctx: &Ctx) -> Resp {
+async fn metrics(ctx: &Ctx) -> Resp {
     let mut live = crate::metrics::Snapshot { inboxes: ctx.router.depths(), ..Default::default() };
-    if let Some(store) = &ctx.store {
-        live.gauges = store.gauges();
-        live.counters.push((
-            "hook_events_dropped",
-            "After-hook events left out because an app's queue was full",
-            store.hook_events_dropped(),
-        ));
+    if let Some(store) = ctx.store.clone() {
+        // RocksDB's property reads take its mutex: on a blocking thread, not an async worker.
+        let read = tokio::task::spawn_blocking(move || (store.gauges(), store.hook_events_dropped())).await;
+        if let Ok((gauges, dropped)) = read {
+            live.gauges = gauges;
+            live.counters.push((
+                "hook_events_dropped",
+                "After-hook events left out because an app's queue was full",
+                dropped,
+            ));
+        }
     }
     Response::builder()
         .status(200)

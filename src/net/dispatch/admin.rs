@@ -35,21 +35,23 @@ pub fn backup(cx: Cx<'_>, r: wire::BackupReq<'_>) -> Result<Outcome, Immediate> 
         return refuse(ErrorCode::StorageUnavailable, "no store");
     };
     let path = root.join(&name);
-    if path.exists() {
-        return refuse(ErrorCode::InvalidArgument, "a backup of that name exists");
-    }
     if cx.ctx.backing_up.swap(true, Ordering::AcqRel) {
         return refuse(ErrorCode::Overloaded, "a backup is being written; retry when it is done");
     }
     let running = Running(cx.ctx.backing_up.clone());
     pending(async move {
+        // The file system is asked on the blocking thread too, never on an async worker.
         let made = tokio::task::spawn_blocking(move || {
             let _running = running;
-            store.checkpoint(&path)
+            if path.exists() {
+                return None;
+            }
+            Some(store.checkpoint(&path))
         })
         .await;
         match made {
-            Ok(Ok(b)) => {
+            Ok(None) => protocol::error(id, ErrorCode::InvalidArgument, "a backup of that name exists"),
+            Ok(Some(Ok(b))) => {
                 tracing::info!(path = %b.path.display(), files = b.files, bytes = b.bytes, ms = b.took_ms, "backup written");
                 protocol::response(id, |fbb| {
                     let name = fbb.create_string(&name);
@@ -67,7 +69,7 @@ pub fn backup(cx: Cx<'_>, r: wire::BackupReq<'_>) -> Result<Outcome, Immediate> 
                     (wire::Response::BackupResp, r.as_union_value())
                 })
             }
-            Ok(Err(e)) => {
+            Ok(Some(Err(e))) => {
                 tracing::error!(error = %e, "backup failed");
                 protocol::error(id, ErrorCode::Internal, &format!("the backup failed: {e}"))
             }
