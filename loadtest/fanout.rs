@@ -3,7 +3,7 @@
 //! receive. Sending and receiving are `p2p`'s, with `Opts.group` set.
 
 use anyhow::{bail, Context};
-use imserver::client::{Client, GroupInfo};
+use imserver::client::GroupInfo;
 use imserver::protocol::wire;
 
 use crate::conn::Target;
@@ -19,7 +19,7 @@ pub async fn setup(
     let name = |g: usize, i: usize| format!("ld{run}g{g}m{i}");
     let all: Vec<String> = (0..groups).flat_map(|g| (0..members).map(move |i| name(g, i))).collect();
     crate::import(t, admin, &all).await?;
-    let c = Client::connect(&t.addr).await?;
+    let c = t.client().await?;
     c.login(t.app, admin, &t.ticket(admin), wire::ClientType::Backend, "imload-admin").await.context("admin login")?;
     let (mut senders, mut receivers) = (Vec::new(), Vec::new());
     for g in 0..groups {

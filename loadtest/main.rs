@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use imserver::client::{Client, Profile};
+use imserver::client::Profile;
 use imserver::config::{Config, DEV_SECRET};
 use imserver::protocol::wire;
 use serde::Serialize;
@@ -36,6 +36,15 @@ use stats::{Latency, Usage, UsageReport};
 struct Cli {
     #[arg(long, default_value = "127.0.0.1:7700", global = true)]
     addr: String,
+    /// Connect with TLS (the server's `[tls]`), checking it against the system's roots or --ca.
+    #[arg(long, global = true)]
+    tls: bool,
+    /// A PEM file of the CAs to trust (implies --tls).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --addr).
+    #[arg(long, global = true)]
+    server_name: Option<String>,
     #[arg(long, default_value_t = 1400000000, global = true)]
     app: u32,
     #[arg(long, default_value = DEV_SECRET, global = true)]
@@ -141,7 +150,7 @@ struct Report {
 
 /// Creates `names` as users of the app (ignoring ones that exist).
 async fn import(t: &Target, admin: &str, names: &[String]) -> anyhow::Result<()> {
-    let c = Client::connect(&t.addr).await?;
+    let c = t.client().await?;
     c.login(t.app, admin, &t.ticket(admin), wire::ClientType::Backend, "imload-admin").await.context("admin login")?;
     for chunk in names.chunks(500) {
         let users: Vec<Profile> = chunk.iter().map(|n| Profile::new(n)).collect();
@@ -174,7 +183,9 @@ async fn main() -> anyhow::Result<()> {
         }
         None => (cli.app, cli.secret.clone()),
     };
-    let t = Target { addr: cli.addr.clone(), app, secret };
+    let tls = (cli.tls || cli.ca.is_some())
+        .then(|| imserver::client::connect::Tls { ca_file: cli.ca.clone(), server_name: cli.server_name.clone() });
+    let t = Target { addr: cli.addr.clone(), app, secret, tls };
     let run = run_id();
     let mut report = Report::default();
     let mut human = None;

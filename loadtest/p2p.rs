@@ -16,7 +16,6 @@ use bytes::BytesMut;
 use futures_util::FutureExt;
 use hdrhistogram::Histogram;
 use imserver::protocol::{self, wire};
-use tokio::io::AsyncWriteExt;
 
 use crate::conn::{self, Target};
 use crate::stats::histogram;
@@ -123,7 +122,7 @@ pub async fn sender(
             }
         }
         if !buf.is_empty() {
-            wr.write_all(&buf).await?;
+            conn::send(&mut wr, &buf).await?;
             buf.clear();
         }
         // Wait for an answer, or (open loop) for the next scheduled send.
@@ -243,7 +242,7 @@ pub async fn receiver(
             out.extend_from_slice(&conn::group_receive_ack(req, &g, seq));
         }
         if !out.is_empty() {
-            wr.write_all(&out).await?;
+            conn::send(&mut wr, &out).await?;
             out.clear();
         }
     }

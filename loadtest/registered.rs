@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use imserver::protocol::{self, wire};
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 use crate::conn::{self, Target};
 use crate::stats;
@@ -154,7 +153,7 @@ impl Server {
             let _ = tx.send(line);
             let _ = std::io::copy(&mut r, &mut std::io::sink());
         });
-        let target = Target { addr: String::new(), app: o.app, secret: o.secret.clone() };
+        let target = Target { addr: String::new(), app: o.app, secret: o.secret.clone(), tls: None };
         let mut s = Server { child, spawned, target, log };
         let line = tokio::time::timeout(START_TIMEOUT, rx).await.map_err(|_| s.failed("printed no address"))??;
         let addr = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next());
@@ -215,7 +214,7 @@ impl Server {
 
 async fn login_and_ping(t: &Target, admin: &str) -> anyhow::Result<()> {
     let (mut rd, mut wr) = conn::login(t, admin, wire::ClientType::Backend, "imload-registered").await?;
-    wr.write_all(&conn::ping(2)).await?;
+    conn::send(&mut wr, &conn::ping(2)).await?;
     while let Some(f) = conn::next(&mut rd).await {
         let sf = protocol::decode_server(&f)?;
         if sf.id() == 2 {
@@ -258,7 +257,7 @@ async fn import(t: &Target, o: &Opts) -> anyhow::Result<u64> {
             if f.len() > MAX_CLIENT_FRAME + 4 {
                 bail!("a batch of {batch} users is a {} byte frame, above the 64 KiB limit: lower --batch", f.len());
             }
-            wr.write_all(&f).await?;
+            conn::send(&mut wr, &f).await?;
             sent += 1;
         }
         let Some(f) = conn::next(&mut rd).await else { bail!("the server closed the admin connection") };

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use futures_util::FutureExt;
 use imserver::protocol::{self, wire};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::conn::{self, Reader, Target};
@@ -47,7 +46,7 @@ pub async fn hold(
             let mut id = 1u64;
             while !stop.load(Ordering::Relaxed) {
                 id += 1;
-                if wr.write_all(&conn::ping(id)).await.is_err() {
+                if conn::send(&mut wr, &conn::ping(id)).await.is_err() {
                     return;
                 }
                 let until = tokio::time::Instant::now() + beat;
@@ -77,7 +76,7 @@ pub async fn send_many(t: &Target, from: &str, to: &str, n: u64, window: usize, 
             buf.extend_from_slice(&conn::send_msg(sent, to, &format!("c{sent}"), &body));
         }
         if !buf.is_empty() {
-            wr.write_all(&buf).await?;
+            conn::send(&mut wr, &buf).await?;
         }
         let Some(f) = conn::next(&mut rd).await else { bail!("closed while sending") };
         let mut frames = vec![f];
@@ -101,14 +100,14 @@ pub async fn send_many(t: &Target, from: &str, to: &str, n: u64, window: usize, 
 /// Syncs the Messages stream from `after` until nothing remains; returns (items, last seq).
 pub async fn sync_all(
     rd: &mut Reader,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut crate::conn::Writer,
     after: u64,
     page: u32,
 ) -> anyhow::Result<(u64, u64)> {
     let (mut cursor, mut items, mut id) = (after, 0u64, 100u64);
     loop {
         id += 1;
-        wr.write_all(&conn::sync(id, cursor, page)).await?;
+        conn::send(wr, &conn::sync(id, cursor, page)).await?;
         let r = loop {
             let Some(f) = conn::next(rd).await else { bail!("closed while syncing") };
             let sf = protocol::decode_server(&f)?;
@@ -164,7 +163,7 @@ pub async fn storm(
             k += 1;
             buf.extend_from_slice(&conn::send_msg(k, r, &format!("storm-{k}"), &body));
         }
-        swr.write_all(&buf).await?;
+        conn::send(&mut swr, &buf).await?;
         buf.clear();
         while acked + 256 < k {
             let Some(_) = conn::next(&mut srd).await else { bail!("sender closed") };

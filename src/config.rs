@@ -278,7 +278,61 @@ pub struct Config {
     pub io_threads: usize,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// TLS on the TCP port and the HTTP listener (off unless a certificate is named).
+    pub tls: TlsConfig,
+    /// Browsers: WebSocket origins, the web chat, development tickets.
+    pub web: WebConfig,
     pub apps: Vec<AppConfig>,
+}
+
+/// TLS: a PEM certificate chain and its private key, re-read on SIGHUP. When set, the
+/// listeners it applies to speak TLS only.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The TCP port speaks TLS only.
+    pub tcp: bool,
+    /// The HTTP listener speaks HTTPS (and WSS) only.
+    pub http: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { cert: PathBuf::new(), key: PathBuf::new(), tcp: true, http: true }
+    }
+}
+
+impl TlsConfig {
+    /// A certificate is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
+    }
+}
+
+/// What browsers reach on the HTTP listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Origins (`scheme://host[:port]`) whose pages may open a WebSocket session; `"*"` allows
+    /// any. Empty: only pages served by this server (the Origin's host is the Host header).
+    /// Clients that send no Origin (apps, not browsers) are always let in: they log in with a
+    /// ticket like any TCP client.
+    pub origins: Vec<String>,
+    /// Serve the web chat at `GET /`.
+    pub chat: bool,
+    /// `POST /v1/dev/ticket {app_id, user_id}` signs a login ticket for anyone who asks: for a
+    /// development server only, never one with real users.
+    pub dev_tickets: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { origins: Vec::new(), chat: true, dev_tickets: false }
+    }
 }
 
 impl Default for Config {
@@ -295,6 +349,8 @@ impl Default for Config {
             io_threads: 0,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            tls: TlsConfig::default(),
+            web: WebConfig::default(),
             apps: vec![AppConfig {
                 id: AppId(1400000000),
                 secret: DEV_SECRET.to_string(),
@@ -347,6 +403,9 @@ impl Config {
         if !self.http_listen.is_empty() && self.http_listen.parse::<SocketAddr>().is_err() {
             return Err(format!("http_listen {:?} is not an address (host:port)", self.http_listen));
         }
+        if self.tls.enabled() == self.tls.key.as_os_str().is_empty() {
+            return Err("tls.cert and tls.key go together".into());
+        }
         if self.limits.max_login_frame > self.limits.max_frame {
             return Err("limits.max_login_frame is larger than limits.max_frame".into());
         }
@@ -393,6 +452,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_and_web_sections_parse_and_cert_needs_key() {
+        let cfg = Config::from_toml(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\ntcp = false\n[web]\norigins = [\"*\"]\ndev_tickets = true\n",
+        )
+        .unwrap();
+        assert!(cfg.tls.enabled() && !cfg.tls.tcp && cfg.tls.http);
+        assert!(cfg.web.dev_tickets && cfg.web.chat);
+        assert!(!Config::default().tls.enabled() && !Config::default().web.dev_tickets);
+        let e = Config::from_toml("[tls]\ncert = \"c.pem\"\n").unwrap_err();
+        assert!(e.contains("tls.cert and tls.key"), "{e}");
+        assert!(Config::from_toml("[tls]\nkey = \"k.pem\"\n").is_err());
+    }
 
     #[test]
     fn parses_a_full_file() {

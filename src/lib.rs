@@ -91,20 +91,23 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
         "" => None,
         a => Some(TcpListener::bind(a).await?),
     };
-    run_with(listener, http, cfg, shutdown).await
+    run_with(listener, http, cfg, shutdown, Default::default()).await
 }
 
 /// Runs the server on `listener` and the HTTP API on `http` until `shutdown` completes, then
 /// stops accepting, closes every connection with a reason, lets the shards finish what they
 /// have queued, and syncs the WAL. Returns once everything acknowledged is durable. While it
-/// drains, `/readyz` says so.
+/// drains, `/readyz` says so. Each `reload_tls` notification re-reads the TLS certificate and
+/// key (`imserver` notifies it on SIGHUP); connections already open keep theirs.
 pub async fn run_with(
     listener: TcpListener,
     http: Option<TcpListener>,
     cfg: Config,
     shutdown: impl Future<Output = ()>,
+    reload_tls: Arc<tokio::sync::Notify>,
 ) -> Result<(), ServerError> {
     cfg.validate().map_err(ServerError::Config)?;
+    let tls = net::tls::Tls::load(&cfg.tls).map_err(ServerError::Config)?;
     let cfg = Arc::new(cfg);
     let local = listener.local_addr()?;
     // Callbacks run on this runtime, never on a shard thread.
@@ -133,8 +136,21 @@ pub async fn run_with(
         .await
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };
-    tracing::info!(addr = %local, shards = router.len(), durability = ?cfg.durability, "listening");
+    tracing::info!(addr = %local, shards = router.len(), durability = ?cfg.durability, tls = tls.is_some(), "listening");
+    if let Some(tls) = tls.clone() {
+        tokio::spawn(async move {
+            loop {
+                reload_tls.notified().await;
+                match tls.reload() {
+                    Ok(()) => tracing::info!("tls: certificate and key reloaded"),
+                    Err(e) => tracing::error!(error = %e, "tls: reload failed; the old certificate stays in use"),
+                }
+            }
+        });
+    }
+    let (edge, handoffs) = net::Edge::new(&cfg, tls);
     let ctx = Arc::new(net::Ctx {
+        edge,
         cfg: cfg.clone(),
         router,
         next_conn: AtomicU64::new(1),
@@ -159,7 +175,7 @@ pub async fn run_with(
             ctx.draining.store(true, std::sync::atomic::Ordering::Release);
         }
     };
-    net::listener::serve(listener, ctx.clone(), draining).await;
+    net::listener::serve(listener, ctx.clone(), handoffs, draining).await;
     let _ = stop_http.send(());
     if let Some(h) = http {
         let _ = h.await;

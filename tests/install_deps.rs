@@ -106,6 +106,13 @@ fn the_tests_also_need_strace_and_the_script_says_what_to_install() {
     exe(root.path(), "usr/bin/strace");
     exe(root.path(), "usr/bin/flatc");
     let (ok, out) = check(root.path(), &["--test"]);
+    assert!(!ok, "{out}");
+    assert!(out.lines().any(|l| l == "missing: node (package nodejs)"), "{out}");
+    assert!(out.lines().any(|l| l == "missing: chromium (package chromium)"), "{out}");
+    exe(root.path(), "usr/bin/node");
+    exe(root.path(), "usr/bin/npm");
+    exe(root.path(), "usr/bin/chromium");
+    let (ok, out) = check(root.path(), &["--test"]);
     assert!(ok, "{out}");
 
     // Outside --check, on a root it may not install into, it names the exact command.
@@ -122,7 +129,9 @@ fn this_machine_has_everything_make_test_needs() {
     let out = Command::new("bash").arg(script()).args(["--check", "--test"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for need in ["libclang", "clang-headers", "g++", "make", "strace", "flatc"] {
+    for need in
+        ["libclang", "clang-headers", "g++", "make", "strace", "flatc", "node", "npm", "chromium", "sdk-modules"]
+    {
         assert!(text.lines().any(|l| l.starts_with(&format!("present: {need} ("))), "{need}: {text}");
     }
 }

@@ -34,6 +34,12 @@ struct Args {
     /// Threads running connections (default: half the cores, at least 1).
     #[arg(long)]
     io_threads: Option<usize>,
+    /// TLS certificate chain (PEM): the TCP port and the HTTP listener then speak TLS only.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +73,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.io_threads {
         cfg.io_threads = n;
     }
+    if let (Some(c), Some(k)) = (args.tls_cert, args.tls_key) {
+        cfg.tls.cert = c;
+        cfg.tls.key = k;
+    }
     raise_nofile(cfg.limits.max_connections);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cfg.io_thread_count()).enable_all().build()?;
     rt.block_on(async move {
@@ -81,13 +91,22 @@ fn main() -> anyhow::Result<()> {
             Some(h) => h.local_addr()?.to_string(),
             None => "off".into(),
         };
+        let tls = match (cfg.tls.enabled(), cfg.tls.tcp, cfg.tls.http) {
+            (false, _, _) => "off",
+            (true, true, true) => "on both",
+            (true, true, false) => "on tcp",
+            (true, false, true) => "on http",
+            (true, false, false) => "on neither",
+        };
         println!(
-            "imserver listening on {} (data in {}, durability {:?}, http {http_addr})",
+            "imserver listening on {} (data in {}, durability {:?}, http {http_addr}, tls {tls})",
             listener.local_addr()?,
             cfg.data_dir.display(),
             cfg.durability
         );
-        imserver::run_with(listener, http, cfg, shutdown_signal()).await?;
+        let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+        reload_on_sighup(reload.clone())?;
+        imserver::run_with(listener, http, cfg, shutdown_signal(), reload).await?;
         Ok(())
     })
 }
@@ -105,6 +124,19 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
+}
+
+/// SIGHUP re-reads the TLS certificate and key.
+fn reload_on_sighup(reload: std::sync::Arc<tokio::sync::Notify>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the TLS certificate");
+            reload.notify_one();
+        }
+    });
+    Ok(())
 }
 
 /// Each connection is a file descriptor: raise the soft limit to the hard one, and say so when

@@ -4,6 +4,7 @@
 //! Requests are pipelined: each gets a fresh id and the answer is matched by id, so many calls
 //! may be in flight on one connection. Pushes (frames with id 0) arrive on `next_push`.
 
+pub mod connect;
 mod groups;
 mod types;
 
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
@@ -103,8 +104,12 @@ impl Frame {
 /// that fails at once instead of waiting for its timeout.
 type Waiters = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 
+/// Bytes for the connection: a whole frame, length prefix included (over a WebSocket the
+/// prefix is taken off and the rest sent as one message), or raw bytes from `send_raw`.
+struct Out(Bytes);
+
 pub struct Client {
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Out>,
     waiters: Waiters,
     pushes: mpsc::Receiver<Frame>,
     next_id: AtomicU64,
@@ -112,19 +117,42 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects (no login yet).
+    /// Connects over plain TCP (no login yet).
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await.map_err(|e| ClientError::Io(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
-        let (out, mut out_rx) = mpsc::channel::<Bytes>(1024);
-        let (push_tx, pushes) = mpsc::channel(PUSH_BUFFER);
-        let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
+        let (rd, wr) = stream.into_split();
+        Ok(Client::over_bytes(rd, wr))
+    }
+
+    /// Connects over TLS to a port that speaks it (`connect::Tls` says whom to trust).
+    pub async fn connect_tls(addr: &str, tls: &connect::Tls) -> Result<Client, ClientError> {
+        let stream = connect::tls(addr, tls).await?;
+        let (rd, wr) = tokio::io::split(stream);
+        Ok(Client::over_bytes(rd, wr))
+    }
+
+    /// Connects over a WebSocket: `ws://host:port/ws`, or `wss://` with `tls`.
+    pub async fn connect_ws(url: &str, tls: Option<&connect::Tls>) -> Result<Client, ClientError> {
+        let (tx, rx) = connect::ws(url, tls).await?;
+        let (out, out_rx) = mpsc::channel::<Out>(1024);
+        tokio::spawn(connect::ws_writer(tx, out_rx));
+        let (waiters, pushes) = Client::reader(connect::ws_frames(rx));
+        Ok(Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) })
+    }
+
+    /// A client over a byte stream's two halves (frames with their length prefix).
+    fn over_bytes<R, W>(rd: R, mut wr: W) -> Client
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let (out, mut out_rx) = mpsc::channel::<Out>(1024);
         tokio::spawn(async move {
-            while let Some(mut b) = out_rx.recv().await {
+            while let Some(Out(mut b)) = out_rx.recv().await {
                 // Coalesce what is already queued into one write.
                 let mut more = Vec::new();
-                while let Ok(n) = out_rx.try_recv() {
+                while let Ok(Out(n)) = out_rx.try_recv() {
                     more.push(n);
                     if more.len() >= 64 {
                         break;
@@ -138,17 +166,29 @@ impl Client {
                     }
                     b = Bytes::from(all);
                 }
-                if wr.write_all(&b).await.is_err() {
+                if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
             }
             let _ = wr.shutdown().await;
         });
+        let frames = FramedRead::new(rd, protocol::frame_codec(protocol::MAX_SERVER_FRAME))
+            .take_while(|r| std::future::ready(r.is_ok()))
+            .filter_map(|r| std::future::ready(r.ok().map(|b| b.freeze())));
+        let (waiters, pushes) = Client::reader(frames);
+        Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) }
+    }
+
+    /// Reads server frames (FlatBuffers, no prefix): answers to their waiting calls, the rest
+    /// to the push stream, until the stream ends or a frame does not verify.
+    fn reader(frames: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> (Waiters, mpsc::Receiver<Frame>) {
+        let (push_tx, pushes) = mpsc::channel(PUSH_BUFFER);
+        let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
         let w = waiters.clone();
         tokio::spawn(async move {
-            let mut reader = FramedRead::new(rd, protocol::frame_codec(protocol::MAX_SERVER_FRAME));
-            while let Some(Ok(buf)) = reader.next().await {
-                let Some(frame) = Frame::new(buf.freeze()) else {
+            let mut frames = std::pin::pin!(frames);
+            while let Some(buf) = frames.next().await {
+                let Some(frame) = Frame::new(buf) else {
                     break;
                 };
                 let id = frame.get().id();
@@ -167,7 +207,7 @@ impl Client {
             // Closing: every waiting call learns it (its sender is dropped).
             *w.lock() = None;
         });
-        Ok(Client { out, waiters, pushes, next_id: AtomicU64::new(1), timeout: Duration::from_secs(30) })
+        (waiters, pushes)
     }
 
     /// How long a call waits for its answer (default 30 s).
@@ -175,9 +215,10 @@ impl Client {
         self.timeout = t;
     }
 
-    /// Sends raw bytes as they are (tests of hostile input).
+    /// Sends raw bytes as they are (tests of hostile input). Over a WebSocket: a message
+    /// holding the bytes after the first 4 (where a frame has its length prefix).
     pub async fn send_raw(&self, bytes: Bytes) -> Result<(), ClientError> {
-        self.out.send(bytes).await.map_err(|_| ClientError::Closed)
+        self.out.send(Out(bytes)).await.map_err(|_| ClientError::Closed)
     }
 
     /// Sends one request built by `f` and waits for its answer frame.
@@ -194,7 +235,7 @@ impl Client {
             None => return Err(ClientError::Closed),
         }
         let frame = protocol::client_frame(id, f);
-        if self.out.send(frame).await.is_err() {
+        if self.out.send(Out(frame)).await.is_err() {
             if let Some(m) = self.waiters.lock().as_mut() {
                 m.remove(&id);
             }

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod sync;
 pub mod user;
+pub mod web;
 pub mod wire;
 
 pub use error::DomainError;

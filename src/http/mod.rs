@@ -1,5 +1,6 @@
-//! The HTTP listener (`http_listen`): the JSON admin API (`POST /v1/<area>/<operation>`, see
-//! `routes`), `GET /healthz` and `GET /readyz`. Served with hyper's HTTP/1.1 server, which the
+//! The HTTP listener (`http_listen`, HTTPS where `[tls]` says): the JSON admin API (`POST
+//! /v1/<area>/<operation>`, see `routes`), `GET /healthz`, `GET /readyz`, `GET /metrics`,
+//! WebSocket sessions at `GET /ws` (`ws`), and the web chat at `GET /` (`web`). Served with hyper's HTTP/1.1 server, which the
 //! callbacks' client already brings: the API is one route table over one handler, so a
 //! router framework would add nothing but dependencies.
 //!
@@ -10,6 +11,8 @@
 mod auth;
 mod call;
 pub mod routes;
+mod web;
+pub mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +30,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::net::tls::Refused;
 use crate::net::Ctx;
 use crate::protocol::wire::ErrorCode;
 
@@ -123,12 +127,15 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Outpu
                     let ctx = ctx.clone();
                     conns.spawn(async move {
                         let _permit = permit;
-                        let svc = service_fn(move |req| handle(ctx.clone(), req));
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
-                            .serve_connection(TokioIo::new(stream), svc);
-                        let _ = conn.await;
+                        let _ = stream.set_nodelay(true);
+                        match ctx.edge.tls.clone().filter(|t| t.applies_to_http()) {
+                            None => connection(ctx, stream).await,
+                            Some(tls) => match tls.accept(stream, Duration::from_secs(30)).await {
+                                Ok(s) => connection(ctx, s).await,
+                                Err(Refused::Plain(stream)) => plain_on_https(stream).await,
+                                Err(Refused::Failed(e)) => tracing::debug!(error = %e, "https handshake failed"),
+                            },
+                        }
                     });
                 }
                 Err(e) => {
@@ -145,8 +152,43 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: impl Future<Outpu
     }
 }
 
+/// One HTTP/1.1 connection, plain or TLS, until it closes or is upgraded to a WebSocket.
+async fn connection<S>(ctx: Arc<Ctx>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(ctx.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    let _ = conn.await;
+}
+
+/// Plain HTTP to an HTTPS-only listener: one plain answer saying so, then close.
+async fn plain_on_https(stream: tokio::net::TcpStream) {
+    let body = HttpError {
+        status: 400,
+        code: ErrorCode::TlsRequired,
+        message: "this listener speaks HTTPS only".into(),
+        backend_code: 0,
+    }
+    .body()
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let answer = [head.as_bytes(), body.as_bytes()].concat();
+    crate::net::linger::close_with(stream, &answer, Duration::from_secs(2)).await;
+}
+
 async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let resp = answer(&ctx, req).await;
+    let resp = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/ws") => ws::upgrade(ctx.clone(), req).await,
+        _ => answer(&ctx, req).await,
+    };
     ctx.metrics.http_status(resp.status().as_u16());
     Ok(resp)
 }
@@ -158,6 +200,8 @@ async fn answer(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         (&Method::GET, "/readyz") if ctx.draining.load(Ordering::Acquire) => text(503, "draining\n"),
         (&Method::GET, "/readyz") => text(200, "ready\n"),
         (&Method::GET, "/metrics") => metrics(ctx).await,
+        (&Method::GET, p) if ctx.cfg.web.chat && web::file(p).is_some() => web::serve(p),
+        (&Method::POST, "/v1/dev/ticket") => dev_ticket(ctx, req).await.unwrap_or_else(|e| error(&e)),
         (&Method::POST, p) => match routes::route(p) {
             Some(r) => api(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
             None => error(&HttpError {
@@ -170,7 +214,7 @@ async fn answer(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         _ => error(&HttpError {
             status: 405,
             code: ErrorCode::UnknownOperation,
-            message: "POST an operation, or GET /healthz, /readyz or /metrics".into(),
+            message: "POST an operation, or GET /healthz, /readyz, /metrics, /ws or the web chat at /".into(),
             backend_code: 0,
         }),
     }
@@ -223,6 +267,42 @@ async fn bounded_body(mut body: Incoming, max: usize) -> Result<Vec<u8>, HttpErr
         });
     }
     Ok(kept)
+}
+
+/// `POST /v1/dev/ticket {"app_id": .., "user_id": ".."}`: a login ticket signed for whoever
+/// asks (a day long), for the web chat on a development server; `web.dev_tickets` turns it
+/// on. A user that does not exist yet is imported first (by the app's first administrator).
+/// Never for an app's administrators.
+async fn dev_ticket(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    if !ctx.cfg.web.dev_tickets {
+        return Err(HttpError {
+            status: 404,
+            code: ErrorCode::UnknownOperation,
+            message: "development tickets are off (web.dev_tickets)".into(),
+            backend_code: 0,
+        });
+    }
+    let body = bounded_body(req.into_body(), 4096).await?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| HttpError::bad_json(format!("not JSON: {e}")))?;
+    let app = v["app_id"].as_u64().and_then(|a| u32::try_from(a).ok()).map(crate::domain::ids::AppId);
+    let user = v["user_id"].as_str().and_then(crate::domain::ids::UserId::new);
+    let (Some(app), Some(user)) = (app, user) else {
+        return Err(HttpError::bad_json("app_id (a number) and user_id (a user id) are required".into()));
+    };
+    let Some(cfg) = ctx.cfg.app(app) else {
+        return Err(HttpError::wire(ErrorCode::UnknownApp, "unknown app", 0));
+    };
+    if cfg.admins.contains(&user) {
+        return Err(HttpError::wire(ErrorCode::PermissionDenied, "no development tickets for administrators", 0));
+    }
+    if let Some(admin) = cfg.admins.first() {
+        let import = serde_json::json!({ "users": [{ "user_id": user.as_str(), "nickname": user.as_str() }] });
+        // An existing user answers UserAlreadyExists in the batch: nothing changes.
+        call::call(ctx, (app, admin.clone()), crate::protocol::wire::Request::ImportUserReq, &import).await?;
+    }
+    let now = crate::now_ms() / 1000;
+    let t = crate::auth::ticket::sign(app.0 as u64, user.as_str(), cfg.secret.as_bytes(), now, 24 * 3600);
+    Ok(json(200, &serde_json::json!({ "app_id": app.0, "user_id": user.as_str(), "ticket": t })))
 }
 
 /// One API call: the administrator, the JSON body (bounded), the operation.

@@ -32,6 +32,12 @@ pub enum Refusal {
     Limit,
     /// `accept` failed (out of file descriptors and the like).
     AcceptError,
+    /// Plain bytes on a TLS-only port (answered with `TlsRequired`).
+    TlsRequired,
+    /// The TLS handshake failed or timed out.
+    TlsHandshake,
+    /// A WebSocket upgrade from an origin not allowed (`web.origins`).
+    Origin,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,6 +86,8 @@ impl Default for WriterMetrics {
 /// the HTTP API; every server in a process has its own (tests run several).
 pub struct Metrics {
     pub accepted: Counter,
+    /// Sessions started, by transport (`tcp`, `tls`, `ws`).
+    sessions: Family<KindLabel, Counter>,
     refused: Family<ReasonLabel, Counter>,
     pub open: Gauge,
     logins: Family<LoginLabel, Counter>,
@@ -112,6 +120,7 @@ impl Metrics {
         let sent_group = sent.get_or_create(&KindLabel { kind: "group" }).clone();
         Arc::new(Metrics {
             accepted: Counter::default(),
+            sessions: Family::default(),
             refused: Family::default(),
             open: Gauge::default(),
             logins: Family::default(),
@@ -149,6 +158,11 @@ impl Metrics {
 
     pub fn refused(&self, reason: Refusal) {
         self.refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A session started over `kind` (`Conn::kind`).
+    pub fn session_started(&self, kind: &'static str) {
+        self.sessions.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// A login's outcome (`ErrorCode::None`: logged in).
@@ -214,6 +228,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("im");
         r.register("connections_accepted", "Connections accepted on the binary listener", self.accepted.clone());
         r.register("connections_refused", "Connections refused, by reason", self.refused.clone());
+        r.register("sessions", "Sessions started, by transport", self.sessions.clone());
         r.register("connections_open", "Binary-protocol connections open now", self.open.clone());
         r.register("logins", "Login attempts by result (ok or the error's name)", self.logins.clone());
         r.register("frames_in", "Frames read from clients", self.frames_in.clone());

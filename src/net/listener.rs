@@ -1,20 +1,25 @@
 //! Accepts connections up to the configured limit (beyond it: an error frame, then close),
-//! and on shutdown stops accepting, tells every session to close, and waits for them.
+//! runs the TLS handshake where the port speaks TLS, takes in the WebSocket sessions the HTTP
+//! listener upgrades, and on shutdown stops accepting, tells every session to close, and
+//! waits for them.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
-use super::{linger, session, Ctx};
+use super::tls::Refused;
+use super::transport::Conn;
+use super::{linger, session, Ctx, Handoffs};
 use crate::metrics::Refusal;
 use crate::protocol::{self, wire::ErrorCode};
 
-pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
-    let permits = Arc::new(Semaphore::new(ctx.cfg.limits.max_connections));
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut handoffs: Handoffs, shutdown: impl Future<Output = ()>) {
+    let permits = ctx.edge.permits.clone();
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
@@ -22,15 +27,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some((conn, permit)) = handoffs.recv() => {
+                sessions.spawn(session::run(conn, ctx.clone(), permit, closing_rx.clone()));
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         ctx.metrics.accepted.inc();
-                        sessions.spawn(session::run(stream, ctx.clone(), permit, closing_rx.clone()));
+                        sessions.spawn(start(stream, ctx.clone(), permit, closing_rx.clone()));
                     }
                     Err(_) => {
                         ctx.metrics.refused(Refusal::Limit);
-                        tokio::spawn(refuse(stream));
+                        tokio::spawn(refuse(stream, ctx.clone()));
                     }
                 },
                 Err(e) => {
@@ -43,6 +51,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
         }
     }
     drop(listener);
+    // No more hand-offs: an upgrade finishing now is dropped (its permit with it).
+    drop(handoffs);
     let _ = closing_tx.send(true);
     let grace = Duration::from_secs(ctx.cfg.timeouts.shutdown_secs);
     if tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await.is_err() {
@@ -51,8 +61,45 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
     }
 }
 
-/// Answers a connection over the limit with an error frame and closes it.
-async fn refuse(stream: TcpStream) {
+/// A new TCP connection: the TLS handshake first where the port speaks TLS (within the
+/// login timeout), then the session.
+async fn start(stream: TcpStream, ctx: Arc<Ctx>, permit: OwnedSemaphorePermit, closing: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let conn = match ctx.edge.tls.as_ref().filter(|t| t.applies_to_tcp()) {
+        None => Conn::Tcp(stream),
+        Some(tls) => match tls.accept(stream, ctx.cfg.login_timeout()).await {
+            Ok(s) => Conn::Tls(Box::new(s)),
+            Err(Refused::Plain(stream)) => {
+                ctx.metrics.refused(Refusal::TlsRequired);
+                let frame = protocol::error(0, ErrorCode::TlsRequired, "this port speaks TLS only: connect with TLS");
+                return linger::close_with(stream, &frame, Duration::from_secs(2)).await;
+            }
+            Err(Refused::Failed(e)) => {
+                ctx.metrics.refused(Refusal::TlsHandshake);
+                tracing::debug!(error = %e, "tls handshake failed");
+                return;
+            }
+        },
+    };
+    session::run(conn, ctx, permit, closing).await
+}
+
+/// Answers a connection over the limit with an error frame and closes it (inside TLS where
+/// the port speaks it, so the client can read why).
+async fn refuse(stream: TcpStream, ctx: Arc<Ctx>) {
     let frame = protocol::error(0, ErrorCode::TooManyConnections, "too many connections");
-    linger::close_with(stream, &frame, Duration::from_secs(2)).await;
+    let within = Duration::from_secs(2);
+    match ctx.edge.tls.as_ref().filter(|t| t.applies_to_tcp()) {
+        None => linger::close_with(stream, &frame, within).await,
+        Some(tls) => {
+            if let Ok(mut s) = tls.accept(stream, within).await {
+                let _ = tokio::time::timeout(within, async {
+                    s.write_all(&frame).await?;
+                    s.shutdown().await
+                })
+                .await;
+                linger::until_acknowledged(s.get_ref().0, tokio::time::Instant::now() + within).await;
+            }
+        }
+    }
 }

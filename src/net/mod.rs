@@ -5,12 +5,36 @@ pub mod dispatch;
 pub mod linger;
 pub mod listener;
 pub mod session;
+pub mod tls;
+pub mod transport;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
 use crate::config::Config;
 use crate::shard::Router;
+
+/// Where connections come in: the TLS setup, the connection limit every transport counts
+/// against, and the way a WebSocket session (upgraded on the HTTP listener) joins the
+/// listener's sessions, so that shutdown closes and waits for it like any other.
+pub struct Edge {
+    pub tls: Option<Arc<tls::Tls>>,
+    pub permits: Arc<Semaphore>,
+    pub handoff: mpsc::Sender<(transport::Conn, OwnedSemaphorePermit)>,
+}
+
+/// Sessions handed to the listener from elsewhere (WebSocket upgrades).
+pub type Handoffs = mpsc::Receiver<(transport::Conn, OwnedSemaphorePermit)>;
+
+impl Edge {
+    pub fn new(cfg: &Config, tls: Option<Arc<tls::Tls>>) -> (Edge, Handoffs) {
+        // Bounded: an upgrade that finds it full is answered 503.
+        let (handoff, rx) = mpsc::channel(256);
+        (Edge { tls, permits: Arc::new(Semaphore::new(cfg.limits.max_connections)), handoff }, rx)
+    }
+}
 
 /// What every session shares.
 pub struct Ctx {
@@ -29,4 +53,5 @@ pub struct Ctx {
     pub store: Option<crate::store::Store>,
     /// A backup is being written (one at a time).
     pub backing_up: Arc<AtomicBool>,
+    pub edge: Edge,
 }

@@ -1,5 +1,5 @@
-//! One connection: framing, the login handshake, heartbeats and idle timeout, and the request
-//! loop. Requests are parsed here (`dispatch`) and run on shards; their answers, and every
+//! One connection, over any transport (`transport`: TCP, TLS, WebSocket): the login
+//! handshake, heartbeats and idle timeout, and the request loop. Requests are parsed here (`dispatch`) and run on shards; their answers, and every
 //! push, reach the socket through this connection's bounded `Outbox`.
 //!
 //! The reader stops reading while `max_inflight_per_conn` requests are unanswered, so a client
@@ -9,16 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::dispatch::{self, Session};
-use super::linger;
+use super::transport::{Conn, FramesIn, FramesOut, InError, Written};
 use super::Ctx;
 use crate::auth::ticket;
 use crate::domain::ids::{AppId, ConnId, UserId};
@@ -28,22 +23,17 @@ use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
 use crate::shard::cmd::{DeviceLogin, Disconnect, Login};
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
 
-pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
+pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
-    let (rd, wr) = stream.into_split();
+    ctx.metrics.session_started(stream.kind());
+    // A small read buffer to start with: an idle connection should cost little memory; it
+    // grows for larger frames (up to the frame limit).
+    let (mut reader, wr) = stream.split(ctx.cfg.limits.max_login_frame, ctx.cfg.limits.read_buffer_start);
     let _open = ctx.metrics.hold_open();
     let (outbox, orx) = Outbox::counting(conn, ctx.cfg.limits.outbound_queue, ctx.metrics.push_drops.clone());
     let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
     let sink = Sink { timeout: write_timeout, chunk: ctx.cfg.limits.write_chunk.max(1), metrics: ctx.metrics.clone() };
     let mut writer = tokio::spawn(write_loop(wr, orx, sink));
-    // A small read buffer to start with: an idle connection should cost little memory; it
-    // grows for larger frames (up to the frame limit).
-    let mut reader = FramedRead::with_capacity(
-        rd,
-        protocol::frame_codec(ctx.cfg.limits.max_login_frame),
-        ctx.cfg.limits.read_buffer_start,
-    );
 
     // Login: the first frame, within the timeout.
     let first = tokio::select! {
@@ -73,7 +63,7 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
         outbox.close(KickReason::None);
         return finish(writer.await, reader, write_timeout).await;
     };
-    reader.decoder_mut().set_max_frame_length(ctx.cfg.limits.max_frame);
+    reader.set_max(ctx.cfg.limits.max_frame);
 
     let idle = ctx.cfg.idle_timeout();
     let max_inflight = ctx.cfg.limits.max_inflight_per_conn.max(1);
@@ -171,17 +161,9 @@ pub async fn run(stream: TcpStream, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit
 }
 
 /// The end of every connection: once the writer has sent its last frame and shut the
-/// sending side, the socket lingers until the client has it all (see `net::linger`).
-async fn finish(
-    written: Result<Option<OwnedWriteHalf>, tokio::task::JoinError>,
-    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
-    within: Duration,
-) {
-    if let Ok(Some(wr)) = written {
-        if let Ok(stream) = reader.into_inner().reunite(wr) {
-            linger::until_acknowledged(&stream, tokio::time::Instant::now() + within).await;
-        }
-    }
+/// sending side, the connection stays until the client has it all (`FramesIn::finish`).
+async fn finish(written: Result<Option<FramesOut>, tokio::task::JoinError>, reader: FramesIn, within: Duration) {
+    reader.finish(written.ok().flatten(), within).await;
 }
 
 /// Requests taken and not answered: the session's futures plus those a shard answers straight
@@ -191,11 +173,16 @@ fn in_flight<T>(pending: &FuturesUnordered<T>, outbox: &Outbox) -> usize {
     (pending.len() + outbox.unanswered()).saturating_sub(outbox.waiting())
 }
 
-/// A framing error: an oversized length prefix gets an answer; I/O errors just end.
-fn frame_error(outbox: &Outbox, e: &std::io::Error) {
-    let too_big = e.get_ref().map(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>()).unwrap_or(false);
-    if too_big {
-        outbox.send(protocol::error(0, ErrorCode::FrameTooLarge, "frame too large"));
+/// A framing error: an oversized frame or a text message gets an answer; I/O errors just end.
+fn frame_error(outbox: &Outbox, e: &InError) {
+    match e {
+        InError::TooLarge => {
+            outbox.send(protocol::error(0, ErrorCode::FrameTooLarge, "frame too large"));
+        }
+        InError::NotBinary => {
+            outbox.send(protocol::error(0, ErrorCode::MalformedFrame, "frames are binary WebSocket messages"));
+        }
+        InError::Io => {}
     }
 }
 
@@ -309,11 +296,8 @@ async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<S
 /// too: frames still queued are dropped (the client resyncs by seq), but the bytes already
 /// taken for the socket are finished, so the kick follows whole frames and a client that
 /// reads again before the write timeout finds it.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, sink: Sink) -> Option<OwnedWriteHalf> {
+async fn write_loop(mut out: FramesOut, mut rx: OutboxRx, sink: Sink) -> Option<FramesOut> {
     let Sink { timeout: write_timeout, chunk: write_chunk, metrics } = sink;
-    // Allocated on first use and given back after a burst, so idle connections hold no
-    // write buffer. Holds whole frames; `buf[..]` is what the socket has not taken yet.
-    let mut buf = BytesMut::new();
     let mut tally = Tally::default();
     let reason = loop {
         match rx.next().await {
@@ -321,25 +305,21 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, sink: Sink) -> Opt
             Some(Next::Close(reason)) => break reason,
             Some(Next::Frame(f)) => {
                 metrics.frame_out(&mut tally, &f);
-                buf.extend_from_slice(&f);
-                while buf.len() < write_chunk {
+                out.push(&f);
+                while out.gathered() < write_chunk {
                     match rx.try_next() {
                         Some(f) => {
                             metrics.frame_out(&mut tally, &f);
-                            buf.extend_from_slice(&f)
+                            out.push(&f)
                         }
                         None => break,
                     }
                 }
                 // Counted as written once the socket takes them (or the connection ends).
-                let written = write_out(&mut wr, &mut buf, &rx, write_timeout).await;
+                let written = out.write(&rx, write_timeout, write_chunk).await;
                 metrics.flush(&mut tally);
                 match written {
-                    Written::All => {
-                        if buf.capacity() > write_chunk {
-                            buf = BytesMut::new();
-                        }
-                    }
+                    Written::All => {}
                     Written::Stalled => break KickReason::SlowConsumer,
                     Written::Failed => return None,
                 }
@@ -352,7 +332,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, sink: Sink) -> Opt
     while let Some(f) = rx.try_next() {
         if reason != KickReason::SlowConsumer {
             metrics.frame_out(&mut tally, &f);
-            buf.extend_from_slice(&f);
+            out.push(&f);
         } else {
             dropped += 1;
         }
@@ -365,15 +345,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxRx, sink: Sink) -> Opt
         let name = reason.variant_name().unwrap_or("closed");
         let kick = protocol::kick(reason, name);
         metrics.frame_out(&mut tally, &kick);
-        buf.extend_from_slice(&kick);
+        out.push(&kick);
     }
     metrics.flush(&mut tally);
-    let sent = tokio::time::timeout(write_timeout, async {
-        wr.write_all(&buf).await?;
-        wr.shutdown().await
-    })
-    .await;
-    matches!(sent, Ok(Ok(()))).then_some(wr)
+    out.close(reason, write_timeout).await
 }
 
 /// How a connection's writer writes, and where it counts what it wrote.
@@ -382,28 +357,4 @@ struct Sink {
     /// Bytes gathered into one write at most.
     chunk: usize,
     metrics: Arc<Metrics>,
-}
-
-enum Written {
-    All,
-    /// The connection was closed as a slow consumer meanwhile; `buf` holds the rest.
-    Stalled,
-    Failed,
-}
-
-/// Writes `buf` out, consuming what the socket takes, until it is empty, the write timeout
-/// passes or the connection is found to be a slow consumer.
-async fn write_out(wr: &mut OwnedWriteHalf, buf: &mut BytesMut, rx: &OutboxRx, write_timeout: Duration) -> Written {
-    let deadline = tokio::time::Instant::now() + write_timeout;
-    while !buf.is_empty() {
-        tokio::select! {
-            // `write` is cancel-safe: when the stall wins, nothing was taken.
-            r = tokio::time::timeout_at(deadline, wr.write(buf)) => match r {
-                Ok(Ok(n)) if n > 0 => buf.advance(n),
-                _ => return Written::Failed,
-            },
-            _ = rx.stalled() => return Written::Stalled,
-        }
-    }
-    Written::All
 }

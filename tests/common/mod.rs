@@ -13,6 +13,7 @@ use imserver::protocol::wire;
 use tokio::sync::oneshot;
 
 pub mod http;
+pub mod node;
 
 pub const APP: u32 = 1400000001;
 pub const SECRET: &str = "test-secret";
@@ -72,6 +73,10 @@ pub struct TestServer {
     /// The HTTP API's address (`http_listen` on).
     pub http_addr: Option<String>,
     pub dir: PathBuf,
+    /// Notified: the server re-reads its TLS certificate and key (SIGHUP in `imserver`).
+    pub reload_tls: std::sync::Arc<tokio::sync::Notify>,
+    /// Set for a server whose TCP port speaks TLS: how `connect` (and so every helper) trusts it.
+    pub client_tls: Option<imserver::client::connect::Tls>,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), imserver::ServerError>>>,
@@ -104,18 +109,35 @@ impl TestServer {
         });
         let http_addr = http.as_ref().map(|l| l.local_addr().unwrap().to_string());
         let (tx, rx) = oneshot::channel::<()>();
+        let reload_tls = std::sync::Arc::new(tokio::sync::Notify::new());
+        let reload = reload_tls.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let http = http.map(|l| tokio::net::TcpListener::from_std(l).unwrap());
-                imserver::run_with(listener, http, cfg, async move {
-                    let _ = rx.await;
-                })
+                imserver::run_with(
+                    listener,
+                    http,
+                    cfg,
+                    async move {
+                        let _ = rx.await;
+                    },
+                    reload,
+                )
                 .await
             })
         });
-        TestServer { addr, http_addr, dir: dir.to_path_buf(), _tmp: None, stop: Some(tx), thread: Some(thread) }
+        TestServer {
+            addr,
+            http_addr,
+            dir: dir.to_path_buf(),
+            reload_tls,
+            client_tls: None,
+            _tmp: None,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     /// Graceful stop; returns the data directory's owner so the data outlives the server.
@@ -130,7 +152,10 @@ impl TestServer {
     }
 
     pub async fn connect(&self) -> Client {
-        Client::connect(&self.addr).await.unwrap()
+        match &self.client_tls {
+            None => Client::connect(&self.addr).await.unwrap(),
+            Some(tls) => Client::connect_tls(&self.addr, tls).await.unwrap(),
+        }
     }
 
     pub async fn admin(&self) -> Client {

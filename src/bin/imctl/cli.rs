@@ -12,6 +12,15 @@ pub struct Cli {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7700", global = true)]
     pub addr: String,
+    /// Connect with TLS (the server's `[tls]`), checking it against the system's roots or --ca.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// A PEM file of the CAs to trust (implies --tls).
+    #[arg(long, global = true)]
+    pub ca: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --addr).
+    #[arg(long, global = true)]
+    pub server_name: Option<String>,
     /// App id.
     #[arg(long, default_value_t = 1400000000, global = true)]
     pub app: u32,

@@ -55,7 +55,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(t) => t.clone(),
         None => mint(&cli, 86400),
     };
-    let client = Client::connect(&cli.addr).await.with_context(|| format!("connecting to {}", cli.addr))?;
+    let client = if cli.tls || cli.ca.is_some() {
+        let tls = imserver::client::connect::Tls { ca_file: cli.ca.clone(), server_name: cli.server_name.clone() };
+        Client::connect_tls(&cli.addr, &tls).await
+    } else {
+        Client::connect(&cli.addr).await
+    };
+    let client = client.with_context(|| format!("connecting to {}", cli.addr))?;
     let login = client
         .login(cli.app, &cli.user, &ticket, client_type(&cli.client_type)?, &cli.device)
         .await

@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 9004;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 64] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 65] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::FrameTooLarge,
@@ -39,6 +39,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 64] = [
   ErrorCode::DuplicateRequestId,
   ErrorCode::LimitExceeded,
   ErrorCode::ResponseTooLarge,
+  ErrorCode::TlsRequired,
   ErrorCode::UserNotFound,
   ErrorCode::UserDeleted,
   ErrorCode::UserAlreadyExists,
@@ -110,6 +111,7 @@ impl ErrorCode {
   pub const DuplicateRequestId: Self = Self(1018);
   pub const LimitExceeded: Self = Self(1019);
   pub const ResponseTooLarge: Self = Self(1020);
+  pub const TlsRequired: Self = Self(1021);
   pub const UserNotFound: Self = Self(2000);
   pub const UserDeleted: Self = Self(2001);
   pub const UserAlreadyExists: Self = Self(2002);
@@ -178,6 +180,7 @@ impl ErrorCode {
     Self::DuplicateRequestId,
     Self::LimitExceeded,
     Self::ResponseTooLarge,
+    Self::TlsRequired,
     Self::UserNotFound,
     Self::UserDeleted,
     Self::UserAlreadyExists,
@@ -246,6 +249,7 @@ impl ErrorCode {
       Self::DuplicateRequestId => Some("DuplicateRequestId"),
       Self::LimitExceeded => Some("LimitExceeded"),
       Self::ResponseTooLarge => Some("ResponseTooLarge"),
+      Self::TlsRequired => Some("TlsRequired"),
       Self::UserNotFound => Some("UserNotFound"),
       Self::UserDeleted => Some("UserDeleted"),
       Self::UserAlreadyExists => Some("UserAlreadyExists"),
