@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
         None => (cli.app, cli.secret.clone()),
     };
     let tls = (cli.tls || cli.ca.is_some())
-        .then(|| imserver::client::connect::Tls { ca_file: cli.ca.clone(), server_name: cli.server_name.clone() });
+        .then(|| imserver::client::connect::Tls::new(cli.ca.clone(), cli.server_name.clone()));
     let t = Target { addr: cli.addr.clone(), app, secret, tls };
     let run = run_id();
     let mut report = Report::default();

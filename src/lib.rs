@@ -141,9 +141,12 @@ pub async fn run_with(
         tokio::spawn(async move {
             loop {
                 reload_tls.notified().await;
-                match tls.reload() {
-                    Ok(()) => tracing::info!("tls: certificate and key reloaded"),
-                    Err(e) => tracing::error!(error = %e, "tls: reload failed; the old certificate stays in use"),
+                // It reads files: on a blocking thread, not an async worker.
+                let t = tls.clone();
+                match tokio::task::spawn_blocking(move || t.reload()).await {
+                    Ok(Ok(())) => tracing::info!("tls: certificate and key reloaded"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "tls: reload failed; the old certificate stays in use"),
+                    Err(e) => tracing::error!(error = %e, "tls: the reload did not run"),
                 }
             }
         });

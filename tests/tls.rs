@@ -45,7 +45,7 @@ fn make_pki(dir: &Path, name: &str) -> Pki {
 }
 
 fn trust(pki: &Pki) -> Tls {
-    Tls { ca_file: Some(pki.ca.clone()), server_name: None }
+    Tls::new(Some(pki.ca.clone()), None)
 }
 
 async fn tls_server(pki: &Pki) -> TestServer {
@@ -72,7 +72,7 @@ async fn a_tls_session_logs_in_and_messages_flow() {
     let alice = Client::connect_tls(&s.addr, &trust(&pki)).await.unwrap();
     login(&alice, "alice").await;
     let mut bob =
-        Client::connect_tls(&s.addr, &Tls { server_name: Some("localhost".into()), ..trust(&pki) }).await.unwrap();
+        Client::connect_tls(&s.addr, &Tls::new(Some(pki.ca.clone()), Some("localhost".into()))).await.unwrap();
     login(&bob, "bob").await;
     let ack = alice.send_message("bob", "t1", 1, b"encrypted", None).await.unwrap();
     let seq = bob.wait_push(WAIT, |f| f.get().event_as_message_push().and_then(|p| p.message()).map(|m| m.seq())).await;
@@ -93,7 +93,7 @@ async fn a_client_refuses_a_server_its_ca_did_not_sign() {
     let e = Client::connect_tls(&s.addr, &trust(&other)).await.err().expect("refused");
     assert!(e.to_string().contains("certificate"), "{e}");
     // A name the certificate does not carry is refused too.
-    let e = Client::connect_tls(&s.addr, &Tls { server_name: Some("im.example.com".into()), ..trust(&pki) })
+    let e = Client::connect_tls(&s.addr, &Tls::new(Some(pki.ca.clone()), Some("im.example.com".into())))
         .await
         .err()
         .expect("refused");

@@ -61,7 +61,6 @@ async function loadConversations() {
   for (const c of r.conversations) {
     if (c.conv?.type !== wire.ConvType.P2P) continue;
     convs.set(c.conv.peer, { unread: Number(c.unread), last: c.lastMessage ? text(c.lastMessage) : '' });
-    if (c.readSeq) readUpTo.set(c.conv.peer, readUpTo.get(c.conv.peer) ?? 0n);
   }
   drawList();
 }

@@ -2,7 +2,7 @@
 //! the system's roots) and WebSocket (`ws://`, or `wss://` over the same TLS).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -21,13 +21,36 @@ use tokio_tungstenite::WebSocketStream;
 use super::{ClientError, Out};
 use crate::protocol::LEN_PREFIX;
 
-/// How to check the server's certificate.
-#[derive(Clone, Debug, Default)]
+/// How to check the server's certificate. The roots are read once, at the first connection
+/// (clones share them): a load generator opening thousands of connections parses the CA file
+/// or the system's store once, not per connection.
+#[derive(Clone, Default)]
 pub struct Tls {
     /// Trust only the CAs in this PEM file; `None`: the system's trusted roots.
     pub ca_file: Option<PathBuf>,
     /// The name the certificate must carry; `None`: the host of the address.
     pub server_name: Option<String>,
+    made: Arc<OnceLock<TlsConnector>>,
+}
+
+impl Tls {
+    pub fn new(ca_file: Option<PathBuf>, server_name: Option<String>) -> Tls {
+        Tls { ca_file, server_name, made: Default::default() }
+    }
+
+    fn connector(&self) -> Result<TlsConnector, ClientError> {
+        if let Some(c) = self.made.get() {
+            return Ok(c.clone());
+        }
+        let c = connector(self)?;
+        Ok(self.made.get_or_init(|| c).clone())
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("ca_file", &self.ca_file).field("server_name", &self.server_name).finish()
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> ClientError {
@@ -76,7 +99,7 @@ pub async fn tls(addr: &str, tls: &Tls) -> Result<TlsStream<TcpStream>, ClientEr
     let name = ServerName::try_from(name).map_err(|e| io(format!("server name: {e}")))?;
     let stream = TcpStream::connect(addr).await.map_err(io)?;
     let _ = stream.set_nodelay(true);
-    connector(tls)?.connect(name, stream).await.map_err(|e| io(format!("tls: {e}")))
+    tls.connector()?.connect(name, stream).await.map_err(|e| io(format!("tls: {e}")))
 }
 
 type Ws = WebSocketStream<Box<dyn Duplex>>;

@@ -207,8 +207,8 @@ impl FramesOut {
     pub async fn write(&mut self, rx: &OutboxRx, timeout: Duration, chunk: usize) -> Written {
         let deadline = Instant::now() + timeout;
         let written = match self {
-            FramesOut::Tcp { wr, buf } => write_bytes(wr, buf, rx, deadline).await,
-            FramesOut::Tls { wr, buf } => write_bytes(wr, buf, rx, deadline).await,
+            FramesOut::Tcp { wr, buf } => write_bytes(wr, buf, rx, deadline, false).await,
+            FramesOut::Tls { wr, buf } => write_bytes(wr, buf, rx, deadline, true).await,
             FramesOut::Ws { tx, queued, bytes } => {
                 *bytes = 0;
                 let send = async {
@@ -267,12 +267,14 @@ impl FramesOut {
     }
 }
 
-/// Writes `buf` out, consuming what the socket takes, then flushes (TLS records).
+/// Writes `buf` out, consuming what the socket takes, then flushes when asked (TLS holds
+/// records back until flushed; a TCP socket has nothing to flush).
 async fn write_bytes<W: AsyncWrite + Unpin>(
     wr: &mut W,
     buf: &mut BytesMut,
     rx: &OutboxRx,
     deadline: Instant,
+    flush: bool,
 ) -> Written {
     while !buf.is_empty() {
         tokio::select! {
@@ -283,6 +285,9 @@ async fn write_bytes<W: AsyncWrite + Unpin>(
             },
             _ = rx.stalled() => return Written::Stalled,
         }
+    }
+    if !flush {
+        return Written::All;
     }
     tokio::select! {
         r = tokio::time::timeout_at(deadline, wr.flush()) => match r {

@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => mint(&cli, 86400),
     };
     let client = if cli.tls || cli.ca.is_some() {
-        let tls = imserver::client::connect::Tls { ca_file: cli.ca.clone(), server_name: cli.server_name.clone() };
+        let tls = imserver::client::connect::Tls::new(cli.ca.clone(), cli.server_name.clone());
         Client::connect_tls(&cli.addr, &tls).await
     } else {
         Client::connect(&cli.addr).await
