@@ -10,6 +10,7 @@
 mod backend;
 mod conn;
 mod fanout;
+mod frames;
 mod p2p;
 mod registered;
 mod scenarios;
@@ -61,6 +62,15 @@ struct Cli {
     warmup: u64,
     #[arg(long, default_value_t = 200, global = true)]
     payload: usize,
+    /// Threads running the load's connections. 1 (the default): one thread does it all, with
+    /// no wake-ups across threads, which costs the least CPU per message; more only when one
+    /// core cannot generate the load.
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    /// p2p and fanout: also report the delivery rate in each window of this many seconds of
+    /// the measurement (`rate_per_window`), to see a long run's rate change as data grows.
+    #[arg(long, default_value_t = 10, global = true)]
+    window_secs: u64,
     /// The server's pid, to report its CPU time and memory.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -168,9 +178,17 @@ fn run_id() -> String {
     format!("{:x}", imserver::now_ms() % 0xffffff)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let rt = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()?
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::HookBackend { listen, delay_ms } = &cli.cmd {
         return backend::run(listen, *delay_ms).await;
     }
@@ -390,11 +408,11 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     let opts = Arc::new(opts);
     let c = Arc::new(p2p::Counters::default());
     let epoch = Instant::now();
-    let done = Arc::new(AtomicBool::new(false));
+    let (done, done_rx) = tokio::sync::watch::channel(false);
     let mut recv_tasks = Vec::new();
     for r in &receivers {
         let group = opts.group.then_some((opts.ack_every, opts.ack_ms));
-        recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done.clone(), group)));
+        recv_tasks.push(tokio::spawn(p2p::receiver(t.clone(), r.clone(), c.clone(), epoch, done_rx.clone(), group)));
     }
     let waiting = Instant::now();
     while c.ready.load(Ordering::Relaxed) < receivers.len() as u64 {
@@ -436,9 +454,31 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     c.measuring.store(true, Ordering::Relaxed);
     let usage = Usage::start(cli.server_pid);
     let window_start = Instant::now();
+    // Deliveries per `--window-secs` of the measurement, sampled beside the progress line.
+    let every = Duration::from_secs(cli.window_secs.max(1));
+    let rates = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = {
+        let (c, rates) = (c.clone(), rates.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                let d = c.win_delivered.load(Ordering::Relaxed);
+                if let Ok(mut r) = rates.lock() {
+                    r.push((d - last) as f64 / every.as_secs_f64());
+                }
+                last = d;
+            }
+        })
+    };
     progress("measure", cli.duration).await;
     c.measuring.store(false, Ordering::Relaxed);
     let elapsed = window_start.elapsed().as_secs_f64();
+    sampler.abort();
+    // Whole windows only.
+    let mut rate_per_window = rates.lock().map(|r| r.clone()).unwrap_or_default();
+    rate_per_window.truncate((elapsed / every.as_secs_f64()) as usize);
     report.usage = usage.finish();
     bar.finish_and_clear();
     c.stop.store(true, Ordering::Relaxed);
@@ -454,7 +494,7 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    done.store(true, Ordering::Relaxed);
+    let _ = done.send(true);
     let mut del_h = stats::histogram();
     for r in recv_tasks {
         del_h.add(r.await??)?;
@@ -463,6 +503,10 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     report.duration_s = elapsed;
     let achieved = win_delivered as f64 / elapsed;
     let server_us_per_msg = report.usage.server_cpu_s.map(|s| s * 1e6 / win_delivered.max(1) as f64);
+    // What generating the load cost, so a run shows whether imload itself was the limit.
+    let imload_us_per_msg = report.usage.imload_cpu_s.map(|s| s * 1e6 / win_delivered.max(1) as f64);
+    // The server's threads' sleeps per message: each is a hand-off that had to wake a thread.
+    let wakeups_per_msg = report.usage.server_voluntary_switches.map(|s| s as f64 / win_delivered.max(1) as f64);
     let acked_in_window = c.win_acked.load(Ordering::Relaxed);
     report.results = serde_json::json!({
         "offered_msgs_per_s": rate,
@@ -480,6 +524,10 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
         "send_to_ack": Latency::of(&ack_h),
         "send_to_delivery": Latency::of(&del_h),
         "server_cpu_us_per_msg": server_us_per_msg,
+        "imload_cpu_us_per_msg": imload_us_per_msg,
+        "server_wakeups_per_msg": wakeups_per_msg,
+        "rate_per_window": rate_per_window.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        "imload_threads": cli.threads,
     });
     Ok(())
 }

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
 use hdrhistogram::Histogram;
-use imserver::protocol::{self, wire};
+use imserver::protocol::wire;
 
 use crate::conn::{self, Target};
+use crate::frames::{see, AckTemplate, FrameReader, Seen, SendTemplate};
 use crate::stats::histogram;
 
 /// Shared counters, read by the progress line.
@@ -61,11 +61,8 @@ fn now_ns(epoch: Instant) -> u64 {
     epoch.elapsed().as_nanos() as u64
 }
 
-fn body(payload: usize, t_ns: u64) -> Vec<u8> {
-    let mut b = vec![0u8; payload.max(8)];
-    b[..8].copy_from_slice(&t_ns.to_le_bytes());
-    b
-}
+/// How long a closed-loop sender waits for an answer before it gives up.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// Runs one sender until `stop`; returns its send->ack histogram (µs).
 pub async fn sender(
@@ -76,13 +73,20 @@ pub async fn sender(
     c: Arc<Counters>,
     epoch: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
-    let (mut rd, mut wr) = conn::login(&t, &me, wire::ClientType::Backend, "load").await?;
+    let (rd, mut wr) = conn::login(&t, &me, wire::ClientType::Backend, "load").await?;
+    let mut rd = FrameReader::new(rd);
+    let tmpl = SendTemplate::new(opts.group, &to, opts.payload)?;
     let mut h = histogram();
     let mut k: u64 = 0;
     let mut inflight: usize = 0;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let interval = opts.rate.map(|r| Duration::from_secs_f64(opts.pairs as f64 / r.max(0.001)));
     let mut next_at = Instant::now();
+    // One timer for the whole run: the open loop's next send, or the closed loop's watchdog
+    // (reset lazily, when it fires, to the last answer's time plus the bound).
+    let mut last_answer = Instant::now();
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(next_at));
+    tokio::pin!(timer);
     loop {
         let stopping = c.stop.load(Ordering::Relaxed);
         if stopping && inflight == 0 {
@@ -92,29 +96,19 @@ pub async fn sender(
         if !stopping {
             match interval {
                 None => {
+                    let now = now_ns(epoch);
                     while inflight < opts.window {
                         k += 1;
-                        let t_ns = now_ns(epoch);
-                        buf.extend_from_slice(&conn::send_to(
-                            k,
-                            (opts.group, &to),
-                            &format!("{k}:{t_ns}"),
-                            &body(opts.payload, t_ns),
-                        ));
+                        tmpl.put(&mut buf, k, now);
                         inflight += 1;
                     }
                 }
                 Some(iv) => {
-                    while Instant::now() >= next_at {
+                    let now = Instant::now();
+                    while now >= next_at {
                         k += 1;
                         // The scheduled time, not the actual one.
-                        let t_ns = next_at.saturating_duration_since(epoch).as_nanos() as u64;
-                        buf.extend_from_slice(&conn::send_to(
-                            k,
-                            (opts.group, &to),
-                            &format!("{k}:{t_ns}"),
-                            &body(opts.payload, t_ns),
-                        ));
+                        tmpl.put(&mut buf, k, next_at.saturating_duration_since(epoch).as_nanos() as u64);
                         inflight += 1;
                         next_at += iv;
                     }
@@ -125,44 +119,48 @@ pub async fn sender(
             conn::send(&mut wr, &buf).await?;
             buf.clear();
         }
-        // Wait for an answer, or (open loop) for the next scheduled send.
-        let frame = match interval {
-            Some(_) if !c.stop.load(Ordering::Relaxed) => {
-                let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(next_at));
-                tokio::select! {
-                    f = conn::next(&mut rd) => f,
-                    _ = sleep => continue,
-                }
+        // Wait for answers, or (open loop) for the next scheduled send.
+        match interval {
+            Some(_) if !stopping => timer.as_mut().reset(tokio::time::Instant::from_std(next_at)),
+            _ if timer.is_elapsed() => {
+                timer.as_mut().reset(tokio::time::Instant::from_std(last_answer + ANSWER_WITHIN))
             }
-            _ => match tokio::time::timeout(Duration::from_secs(10), conn::next(&mut rd)).await {
-                Ok(f) => f,
-                Err(_) => anyhow::bail!("{me}: no answer for 10 s with {inflight} in flight"),
-            },
-        };
-        let Some(frame) = frame else { anyhow::bail!("{me}: connection closed") };
-        let mut frames = vec![frame];
-        // Take whatever else is already there without waiting.
-        while let Some(Some(f)) = conn::next(&mut rd).now_or_never() {
-            frames.push(f);
+            _ => {}
         }
-        let measuring = c.measuring.load(Ordering::Relaxed);
-        for f in frames {
-            let Ok(sf) = protocol::decode_server(&f) else { continue };
-            if sf.id() == 0 {
-                continue; // receipts and other pushes
-            }
-            inflight = inflight.saturating_sub(1);
-            if let Some(a) = sf.response_as_send_ack() {
-                c.acked.fetch_add(1, Ordering::Relaxed);
-                let sent_ns = a.client_id().and_then(|s| s.split(':').nth(1)).and_then(|s| s.parse::<u64>().ok());
-                if measuring {
-                    c.win_acked.fetch_add(1, Ordering::Relaxed);
-                    if let Some(s) = sent_ns {
-                        let _ = h.record(now_ns(epoch).saturating_sub(s) / 1000);
+        tokio::select! {
+            r = rd.read() => if !r? { anyhow::bail!("{me}: connection closed") },
+            _ = &mut timer => {
+                if interval.is_none() || stopping {
+                    if last_answer.elapsed() >= ANSWER_WITHIN {
+                        anyhow::bail!("{me}: no answer for 10 s with {inflight} in flight");
                     }
                 }
-            } else {
-                c.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        let measuring = c.measuring.load(Ordering::Relaxed);
+        let now = now_ns(epoch);
+        let (mut acked, mut errors) = (0, 0);
+        while let Some(r) = rd.pop()? {
+            let Some(Seen::Answer { ok_send, sent_ns }) = see(rd.frame(r)) else { continue };
+            inflight = inflight.saturating_sub(1);
+            if !ok_send {
+                errors += 1;
+                continue;
+            }
+            acked += 1;
+            if let (true, Some(sent)) = (measuring, sent_ns) {
+                let _ = h.record(now.saturating_sub(sent) / 1000);
+            }
+        }
+        if acked + errors > 0 {
+            last_answer = Instant::now();
+            c.acked.fetch_add(acked, Ordering::Relaxed);
+            if measuring {
+                c.win_acked.fetch_add(acked, Ordering::Relaxed);
+            }
+            if errors > 0 {
+                c.errors.fetch_add(errors, Ordering::Relaxed);
             }
         }
     }
@@ -178,68 +176,94 @@ pub async fn receiver(
     me: String,
     c: Arc<Counters>,
     epoch: Instant,
-    done: Arc<AtomicBool>,
+    mut done: tokio::sync::watch::Receiver<bool>,
     group: Option<(u64, u64)>,
 ) -> anyhow::Result<Histogram<u64>> {
-    let (mut rd, mut wr) = conn::login(&t, &me, wire::ClientType::Android, "load").await?;
+    let (rd, mut wr) = conn::login(&t, &me, wire::ClientType::Android, "load").await?;
+    let mut rd = FrameReader::new(rd);
     c.ready.fetch_add(1, Ordering::Relaxed);
     let mut h = histogram();
     let mut last_seq = 0u64;
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut req = 1u64;
-    // A group member's cumulative ack not sent yet: (group, seq, unacked count, since).
-    let mut group_ack: Option<(String, u64, u64, Instant)> = None;
+    // The receive-ack of the one conversation this receiver reads (its sender, or its group),
+    // made from the first message.
+    let mut ack: Option<AckTemplate> = None;
+    // A group member's cumulative ack not sent yet: (seq, unacked count, since).
+    let mut group_ack: Option<(u64, u64, Instant)> = None;
+    // A group's pending ack is sent at the latest `ack_ms` after its first message, even if
+    // nothing more arrives: a timer only while one is pending.
+    let ack_ms = Duration::from_millis(group.map_or(0, |g| g.1));
+    let ack_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(ack_timer);
+    let mut armed = None;
     loop {
-        let f = tokio::select! {
-            f = conn::next(&mut rd) => f,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if done.load(Ordering::Relaxed) { break } else { continue }
+        if let Some((_, _, since)) = group_ack {
+            if armed != Some(since) {
+                armed = Some(since);
+                ack_timer.as_mut().reset(tokio::time::Instant::from_std(since + ack_ms));
             }
-        };
-        let Some(f) = f else { break };
-        let mut frames = vec![f];
-        while let Some(Some(f)) = conn::next(&mut rd).now_or_never() {
-            frames.push(f);
+        }
+        tokio::select! {
+            r = rd.read() => if !matches!(r, Ok(true)) { break },
+            _ = &mut ack_timer, if group_ack.is_some() => {}
+            _ = done.wait_for(|d| *d) => break,
         }
         let measuring = c.measuring.load(Ordering::Relaxed);
-        for f in frames {
-            let Ok(sf) = protocol::decode_server(&f) else { continue };
-            let Some(m) = sf.event_as_message_push().and_then(|p| p.message()) else { continue };
+        let now = now_ns(epoch);
+        let (mut delivered, mut acks, mut dups, mut gaps) = (0, 0, 0, 0);
+        while let Some(r) = rd.pop()? {
+            let Some(Seen::Message(m)) = see(rd.frame(r)) else { continue };
             let seq = m.seq();
             if seq <= last_seq {
-                c.duplicates.fetch_add(1, Ordering::Relaxed);
+                dups += 1;
                 continue;
             }
             if seq != last_seq + 1 {
-                c.out_of_order.fetch_add(1, Ordering::Relaxed);
+                gaps += 1;
             }
             last_seq = seq;
-            c.delivered.fetch_add(1, Ordering::Relaxed);
+            delivered += 1;
             if measuring {
-                c.win_delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(b) = m.body().map(|b| b.bytes()).filter(|b| b.len() >= 8) {
-                    let mut t = [0u8; 8];
-                    t.copy_from_slice(&b[..8]);
-                    let _ = h.record(now_ns(epoch).saturating_sub(u64::from_le_bytes(t)) / 1000);
+                if let Some(sent) = m.sent_ns() {
+                    let _ = h.record(now.saturating_sub(sent) / 1000);
                 }
             }
+            if ack.is_none() {
+                let conv = if group.is_some() { m.to() } else { m.from_user() };
+                ack = Some(AckTemplate::new(group.is_some(), conv.unwrap_or_default())?);
+            }
             if group.is_some() {
-                let since = group_ack.as_ref().map_or_else(Instant::now, |a| a.3);
-                let n = group_ack.as_ref().map_or(0, |a| a.2) + 1;
-                group_ack = Some((m.to().unwrap_or_default().to_owned(), seq, n, since));
-            } else {
+                let (n, since) = group_ack.map_or((0, Instant::now()), |a| (a.1, a.2));
+                group_ack = Some((seq, n + 1, since));
+            } else if let Some(a) = &ack {
                 req += 1;
-                c.acks.fetch_add(1, Ordering::Relaxed);
-                out.extend_from_slice(&conn::receive_ack(req, m.from_user().unwrap_or_default(), m.server_id(), seq));
+                acks += 1;
+                a.put(&mut out, req, m.server_id(), seq);
             }
         }
-        let due = |a: &(String, u64, u64, Instant)| {
-            group.is_some_and(|(every, ms)| a.2 >= every || a.3.elapsed() >= Duration::from_millis(ms))
+        let due = |a: &(u64, u64, Instant)| {
+            group.is_some_and(|(every, ms)| a.1 >= every || a.2.elapsed() >= Duration::from_millis(ms))
         };
-        if let Some((g, seq, _, _)) = group_ack.take_if(|a| due(a)) {
+        if let (Some((seq, _, _)), Some(a)) = (group_ack.take_if(|a| due(a)), &ack) {
             req += 1;
-            c.acks.fetch_add(1, Ordering::Relaxed);
-            out.extend_from_slice(&conn::group_receive_ack(req, &g, seq));
+            acks += 1;
+            a.put(&mut out, req, 0, seq);
+        }
+        if delivered > 0 {
+            c.delivered.fetch_add(delivered, Ordering::Relaxed);
+            if measuring {
+                c.win_delivered.fetch_add(delivered, Ordering::Relaxed);
+            }
+        }
+        if acks > 0 {
+            c.acks.fetch_add(acks, Ordering::Relaxed);
+        }
+        if dups > 0 {
+            c.duplicates.fetch_add(dups, Ordering::Relaxed);
+        }
+        if gaps > 0 {
+            c.out_of_order.fetch_add(gaps, Ordering::Relaxed);
         }
         if !out.is_empty() {
             conn::send(&mut wr, &out).await?;

@@ -62,10 +62,31 @@ pub fn memory_kib(pid: &str) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Context switches of all of a process's threads so far (voluntary: a thread went to sleep
+/// waiting, so something had to wake it; involuntary: it was preempted). A thread's wait for
+/// work that another thread hands it is one voluntary switch: per message, they count the
+/// hand-offs that slept. Threads that ended meanwhile are not counted.
+pub fn context_switches(pid: &str) -> Option<(u64, u64)> {
+    let mut total = (0, 0);
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(t.ok()?.path().join("status")) else { continue };
+        for l in status.lines() {
+            let field = |name: &str| l.strip_prefix(name).and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(v) = field("voluntary_ctxt_switches:") {
+                total.0 += v;
+            } else if let Some(v) = field("nonvoluntary_ctxt_switches:") {
+                total.1 += v;
+            }
+        }
+    }
+    Some(total)
+}
+
 /// CPU and memory of the server (when its pid is known) and of imload itself, over a window.
 pub struct Usage {
     server: Option<String>,
     server_cpu0: Option<Duration>,
+    server_switches0: Option<(u64, u64)>,
     own_cpu0: Option<Duration>,
 }
 
@@ -74,19 +95,33 @@ pub struct UsageReport {
     pub server_cpu_s: Option<f64>,
     pub server_rss_kib: Option<u64>,
     pub server_peak_rss_kib: Option<u64>,
+    /// The server's threads' voluntary and involuntary context switches in the window.
+    pub server_voluntary_switches: Option<u64>,
+    pub server_involuntary_switches: Option<u64>,
     pub imload_cpu_s: Option<f64>,
 }
 
 impl Usage {
     pub fn start(server_pid: Option<u32>) -> Usage {
         let server = server_pid.map(|p| p.to_string());
-        Usage { server_cpu0: server.as_deref().and_then(cpu_time), server, own_cpu0: cpu_time("self") }
+        Usage {
+            server_cpu0: server.as_deref().and_then(cpu_time),
+            server_switches0: server.as_deref().and_then(context_switches),
+            server,
+            own_cpu0: cpu_time("self"),
+        }
     }
 
     pub fn finish(&self) -> UsageReport {
         let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?).as_secs_f64());
         let mem = self.server.as_deref().and_then(memory_kib);
+        let switches = match (self.server_switches0, self.server.as_deref().and_then(context_switches)) {
+            (Some(a), Some(b)) => Some((b.0.saturating_sub(a.0), b.1.saturating_sub(a.1))),
+            _ => None,
+        };
         UsageReport {
+            server_voluntary_switches: switches.map(|s| s.0),
+            server_involuntary_switches: switches.map(|s| s.1),
             server_cpu_s: diff(self.server_cpu0, self.server.as_deref().and_then(cpu_time)),
             server_rss_kib: mem.map(|m| m.0),
             server_peak_rss_kib: mem.map(|m| m.1),

@@ -34,6 +34,43 @@ fn every_scenario_runs_and_checks_itself() {
     assert_eq!(res["duplicates"], 0);
     assert_eq!(res["sent_total"], res["delivered_total"], "everything sent was delivered");
     assert!(r["server_cpu_s"].as_f64().is_some(), "server CPU is read from /proc");
+    assert!(res["imload_cpu_us_per_msg"].as_f64().is_some_and(|v| v > 0.0), "its own cost: {r}");
+    assert!(res["server_wakeups_per_msg"].as_f64().is_some(), "the server's sleeps per message: {r}");
+    assert_eq!(res["receive_acks_sent"], res["delivered_total"], "a P2P receiver acks each message");
+
+    // The same on a multi-threaded generator.
+    let r = imload(&addr, pid, &["--threads", "2", "--duration", "1", "--warmup", "0", "p2p", "--pairs", "4"]);
+    assert!(r["results"]["delivered_in_window"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["results"]["errors"], 0);
+    assert_eq!(r["results"]["imload_threads"], 2);
+
+    // Groups: every member gets every message in order, and acks cumulatively.
+    let r = imload(
+        &addr,
+        pid,
+        &[
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "fanout",
+            "--groups",
+            "2",
+            "--members",
+            "5",
+            "--window",
+            "4",
+            "--ack-ms",
+            "20",
+        ],
+    );
+    let res = &r["results"];
+    assert_eq!(res["deliveries_per_message"], 4);
+    assert_eq!(res["errors"], 0);
+    assert_eq!((res["out_of_order"].clone(), res["duplicates"].clone()), (0.into(), 0.into()), "{r}");
+    assert_eq!(res["delivered_total"].as_u64().unwrap(), 4 * res["sent_total"].as_u64().unwrap(), "{r}");
+    let acks = res["receive_acks_sent"].as_u64().unwrap();
+    assert!(acks > 0 && acks < res["delivered_total"].as_u64().unwrap(), "cumulative acks: {r}");
 
     let r = imload(&addr, pid, &["--duration", "1", "--warmup", "0", "p2p", "--pairs", "5", "--rate", "200"]);
     assert_eq!(r["results"]["offered_msgs_per_s"], 200.0);
