@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
             wal_sync_ms: 0,
             queue: 16,
             max_group: 16,
+            direct: false,
         });
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
@@ -64,6 +65,7 @@ fn bench(c: &mut Criterion) {
         wal_sync_ms: cfg.wal_sync_ms,
         queue: cfg.limits.commit_queue,
         max_group: cfg.limits.max_commit_group,
+        direct: cfg.write_path == imserver::config::WritePath::Shards,
     });
     let (router, shards) =
         Shards::start(cfg.clone(), store.clone(), committer, None, imserver::metrics::Metrics::new(cfg.shard_count()))

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 /// Commits `n` one-mutation batches with at most `window` in flight; returns the elapsed time.
 fn run(store: &Store, durability: Durability, n: u64, window: usize, base: u64) -> Duration {
     let (committer, writer) =
-        store.start_writer(WriterOptions { durability, wal_sync_ms: 100, queue: 8192, max_group: 1024 });
+        store.start_writer(WriterOptions { durability, wal_sync_ms: 100, queue: 8192, max_group: 1024, direct: false });
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let start = Instant::now();
     rt.block_on(async {

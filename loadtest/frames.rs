@@ -252,7 +252,7 @@ impl<'a> Pushed<'a> {
         let b = self.0.bytes(wire::Message::VT_BODY)?;
         Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
     }
-    pub fn from_user(&self) -> Option<&'a str> {
+    pub fn sender(&self) -> Option<&'a str> {
         self.0.str(wire::Message::VT_FROM_USER)
     }
     pub fn to(&self) -> Option<&'a str> {
@@ -331,12 +331,12 @@ mod tests {
                     ..Default::default()
                 },
             );
-            let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(m), ..Default::default() });
+            let p = wire::MessagePush::create(fbb, &wire::MessagePushArgs { message: Some(m) });
             (wire::Push::MessagePush, p.as_union_value())
         });
         let Some(Seen::Message(m)) = see(&push[LEN_PREFIX..]) else { panic!("a message push") };
         assert_eq!((m.seq(), m.server_id(), m.sent_ns()), (4, 11, Some(42)));
-        assert_eq!((m.from_user(), m.to()), (Some("alice"), Some("bob")));
+        assert_eq!((m.sender(), m.to()), (Some("alice"), Some("bob")));
         // Cut short or garbled frames read as nothing, without a panic.
         for n in 0..push.len() - LEN_PREFIX {
             let _ = see(&push[LEN_PREFIX..LEN_PREFIX + n]).map(|s| matches!(s, Seen::Message(m) if m.seq() == 4));
@@ -345,7 +345,7 @@ mod tests {
         for i in 0..bad.len() {
             bad[i] ^= 0xff;
             if let Some(Seen::Message(m)) = see(&bad) {
-                let _ = (m.seq(), m.sent_ns(), m.from_user(), m.to());
+                let _ = (m.seq(), m.sent_ns(), m.sender(), m.to());
             }
             bad[i] ^= 0xff;
         }

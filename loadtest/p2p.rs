@@ -130,10 +130,8 @@ pub async fn sender(
         tokio::select! {
             r = rd.read() => if !r? { anyhow::bail!("{me}: connection closed") },
             _ = &mut timer => {
-                if interval.is_none() || stopping {
-                    if last_answer.elapsed() >= ANSWER_WITHIN {
-                        anyhow::bail!("{me}: no answer for 10 s with {inflight} in flight");
-                    }
+                if (interval.is_none() || stopping) && last_answer.elapsed() >= ANSWER_WITHIN {
+                    anyhow::bail!("{me}: no answer for 10 s with {inflight} in flight");
                 }
                 continue;
             }
@@ -230,7 +228,7 @@ pub async fn receiver(
                 }
             }
             if ack.is_none() {
-                let conv = if group.is_some() { m.to() } else { m.from_user() };
+                let conv = if group.is_some() { m.to() } else { m.sender() };
                 ack = Some(AckTemplate::new(group.is_some(), conv.unwrap_or_default())?);
             }
             if group.is_some() {

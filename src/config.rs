@@ -34,6 +34,30 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// How a shard's commit group reaches RocksDB (`store::writer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WritePath {
+    /// One writer thread merges every shard's groups into one write and runs the
+    /// completions: a thread wake-up on the way in and one on the way out.
+    #[default]
+    Writer,
+    /// Each shard writes its own groups on its own thread (RocksDB groups concurrent
+    /// writes into one WAL write) and runs the completions itself.
+    Shards,
+}
+
+impl std::str::FromStr for WritePath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "writer" => Ok(WritePath::Writer),
+            "shards" => Ok(WritePath::Shards),
+            other => Err(format!("write_path must be writer or shards, not {other:?}")),
+        }
+    }
+}
+
 /// The four multi-device policies of the mission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -270,6 +294,9 @@ pub struct Config {
     /// `wal` durability: how often (milliseconds) the WAL is fdatasync'ed; 0 = never (the
     /// kernel writes it back, typically within 30 s).
     pub wal_sync_ms: u64,
+    /// How commit groups are written: `writer` (one writer thread) or `shards` (each shard
+    /// writes its own).
+    pub write_path: WritePath,
     /// Number of shards; 0 = half the cores (at least 1).
     pub shards: usize,
     /// Threads running connections (socket reads and writes, request parsing); 0 = half the
@@ -345,6 +372,7 @@ impl Default for Config {
             backup_dir: PathBuf::from("./backups"),
             durability: Durability::Sync,
             wal_sync_ms: 100,
+            write_path: WritePath::default(),
             shards: 0,
             io_threads: 0,
             limits: Limits::default(),

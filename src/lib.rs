@@ -125,6 +125,7 @@ pub async fn run_with(
                     wal_sync_ms: cfg.wal_sync_ms,
                     queue: cfg.limits.commit_queue,
                     max_group: cfg.limits.max_commit_group,
+                    direct: cfg.write_path == config::WritePath::Shards,
                 },
                 metrics.writer.clone(),
             );

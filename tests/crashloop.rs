@@ -134,7 +134,12 @@ async fn crash_loop_keeps_every_acknowledged_message_exactly_once() {
         // Durability alternates too: in `wal` mode a write survives the kill as soon as it is
         // in the WAL, so the moments between two writes that a kill can split are far more.
         let durability = ["sync", "wal"][(cycle / 5) % 2];
-        let top = format!("shards = {}\ndurability = \"{durability}\"", [2, 3, 2, 3, 1][cycle % 5]);
+        // Both write paths: one writer thread, or each shard writing its own groups.
+        let write_path = ["writer", "shards"][cycle % 2];
+        let top = format!(
+            "shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"",
+            [2, 3, 2, 3, 1][cycle % 5]
+        );
         let cfg = write_config(tmp.path(), APP, SECRET, &top);
         let (mut p, addr) = spawn(&data, &cfg, cpu);
         // Senders run until the server dies under them; an unanswered send stays in doubt

@@ -94,7 +94,10 @@ async fn group_crash_loop_keeps_messages_and_memberships() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for cycle in 0..cycles {
         let durability = ["sync", "wal"][(cycle / 3) % 2];
-        let top = format!("shards = {}\ndurability = \"{durability}\"", [2, 3, 1][cycle % 3]);
+        // Both write paths: one writer thread, or each shard writing its own groups.
+        let write_path = ["writer", "shards"][cycle % 2];
+        let top =
+            format!("shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"", [2, 3, 1][cycle % 3]);
         let cfg = write_config(tmp.path(), APP, SECRET, &top);
         let (mut p, addr) = spawn(&data, &cfg, cpu);
         let mut tasks = Vec::new();

@@ -172,7 +172,7 @@ fn children(pid: u32) -> Vec<u32> {
 /// One run: send under strace, SIGKILL, cut the WALs back to what was synced, restart, check.
 /// Returns (acked messages, lost ones acked before the last sync began, lost ones after,
 /// µs from the last sync's start to the kill, the longest fdatasync in µs).
-async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u64) {
+async fn run(durability: &str, wal_sync_ms: u64, write_path: &str) -> (usize, usize, usize, u64, u64) {
     // One traced server at a time: the timing check should not measure the other tests.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -182,7 +182,9 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
         tmp.path(),
         APP,
         SECRET,
-        &format!("shards = 2\ndurability = \"{durability}\"\nwal_sync_ms = {wal_sync_ms}"),
+        &format!(
+            "shards = 2\ndurability = \"{durability}\"\nwal_sync_ms = {wal_sync_ms}\nwrite_path = \"{write_path}\""
+        ),
     );
     let trace = tmp.path().join("strace.out");
     let mut strace = std::process::Command::new("strace");
@@ -296,14 +298,28 @@ async fn run(durability: &str, wal_sync_ms: u64) -> (usize, usize, usize, u64, u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_loss_in_sync_mode_loses_no_acknowledged_message() {
-    let (total, before, after, _, _) = run("sync", 0).await;
+    let (total, before, after, _, _) = run("sync", 0, "writer").await;
+    assert!(total >= 100, "too few messages to tell: {total}");
+    assert_eq!((before, after), (0, 0), "acknowledged messages lost in sync mode");
+}
+
+/// The same with each shard writing (and fdatasyncing) its own groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_in_sync_mode_with_shards_writing_loses_no_acknowledged_message() {
+    let (total, before, after, _, _) = run("sync", 0, "shards").await;
     assert!(total >= 100, "too few messages to tell: {total}");
     assert_eq!((before, after), (0, 0), "acknowledged messages lost in sync mode");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_loss_in_wal_mode_loses_at_most_the_last_sync_interval() {
-    let (total, before, _after, gap, max_sync) = run("wal", 100).await;
+    for write_path in ["writer", "shards"] {
+        wal_mode_loses_at_most_the_last_sync_interval(write_path).await;
+    }
+}
+
+async fn wal_mode_loses_at_most_the_last_sync_interval(write_path: &str) {
+    let (total, before, _after, gap, max_sync) = run("wal", 100, write_path).await;
     assert!(total >= 100, "too few messages to tell: {total}");
     assert_eq!(before, 0, "messages acknowledged before the last WAL sync were lost");
     // The syncer ran until the crash: its last sync began within the interval (100 ms) plus
@@ -314,7 +330,7 @@ async fn power_loss_in_wal_mode_loses_at_most_the_last_sync_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_without_wal_syncs_a_power_loss_loses_acknowledged_messages() {
-    let (total, before, after, _, _) = run("wal", 0).await;
+    let (total, before, after, _, _) = run("wal", 0, "writer").await;
     assert!(total >= 100, "too few messages to tell: {total}");
     assert!(before + after > 0, "the simulated power loss dropped nothing: it simulates nothing");
 }

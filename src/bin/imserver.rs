@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use imserver::config::{Config, Durability};
+use imserver::config::{Config, Durability, WritePath};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,6 +28,9 @@ struct Args {
     /// sync (fdatasync before every ack, the default) or wal (survives a process crash only).
     #[arg(long)]
     durability: Option<Durability>,
+    /// writer (one writer thread, the default) or shards (each shard writes its own groups).
+    #[arg(long)]
+    write_path: Option<WritePath>,
     /// Number of shards (default: half the cores, at least 1).
     #[arg(long)]
     shards: Option<usize>,
@@ -66,6 +69,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(d) = args.durability {
         cfg.durability = d;
+    }
+    if let Some(w) = args.write_path {
+        cfg.write_path = w;
     }
     if let Some(s) = args.shards {
         cfg.shards = s;

@@ -112,9 +112,9 @@ async fn deliver(hooks: Arc<Hooks>, app: AppId, store: Store, committer: Committ
             delivered.delete_hook_event(app, seq);
         }
         let n = delivered.len() as u64;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        committer.commit(delivered, Box::new(move |r| drop(tx.send(r)))).await;
-        match rx.await {
+        // A RocksDB write when shards write their own groups: off the async workers too.
+        let c = committer.clone();
+        match tokio::task::spawn_blocking(move || c.commit_blocking(delivered)).await {
             Ok(Ok(())) => events.delivered(app, n),
             _ => tracing::error!(app = app.0, "deleting delivered after-hook events failed; they will be sent again"),
         }

@@ -50,8 +50,13 @@ struct Run {
 }
 
 fn start(cfg: &Arc<Config>, store: &Store) -> Run {
-    let (committer, writer) =
-        store.start_writer(WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 64, max_group: 64 });
+    let (committer, writer) = store.start_writer(WriterOptions {
+        durability: Durability::Sync,
+        wal_sync_ms: 0,
+        queue: 64,
+        max_group: 64,
+        direct: false,
+    });
     let (router, inboxes) = Router::new(SHARDS, 64);
     let shards =
         state::load(cfg, store, &router, committer.clone(), (None, crate::metrics::Metrics::new(router.len())))

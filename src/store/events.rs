@@ -1,5 +1,5 @@
 //! The after-hook queue (`CF_HOOK_EVENTS`). An event is written in the same batch as the change
-//! it reports (`Batch::put_hook_event`); the writer gives it its key, the app then a sequence
+//! it reports (`Batch::put_hook_event`); the write gives it its key, the app then a sequence
 //! in commit order, so a reader taking keys in order sees events in the order their changes
 //! became durable, across shards and restarts. Bounded per app (`set_limit`): past the bound
 //! the writer leaves new events out (the change itself is written), counts them (`dropped`)
@@ -29,6 +29,8 @@ pub struct Events {
     counts: Mutex<Counts>,
     dropped: AtomicU64,
     written: tokio::sync::Notify,
+    /// Held by a writer from the keys' assignment until its write returned (`order`).
+    order: Mutex<()>,
 }
 
 impl Events {
@@ -47,6 +49,7 @@ impl Events {
             counts: Mutex::new(counts),
             dropped: AtomicU64::new(0),
             written: tokio::sync::Notify::new(),
+            order: Mutex::new(()),
         })
     }
 
@@ -76,6 +79,13 @@ impl Events {
             out.push(Op::Put(keys::CF_HOOK_EVENTS, keys::hook_event(*app, seq), v.clone()));
         }
         out
+    }
+
+    /// Held across assigning keys and writing them. With several writers (shards writing
+    /// their own groups) event n+1 could otherwise become visible before event n, and a
+    /// reader that moved past n+1 would skip n until the next start.
+    pub(super) fn order(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.order.lock()
     }
 
     /// A group with events was written: wakes the readers.

@@ -4,13 +4,14 @@
 //! group-commit writer (`writer`). Everything above it sees typed keys and opaque values:
 //! a `Batch` of puts and deletes that becomes durable atomically, and a few reads.
 //!
-//! Reads run on the caller's thread (a shard thread, never an async worker). Writes go only
-//! through the writer thread.
+//! Reads run on the caller's thread (a shard thread, never an async worker). Writes go
+//! through a `Committer` (`writer`): one writer thread, or each shard on its own thread.
 
 mod admin;
 mod batch;
 pub mod codec;
 mod events;
+mod group;
 mod groups;
 pub mod keys;
 mod messages;
@@ -379,6 +380,7 @@ mod tests {
             wal_sync_ms: 10,
             queue: 16,
             max_group: 16,
+            direct: false,
         });
         let (app, me) = (AppId(1), u("me"));
         let (bob, carol) = (ItemId::User(u("bob")), ItemId::User(u("carol")));
@@ -500,6 +502,7 @@ mod tests {
             wal_sync_ms: 0,
             queue: 16,
             max_group: 16,
+            direct: false,
         });
         let (tx, rx) = std_mpsc::channel();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -37,6 +37,9 @@ pub fn config(dir: &Path) -> Config {
         // Backups off unless a test names where.
         backup_dir: PathBuf::new(),
         durability: Durability::Sync,
+        // `IM_TEST_WRITE_PATH=shards` runs the in-process servers with each shard writing its
+        // own groups (the processes started from a config file take the config's default).
+        write_path: std::env::var("IM_TEST_WRITE_PATH").ok().and_then(|w| w.parse().ok()).unwrap_or_default(),
         shards: 2,
         apps: vec![
             AppConfig {

@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 impl Shard {
-    /// Commits `batch`; `then` runs on the writer thread once it is durable (or failed). The
+    /// Commits `batch`; `then` runs once it is durable (or failed): on the writer thread, or
+    /// on this one when shards write their own groups (`store::writer`). The
     /// batch joins the shard's open group, written with the rest of this batch of commands
     /// (`flush`); a group that grows past `limits.commit_group_ops` is handed over at once.
     pub(in crate::shard) async fn commit(
@@ -47,8 +48,8 @@ impl Shard {
         m.recorded[s] = m.recorded[s].max(upto);
     }
 
-    /// Hands the open group to the writer (waiting while its queue is full), with the
-    /// delivery marks that moved.
+    /// Hands the open group to the writer (waiting while its queue is full), or writes it
+    /// here on the direct path, with the delivery marks that moved.
     pub(super) async fn submit_commit_group(&self) {
         let CommitGroup { mut batch, thens } = std::mem::take(&mut *self.commit_group.borrow_mut());
         {
@@ -78,7 +79,9 @@ impl Shard {
             .await;
     }
 
-    /// Writes the open group, then sends the cross-shard commands held behind it.
+    /// Writes the open group, then sends the cross-shard commands held behind it. On the
+    /// direct path they leave only after the write returned, so their effects are never
+    /// durable before their cause (the WAL recovers a prefix).
     pub(in crate::shard) async fn flush(&mut self) {
         self.submit_commit_group().await;
         for (shard, cmd) in std::mem::take(&mut self.held) {

@@ -137,6 +137,7 @@ mod tests {
             wal_sync_ms: 0,
             queue: 16,
             max_group: 16,
+            direct: false,
         });
         let (router, inboxes) = Router::new(1, 16);
         let shards =
