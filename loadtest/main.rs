@@ -482,9 +482,11 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
     report.usage = usage.finish();
     bar.finish_and_clear();
     c.stop.store(true, Ordering::Relaxed);
-    let mut ack_h = stats::histogram();
+    let (mut ack_h, mut lag_h) = (stats::histogram(), stats::histogram());
     for s in send_tasks {
-        ack_h.add(s.await??)?;
+        let (ack, lag) = s.await??;
+        ack_h.add(ack)?;
+        lag_h.add(lag)?;
     }
     // Let the last deliveries arrive.
     let sent = c.sent.load(Ordering::Relaxed);
@@ -523,6 +525,8 @@ async fn drive(cli: &Cli, t: &Target, opts: p2p::Opts, load: Load, report: &mut 
         "duplicates": c.duplicates.load(Ordering::Relaxed),
         "send_to_ack": Latency::of(&ack_h),
         "send_to_delivery": Latency::of(&del_h),
+        // Open loop: latencies count from the scheduled send; this is how late imload sent.
+        "send_lag": rate.map(|_| Latency::of(&lag_h)),
         "server_cpu_us_per_msg": server_us_per_msg,
         "imload_cpu_us_per_msg": imload_us_per_msg,
         "server_wakeups_per_msg": wakeups_per_msg,

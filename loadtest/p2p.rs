@@ -64,7 +64,9 @@ fn now_ns(epoch: Instant) -> u64 {
 /// How long a closed-loop sender waits for an answer before it gives up.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
-/// Runs one sender until `stop`; returns its send->ack histogram (µs).
+/// Runs one sender until `stop`; returns its send->ack histogram and (open loop) how late
+/// each send left after its scheduled time (µs, the generator's own lag: its timers have
+/// millisecond resolution, so it is part of every open-loop latency).
 pub async fn sender(
     t: Target,
     me: String,
@@ -72,11 +74,12 @@ pub async fn sender(
     opts: Arc<Opts>,
     c: Arc<Counters>,
     epoch: Instant,
-) -> anyhow::Result<Histogram<u64>> {
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
     let (rd, mut wr) = conn::login(&t, &me, wire::ClientType::Backend, "load").await?;
     let mut rd = FrameReader::new(rd);
     let tmpl = SendTemplate::new(opts.group, &to, opts.payload)?;
     let mut h = histogram();
+    let mut lag = histogram();
     let mut k: u64 = 0;
     let mut inflight: usize = 0;
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -105,7 +108,11 @@ pub async fn sender(
                 }
                 Some(iv) => {
                     let now = Instant::now();
+                    let measuring = c.measuring.load(Ordering::Relaxed);
                     while now >= next_at {
+                        if measuring {
+                            let _ = lag.record(now.duration_since(next_at).as_micros() as u64);
+                        }
                         k += 1;
                         // The scheduled time, not the actual one.
                         tmpl.put(&mut buf, k, next_at.saturating_duration_since(epoch).as_nanos() as u64);
@@ -163,7 +170,7 @@ pub async fn sender(
         }
     }
     c.sent.fetch_add(k, Ordering::Relaxed);
-    Ok(h)
+    Ok((h, lag))
 }
 
 /// Runs one receiver until `done`; returns its send->delivery histogram (µs). A group

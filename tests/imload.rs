@@ -75,6 +75,10 @@ fn every_scenario_runs_and_checks_itself() {
     let r = imload(&addr, pid, &["--duration", "1", "--warmup", "0", "p2p", "--pairs", "5", "--rate", "200"]);
     assert_eq!(r["results"]["offered_msgs_per_s"], 200.0);
     assert_eq!(r["results"]["errors"], 0);
+    // How late the sends left their schedule: one sample per send of the window.
+    let sent = r["results"]["delivered_in_window"].as_u64().unwrap();
+    let lag = r["results"]["send_lag"]["count"].as_u64().unwrap();
+    assert!(lag > sent / 2 && lag < sent * 2, "send_lag counts {lag} sends for {sent} delivered: {r}");
 
     let r = imload(&addr, pid, &["--duration", "1", "idle", "--connections", "50"]);
     assert!(r["results"]["logins_per_s"].as_f64().unwrap() > 0.0);

@@ -63,25 +63,41 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut handoffs: Handoffs,
 
 /// A new TCP connection: the TLS handshake first where the port speaks TLS (within the
 /// login timeout), then the session.
+///
+/// The handshake and the session are boxed: a future holds room for the largest state of
+/// whatever it awaits inline for its whole life, so inline a plain session would carry the
+/// room of a rustls handshake (and a refusal's linger buffer) for as long as it is open.
 async fn start(stream: TcpStream, ctx: Arc<Ctx>, permit: OwnedSemaphorePermit, closing: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
-    let conn = match ctx.edge.tls.as_ref().filter(|t| t.applies_to_tcp()) {
+    let conn = match ctx.edge.tls.clone().filter(|t| t.applies_to_tcp()) {
         None => Conn::Tcp(stream),
-        Some(tls) => match tls.accept(stream, ctx.cfg.login_timeout()).await {
-            Ok(s) => Conn::Tls(Box::new(s)),
-            Err(Refused::Plain(stream)) => {
-                ctx.metrics.refused(Refusal::TlsRequired);
-                let frame = protocol::error(0, ErrorCode::TlsRequired, "this port speaks TLS only: connect with TLS");
-                return linger::close_with(stream, &frame, Duration::from_secs(2)).await;
-            }
-            Err(Refused::Failed(e)) => {
-                ctx.metrics.refused(Refusal::TlsHandshake);
-                tracing::debug!(error = %e, "tls handshake failed");
-                return;
-            }
-        },
+        Some(tls) => {
+            let handshake = Box::pin(handshake(&tls, stream, &ctx));
+            let Some(conn) = handshake.await else { return };
+            conn
+        }
     };
-    session::run(conn, ctx, permit, closing).await
+    let run = Box::pin(session::run(conn, ctx, permit, closing));
+    run.await
+}
+
+/// The TLS handshake of a TLS-only port; `None` when it failed or the client spoke plain
+/// bytes (answered with `TlsRequired`).
+async fn handshake(tls: &super::tls::Tls, stream: TcpStream, ctx: &Ctx) -> Option<Conn> {
+    match tls.accept(stream, ctx.cfg.login_timeout()).await {
+        Ok(s) => Some(Conn::Tls(Box::new(s))),
+        Err(Refused::Plain(stream)) => {
+            ctx.metrics.refused(Refusal::TlsRequired);
+            let frame = protocol::error(0, ErrorCode::TlsRequired, "this port speaks TLS only: connect with TLS");
+            linger::close_with(stream, &frame, Duration::from_secs(2)).await;
+            None
+        }
+        Err(Refused::Failed(e)) => {
+            ctx.metrics.refused(Refusal::TlsHandshake);
+            tracing::debug!(error = %e, "tls handshake failed");
+            None
+        }
+    }
 }
 
 /// Answers a connection over the limit with an error frame and closes it (inside TLS where

@@ -40,7 +40,8 @@ pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut
         r = tokio::time::timeout(ctx.cfg.login_timeout(), reader.next()) => r,
         _ = closing.changed() => {
             outbox.close(KickReason::ServerShutdown);
-            return finish(writer.await, reader, write_timeout).await;
+            let end = Box::pin(finish(None, writer, reader, write_timeout));
+            return end.await;
         }
     };
     let sess = match first {
@@ -56,12 +57,19 @@ pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut
         }
         Ok(Some(Ok(buf))) => {
             ctx.metrics.frames_in.inc();
-            login(&ctx, conn, &outbox, &buf).await
+            // Boxed, like every step that runs once per connection (the login, the drain,
+            // the disconnect, the end): a future holds room for the largest state of any
+            // step it awaits inline, for the connection's whole life.
+            // (The box is made in a statement of its own: a temporary lives to the end of its
+            // statement, so `Box::pin(f).await` would still hold room for `f`.)
+            let login = Box::pin(login(&ctx, conn, &outbox, &buf));
+            login.await
         }
     };
     let Some(sess) = sess else {
         outbox.close(KickReason::None);
-        return finish(writer.await, reader, write_timeout).await;
+        let end = Box::pin(finish(None, writer, reader, write_timeout));
+        return end.await;
     };
     reader.set_max(ctx.cfg.limits.max_frame);
 
@@ -128,7 +136,7 @@ pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut
     // Requests already taken are answered before the close: their changes happen either way,
     // so the client must hear of them. Bounded by the write timeout.
     if written.is_none() {
-        let drain = async {
+        let drain = Box::pin(tokio::time::timeout(write_timeout, async {
             while let Some(resp) = pending.next().await {
                 if let Some(r) = resp {
                     outbox.send(r);
@@ -137,32 +145,36 @@ pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut
             while outbox.unanswered() > 0 {
                 outbox.some_answered().await;
             }
-        };
-        let _ = tokio::time::timeout(write_timeout, drain).await;
+        }));
+        let _ = drain.await;
         if let Some(f) = last {
             outbox.send(f);
         }
     }
     if let Some(user) = &sess.user {
-        let _ = ctx
-            .router
-            .send(
-                ctx.router.user_shard(sess.app, user),
-                Disconnect { app: sess.app, user: user.clone(), conn, reason }.into(),
-            )
-            .await;
+        let shard = ctx.router.user_shard(sess.app, user);
+        let send =
+            Box::pin(ctx.router.send(shard, Disconnect { app: sess.app, user: user.clone(), conn, reason }.into()));
+        let _ = send.await;
     }
     outbox.close(reason);
+    let end = Box::pin(finish(written, writer, reader, write_timeout));
+    end.await;
+}
+
+/// The end of every connection: once the writer has sent its last frame and shut the
+/// sending side (`written`, or what `writer` gives back), the connection stays until the
+/// client has it all (`FramesIn::finish`).
+async fn finish(
+    written: Option<Result<Option<FramesOut>, tokio::task::JoinError>>,
+    writer: tokio::task::JoinHandle<Option<FramesOut>>,
+    reader: FramesIn,
+    within: Duration,
+) {
     let written = match written {
         Some(w) => w,
         None => writer.await,
     };
-    finish(written, reader, write_timeout).await;
-}
-
-/// The end of every connection: once the writer has sent its last frame and shut the
-/// sending side, the connection stays until the client has it all (`FramesIn::finish`).
-async fn finish(written: Result<Option<FramesOut>, tokio::task::JoinError>, reader: FramesIn, within: Duration) {
     reader.finish(written.ok().flatten(), within).await;
 }
 
