@@ -297,6 +297,10 @@ pub struct Config {
     /// How commit groups are written: `writer` (one writer thread) or `shards` (each shard
     /// writes its own).
     pub write_path: WritePath,
+    /// Plain TCP sessions move to their user's shard thread once the login ticket checks
+    /// out, so a connection's reads, writes and its own shard's work share one thread
+    /// (TLS, WebSocket and administrator sessions stay on the connection threads).
+    pub sessions_on_shards: bool,
     /// Number of shards; 0 = half the cores (at least 1).
     pub shards: usize,
     /// Threads running connections (socket reads and writes, request parsing); 0 = half the
@@ -373,6 +377,7 @@ impl Default for Config {
             durability: Durability::Sync,
             wal_sync_ms: 100,
             write_path: WritePath::default(),
+            sessions_on_shards: false,
             shards: 0,
             io_threads: 0,
             limits: Limits::default(),

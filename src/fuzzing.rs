@@ -112,7 +112,7 @@ impl Harness {
         for mut rx in inboxes.sessions.into_iter().chain(inboxes.peers) {
             rt.spawn(async move { while rx.recv().await.is_some() {} });
         }
-        let (edge, _) = crate::net::Edge::new(&cfg, None);
+        let (edge, _) = crate::net::Edge::new(&cfg, None, Vec::new());
         let ctx = Ctx {
             edge,
             cfg: Arc::new(cfg),

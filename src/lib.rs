@@ -152,7 +152,7 @@ pub async fn run_with(
             }
         });
     }
-    let (edge, handoffs) = net::Edge::new(&cfg, tls);
+    let (edge, handoffs) = net::Edge::new(&cfg, tls, shards.handles());
     let ctx = Arc::new(net::Ctx {
         edge,
         cfg: cfg.clone(),

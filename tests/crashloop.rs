@@ -4,7 +4,8 @@
 //! every acknowledged message is present exactly once with the seq it was acked with, that
 //! per-conversation seqs have no gaps, that each receiver's conversation entry agrees with the
 //! conversation, and that both users' Messages streams hold each acknowledged message exactly
-//! once.
+//! once. From one start to the next the shard count, the durability, the write path and
+//! where sessions run (connection threads, or their users' shard threads) change.
 //!
 //! The contention is what makes it find ordering holes: without it, the delivery-mark loss
 //! (docs/reliability.md) showed in one 30-cycle run in three; with it the old code failed all
@@ -136,8 +137,10 @@ async fn crash_loop_keeps_every_acknowledged_message_exactly_once() {
         let durability = ["sync", "wal"][(cycle / 5) % 2];
         // Both write paths: one writer thread, or each shard writing its own groups.
         let write_path = ["writer", "shards"][cycle % 2];
+        // And sessions on the connection threads, or moved to their users' shard threads.
+        let on_shards = (cycle / 2) % 2 == 1;
         let top = format!(
-            "shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"",
+            "shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"\nsessions_on_shards = {on_shards}",
             [2, 3, 2, 3, 1][cycle % 5]
         );
         let cfg = write_config(tmp.path(), APP, SECRET, &top);

@@ -96,8 +96,12 @@ async fn group_crash_loop_keeps_messages_and_memberships() {
         let durability = ["sync", "wal"][(cycle / 3) % 2];
         // Both write paths: one writer thread, or each shard writing its own groups.
         let write_path = ["writer", "shards"][cycle % 2];
-        let top =
-            format!("shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"", [2, 3, 1][cycle % 3]);
+        // And sessions on the connection threads, or moved to their users' shard threads.
+        let on_shards = (cycle / 2) % 2 == 1;
+        let top = format!(
+            "shards = {}\ndurability = \"{durability}\"\nwrite_path = \"{write_path}\"\nsessions_on_shards = {on_shards}",
+            [2, 3, 1][cycle % 3]
+        );
         let cfg = write_config(tmp.path(), APP, SECRET, &top);
         let (mut p, addr) = spawn(&data, &cfg, cpu);
         let mut tasks = Vec::new();

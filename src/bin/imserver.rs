@@ -31,6 +31,9 @@ struct Args {
     /// writer (one writer thread, the default) or shards (each shard writes its own groups).
     #[arg(long)]
     write_path: Option<WritePath>,
+    /// true: plain TCP sessions run on their user's shard thread after login.
+    #[arg(long)]
+    sessions_on_shards: Option<bool>,
     /// Number of shards (default: half the cores, at least 1).
     #[arg(long)]
     shards: Option<usize>,
@@ -72,6 +75,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(w) = args.write_path {
         cfg.write_path = w;
+    }
+    if let Some(b) = args.sessions_on_shards {
+        cfg.sessions_on_shards = b;
     }
     if let Some(s) = args.shards {
         cfg.shards = s;

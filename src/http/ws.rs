@@ -17,7 +17,7 @@ use super::{error, HttpError, Resp};
 use crate::domain::web::origin_allowed;
 use crate::metrics::Refusal;
 use crate::net::transport::Conn;
-use crate::net::Ctx;
+use crate::net::{Ctx, Handoff};
 use crate::protocol::wire::ErrorCode;
 
 /// The subprotocol a client may ask for; answered when asked.
@@ -73,7 +73,7 @@ pub async fn upgrade(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Resp {
         let Ok(upgraded) = on.await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         // A closed hand-off (the server is stopping) drops the connection and its permit.
-        let _ = handoff.send((Conn::Ws(Box::new(ws)), permit)).await;
+        let _ = handoff.send(Handoff::Upgraded(Conn::Ws(Box::new(ws)), permit)).await;
     });
     let mut resp = Response::builder()
         .status(101)

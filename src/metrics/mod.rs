@@ -68,7 +68,8 @@ pub struct WriterMetrics {
     pub group_size: Histogram,
     /// One group's write, its fdatasync included in `sync` mode.
     pub write_seconds: Histogram,
-    /// One WAL fdatasync of `wal` mode's syncer thread.
+    /// One WAL fdatasync of `wal` mode's syncer thread, or of a sync round (`sync` mode with
+    /// shards writing their own groups).
     pub sync_seconds: Histogram,
 }
 
@@ -88,6 +89,8 @@ pub struct Metrics {
     pub accepted: Counter,
     /// Sessions started, by transport (`tcp`, `tls`, `ws`).
     sessions: Family<KindLabel, Counter>,
+    /// Sessions moved to their user's shard thread after login (`sessions_on_shards`).
+    pub sessions_moved: Counter,
     refused: Family<ReasonLabel, Counter>,
     pub open: Gauge,
     logins: Family<LoginLabel, Counter>,
@@ -121,6 +124,7 @@ impl Metrics {
         Arc::new(Metrics {
             accepted: Counter::default(),
             sessions: Family::default(),
+            sessions_moved: Counter::default(),
             refused: Family::default(),
             open: Gauge::default(),
             logins: Family::default(),
@@ -229,6 +233,11 @@ impl Metrics {
         r.register("connections_accepted", "Connections accepted on the binary listener", self.accepted.clone());
         r.register("connections_refused", "Connections refused, by reason", self.refused.clone());
         r.register("sessions", "Sessions started, by transport", self.sessions.clone());
+        r.register(
+            "sessions_moved",
+            "Sessions moved to their user's shard thread after login",
+            self.sessions_moved.clone(),
+        );
         r.register("connections_open", "Binary-protocol connections open now", self.open.clone());
         r.register("logins", "Login attempts by result (ok or the error's name)", self.logins.clone());
         r.register("frames_in", "Frames read from clients", self.frames_in.clone());

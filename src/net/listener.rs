@@ -1,6 +1,7 @@
 //! Accepts connections up to the configured limit (beyond it: an error frame, then close),
 //! runs the TLS handshake where the port speaks TLS, takes in the WebSocket sessions the HTTP
-//! listener upgrades, and on shutdown stops accepting, tells every session to close, and
+//! listener upgrades and starts the plain TCP sessions that move to their user's shard
+//! thread after login, and on shutdown stops accepting, tells every session to close, and
 //! waits for them.
 
 use std::future::Future;
@@ -14,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::tls::Refused;
 use super::transport::Conn;
-use super::{linger, session, Ctx, Handoffs};
+use super::{linger, session, Ctx, Handoff, Handoffs};
 use crate::metrics::Refusal;
 use crate::protocol::{self, wire::ErrorCode};
 
@@ -27,9 +28,19 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut handoffs: Handoffs,
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-            Some((conn, permit)) = handoffs.recv() => {
-                sessions.spawn(session::run(conn, ctx.clone(), permit, closing_rx.clone()));
-            }
+            Some(h) = handoffs.recv() => match h {
+                Handoff::Upgraded(conn, permit) => {
+                    sessions.spawn(session::run(conn, ctx.clone(), permit, closing_rx.clone()));
+                }
+                // Spawned here, not by the session itself, so the set tracks it (shutdown
+                // waits for it, or aborts it) wherever it runs.
+                Handoff::Moved(m) => match ctx.edge.shard_rt.get(m.shard) {
+                    Some(rt) => {
+                        sessions.spawn_on(session::resume(*m, ctx.clone(), closing_rx.clone()), rt);
+                    }
+                    None => drop(m),
+                },
+            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {

@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod linger;
 pub mod listener;
+pub mod login;
 pub mod session;
 pub mod tls;
 pub mod transport;
@@ -17,22 +18,35 @@ use crate::config::Config;
 use crate::shard::Router;
 
 /// Where connections come in: the TLS setup, the connection limit every transport counts
-/// against, and the way a WebSocket session (upgraded on the HTTP listener) joins the
-/// listener's sessions, so that shutdown closes and waits for it like any other.
+/// against, the way a session started elsewhere joins the listener's sessions (so that
+/// shutdown closes and waits for it like any other), and the shard threads' runtimes plain
+/// TCP sessions move to.
 pub struct Edge {
     pub tls: Option<Arc<tls::Tls>>,
     pub permits: Arc<Semaphore>,
-    pub handoff: mpsc::Sender<(transport::Conn, OwnedSemaphorePermit)>,
+    pub handoff: mpsc::Sender<Handoff>,
+    /// The shard threads' runtimes, in shard order, when `sessions_on_shards` is on (else
+    /// empty: every session stays on the connection threads).
+    pub shard_rt: Vec<tokio::runtime::Handle>,
 }
 
-/// Sessions handed to the listener from elsewhere (WebSocket upgrades).
-pub type Handoffs = mpsc::Receiver<(transport::Conn, OwnedSemaphorePermit)>;
+/// A session handed to the listener.
+pub enum Handoff {
+    /// A WebSocket session upgraded on the HTTP listener.
+    Upgraded(transport::Conn, OwnedSemaphorePermit),
+    /// A plain TCP session whose login ticket checked out, to run on its user's shard thread.
+    Moved(Box<session::Moved>),
+}
+
+/// Sessions handed to the listener from elsewhere.
+pub type Handoffs = mpsc::Receiver<Handoff>;
 
 impl Edge {
-    pub fn new(cfg: &Config, tls: Option<Arc<tls::Tls>>) -> (Edge, Handoffs) {
-        // Bounded: an upgrade that finds it full is answered 503.
+    pub fn new(cfg: &Config, tls: Option<Arc<tls::Tls>>, shard_rt: Vec<tokio::runtime::Handle>) -> (Edge, Handoffs) {
+        // Bounded: an upgrade that finds it full is answered 503; a moved session waits.
         let (handoff, rx) = mpsc::channel(256);
-        (Edge { tls, permits: Arc::new(Semaphore::new(cfg.limits.max_connections)), handoff }, rx)
+        let shard_rt = if cfg.sessions_on_shards { shard_rt } else { Vec::new() };
+        (Edge { tls, permits: Arc::new(Semaphore::new(cfg.limits.max_connections)), handoff, shard_rt }, rx)
     }
 }
 

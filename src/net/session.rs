@@ -5,68 +5,187 @@
 //! The reader stops reading while `max_inflight_per_conn` requests are unanswered, so a client
 //! cannot queue unbounded work. The writer batches queued frames into few syscalls.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+use tokio::sync::mpsc::error::SendError;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use super::dispatch::{self, Session};
-use super::transport::{Conn, FramesIn, FramesOut, InError, Written};
-use super::Ctx;
-use crate::auth::ticket;
-use crate::domain::ids::{AppId, ConnId, UserId};
+use super::dispatch;
+use super::transport::{self, Conn, Detached, FramesIn, FramesOut, InError, Written};
+use super::{login, Ctx, Handoff};
+use crate::domain::ids::ConnId;
 use crate::domain::ratelimit::{Bucket, Verdict};
 use crate::metrics::{Metrics, Tally};
-use crate::protocol::{self, wire, wire::ErrorCode, wire::KickReason};
-use crate::shard::cmd::{DeviceLogin, Disconnect, Login};
+use crate::protocol::{self, wire::ErrorCode, wire::KickReason};
+use crate::shard::cmd::Disconnect;
 use crate::shard::outbox::{Next, Outbox, OutboxRx};
 
-pub async fn run(stream: Conn, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit, mut closing: watch::Receiver<bool>) {
+/// A session that logged in and runs here, holding its connection permit and open count.
+type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub async fn run(stream: Conn, ctx: Arc<Ctx>, permit: OwnedSemaphorePermit, closing: watch::Receiver<bool>) {
+    // The login in a box of its own, freed before the session runs: a future holds room for
+    // the largest state of any step it awaits inline, for the connection's whole life.
+    let serving = {
+        let accepted = Box::pin(accept(stream, ctx, permit, closing));
+        accepted.await
+    };
+    if let Some(s) = serving {
+        s.await
+    }
+}
+
+/// Reads and checks the login frame; a refused login is answered here (`None`), a plain TCP
+/// user session moves to its shard thread (`None`), any other is given back to run here.
+async fn accept(
+    stream: Conn,
+    ctx: Arc<Ctx>,
+    permit: OwnedSemaphorePermit,
+    mut closing: watch::Receiver<bool>,
+) -> Option<Serving> {
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     ctx.metrics.session_started(stream.kind());
     // A small read buffer to start with: an idle connection should cost little memory; it
     // grows for larger frames (up to the frame limit).
     let (mut reader, wr) = stream.split(ctx.cfg.limits.max_login_frame, ctx.cfg.limits.read_buffer_start);
-    let _open = ctx.metrics.hold_open();
-    let (outbox, orx) = Outbox::counting(conn, ctx.cfg.limits.outbound_queue, ctx.metrics.push_drops.clone());
-    let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
-    let sink = Sink { timeout: write_timeout, chunk: ctx.cfg.limits.write_chunk.max(1), metrics: ctx.metrics.clone() };
-    let mut writer = tokio::spawn(write_loop(wr, orx, sink));
+    let open = ctx.metrics.hold_open();
 
-    // Login: the first frame, within the timeout.
+    // Login: the first frame, within the timeout. The writer starts once it is known where
+    // the session runs.
     let first = tokio::select! {
         r = tokio::time::timeout(ctx.cfg.login_timeout(), reader.next()) => r,
         _ = closing.changed() => {
-            outbox.close(KickReason::ServerShutdown);
-            let end = Box::pin(finish(None, writer, reader, write_timeout));
-            return end.await;
+            let end = Box::pin(refuse(&ctx, conn, reader, wr, |outbox| outbox.close(KickReason::ServerShutdown)));
+            end.await;
+            return None;
         }
     };
-    let sess = match first {
-        Err(_) => {
-            ctx.metrics.login(ErrorCode::LoginTimeout);
-            outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
-            None
-        }
-        Ok(None) => None,
-        Ok(Some(Err(e))) => {
-            frame_error(&outbox, &e);
-            None
-        }
-        Ok(Some(Ok(buf))) => {
-            ctx.metrics.frames_in.inc();
-            // Boxed, like every step that runs once per connection (the login, the drain,
-            // the disconnect, the end): a future holds room for the largest state of any
-            // step it awaits inline, for the connection's whole life.
-            // (The box is made in a statement of its own: a temporary lives to the end of its
-            // statement, so `Box::pin(f).await` would still hold room for `f`.)
-            let login = Box::pin(login(&ctx, conn, &outbox, &buf));
-            login.await
+    let buf = match first {
+        Ok(Some(Ok(buf))) => buf,
+        other => {
+            let end = Box::pin(refuse(&ctx, conn, reader, wr, |outbox| {
+                match other {
+                    Err(_) => {
+                        ctx.metrics.login(ErrorCode::LoginTimeout);
+                        outbox.send(protocol::error(0, ErrorCode::LoginTimeout, "no login within the timeout"));
+                    }
+                    Ok(Some(Err(e))) => frame_error(outbox, &e),
+                    _ => {}
+                }
+                outbox.close(KickReason::None);
+            }));
+            end.await;
+            return None;
         }
     };
-    let Some(sess) = sess else {
+    ctx.metrics.frames_in.inc();
+    let login = match login::verify(&ctx, &buf) {
+        Ok(v) => v,
+        Err(r) => {
+            let end = Box::pin(refuse(&ctx, conn, reader, wr, |outbox| {
+                r.answer(&ctx, outbox);
+                outbox.close(KickReason::None);
+            }));
+            end.await;
+            return None;
+        }
+    };
+    // A plain TCP user session moves to its user's shard thread (when configured): its
+    // reads, writes and its own shard's work then share one thread.
+    let stays = ctx.edge.shard_rt.is_empty() || login.admin;
+    let (reader, wr) = if stays {
+        (reader, wr)
+    } else {
+        match reader.detach(wr) {
+            Detached::Kept(reader, wr) => (reader, wr),
+            Detached::Lost => return None,
+            Detached::Tcp(stream, read_buf) => {
+                let shard = ctx.router.user_shard(login.app, &login.user);
+                let m = Box::new(Moved { shard, stream, read_buf, conn, login, permit });
+                // The listener spawns it on the shard. It stops taking hand-offs when the
+                // server stops: then the session runs here, and closes at once.
+                let Err(SendError(Handoff::Moved(m))) = ctx.edge.handoff.send(Handoff::Moved(m)).await else {
+                    return None;
+                };
+                let max = ctx.cfg.limits.max_login_frame;
+                let Ok((reader, wr)) = transport::attach(m.stream, m.read_buf, max, ctx.cfg.limits.read_buffer_start)
+                else {
+                    return None;
+                };
+                let held = (m.permit, open);
+                return Some(Box::pin(serve(ctx, conn, reader, wr, m.login, closing, held)));
+            }
+        }
+    };
+    Some(Box::pin(serve(ctx, conn, reader, wr, login, closing, (permit, open))))
+}
+
+/// A plain TCP session on its way to its user's shard thread: the socket taken off the
+/// connection thread, the bytes read behind its login frame, and its verified login.
+pub struct Moved {
+    pub shard: usize,
+    stream: std::net::TcpStream,
+    read_buf: bytes::Bytes,
+    conn: ConnId,
+    login: login::Verified,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A moved session, on its shard thread: the socket joins that thread's runtime, then the
+/// session goes on as anywhere else.
+pub async fn resume(m: Moved, ctx: Arc<Ctx>, closing: watch::Receiver<bool>) {
+    let Moved { stream, read_buf, conn, login, permit: _permit, .. } = m;
+    let max = ctx.cfg.limits.max_login_frame;
+    let Ok((reader, wr)) = transport::attach(stream, read_buf, max, ctx.cfg.limits.read_buffer_start) else {
+        return;
+    };
+    let open = ctx.metrics.hold_open();
+    ctx.metrics.sessions_moved.inc();
+    serve(ctx, conn, reader, wr, login, closing, (_permit, open)).await
+}
+
+/// A connection that did not log in: the writer sends what `answer` queues (an error, the
+/// close), then the connection ends.
+async fn refuse(ctx: &Ctx, conn: ConnId, reader: FramesIn, wr: FramesOut, answer: impl FnOnce(&Outbox)) {
+    let (outbox, writer) = start_writer(ctx, conn, wr);
+    answer(&outbox);
+    finish(None, writer, reader, Duration::from_secs(ctx.cfg.timeouts.write_secs)).await
+}
+
+/// The connection's bounded outbox and the task writing it to the socket.
+fn start_writer(ctx: &Ctx, conn: ConnId, wr: FramesOut) -> (Outbox, tokio::task::JoinHandle<Option<FramesOut>>) {
+    let (outbox, orx) = Outbox::counting(conn, ctx.cfg.limits.outbound_queue, ctx.metrics.push_drops.clone());
+    let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
+    let sink = Sink { timeout: write_timeout, chunk: ctx.cfg.limits.write_chunk.max(1), metrics: ctx.metrics.clone() };
+    (outbox, tokio::spawn(write_loop(wr, orx, sink)))
+}
+
+/// A logged-in connection (its ticket checked): registers the device with its user's shard,
+/// then takes requests until the connection ends.
+async fn serve(
+    ctx: Arc<Ctx>,
+    conn: ConnId,
+    mut reader: FramesIn,
+    wr: FramesOut,
+    login: login::Verified,
+    mut closing: watch::Receiver<bool>,
+    // The connection permit and the open count, held to the end.
+    _held: (OwnedSemaphorePermit, crate::metrics::Open),
+) {
+    let write_timeout = Duration::from_secs(ctx.cfg.timeouts.write_secs);
+    let (outbox, mut writer) = start_writer(&ctx, conn, wr);
+    // Boxed, like every step that runs once per connection (the login, the drain, the
+    // disconnect, the end): a future holds room for the largest state of any step it awaits
+    // inline, for the connection's whole life.
+    // (The box is made in a statement of its own: a temporary lives to the end of its
+    // statement, so `Box::pin(f).await` would still hold room for `f`.)
+    let register = Box::pin(login::register(&ctx, conn, &outbox, login));
+    let Some(sess) = register.await else {
         outbox.close(KickReason::None);
         let end = Box::pin(finish(None, writer, reader, write_timeout));
         return end.await;
@@ -196,110 +315,6 @@ fn frame_error(outbox: &Outbox, e: &InError) {
         }
         InError::Io => {}
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Runs the login handshake; on failure the error is queued and `None` returned.
-async fn login(ctx: &Ctx, conn: ConnId, outbox: &Outbox, buf: &[u8]) -> Option<Session> {
-    let fail = |id: u64, code: ErrorCode, msg: &str| {
-        ctx.metrics.login(code);
-        outbox.send(protocol::error(id, code, msg));
-        None
-    };
-    let Ok(frame) = protocol::decode_client(buf) else {
-        return fail(0, ErrorCode::MalformedFrame, "malformed frame");
-    };
-    let id = frame.id();
-    if id == 0 {
-        return fail(0, ErrorCode::InvalidArgument, "request id 0 is reserved for pushes");
-    }
-    let Some(req) = frame.request_as_login_req() else {
-        return fail(id, ErrorCode::NotLoggedIn, "the first frame must be a login");
-    };
-    let protocol_version = req.protocol_version();
-    if !protocol::SERVED_VERSIONS.contains(&protocol_version) {
-        let (lo, hi) = (protocol::SERVED_VERSIONS.start(), protocol::SERVED_VERSIONS.end());
-        let msg = format!("protocol_version {protocol_version} is not served; this server speaks {lo} to {hi}");
-        return fail(id, ErrorCode::InvalidArgument, &msg);
-    }
-    let app_id = AppId(req.app_id());
-    let Some(app) = ctx.cfg.app(app_id) else {
-        return fail(id, ErrorCode::UnknownApp, "unknown app");
-    };
-    let Some(user) = req.user_id().and_then(UserId::new) else {
-        return fail(id, ErrorCode::InvalidArgument, "user_id");
-    };
-    let Some(t) = req.ticket() else {
-        return fail(id, ErrorCode::MissingField, "ticket");
-    };
-    let device_id = req.device_id().unwrap_or_default();
-    if device_id.len() > 128 {
-        return fail(id, ErrorCode::InvalidArgument, "device_id");
-    }
-    let Ok(client_type) = crate::domain::wire::known(req.client_type(), "client_type") else {
-        return fail(id, ErrorCode::InvalidArgument, "client_type");
-    };
-    let checked = ticket::verify(
-        t,
-        app_id.0 as u64,
-        user.as_str(),
-        app.secret.as_bytes(),
-        now_secs(),
-        ctx.cfg.timeouts.ticket_skew_secs,
-    );
-    if let Err(e) = checked {
-        return fail(id, e.code(), &e.to_string());
-    }
-    let admin = app.admins.contains(&user);
-    if !admin {
-        let (tx, rx) = oneshot::channel();
-        let cmd = Login {
-            app: app_id,
-            user: user.clone(),
-            device: DeviceLogin { client_type, device_id: device_id.to_owned(), outbox: outbox.clone() },
-            reply: tx,
-        }
-        .into();
-        if ctx.router.send(ctx.router.user_shard(app_id, &user), cmd).await.is_err() {
-            return fail(id, ErrorCode::ShuttingDown, "shutting down");
-        }
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return fail(id, e.code(), &e.message()),
-            Err(_) => return fail(id, ErrorCode::ShuttingDown, "shutting down"),
-        }
-    }
-    let resp = protocol::response(id, |fbb| {
-        let addr = fbb.create_string(&ctx.advertise);
-        let r = wire::LoginResp::create(
-            fbb,
-            &wire::LoginRespArgs {
-                session_id: conn.0,
-                server_addr: Some(addr),
-                server_time_ms: crate::now_ms(),
-                heartbeat_secs: ctx.cfg.timeouts.heartbeat_secs as u32,
-                idle_timeout_secs: ctx.cfg.timeouts.idle_secs as u32,
-                is_admin: admin,
-            },
-        );
-        (wire::Response::LoginResp, r.as_union_value())
-    });
-    outbox.send(resp);
-    ctx.metrics.login(ErrorCode::None);
-    tracing::debug!(conn = conn.0, app = app_id.0, user = %user, admin, "logged in");
-    let platform = client_type;
-    Some(Session {
-        app: app_id,
-        me: user.clone(),
-        user: (!admin).then_some(user),
-        admin,
-        conn,
-        protocol_version,
-        platform,
-    })
 }
 
 /// Writes queued frames, several per syscall, until the connection is closed.

@@ -53,11 +53,7 @@ impl Conn {
     /// `start`-byte buffer.
     pub fn split(self, max: usize, start: usize) -> (FramesIn, FramesOut) {
         match self {
-            Conn::Tcp(s) => {
-                let (rd, wr) = s.into_split();
-                let rd = FramedRead::with_capacity(rd, protocol::frame_codec(max), start);
-                (FramesIn::Tcp(rd), FramesOut::Tcp { wr, buf: BytesMut::new() })
-            }
+            Conn::Tcp(s) => tcp_halves(s, Bytes::new(), max, start),
             Conn::Tls(s) => {
                 let (rd, wr) = tokio::io::split(*s);
                 let rd = FramedRead::with_capacity(rd, protocol::frame_codec(max), start);
@@ -69,6 +65,56 @@ impl Conn {
             }
         }
     }
+}
+
+/// A TCP connection's reader and writer. The reader first gives `pre`: bytes already read (a
+/// moved session's, behind its login frame).
+fn tcp_halves(s: TcpStream, pre: Bytes, max: usize, start: usize) -> (FramesIn, FramesOut) {
+    let (rd, wr) = s.into_split();
+    let rd = FramedRead::with_capacity(TcpIn { pre, rd }, protocol::frame_codec(max), start);
+    (FramesIn::Tcp(rd), FramesOut::Tcp { wr, buf: BytesMut::new() })
+}
+
+/// A TCP connection's reading half, behind the bytes read before it was moved (empty, and
+/// unallocated, for every other connection). `FramedRead` cannot be rebuilt with bytes
+/// already buffered without reading the socket first, and `Framed::from_parts`, which can,
+/// reserves 8 KiB buffers each way.
+pub struct TcpIn {
+    pre: Bytes,
+    rd: OwnedReadHalf,
+}
+
+impl tokio::io::AsyncRead for TcpIn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.rd).poll_read(cx, buf)
+    }
+}
+
+/// What `FramesIn::detach` gives (at once taken apart: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Detached {
+    /// The socket, off this thread's runtime, and the bytes read past the last frame.
+    Tcp(std::net::TcpStream, Bytes),
+    /// Not a plain TCP connection: it stays where it is.
+    Kept(FramesIn, FramesOut),
+    /// The socket could not be taken off the runtime; the connection is gone.
+    Lost,
+}
+
+/// A detached TCP connection's reader (frames up to `max` bytes, a `start`-byte buffer) and
+/// writer on the current runtime. Must run inside the runtime that is to drive the socket.
+pub fn attach(s: std::net::TcpStream, pre: Bytes, max: usize, start: usize) -> io::Result<(FramesIn, FramesOut)> {
+    Ok(tcp_halves(TcpStream::from_std(s)?, pre, max, start))
 }
 
 /// Why a frame could not be read.
@@ -84,7 +130,7 @@ pub enum InError {
 
 /// Frames from the client.
 pub enum FramesIn {
-    Tcp(FramedRead<OwnedReadHalf, LengthDelimitedCodec>),
+    Tcp(FramedRead<TcpIn, LengthDelimitedCodec>),
     Tls(FramedRead<ReadHalf<TlsStream<TcpStream>>, LengthDelimitedCodec>),
     Ws { rx: SplitStream<WsStream>, max: usize },
 }
@@ -110,6 +156,25 @@ impl FramesIn {
         }
     }
 
+    /// A plain TCP connection (the reader and the writer not yet started) taken off this
+    /// thread's runtime, to be `attach`ed on another; other transports are `Kept`.
+    pub fn detach(self, out: FramesOut) -> Detached {
+        match (self, out) {
+            (FramesIn::Tcp(rd), FramesOut::Tcp { wr, .. }) => {
+                let parts = rd.into_parts();
+                // What the reader holds past the last frame, then what `pre` still held: copied
+                // out, so the (start-sized) buffer is freed here.
+                let mut pre = BytesMut::from(&parts.read_buf[..]);
+                pre.extend_from_slice(&parts.io.pre);
+                match parts.io.rd.reunite(wr).map(|s| s.into_std()) {
+                    Ok(Ok(s)) => Detached::Tcp(s, pre.freeze()),
+                    _ => Detached::Lost,
+                }
+            }
+            (rd, out) => Detached::Kept(rd, out),
+        }
+    }
+
     /// The largest frame taken from now on.
     pub fn set_max(&mut self, n: usize) {
         match self {
@@ -126,7 +191,7 @@ impl FramesIn {
         let deadline = Instant::now() + within;
         match (self, closed) {
             (FramesIn::Tcp(rd), Some(FramesOut::Tcp { wr, .. })) => {
-                if let Ok(stream) = rd.into_inner().reunite(wr) {
+                if let Ok(stream) = rd.into_inner().rd.reunite(wr) {
                     linger::until_acknowledged(&stream, deadline).await;
                 }
             }

@@ -41,6 +41,8 @@ pub use router::{shard_of, Inboxes, Rejected, RouteError, Router};
 /// The running shard threads.
 pub struct Shards {
     threads: Vec<JoinHandle<()>>,
+    /// Each shard thread's runtime (timers and sockets), for sessions moved onto it.
+    handles: Vec<tokio::runtime::Handle>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -59,17 +61,42 @@ impl Shards {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut states = state::load(&cfg, &store, &router, committer, (hooks, metrics))?;
         let mut threads = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
         for (i, (rx, peer_rx)) in rxs.into_iter().zip(peer_rxs).enumerate().rev() {
             let st = states.pop().expect("one state per shard");
             let stop_rx = stop_rx.clone();
-            let handle = std::thread::Builder::new()
+            // A single-threaded runtime per shard, built here so its handle is known before
+            // the thread runs; sockets too, for the sessions that move onto it.
+            // Tasks woken from other threads (a session's writer woken by another shard's or
+            // the writer thread's completion) wait in the runtime's remote queue, which a
+            // current-thread runtime checks first only every 31st task by default: with the
+            // thread's own sessions always runnable, those writers starved for seconds and
+            // their outboxes overflowed. Every other task now comes from the remote queue.
+            // And the shard loop (the `block_on` future, polled again after at most
+            // `event_interval` tasks, each poll a batch of commands) must not outrun the
+            // sessions' readers and writers: with the default 61, two shards with their
+            // sessions under a closed-loop load kicked receivers as slow consumers.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .global_queue_interval(2)
+                .event_interval(512)
+                .build()
+                .map_err(|e| StoreError::Rocks(format!("building shard runtime: {e}")))?;
+            handles.push(rt.handle().clone());
+            let thread = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
-                .spawn(move || state::run(st, rx, peer_rx, stop_rx))
+                .spawn(move || state::run(rt, st, rx, peer_rx, stop_rx))
                 .map_err(|e| StoreError::Rocks(format!("spawning shard thread: {e}")))?;
-            threads.push(handle);
+            threads.push(thread);
         }
         threads.reverse();
-        Ok((router, Shards { threads, stop }))
+        handles.reverse();
+        Ok((router, Shards { threads, handles, stop }))
+    }
+
+    /// The shard threads' runtimes, in shard order.
+    pub fn handles(&self) -> Vec<tokio::runtime::Handle> {
+        self.handles.clone()
     }
 
     /// Stops every shard after it has run the commands already queued, and waits for them.

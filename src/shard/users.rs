@@ -515,7 +515,10 @@ impl Shard {
         // being written: answer once those are durable. Messages come from the store as they
         // are, so their answer does not wait behind other commits.
         if stream == Stream::Messages {
-            let _ = reply.send(r);
+            self.after_durable(move |durable| {
+                let _ = reply.send(durable.and(r));
+            })
+            .await;
             return;
         }
         self.after_pending(move |barrier| {

@@ -6,7 +6,7 @@
 //! and logs; what is already queued is never dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -31,6 +31,12 @@ pub struct Events {
     written: tokio::sync::Notify,
     /// Held by a writer from the keys' assignment until its write returned (`order`).
     order: Mutex<()>,
+    /// The last sequence whose write returned.
+    written_upto: AtomicU64,
+    /// Readers see events up to `durable_upto` only (`sync` mode with shards writing their
+    /// own groups: a write is visible before its WAL sync, which publishes it).
+    bounded: AtomicBool,
+    durable_upto: AtomicU64,
 }
 
 impl Events {
@@ -50,6 +56,9 @@ impl Events {
             dropped: AtomicU64::new(0),
             written: tokio::sync::Notify::new(),
             order: Mutex::new(()),
+            written_upto: AtomicU64::new(last),
+            bounded: AtomicBool::new(false),
+            durable_upto: AtomicU64::new(last),
         })
     }
 
@@ -88,9 +97,36 @@ impl Events {
         self.order.lock()
     }
 
-    /// A group with events was written: wakes the readers.
-    pub(super) fn wake(&self) {
+    /// A group with events was written (the order lock still held): its events are the last
+    /// assigned. Wakes the readers.
+    pub(super) fn written(&self) {
+        self.written_upto.store(self.next.load(Ordering::Relaxed) - 1, Ordering::Release);
         self.written.notify_waiters();
+    }
+
+    /// From now on readers see only the events a WAL sync covered (`durable`).
+    pub(super) fn bound_to_syncs(&self) {
+        self.bounded.store(true, Ordering::Release);
+    }
+
+    /// The last event whose write returned: a WAL sync that starts now covers it.
+    pub(super) fn written_upto(&self) -> u64 {
+        self.written_upto.load(Ordering::Acquire)
+    }
+
+    /// A WAL sync covered every event up to `seq`: readers may see them. Wakes the readers.
+    pub(super) fn durable(&self, seq: u64) {
+        self.durable_upto.fetch_max(seq, Ordering::AcqRel);
+        self.written.notify_waiters();
+    }
+
+    /// The last event a reader may see.
+    fn readable_upto(&self) -> u64 {
+        if self.bounded.load(Ordering::Acquire) {
+            self.durable_upto.load(Ordering::Acquire)
+        } else {
+            u64::MAX
+        }
     }
 
     /// At most `max` events of `app` are queued; more are dropped.
@@ -125,13 +161,14 @@ impl Store {
     /// Up to `limit` queued events of `app` after `after`, in order: (seq, event).
     pub fn hook_events(&self, app: AppId, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let from = keys::hook_event(app, after.saturating_add(1));
+        let upto = self.events.readable_upto();
         let mut out = Vec::new();
         for kv in
             self.db.iterator_cf(cf(&self.db, keys::CF_HOOK_EVENTS)?, IteratorMode::From(&from, Direction::Forward))
         {
             let (k, v) = kv.map_err(rocks)?;
             match keys::decode_hook_event(&k) {
-                Some((a, seq)) if a == app => out.push((seq, v.to_vec())),
+                Some((a, seq)) if a == app && seq <= upto => out.push((seq, v.to_vec())),
                 _ => break,
             }
             if out.len() == limit {

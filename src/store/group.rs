@@ -1,7 +1,8 @@
 //! Writing a group of batches, for both write paths (`writer`): the one writer thread, or
 //! each shard on its own thread. What the paths share lives here: the write itself (sorted
 //! for the memtable, hook events keyed), the failed flag, the count of groups written, the
-//! WAL syncer of `wal` mode and the close.
+//! WAL sync (the syncer of `wal` mode, the sync rounds of `sync` mode on the direct path)
+//! and the close.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,9 +30,15 @@ pub(super) struct Groups {
 }
 
 impl Groups {
-    pub fn new(db: Arc<DB>, events: Arc<Events>, durability: Durability, m: Measures) -> Groups {
+    /// `deferred_sync`: in `sync` mode, writes are not fdatasync'ed themselves; the caller
+    /// runs `sync` before anyone hears of them (the direct path's sync thread).
+    pub fn new(db: Arc<DB>, events: Arc<Events>, durability: Durability, deferred_sync: bool, m: Measures) -> Groups {
         let mut opts = WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
+        opts.set_sync(durability == Durability::Sync && !deferred_sync);
+        if durability == Durability::Sync && deferred_sync {
+            // A written event is visible before it is durable: readers wait for the sync.
+            events.bound_to_syncs();
+        }
         opts.set_memtable_insert_hint_per_batch(true);
         Groups { db, events, opts, failed: AtomicBool::new(false), written: AtomicU64::new(0), m }
     }
@@ -87,11 +94,36 @@ impl Groups {
             return Ok(());
         }
         self.db.write_opt(wb, &self.opts).map_err(|e| StoreError::Rocks(e.to_string()))?;
-        drop(order);
         if !keyed.is_empty() {
-            self.events.wake();
+            self.events.written();
         }
+        drop(order);
         Ok(())
+    }
+
+    /// fdatasyncs the WAL: every write that returned before this call is then durable (and
+    /// so are the hook events among them). A failed sync marks the store failed (the kernel
+    /// may have dropped the unsynced pages).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        if self.has_failed() {
+            return Err(StoreError::Failed);
+        }
+        let events = self.events.written_upto();
+        let started = Instant::now();
+        let r = self.db.flush_wal(true);
+        self.m.sync_seconds.observe(started.elapsed().as_secs_f64());
+        match r {
+            Ok(()) => {
+                self.events.durable(events);
+                Ok(())
+            }
+            Err(e) => {
+                if !self.failed.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "WAL sync failed; refusing writes until restart");
+                }
+                Err(StoreError::Failed)
+            }
+        }
     }
 
     /// After the last write: fdatasyncs the WAL whatever the mode, then flushes the memtables
@@ -119,13 +151,7 @@ impl Groups {
             if now == synced {
                 continue;
             }
-            let started = Instant::now();
-            let r = self.db.flush_wal(true);
-            self.m.sync_seconds.observe(started.elapsed().as_secs_f64());
-            if let Err(e) = r {
-                if !self.failed.swap(true, Ordering::AcqRel) {
-                    tracing::error!(error = %e, "WAL sync failed; refusing writes until restart");
-                }
+            if self.sync().is_err() {
                 return;
             }
             synced = now;
@@ -220,13 +246,64 @@ mod tests {
         w.join().unwrap();
     }
 
-    /// On the direct path `done` runs before `commit` returns, for a barrier (an empty
-    /// commit) and for a write, and what was written is readable then.
+    /// `sync` mode on the direct path: a written hook event is invisible to readers until a
+    /// WAL sync covers it.
+    #[test]
+    fn deferred_sync_hides_events_until_the_wal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let g = super::Groups::new(store.db.clone(), store.events.clone(), Durability::Sync, true, Default::default());
+        let mut b = Batch::default();
+        b.put_hook_event(AppId(1), b"e".to_vec());
+        g.write(std::iter::once(&b), 1).unwrap();
+        assert!(store.hook_events(AppId(1), 0, 10).unwrap().is_empty(), "an event before its sync");
+        g.sync().unwrap();
+        assert_eq!(store.hook_events(AppId(1), 0, 10).unwrap().len(), 1, "the event after its sync");
+    }
+
+    /// `sync` mode on the direct path: `done` runs on the WAL-sync thread, after a sync, for
+    /// a write and for a barrier; what was written is readable then.
+    #[test]
+    fn deferred_sync_runs_done_after_a_sync_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let o = WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 16, max_group: 16, direct: true };
+        let (c, w) = store.start_writer(o);
+        assert!(c.visible_before_durable());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for batch in [
+            {
+                let mut b = Batch::default();
+                b.put_hook_event(AppId(1), b"e".to_vec());
+                b
+            },
+            Batch::default(),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt.block_on(c.commit(
+                batch,
+                Box::new(move |res| {
+                    let thread = std::thread::current().name().map(str::to_owned);
+                    tx.send((res, thread)).unwrap();
+                }),
+            ));
+            let (res, thread) = rx.recv().unwrap();
+            res.unwrap();
+            assert_eq!(thread.as_deref(), Some("wal-sync"));
+            assert_eq!(store.hook_events(AppId(1), 0, 10).unwrap().len(), 1);
+        }
+        c.commit_blocking(Batch::default()).unwrap();
+        drop(c);
+        w.join().unwrap();
+    }
+
+    /// On the direct path in `wal` mode `done` runs before `commit` returns, for a barrier
+    /// (an empty commit) and for a write, and what was written is readable then.
     #[test]
     fn direct_commits_run_their_done_before_returning() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let o = WriterOptions { durability: Durability::Sync, wal_sync_ms: 0, queue: 16, max_group: 16, direct: true };
+        let o = WriterOptions { durability: Durability::Wal, wal_sync_ms: 0, queue: 16, max_group: 16, direct: true };
         let (c, w) = store.start_writer(o);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

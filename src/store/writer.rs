@@ -5,16 +5,26 @@
 //!   that once (fdatasync'ed in `sync` mode), and runs each commit's `done` in submission
 //!   order, on its thread. A commit with no operations is a barrier: its `done` runs after
 //!   every commit queued before it, from any shard.
-//! - `shards` (direct): each shard writes its own group on its own thread, and `done` runs
-//!   there once the write returned. RocksDB groups concurrent writers into one WAL write by
-//!   itself. Ordering between shards comes from causality instead of one queue: a shard sends
-//!   another a command only after its own write returned (`Shard::flush`), and the WAL
-//!   recovers a prefix, so the effect is never durable without its cause. A commit with no
-//!   operations runs its `done` at once: everything this shard wrote has returned, and so
-//!   has every write of another shard that caused it.
+//! - `shards` (direct): each shard writes its own group on its own thread. RocksDB groups
+//!   concurrent writers into one WAL write by itself. Ordering between shards comes from
+//!   causality instead of one queue: a shard sends another a command only after its own
+//!   write returned (`Shard::flush`), and the WAL recovers a prefix, so the effect is never
+//!   durable without its cause.
+//!   - `wal` mode: `done` runs on the shard's thread once the write returned. A commit with
+//!     no operations runs its `done` at once: everything this shard wrote has returned, and
+//!     so has every write of another shard that caused it.
+//!   - `sync` mode: the write is not fdatasync'ed (that would stall the shard, and its
+//!     sessions, for every group). Its `done` goes to the WAL-sync thread, which takes what
+//!     is queued, fdatasyncs the WAL once and then runs those `done`s in order, on its thread:
+//!     every write that returned before a sync began is covered by it. A commit with no
+//!     operations waits for the next sync, which covers everything written before it, by
+//!     any shard. Writes are visible before they are durable here, so answers read straight
+//!     from the store wait for a sync too (`Shard::after_durable`), and hook-event readers
+//!     see only synced events (`store::events`).
 //!
 //! Either way an ack sent from `done` is only sent after its data is in the WAL (and synced
-//! in `sync` mode: RocksDB makes a synced write visible only after its fdatasync).
+//! in `sync` mode: the writer thread's synced write is visible only after its fdatasync; the
+//! direct path runs `done` after the sync).
 //!
 //! In `wal` mode a WAL syncer thread fdatasyncs the WAL every `wal_sync_ms` when something was
 //! written since its last sync (RocksDB's `SyncWAL` runs beside writes). So a machine crash or
@@ -54,6 +64,9 @@ pub struct Committer {
     groups: Arc<Groups>,
     /// The writer thread's queue; `None` when shards write their own groups.
     tx: Option<mpsc::Sender<Commit>>,
+    /// The WAL-sync thread's queue (`sync` mode on the direct path): what to run after the
+    /// next WAL sync.
+    syncs: Option<mpsc::Sender<Done>>,
 }
 
 impl Committer {
@@ -71,9 +84,19 @@ impl Committer {
                     (c.done)(Err(StoreError::Closed));
                 }
             }
-            // A barrier: everything it waits for has returned already.
-            None if batch.is_empty() => done(Ok(())),
-            None => done(self.groups.write(std::iter::once(&batch), 1)),
+            None => {
+                // A barrier (no operations) only waits: in `wal` mode everything it waits for
+                // has returned already; in `sync` mode, for the next sync.
+                let written = if batch.is_empty() { Ok(()) } else { self.groups.write(std::iter::once(&batch), 1) };
+                match (&self.syncs, written) {
+                    (Some(syncs), Ok(())) => {
+                        if let Err(mpsc::error::SendError(done)) = syncs.send(done).await {
+                            done(Err(StoreError::Closed));
+                        }
+                    }
+                    (_, r) => done(r),
+                }
+            }
         }
     }
 
@@ -90,13 +113,27 @@ impl Committer {
                 tx.blocking_send(Commit { batch, done }).map_err(|_| StoreError::Closed)?;
                 result.recv().unwrap_or(Err(StoreError::Closed))
             }
-            None if batch.is_empty() => Ok(()),
-            None => self.groups.write(std::iter::once(&batch), 1),
+            None => {
+                if !batch.is_empty() {
+                    self.groups.write(std::iter::once(&batch), 1)?;
+                }
+                let Some(syncs) = &self.syncs else { return Ok(()) };
+                let (done, result) = std::sync::mpsc::sync_channel(1);
+                let done: Done = Box::new(move |r| drop(done.send(r)));
+                syncs.blocking_send(done).map_err(|_| StoreError::Closed)?;
+                result.recv().unwrap_or(Err(StoreError::Closed))
+            }
         }
     }
 
     pub fn has_failed(&self) -> bool {
         self.groups.has_failed()
+    }
+
+    /// Whether a write may be read before it is durable (`sync` mode on the direct path):
+    /// answers read from the store then wait for a WAL sync.
+    pub fn visible_before_durable(&self) -> bool {
+        self.syncs.is_some()
     }
 }
 
@@ -104,6 +141,8 @@ pub struct WriterThread {
     groups: Arc<Groups>,
     /// The writer thread; `None` on the direct path.
     handle: Option<JoinHandle<()>>,
+    /// The WAL-sync thread (`sync` mode on the direct path); it ends with the last `Committer`.
+    sync_thread: Option<JoinHandle<()>>,
     /// The WAL syncer (`wal` mode with a sync interval), stopped by dropping the sender.
     syncer: Option<(crossbeam::channel::Sender<()>, JoinHandle<()>)>,
 }
@@ -114,9 +153,9 @@ impl WriterThread {
     /// memtables. `Err` when any write or sync failed, or the final sync did: then not
     /// everything acknowledged may be durable, and the process should not exit cleanly.
     pub fn join(self) -> Result<(), StoreError> {
-        if let Some(h) = self.handle {
-            if h.join().is_err() {
-                tracing::error!("store writer thread panicked");
+        for (h, name) in [(self.handle, "store writer"), (self.sync_thread, "WAL sync")] {
+            if h.is_some_and(|h| h.join().is_err()) {
+                tracing::error!("{name} thread panicked");
                 self.groups.failed.store(true, std::sync::atomic::Ordering::Release);
             }
         }
@@ -140,17 +179,30 @@ pub struct WriterOptions {
     pub durability: Durability,
     /// `wal` mode: fdatasync the WAL this often (milliseconds); 0 leaves it to the kernel.
     pub wal_sync_ms: u64,
-    /// Commits queued before shards wait (writer thread).
+    /// Commits queued before shards wait (writer thread; the WAL-sync thread's queue).
     pub queue: usize,
-    /// Commits merged into one write at most (writer thread).
+    /// Commits merged into one write (writer thread), or covered by one sync, at most.
     pub max_group: usize,
     /// Shards write their own groups; no writer thread.
     pub direct: bool,
 }
 
 pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions, m: Measures) -> (Committer, WriterThread) {
-    let groups = Arc::new(Groups::new(db, events, o.durability, m));
+    let sync_rounds = o.direct && o.durability == Durability::Sync;
+    let groups = Arc::new(Groups::new(db, events, o.durability, sync_rounds, m));
     let syncer = start_syncer(&groups, o.durability, o.wal_sync_ms);
+    let (syncs, sync_thread) = if sync_rounds {
+        let (tx, rx) = mpsc::channel(o.queue.max(1));
+        let g = groups.clone();
+        let max = o.max_group.max(1);
+        let handle = std::thread::Builder::new()
+            .name("wal-sync".into())
+            .spawn(move || sync_rounds_run(&g, rx, max))
+            .expect("spawning the WAL-sync thread at startup");
+        (Some(tx), Some(handle))
+    } else {
+        (None, None)
+    };
     let (tx, handle) = if o.direct {
         (None, None)
     } else {
@@ -163,7 +215,27 @@ pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions, m: Measu
             .expect("spawning the writer thread at startup");
         (Some(tx), Some(handle))
     };
-    (Committer { groups: groups.clone(), tx }, WriterThread { groups, handle, syncer })
+    (Committer { groups: groups.clone(), tx, syncs }, WriterThread { groups, handle, sync_thread, syncer })
+}
+
+/// The WAL-sync thread: takes what is queued (up to `max`), fdatasyncs the WAL once, and runs
+/// those `done`s in queue order; until every `Committer` is dropped. Each `done` was queued
+/// after its write returned, so the sync covers it.
+fn sync_rounds_run(g: &Groups, mut rx: mpsc::Receiver<Done>, max: usize) {
+    let mut round: Vec<Done> = Vec::with_capacity(max);
+    while let Some(first) = rx.blocking_recv() {
+        round.push(first);
+        while round.len() < max {
+            match rx.try_recv() {
+                Ok(d) => round.push(d),
+                Err(_) => break,
+            }
+        }
+        let result = g.sync();
+        for done in round.drain(..) {
+            done(result.clone());
+        }
+    }
 }
 
 /// The writer thread: takes what is queued (up to `max_group` commits), writes it as one

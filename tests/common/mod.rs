@@ -40,6 +40,8 @@ pub fn config(dir: &Path) -> Config {
         // `IM_TEST_WRITE_PATH=shards` runs the in-process servers with each shard writing its
         // own groups (the processes started from a config file take the config's default).
         write_path: std::env::var("IM_TEST_WRITE_PATH").ok().and_then(|w| w.parse().ok()).unwrap_or_default(),
+        // `IM_TEST_SESSIONS_ON_SHARDS=1` runs them with plain TCP sessions on the shard threads.
+        sessions_on_shards: std::env::var("IM_TEST_SESSIONS_ON_SHARDS").is_ok_and(|v| v == "1"),
         shards: 2,
         apps: vec![
             AppConfig {

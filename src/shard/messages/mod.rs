@@ -320,7 +320,7 @@ impl Shard {
         }
     }
 
-    pub(in crate::shard) fn history(&mut self, c: GetHistory) {
+    pub(in crate::shard) async fn history(&mut self, c: GetHistory) {
         let GetHistory { app, conv, viewer, admin, mut range, limit, reply } = c;
         if let ConvId::Group(g) = &conv {
             // Members only, and only from what they may see (their join, unless the group
@@ -352,7 +352,10 @@ impl Shard {
                 let cut = page::cut(&mut msgs, page::PAGE_BYTES);
                 Ok((msgs, more || cut))
             });
-        let _ = reply.send(r);
+        self.after_durable(move |durable| {
+            let _ = reply.send(durable.and(r));
+        })
+        .await;
     }
 
     /// Whether `viewer` is in `m`'s conversation (for a group: a member who may see it).
@@ -364,7 +367,7 @@ impl Shard {
     }
 
     /// Messages by server id, only from conversations the viewer belongs to (any, for admins).
-    pub(in crate::shard) fn get_messages(&mut self, c: GetMessages) {
+    pub(in crate::shard) async fn get_messages(&mut self, c: GetMessages) {
         let GetMessages { app, viewer, admin, ids, reply } = c;
         if let Err(e) = self.ensure_groups(app, &viewer) {
             let _ = reply.send(Err(e));
@@ -378,7 +381,10 @@ impl Shard {
                     // Cut by size: the ids after the last message answered were not looked at.
                     bytes += m.wire_size();
                     if bytes > page::PAGE_BYTES && !out.is_empty() {
-                        let _ = reply.send(Ok((out, true)));
+                        self.after_durable(move |durable| {
+                            let _ = reply.send(durable.map(|()| (out, true)));
+                        })
+                        .await;
                         return;
                     }
                     out.push(m)
@@ -390,6 +396,9 @@ impl Shard {
                 }
             }
         }
-        let _ = reply.send(Ok((out, false)));
+        self.after_durable(move |durable| {
+            let _ = reply.send(durable.map(|()| (out, false)));
+        })
+        .await;
     }
 }

@@ -92,14 +92,26 @@ impl Shard {
     /// Runs `then` once every commit this shard already submitted is durable: right away when
     /// none is in flight. Answers that read state use it, so nobody reads a change that could
     /// still be lost. After a store failure memory is ahead of the disk, so it gets
-    /// `StorageUnavailable` instead.
+    /// `StorageUnavailable` instead. Where a write is visible before it is durable (`sync`
+    /// mode, shards writing their own groups) it always waits for the next WAL sync, which
+    /// covers every write before it, by any shard.
     pub(in crate::shard) async fn after_pending(&self, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
         if self.committer.has_failed() {
             then(Err(DomainError::StorageUnavailable));
-        } else if self.inflight.load(Ordering::Acquire) == 0 {
+        } else if self.inflight.load(Ordering::Acquire) == 0 && !self.committer.visible_before_durable() {
             then(Ok(()));
         } else {
             self.commit(Batch::default(), then).await;
+        }
+    }
+
+    /// Runs `then` once what an answer read straight from the store is durable: at once,
+    /// unless a write can be visible before it is durable (then after the next WAL sync).
+    pub(in crate::shard) async fn after_durable(&self, then: impl FnOnce(Result<(), DomainError>) + Send + 'static) {
+        if self.committer.visible_before_durable() {
+            self.after_pending(then).await;
+        } else {
+            then(Ok(()));
         }
     }
 }

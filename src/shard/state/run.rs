@@ -7,20 +7,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::*;
 
-/// The shard thread: a single-threaded runtime draining the inbox in batches.
+/// The shard thread: a single-threaded runtime draining the inbox in batches (and running the
+/// sessions moved onto it between batches).
 pub(in crate::shard) fn run(
+    rt: tokio::runtime::Runtime,
     mut shard: Shard,
     mut rx: mpsc::Receiver<ShardCmd>,
     mut peer_rx: mpsc::Receiver<ShardCmd>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, shard = shard.id, "cannot build the shard runtime");
-            return;
-        }
-    };
     rt.block_on(async move {
         // Replays queued at load time run before anything else.
         shard.run_local().await;
@@ -151,12 +146,12 @@ impl Shard {
                 MessageCmd::EvictHeads(c) => self.evict_heads(c),
                 MessageCmd::SendMessage(c) => self.send(c).await,
                 MessageCmd::RecallMessage(c) => self.recall(c).await,
-                MessageCmd::GetHistory(c) => self.history(c),
+                MessageCmd::GetHistory(c) => self.history(c).await,
                 MessageCmd::Deliver(c) => self.deliver(c).await,
                 MessageCmd::DeliveredUpTo(c) => self.mark_delivered_up_to(c),
                 MessageCmd::Recalled(c) => self.recalled(c).await,
                 MessageCmd::Receipt(c) => self.receipt(c),
-                MessageCmd::GetMessages(c) => self.get_messages(c),
+                MessageCmd::GetMessages(c) => self.get_messages(c).await,
                 MessageCmd::HookAnswered(c) => self.hook_answered(c).await,
             },
             ShardCmd::Conversation(c) => match c {
