@@ -192,13 +192,7 @@ pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions, m: Measu
     let groups = Arc::new(Groups::new(db, events, o.durability, sync_rounds, m));
     let syncer = start_syncer(&groups, o.durability, o.wal_sync_ms);
     let (syncs, sync_thread) = if sync_rounds {
-        let (tx, rx) = mpsc::channel(o.queue.max(1));
-        let g = groups.clone();
-        let max = o.max_group.max(1);
-        let handle = std::thread::Builder::new()
-            .name("wal-sync".into())
-            .spawn(move || sync_rounds_run(&g, rx, max))
-            .expect("spawning the WAL-sync thread at startup");
+        let (tx, handle) = spawn_rounds("wal-sync", &groups, o.queue, o.max_group, sync_round);
         (Some(tx), Some(handle))
     } else {
         (None, None)
@@ -206,53 +200,58 @@ pub fn spawn(db: Arc<DB>, events: Arc<super::Events>, o: WriterOptions, m: Measu
     let (tx, handle) = if o.direct {
         (None, None)
     } else {
-        let (tx, rx) = mpsc::channel(o.queue.max(1));
-        let g = groups.clone();
-        let max_group = o.max_group.max(1);
-        let handle = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || run(&g, rx, max_group))
-            .expect("spawning the writer thread at startup");
+        let (tx, handle) = spawn_rounds("store-writer", &groups, o.queue, o.max_group, write_round);
         (Some(tx), Some(handle))
     };
     (Committer { groups: groups.clone(), tx, syncs }, WriterThread { groups, handle, sync_thread, syncer })
 }
 
-/// The WAL-sync thread: takes what is queued (up to `max`), fdatasyncs the WAL once, and runs
-/// those `done`s in queue order; until every `Committer` is dropped. Each `done` was queued
-/// after its write returned, so the sync covers it.
-fn sync_rounds_run(g: &Groups, mut rx: mpsc::Receiver<Done>, max: usize) {
-    let mut round: Vec<Done> = Vec::with_capacity(max);
-    while let Some(first) = rx.blocking_recv() {
-        round.push(first);
-        while round.len() < max {
-            match rx.try_recv() {
-                Ok(d) => round.push(d),
-                Err(_) => break,
+/// A store thread fed through a bounded queue (`queue`): it blocks for the first item, takes
+/// up to `max` in all without waiting, and hands them to `round` as one round; until every
+/// sender is dropped.
+fn spawn_rounds<T: Send + 'static>(
+    name: &str,
+    g: &Arc<Groups>,
+    queue: usize,
+    max: usize,
+    round: fn(&Groups, &mut Vec<T>),
+) -> (mpsc::Sender<T>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel(queue.max(1));
+    let (g, max) = (g.clone(), max.max(1));
+    let handle = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut taken = Vec::with_capacity(max);
+            while let Some(first) = rx.blocking_recv() {
+                taken.push(first);
+                while taken.len() < max {
+                    match rx.try_recv() {
+                        Ok(t) => taken.push(t),
+                        Err(_) => break,
+                    }
+                }
+                round(&g, &mut taken);
             }
-        }
-        let result = g.sync();
-        for done in round.drain(..) {
-            done(result.clone());
-        }
+        })
+        .expect("spawning a store thread at startup");
+    (tx, handle)
+}
+
+/// The writer thread's round: the commits written as one group, then their `done`s in
+/// submission order.
+fn write_round(g: &Groups, group: &mut Vec<Commit>) {
+    let result = g.write(group.iter().map(|c| &c.batch), group.len());
+    for c in group.drain(..) {
+        (c.done)(result.clone());
     }
 }
 
-/// The writer thread: takes what is queued (up to `max_group` commits), writes it as one
-/// group, and runs the `done`s in submission order; until every `Committer` is dropped.
-fn run(g: &Groups, mut rx: mpsc::Receiver<Commit>, max_group: usize) {
-    let mut group: Vec<Commit> = Vec::with_capacity(max_group);
-    while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < max_group {
-            match rx.try_recv() {
-                Ok(c) => group.push(c),
-                Err(_) => break,
-            }
-        }
-        let result = g.write(group.iter().map(|c| &c.batch), group.len());
-        for c in group.drain(..) {
-            (c.done)(result.clone());
-        }
+/// The WAL-sync thread's round (`sync` mode on the direct path): one fdatasync of the WAL,
+/// then the `done`s in queue order. Each was queued after its write returned, so the sync
+/// covers it.
+fn sync_round(g: &Groups, dones: &mut Vec<Done>) {
+    let result = g.sync();
+    for done in dones.drain(..) {
+        done(result.clone());
     }
 }
