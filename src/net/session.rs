@@ -332,12 +332,12 @@ async fn write_loop(mut out: FramesOut, mut rx: OutboxRx, sink: Sink) -> Option<
             Some(Next::Close(reason)) => break reason,
             Some(Next::Frame(f)) => {
                 metrics.frame_out(&mut tally, &f);
-                out.push(&f);
+                out.push(f);
                 while out.gathered() < write_chunk {
                     match rx.try_next() {
                         Some(f) => {
                             metrics.frame_out(&mut tally, &f);
-                            out.push(&f)
+                            out.push(f)
                         }
                         None => break,
                     }
@@ -359,7 +359,7 @@ async fn write_loop(mut out: FramesOut, mut rx: OutboxRx, sink: Sink) -> Option<
     while let Some(f) = rx.try_next() {
         if reason != KickReason::SlowConsumer {
             metrics.frame_out(&mut tally, &f);
-            out.push(&f);
+            out.push(f);
         } else {
             dropped += 1;
         }
@@ -372,7 +372,7 @@ async fn write_loop(mut out: FramesOut, mut rx: OutboxRx, sink: Sink) -> Option<
         let name = reason.variant_name().unwrap_or("closed");
         let kick = protocol::kick(reason, name);
         metrics.frame_out(&mut tally, &kick);
-        out.push(&kick);
+        out.push(kick);
     }
     metrics.flush(&mut tally);
     out.close(reason, write_timeout).await

@@ -6,7 +6,8 @@
 //! On a WebSocket a frame is one binary message holding the FlatBuffer alone: the message's
 //! own length replaces the prefix.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -72,7 +73,7 @@ impl Conn {
 fn tcp_halves(s: TcpStream, pre: Bytes, max: usize, start: usize) -> (FramesIn, FramesOut) {
     let (rd, wr) = s.into_split();
     let rd = FramedRead::with_capacity(TcpIn { pre, rd }, protocol::frame_codec(max), start);
-    (FramesIn::Tcp(rd), FramesOut::Tcp { wr, buf: BytesMut::new() })
+    (FramesIn::Tcp(rd), FramesOut::Tcp { wr, queued: VecDeque::new(), bytes: 0 })
 }
 
 /// A TCP connection's reading half, behind the bytes read before it was moved (empty, and
@@ -228,29 +229,26 @@ pub enum Written {
 /// Frames to the client, gathered into batches: each batch goes out in as few writes as the
 /// transport allows.
 pub enum FramesOut {
-    /// `buf` holds whole frames, prefixes included; `buf[..]` is what the socket has not
-    /// taken yet. Allocated on first use and given back after a burst.
-    Tcp {
-        wr: OwnedWriteHalf,
-        buf: BytesMut,
-    },
-    Tls {
-        wr: WriteHalf<TlsStream<TcpStream>>,
-        buf: BytesMut,
-    },
+    /// The outboxes' frames themselves, prefixes included, written with vectored writes (no
+    /// copy into a write buffer); the front one may be partly taken. `bytes`: what the
+    /// socket has not taken yet.
+    Tcp { wr: OwnedWriteHalf, queued: VecDeque<Bytes>, bytes: usize },
+    /// rustls copies what it encrypts anyway: the frames are gathered into one buffer,
+    /// allocated on first use and given back after a burst.
+    Tls { wr: WriteHalf<TlsStream<TcpStream>>, buf: BytesMut },
     /// Messages not yet handed to tungstenite (which has a write buffer of its own).
-    Ws {
-        tx: SplitSink<WsStream, Message>,
-        queued: Vec<Bytes>,
-        bytes: usize,
-    },
+    Ws { tx: SplitSink<WsStream, Message>, queued: Vec<Bytes>, bytes: usize },
 }
 
 impl FramesOut {
     /// Adds a frame (as the outboxes hold it: prefix and FlatBuffer) to the batch.
-    pub fn push(&mut self, f: &Bytes) {
+    pub fn push(&mut self, f: Bytes) {
         match self {
-            FramesOut::Tcp { buf, .. } | FramesOut::Tls { buf, .. } => buf.extend_from_slice(f),
+            FramesOut::Tcp { queued, bytes, .. } => {
+                *bytes += f.len();
+                queued.push_back(f);
+            }
+            FramesOut::Tls { buf, .. } => buf.extend_from_slice(&f),
             FramesOut::Ws { queued, bytes, .. } => {
                 *bytes += f.len() - LEN_PREFIX;
                 queued.push(f.slice(LEN_PREFIX..));
@@ -261,8 +259,8 @@ impl FramesOut {
     /// Bytes in the batch.
     pub fn gathered(&self) -> usize {
         match self {
-            FramesOut::Tcp { buf, .. } | FramesOut::Tls { buf, .. } => buf.len(),
-            FramesOut::Ws { bytes, .. } => *bytes,
+            FramesOut::Tls { buf, .. } => buf.len(),
+            FramesOut::Tcp { bytes, .. } | FramesOut::Ws { bytes, .. } => *bytes,
         }
     }
 
@@ -272,8 +270,8 @@ impl FramesOut {
     pub async fn write(&mut self, rx: &OutboxRx, timeout: Duration, chunk: usize) -> Written {
         let deadline = Instant::now() + timeout;
         let written = match self {
-            FramesOut::Tcp { wr, buf } => write_bytes(wr, buf, rx, deadline, false).await,
-            FramesOut::Tls { wr, buf } => write_bytes(wr, buf, rx, deadline, true).await,
+            FramesOut::Tcp { wr, queued, bytes } => write_queued(wr, queued, bytes, rx, deadline).await,
+            FramesOut::Tls { wr, buf } => write_bytes(wr, buf, rx, deadline).await,
             FramesOut::Ws { tx, queued, bytes } => {
                 *bytes = 0;
                 let send = async {
@@ -291,9 +289,11 @@ impl FramesOut {
                 }
             }
         };
-        if let (Written::All, FramesOut::Tcp { buf, .. } | FramesOut::Tls { buf, .. }) = (&written, &mut *self) {
-            if buf.capacity() > chunk {
-                *buf = BytesMut::new();
+        if let Written::All = written {
+            match self {
+                FramesOut::Tls { buf, .. } if buf.capacity() > chunk => *buf = BytesMut::new(),
+                FramesOut::Tcp { queued, .. } if queued.capacity() > QUEUED_KEPT => *queued = VecDeque::new(),
+                _ => {}
             }
         }
         written
@@ -305,8 +305,10 @@ impl FramesOut {
     pub async fn close(mut self, kick: KickReason, timeout: Duration) -> Option<FramesOut> {
         let sent = tokio::time::timeout(timeout, async {
             match &mut self {
-                FramesOut::Tcp { wr, buf } => {
-                    wr.write_all(buf).await?;
+                FramesOut::Tcp { wr, queued, .. } => {
+                    while let Some(f) = queued.pop_front() {
+                        wr.write_all(&f).await?;
+                    }
                     wr.shutdown().await
                 }
                 FramesOut::Tls { wr, buf } => {
@@ -332,14 +334,61 @@ impl FramesOut {
     }
 }
 
-/// Writes `buf` out, consuming what the socket takes, then flushes when asked (TLS holds
-/// records back until flushed; a TCP socket has nothing to flush).
+/// Writes `buf` out, consuming what the socket takes, then flushes (TLS holds records back
+/// until flushed).
+/// Frames queued for a plain TCP connection that a writer keeps room for between batches.
+const QUEUED_KEPT: usize = 64;
+/// Frames given to one vectored write at most (Linux takes up to 1,024).
+const SLICES: usize = 64;
+
+/// Writes the queued frames with vectored writes, dropping each frame the socket took whole.
+async fn write_queued(
+    wr: &mut OwnedWriteHalf,
+    queued: &mut VecDeque<Bytes>,
+    bytes: &mut usize,
+    rx: &OutboxRx,
+    deadline: Instant,
+) -> Written {
+    while *bytes > 0 {
+        // The slices are made at each poll, so the writer's future does not hold them while
+        // it waits (every connection's writer would carry their room).
+        let frames = &*queued;
+        let write = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            let n = frames.iter().zip(slices.iter_mut()).map(|(f, s)| *s = IoSlice::new(f)).count();
+            std::pin::Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..n])
+        });
+        tokio::select! {
+            // A vectored write is cancel-safe: when the stall wins, nothing was taken.
+            r = tokio::time::timeout_at(deadline, write) => match r {
+                Ok(Ok(n)) if n > 0 => taken(queued, bytes, n),
+                _ => return Written::Failed,
+            },
+            _ = rx.stalled() => return Written::Stalled,
+        }
+    }
+    Written::All
+}
+
+/// Drops the `n` bytes the socket took from the front of `queued`.
+fn taken(queued: &mut VecDeque<Bytes>, bytes: &mut usize, mut n: usize) {
+    *bytes -= n;
+    while n > 0 {
+        let Some(front) = queued.front_mut() else { return };
+        if front.len() > n {
+            front.advance(n);
+            return;
+        }
+        n -= front.len();
+        queued.pop_front();
+    }
+}
+
 async fn write_bytes<W: AsyncWrite + Unpin>(
     wr: &mut W,
     buf: &mut BytesMut,
     rx: &OutboxRx,
     deadline: Instant,
-    flush: bool,
 ) -> Written {
     while !buf.is_empty() {
         tokio::select! {
@@ -351,14 +400,28 @@ async fn write_bytes<W: AsyncWrite + Unpin>(
             _ = rx.stalled() => return Written::Stalled,
         }
     }
-    if !flush {
-        return Written::All;
-    }
     tokio::select! {
         r = tokio::time::timeout_at(deadline, wr.flush()) => match r {
             Ok(Ok(())) => Written::All,
             _ => Written::Failed,
         },
         _ = rx.stalled() => Written::Stalled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_vectored_write_drops_whole_frames_and_advances_the_next() {
+        let mut q: VecDeque<Bytes> = [&b"abc"[..], b"defgh", b"ij"].into_iter().map(Bytes::from_static).collect();
+        let mut bytes = 10;
+        taken(&mut q, &mut bytes, 4);
+        assert_eq!((bytes, q.len(), &q[0][..]), (6, 2, &b"efgh"[..]));
+        taken(&mut q, &mut bytes, 4);
+        assert_eq!((bytes, q.len(), &q[0][..]), (2, 1, &b"ij"[..]));
+        taken(&mut q, &mut bytes, 2);
+        assert_eq!((bytes, q.len()), (0, 0));
     }
 }
