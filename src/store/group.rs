@@ -76,11 +76,13 @@ impl Groups {
     }
 
     fn write_sorted<'a>(&self, batches: impl Iterator<Item = &'a Batch> + Clone) -> Result<(), StoreError> {
-        // The group's operations sorted by (column family, key), so the memtable inserts walk
-        // each skip list forward from the previous insert's position
-        // (`memtable_insert_hint_per_batch`) instead of searching it from the top for every
-        // key. The sort is stable: operations on one key keep their order (a later put or
-        // delete still wins).
+        // The group's operations sorted by (column family, key): consecutive inserts into a
+        // skip list then pass through nodes the previous insert brought into the cache. The
+        // per-batch insert hints (`memtable_insert_hint_per_batch`) go further, starting each
+        // search at the previous insert's position, but RocksDB uses them only when it
+        // inserts concurrently: when several shards' writes meet in one RocksDB write group,
+        // never for a single writer. The sort is stable: operations on one key keep their
+        // order (a later put or delete still wins).
         let all = batches.flat_map(|b| b.ops.iter());
         // After-hook events get their keys here, in write order: with several writers the
         // order lock is held from the keys' assignment until the write returned, so a
