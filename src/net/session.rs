@@ -375,7 +375,10 @@ async fn write_loop(mut out: FramesOut, mut rx: OutboxRx, sink: Sink) -> Option<
         out.push(kick);
     }
     metrics.flush(&mut tally);
-    out.close(reason, write_timeout).await
+    // Boxed: the close runs once per connection, and inline its state would be part of
+    // every writer task for the connection's whole life.
+    let closing = Box::pin(out.close(reason, write_timeout));
+    closing.await
 }
 
 /// How a connection's writer writes, and where it counts what it wrote.

@@ -292,7 +292,10 @@ impl FramesOut {
         if let Written::All = written {
             match self {
                 FramesOut::Tls { buf, .. } if buf.capacity() > chunk => *buf = BytesMut::new(),
-                FramesOut::Tcp { queued, .. } if queued.capacity() > QUEUED_KEPT => *queued = VecDeque::new(),
+                // All taken, so empty: its room is given back too. An idle connection then
+                // holds no queue (a batch costs one small allocation; keeping the room cost
+                // every idle connection 128 bytes and more).
+                FramesOut::Tcp { queued, .. } => *queued = VecDeque::new(),
                 _ => {}
             }
         }
@@ -305,9 +308,12 @@ impl FramesOut {
     pub async fn close(mut self, kick: KickReason, timeout: Duration) -> Option<FramesOut> {
         let sent = tokio::time::timeout(timeout, async {
             match &mut self {
-                FramesOut::Tcp { wr, queued, .. } => {
-                    while let Some(f) = queued.pop_front() {
-                        wr.write_all(&f).await?;
+                FramesOut::Tcp { wr, queued, bytes } => {
+                    while *bytes > 0 {
+                        match write_front(wr, queued).await? {
+                            0 => return Err(io::ErrorKind::WriteZero.into()),
+                            n => taken(queued, bytes, n),
+                        }
                     }
                     wr.shutdown().await
                 }
@@ -334,10 +340,6 @@ impl FramesOut {
     }
 }
 
-/// Writes `buf` out, consuming what the socket takes, then flushes (TLS holds records back
-/// until flushed).
-/// Frames queued for a plain TCP connection that a writer keeps room for between batches.
-const QUEUED_KEPT: usize = 64;
 /// Frames given to one vectored write at most (Linux takes up to 1,024).
 const SLICES: usize = 64;
 
@@ -350,17 +352,9 @@ async fn write_queued(
     deadline: Instant,
 ) -> Written {
     while *bytes > 0 {
-        // The slices are made at each poll, so the writer's future does not hold them while
-        // it waits (every connection's writer would carry their room).
-        let frames = &*queued;
-        let write = std::future::poll_fn(|cx| {
-            let mut slices = [IoSlice::new(&[]); SLICES];
-            let n = frames.iter().zip(slices.iter_mut()).map(|(f, s)| *s = IoSlice::new(f)).count();
-            std::pin::Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..n])
-        });
         tokio::select! {
             // A vectored write is cancel-safe: when the stall wins, nothing was taken.
-            r = tokio::time::timeout_at(deadline, write) => match r {
+            r = tokio::time::timeout_at(deadline, write_front(wr, queued)) => match r {
                 Ok(Ok(n)) if n > 0 => taken(queued, bytes, n),
                 _ => return Written::Failed,
             },
@@ -368,6 +362,20 @@ async fn write_queued(
         }
     }
     Written::All
+}
+
+/// One vectored write of the front frames; how many bytes the socket took. The slices are
+/// made at each poll, so the writer's future does not hold them while it waits (every
+/// connection's writer would carry their room).
+fn write_front<'a>(
+    wr: &'a mut OwnedWriteHalf,
+    queued: &'a VecDeque<Bytes>,
+) -> impl std::future::Future<Output = io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
+        let mut slices = [IoSlice::new(&[]); SLICES];
+        let n = queued.iter().zip(slices.iter_mut()).map(|(f, s)| *s = IoSlice::new(f)).count();
+        std::pin::Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..n])
+    })
 }
 
 /// Drops the `n` bytes the socket took from the front of `queued`.
@@ -384,6 +392,8 @@ fn taken(queued: &mut VecDeque<Bytes>, bytes: &mut usize, mut n: usize) {
     }
 }
 
+/// Writes `buf` out, consuming what the socket takes, then flushes (TLS holds records back
+/// until flushed).
 async fn write_bytes<W: AsyncWrite + Unpin>(
     wr: &mut W,
     buf: &mut BytesMut,
